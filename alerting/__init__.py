@@ -1,0 +1,1 @@
+"""predwatch alerting."""
