@@ -1,0 +1,329 @@
+"""Baselines: what each feature looked like in training, in the terms the checks need.
+
+A baseline is a versioned JSON document. Per column (input feature or prediction
+output) it keeps the kind, the null rate, and:
+
+- numeric: decile bin edges with training counts (window profiles count into the
+  same bins), min/max, mean/std and 101 quantiles;
+- categorical and boolean: category counts and the expected share of unseen values
+  (Good-Turing: singletons / rows, plus the mass of categories not stored);
+- text: the model's own vocabulary and the expected out-of-vocabulary rate, measured
+  on a held-out fifth of the training text (a vocabulary has no OOV on its own data).
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from logging_adapter import contract as c
+
+from .values import category_of, tokenize
+
+SCHEMA_VERSION = 1
+KINDS = ("numeric", "categorical", "boolean", "text")
+NUMERIC_BINS = 10
+MAX_CATEGORIES = 10_000
+MAX_VOCABULARY = 50_000
+HOLDOUT_EVERY = 5
+
+
+@dataclass
+class ColumnBaseline:
+    """One column of the training data, summarised for the checks."""
+
+    name: str
+    kind: str
+    role: str = "input"  # "input" or "prediction"
+    rows: int = 0
+    nulls: int = 0
+    mismatched: int = 0
+    # numeric
+    edges: list[float] | None = None
+    bin_counts: list[int] | None = None
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    quantiles: list[float] | None = None
+    # categorical, boolean
+    categories: dict[str, int] | None = None
+    other_count: int = 0
+    singletons: int = 0
+    # text
+    vocabulary: list[str] | None = None
+    expected_oov_rate: float | None = None
+    tokens: int = 0
+
+    @property
+    def field(self) -> str:
+        """Full field path in the prediction records."""
+        return c.column_field(self.name)
+
+    @property
+    def null_rate(self) -> float:
+        return self.nulls / self.rows if self.rows else 0.0
+
+    @property
+    def values(self) -> int:
+        """Non-null values of the expected type."""
+        return self.rows - self.nulls - self.mismatched
+
+    @property
+    def expected_unseen_rate(self) -> float:
+        """Share of values a new sample is expected to show that the baseline does not list."""
+        n = self.values
+        return (self.singletons + self.other_count) / n if n else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class Baseline:
+    """The baseline of one model version."""
+
+    model: str
+    version: str | None
+    rows: int
+    columns: dict[str, ColumnBaseline]
+    created: str = field(default_factory=lambda: c.utc_iso(datetime.now(timezone.utc)))
+    source: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def inputs(self) -> list[ColumnBaseline]:
+        return [col for col in self.columns.values() if col.role == "input"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "predwatch.baseline",
+            "schema_version": self.schema_version,
+            "model": self.model,
+            "version": self.version,
+            "created": self.created,
+            "source": self.source,
+            "rows": self.rows,
+            "columns": {name: col.to_dict() for name, col in self.columns.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> "Baseline":
+        version = doc.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"baseline schema version {version!r} is not supported (expected {SCHEMA_VERSION})")
+        columns = {name: ColumnBaseline(**col) for name, col in doc["columns"].items()}
+        return cls(model=doc["model"], version=doc.get("version"), rows=doc["rows"], columns=columns,
+                   created=doc.get("created", ""), source=doc.get("source"), schema_version=version)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_bytes(orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Baseline":
+        try:
+            doc = orjson.loads(Path(path).read_bytes())
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not a JSON baseline ({exc})") from None
+        if not isinstance(doc, dict) or doc.get("kind") != "predwatch.baseline":
+            raise ValueError(f"{path}: not a predwatch baseline document")
+        return cls.from_dict(doc)
+
+
+# -- building ----------------------------------------------------------------------------
+
+def build_baseline(
+    table: pd.DataFrame,
+    *,
+    model: str,
+    version: str | None = None,
+    kinds: dict[str, str] | None = None,
+    predictions: Sequence[str] = (),
+    source: str | None = None,
+) -> Baseline:
+    """Summarise a training table, one column per feature.
+
+    Parameters:
+        table: one row per training example; each column a feature (dotted names for nesting).
+        kinds: column -> kind overrides; others are inferred (:func:`infer_kind`).
+        predictions: columns holding model outputs. One becomes ``prediction``,
+            several become ``prediction.<column>``; columns already named
+            ``prediction``/``prediction.*`` (from prediction records) are outputs too.
+    """
+    kinds = dict(kinds or {})
+    renamed: dict[str, str] = {}
+    for col in predictions:
+        if col not in table.columns:
+            raise ValueError(f"prediction column {col!r} is not in the data (columns: {', '.join(map(str, table.columns))})")
+        renamed[col] = c.PREDICTION_COLUMN if len(predictions) == 1 else f"{c.PREDICTION_COLUMN}.{col}"
+    for col in kinds:
+        if col not in table.columns:
+            raise ValueError(f"column {col!r} given a kind but not in the data")
+    columns: dict[str, ColumnBaseline] = {}
+    for col in table.columns:
+        name = renamed.get(col, str(col))
+        if col not in renamed and (name == c.PREDICTION_COLUMN or name.startswith(c.PREDICTION_COLUMN + ".")):
+            role = "prediction"
+        else:
+            role = "prediction" if col in renamed else "input"
+        if role == "input" and (name == c.PREDICTION_COLUMN or name.startswith(c.PREDICTION_COLUMN + ".")):
+            raise ValueError(f"feature {name!r} clashes with the prediction column name; rename it")
+        series = table[col]
+        kind = kinds.get(col) or infer_kind(series)
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r} for {col!r}; choose from {', '.join(KINDS)}")
+        columns[name] = summarise_column(name, kind, role, series)
+    return Baseline(model=model, version=None if version is None else str(version), rows=len(table),
+                    columns=columns, source=source)
+
+
+def infer_kind(series: pd.Series) -> str:
+    """numeric, boolean, categorical, or text (strings of several words, mostly distinct)."""
+    values = series.dropna()
+    if pd.api.types.is_bool_dtype(series) or (len(values) and values.map(type).eq(bool).all()):
+        return "boolean"
+    if pd.api.types.is_numeric_dtype(series):
+        return "numeric"
+    numeric = pd.to_numeric(values, errors="coerce") if values.map(type).isin([int, float]).any() else None
+    if numeric is not None and numeric.notna().mean() >= 0.95:
+        return "numeric"
+    strings = values[values.map(type).eq(str)]
+    if len(strings) == 0:
+        return "categorical"
+    sample = strings.iloc[:: max(1, len(strings) // 5000)]
+    words = sample.map(lambda s: len(s.split())).mean()
+    distinct = sample.nunique() / len(sample)
+    return "text" if words >= 3 and distinct > 0.5 else "categorical"
+
+
+def summarise_column(name: str, kind: str, role: str, series: pd.Series) -> ColumnBaseline:
+    col = ColumnBaseline(name=name, kind=kind, role=role, rows=len(series))
+    if kind == "numeric":
+        _numeric(col, series)
+    elif kind == "text":
+        _text(col, series)
+    else:
+        _categorical(col, series)
+    return col
+
+
+def _null_mask(series: pd.Series) -> pd.Series:
+    return series.isna()
+
+
+def _numeric(col: ColumnBaseline, series: pd.Series) -> None:
+    nulls = _null_mask(series)
+    col.nulls = int(nulls.sum())
+    present = series[~nulls]
+    if pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present):
+        values = present.to_numpy(dtype=float)
+    else:
+        ok = present.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))
+        col.mismatched = int((~ok).sum())
+        values = present[ok].to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        col.edges, col.bin_counts = [], [0, 0]
+        return
+    col.edges = numeric_edges(values)
+    col.bin_counts = np.bincount(bin_index(col.edges, values), minlength=len(col.edges) + 1).tolist()
+    col.min, col.max = float(values.min()), float(values.max())
+    col.mean, col.std = float(values.mean()), float(values.std())
+    col.quantiles = np.quantile(values, np.linspace(0, 1, 101)).tolist()
+
+
+def numeric_edges(values: np.ndarray, bins: int = NUMERIC_BINS) -> list[float]:
+    """Quantile bin edges ``e0 < ... < ek``, the last just above the maximum.
+
+    Bins are ``[e_i, e_i+1)``, plus two tails: below ``e0`` (the training minimum)
+    and at or above ``ek`` (above the training maximum), which is what
+    Elasticsearch ``range`` aggregations count with ``from``/``to``.
+    """
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)))
+    edges[-1] = np.nextafter(edges[-1], math.inf)
+    return [float(e) for e in edges]
+
+
+def bin_index(edges: Sequence[float], values: np.ndarray) -> np.ndarray:
+    """Bin of each value: 0 below the edges, ``len(edges)`` at or above the last edge."""
+    return np.searchsorted(np.asarray(edges), values, side="right")
+
+
+def _categorical(col: ColumnBaseline, series: pd.Series) -> None:
+    nulls = _null_mask(series)
+    col.nulls = int(nulls.sum())
+    counts: Counter[str] = Counter()
+    for value, n in series[~nulls].value_counts(sort=False).items():
+        cat = category_of(value)
+        if cat is None or (col.kind == "boolean" and not isinstance(value, (bool, np.bool_))):
+            col.mismatched += int(n)
+        else:
+            counts[cat] += int(n)
+    kept = dict(counts.most_common(MAX_CATEGORIES))
+    col.categories = kept
+    col.other_count = sum(counts.values()) - sum(kept.values())
+    col.singletons = sum(1 for n in counts.values() if n == 1)
+
+
+def _text(col: ColumnBaseline, series: pd.Series) -> None:
+    nulls = _null_mask(series)
+    col.nulls = int(nulls.sum())
+    present = series[~nulls]
+    is_str = present.map(type).eq(str)
+    col.mismatched = int((~is_str).sum())
+    texts = present[is_str].tolist()
+    tokenized = [tokenize(t) for t in texts]
+    col.tokens = sum(map(len, tokenized))
+    held_out = tokenized[::HOLDOUT_EVERY]
+    train = [toks for i, toks in enumerate(tokenized) if i % HOLDOUT_EVERY]
+    train_vocab = vocabulary(train)
+    held_tokens = sum(map(len, held_out))
+    oov = sum(1 for tok in chain.from_iterable(held_out) if tok not in train_vocab)
+    col.expected_oov_rate = oov / held_tokens if held_tokens else 0.0
+    col.vocabulary = sorted(vocabulary(tokenized))
+
+
+def vocabulary(tokenized: Iterable[list[str]], limit: int = MAX_VOCABULARY) -> set[str]:
+    counts = Counter(chain.from_iterable(tokenized))
+    return {tok for tok, _ in counts.most_common(limit)}
+
+
+# -- loading training data -----------------------------------------------------------------
+
+def load_table(path: str | Path) -> pd.DataFrame:
+    """CSV, Parquet, or JSONL (prediction records or plain objects) as a table of columns."""
+    path = Path(path)
+    suffix = "".join(path.suffixes[-2:]).lower()
+    if suffix.endswith((".parquet", ".pq")):
+        return pd.read_parquet(path)
+    if suffix.endswith((".jsonl", ".ndjson", ".json", ".jsonl.gz")):
+        return _records_table(path)
+    return pd.read_csv(path, low_memory=False)
+
+
+def _records_table(path: Path) -> pd.DataFrame:
+    from .sources.local import read_jsonl  # local import: sources depend on baselines
+
+    rows = []
+    for _, item in read_jsonl([path]):
+        if isinstance(item, dict):
+            rows.append(_columns_of(item))
+    if not rows:
+        raise ValueError(f"{path}: no JSON object lines")
+    return pd.DataFrame.from_records(rows)
+
+
+def _columns_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """A prediction record's columns, or a plain object's flattened keys."""
+    try:
+        return c.read_prediction(obj).columns()
+    except c.RecordError:
+        return c.flatten(obj)

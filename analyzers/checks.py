@@ -1,0 +1,318 @@
+"""The checks: each reads one column's baseline and window profile and measures one thing.
+
+A detector returns a :class:`Measurement` (an effect size with its evidence) or
+``None`` when it does not apply. :func:`evaluate` then decides, for all
+measurements of a window together: a result is a finding only when its effect
+reaches the configured threshold *and* its p-value survives Benjamini-Hochberg
+false-discovery control across every test of the window. Large windows therefore
+do not alarm on negligible differences, and small windows do not alarm on noise.
+
+Effects are measured against what training data predicts, not against zero:
+unseen categories against the Good-Turing unseen share, OOV against the held-out
+OOV rate, nulls against the training null rate.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import stats
+from .baseline import Baseline, ColumnBaseline
+from .config import CheckConfig
+from .profile import UNSEEN_KEEP, ColumnProfile, WindowProfile
+
+SHOWN = 5  # examples per finding
+RARE = 5  # training count below which a category is too rare to take part in shift bins
+
+
+@dataclass
+class Measurement:
+    """What a detector measured. ``value`` is the effect size compared with the thresholds."""
+
+    value: float
+    p_value: float | None
+    n_window: int
+    n_baseline: int
+    observed: float | None = None
+    expected: float | None = None
+    detail: str = ""
+    examples: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class CheckResult:
+    """A decided measurement: ``status`` is ``ok``, ``warning`` or ``critical``."""
+
+    check: str
+    feature: str
+    role: str
+    status: str
+    value: float
+    threshold: float
+    critical_threshold: float
+    p_value: float | None
+    adjusted_p_value: float | None
+    n_window: int
+    n_baseline: int
+    observed: float | None
+    expected: float | None
+    message: str
+    examples: list[Any]
+
+    @property
+    def severity(self) -> str | None:
+        return None if self.status == "ok" else self.status
+
+    def finding(self) -> dict[str, Any]:
+        """The finding as ``predwatch check --format json`` prints it."""
+        return {
+            "check": self.check,
+            "feature": self.feature,
+            "severity": self.status,
+            "value": stats.finite_or_none(round(self.value, 6)),
+            "threshold": self.threshold,
+            "p_value": stats.finite_or_none(self.p_value),
+            "message": self.message,
+            "examples": self.examples,
+            "observed": stats.finite_or_none(self.observed),
+            "expected": stats.finite_or_none(self.expected),
+            "n_window": self.n_window,
+            "n_baseline": self.n_baseline,
+        }
+
+
+Detector = Callable[[ColumnBaseline, ColumnProfile, WindowProfile], "Measurement | None"]
+
+
+def missing_feature(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
+    """Share of records where the feature is absent or null, above the training null rate.
+
+    Statistic: ``(absent + null) / records - baseline_null_rate``; one-sided binomial
+    test against the baseline rate. A feature that vanishes scores about 1.0.
+
+    >>> from analyzers.baseline import ColumnBaseline
+    >>> col = ColumnBaseline("amount", "numeric", rows=1000, nulls=20)
+    >>> m = missing_feature(col, ColumnProfile("numeric", present=600, nulls=10), WindowProfile(records=1000))
+    >>> round(m.value, 2), m.p_value < 1e-10
+    (0.39, True)
+    """
+    n = window.records
+    if n == 0:
+        return None
+    absent = n - prof.present
+    missing = absent + prof.nulls
+    rate = missing / n
+    expected = col.null_rate
+    parts = []
+    if absent:
+        parts.append(f"absent in {absent / n:.1%}")
+    if prof.nulls:
+        parts.append(f"null in {prof.nulls / n:.1%}")
+    detail = (" and ".join(parts) or "never missing") + f" of {n:,} records (training: {expected:.1%} null)"
+    return Measurement(rate - expected, stats.excess_rate_p_value(missing, n, expected), n, col.rows,
+                       rate, expected, detail)
+
+
+def type_mismatch(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
+    """Share of non-null values whose JSON type does not fit the feature's kind.
+
+    Statistic: ``mismatched / non-null values - baseline mismatch rate``; one-sided
+    binomial test. Examples are the offending values.
+    """
+    n = prof.present - prof.nulls
+    if n <= 0:
+        return None
+    base_n = col.rows - col.nulls
+    expected = col.mismatched / base_n if base_n else 0.0
+    rate = prof.mismatched / n
+    detail = f"{prof.mismatched:,} of {n:,} values are not {_kind_phrase(col.kind)}"
+    return Measurement(rate - expected, stats.excess_rate_p_value(prof.mismatched, n, expected), n, base_n,
+                       rate, expected, detail, [_example(v) for v in prof.mismatch_examples[:SHOWN]])
+
+
+def unseen_category(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
+    """Share of values never seen in training, above the share training predicts.
+
+    Statistic: ``unseen / values - expected``, where ``expected`` is the Good-Turing
+    estimate of unseen mass (training singletons / values, plus categories the
+    baseline did not store); one-sided binomial test. A long tail of rare values
+    therefore stays quiet, a new value taking a tenth of the traffic does not.
+    Reference: Good (1953), Biometrika 40(3/4).
+    """
+    if col.kind != "categorical":
+        return None
+    n = prof.values
+    if n <= 0:
+        return None
+    expected = col.expected_unseen_rate
+    rate = prof.unseen / n
+    top = sorted(prof.unseen_values.items(), key=lambda kv: -kv[1])[:SHOWN]
+    distinct = f"{len(prof.unseen_values):,}{'+' if len(prof.unseen_values) >= UNSEEN_KEEP else ''}"
+    detail = (f"{rate:.1%} of {n:,} values were never seen in training "
+              f"({distinct} distinct; expected {expected:.1%})")
+    return Measurement(rate - expected, stats.excess_rate_p_value(prof.unseen, n, expected), n, col.values,
+                       rate, expected, detail, [{"value": v, "count": k} for v, k in top])
+
+
+def out_of_range(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
+    """Share of numeric values outside the training minimum..maximum.
+
+    Statistic: ``outside / values - 2 / (training values + 1)`` (the chance a new draw
+    from the training distribution beats its extremes); one-sided binomial test.
+    """
+    if col.kind != "numeric" or not prof.bins or col.min is None:
+        return None
+    n = sum(prof.bins)
+    if n == 0:
+        return None
+    below, above = prof.bins[0], prof.bins[-1]
+    expected = 2.0 / (col.values + 1)
+    rate = (below + above) / n
+    examples = []
+    if below:
+        examples.append({"below_min": col.min, "window_min": prof.min, "count": below})
+    if above:
+        examples.append({"above_max": col.max, "window_max": prof.max, "count": above})
+    detail = (f"{rate:.1%} of {n:,} values outside the training range "
+              f"[{_num(col.min)}, {_num(col.max)}] (window range [{_num(prof.min)}, {_num(prof.max)}])")
+    return Measurement(rate - expected, stats.excess_rate_p_value(below + above, n, expected), n, col.values,
+                       rate, expected, detail, examples)
+
+
+def oov_rate(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
+    """Out-of-vocabulary token rate of a text feature, above the held-out training rate.
+
+    Statistic: ``oov tokens / tokens - expected_oov_rate``. The test counts texts, not
+    tokens, as independent trials (words of one text are not independent), so its
+    evidence is conservative; from Elasticsearch it counts the sampled texts only.
+    """
+    if col.kind != "text" or prof.tokens <= 0:
+        return None
+    expected = col.expected_oov_rate or 0.0
+    rate = prof.oov_tokens / prof.tokens
+    trials = max(prof.texts, 1)
+    p = stats.excess_rate_p_value(round(rate * trials), trials, expected)
+    top = sorted(prof.oov_values.items(), key=lambda kv: -kv[1])[:SHOWN]
+    detail = (f"{rate:.1%} of {prof.tokens:,} words in {prof.texts:,} texts are not in the model's vocabulary "
+              f"(expected {expected:.1%})")
+    return Measurement(rate - expected, p, prof.texts, col.values, rate, expected, detail,
+                       [{"word": w, "count": k} for w, k in top])
+
+
+def distribution_shift(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
+    """Population Stability Index between training and window on the baseline's bins.
+
+    Numeric: decile bins plus the two out-of-range tails. Categorical: categories
+    with at least 0.5% of training (top 30) plus one bin for the other known
+    ones; unseen values are the ``unseen_category`` check's business.
+    Thresholds: PSI 0.1 moderate, 0.25 significant; evidence: ``n_eff * PSI ~
+    chi2(bins - 1)`` (see :func:`analyzers.stats.psi_p_value`).
+    """
+    expected, observed, detail = _shift_bins(col, prof)
+    n_base, n_win = sum(expected), sum(observed)
+    if n_base == 0 or n_win == 0:
+        return None
+    value = stats.psi(expected, observed)
+    return Measurement(value, stats.psi_p_value(value, n_base, n_win, len(expected)), int(n_win), int(n_base),
+                       None, None, f"PSI {value:.3f} over {len(expected)} bins; {detail}")
+
+
+def _shift_bins(col: ColumnBaseline, prof: ColumnProfile) -> tuple[list[float], list[float], str]:
+    if col.kind == "numeric":
+        base, win = list(col.bin_counts or []), list(prof.bins or [])
+        if len(base) != len(win):
+            return [], [], ""
+        ms = prof.mean_std()
+        detail = (f"window mean {_num(ms[0])} sd {_num(ms[1])} vs training mean {_num(col.mean)} sd {_num(col.std)}"
+                  if ms else "")
+        return base, win, detail
+    if col.kind == "text" or not col.categories:
+        return [], [], ""
+    total = sum(col.categories.values())
+    ranked = sorted(col.categories.items(), key=lambda kv: -kv[1])
+    major = [cat for cat, n in ranked[:30] if n >= 0.005 * total]
+    # The remaining categories form one bin; those seen fewer than RARE times in training
+    # are left out on both sides: their training share overstates how often they recur
+    # (the Good-Turing effect), which would read as a shift in every window.
+    minor = [cat for cat, n in ranked[len(major):] if n >= RARE]
+    base = [col.categories[cat] for cat in major]
+    win = [prof.categories.get(cat, 0) for cat in major]
+    base.append(sum(col.categories[cat] for cat in minor))
+    win.append(sum(prof.categories.get(cat, 0) for cat in minor))
+    if base[-1] == 0 and win[-1] == 0:
+        base.pop()
+        win.pop()
+    moved = _largest_moves(major, base, win)
+    return base, win, f"largest moves: {moved}" if moved else ""
+
+
+def _largest_moves(names: list[str], base: list[float], win: list[float]) -> str:
+    nb, nw = sum(base) or 1, sum(win) or 1
+    moves = [(name, b / nb, w / nw) for name, b, w in zip(names, base, win)]
+    moves.sort(key=lambda m: -abs(m[2] - m[1]))
+    return ", ".join(f"{name!r} {b:.1%} -> {w:.1%}" for name, b, w in moves[:3])
+
+
+DETECTORS: dict[str, Detector] = {
+    "missing_feature": missing_feature,
+    "type_mismatch": type_mismatch,
+    "unseen_category": unseen_category,
+    "out_of_range": out_of_range,
+    "oov_rate": oov_rate,
+    "distribution_shift": distribution_shift,
+}
+
+
+def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | None = None) -> list[CheckResult]:
+    """Every applicable check of every column, decided together (one FDR family per window)."""
+    config = config or CheckConfig()
+    pending: list[tuple[str, ColumnBaseline, Measurement]] = []
+    for name, col in baseline.columns.items():
+        prof = profile.columns.get(name) or ColumnProfile(kind=col.kind)
+        for check, detector in DETECTORS.items():
+            if check == "distribution_shift" and col.role == "prediction":
+                check = "prediction_shift"
+            if not config.level(check, name).enabled:
+                continue
+            measured = detector(col, prof, profile)
+            if measured is not None:
+                pending.append((check, col, measured))
+    adjusted = stats.benjamini_hochberg([m.p_value if m.p_value is not None else 1.0 for _, _, m in pending])
+    results = []
+    for (check, col, m), q in zip(pending, adjusted):
+        level = config.level(check, col.name)
+        significant = q <= config.fdr
+        if significant and m.value >= level.critical:
+            status = "critical"
+        elif significant and m.value >= level.warning:
+            status = "warning"
+        else:
+            status = "ok"
+        results.append(CheckResult(
+            check=check, feature=col.name, role=col.role, status=status, value=m.value,
+            threshold=level.warning, critical_threshold=level.critical, p_value=m.p_value,
+            adjusted_p_value=q, n_window=m.n_window, n_baseline=m.n_baseline, observed=m.observed,
+            expected=m.expected, message=f"{col.name}: {m.detail}", examples=m.examples,
+        ))
+    return results
+
+
+def findings(results: list[CheckResult]) -> list[CheckResult]:
+    """The alert-worthy results, most severe and largest effect first."""
+    bad = [r for r in results if r.status != "ok"]
+    return sorted(bad, key=lambda r: (r.status != "critical", -r.value / (r.threshold or 1)))
+
+
+def _kind_phrase(kind: str) -> str:
+    return {"numeric": "numbers", "boolean": "booleans", "text": "strings", "categorical": "scalar values"}[kind]
+
+
+def _example(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > 80:
+        return value[:77] + "..."
+    return value
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"

@@ -1,0 +1,198 @@
+"""The ``predwatch`` command line. Each subcommand is a thin shell over a library function.
+
+Exit codes: 0 all well, 1 findings, 2 bad usage or unusable input.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import orjson
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad arguments or unusable input: printed as one line, exit code 2."""
+
+
+Command = Callable[[argparse.Namespace], int]
+_commands: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def command(register: Callable[[argparse._SubParsersAction], None]) -> Callable[[argparse._SubParsersAction], None]:
+    _commands.append(register)
+    return register
+
+
+def load_config(path: str | None) -> dict:
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc})") from None
+
+
+# -- baseline ------------------------------------------------------------------------------
+
+@command
+def _baseline(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("baseline", help="build a baseline from training data",
+                       description="Summarise training data (CSV, Parquet, or JSONL prediction records) into a baseline.")
+    p.add_argument("--data", required=True, help="training data: .csv, .parquet or .jsonl")
+    p.add_argument("--model", required=True, help="model name, as in the prediction records")
+    p.add_argument("--version", help="model version")
+    p.add_argument("--text", action="append", default=[], metavar="COL", help="treat COL as free text (repeatable)")
+    p.add_argument("--categorical", action="append", default=[], metavar="COL", help="treat COL as categorical")
+    p.add_argument("--numeric", action="append", default=[], metavar="COL", help="treat COL as numeric")
+    p.add_argument("--prediction", action="append", default=[], metavar="COL",
+                   help="column holding the model output (repeat for several outputs)")
+    p.add_argument("--drop", action="append", default=[], metavar="COL", help="ignore COL (ids, labels, timestamps)")
+    p.add_argument("--out", required=True, help="where to write the baseline JSON")
+    p.set_defaults(run=run_baseline)
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    from .baseline import build_baseline, load_table
+
+    path = Path(args.data)
+    if not path.exists():
+        raise UsageError(f"training data not found: {path}")
+    try:
+        table = load_table(path)
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    table = table.drop(columns=[c for c in args.drop if c in table.columns])
+    kinds = {**{c: "text" for c in args.text}, **{c: "categorical" for c in args.categorical},
+             **{c: "numeric" for c in args.numeric}}
+    try:
+        baseline = build_baseline(table, model=args.model, version=args.version, kinds=kinds,
+                                  predictions=args.prediction, source=path.name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    baseline.save(args.out)
+    print(f"baseline for {baseline.model} {baseline.version or ''} from {baseline.rows:,} rows -> {args.out}")
+    for name, col in baseline.columns.items():
+        print(f"  {name:30s} {col.kind:12s} {col.role:10s} null {col.null_rate:6.1%}")
+    return EXIT_OK
+
+
+# -- check ---------------------------------------------------------------------------------
+
+@command
+def _check(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="check a window of prediction logs against a baseline",
+                       description="Check JSONL prediction logs against a baseline. Exit 0: no findings; "
+                                   "1: findings; 2: bad usage or unusable input.")
+    p.add_argument("--baseline", required=True)
+    p.add_argument("--logs", required=True, nargs="+", help="JSONL files of prediction records (.gz too)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--config", help="predwatch.toml with check thresholds")
+    p.set_defaults(run=run_check)
+
+
+def _analyze_local(args: argparse.Namespace):
+    from .baseline import Baseline
+    from .config import CheckConfig
+    from .window import analyze_files
+
+    try:
+        baseline = Baseline.load(args.baseline)
+    except FileNotFoundError:
+        raise UsageError(f"baseline not found: {args.baseline}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"unusable baseline {args.baseline}: {exc}") from None
+    for log in args.logs:
+        if not Path(log).is_file():
+            raise UsageError(f"log file not found: {log}")
+    try:
+        config = CheckConfig.from_dict(load_config(getattr(args, "config", None)))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    result = analyze_files(args.logs, baseline, config)
+    for r in result.rejections:
+        print(f"rejected {r.where}: {r.reason}", file=sys.stderr)
+    if result.profile.rejected > len(result.rejections):
+        print(f"... {result.profile.rejected:,} lines rejected in all", file=sys.stderr)
+    if result.profile.records == 0:
+        raise UsageError(f"no valid prediction record in {', '.join(args.logs)}")
+    return result
+
+
+def run_check(args: argparse.Namespace) -> int:
+    result = _analyze_local(args)
+    if args.format == "json":
+        sys.stdout.write(orjson.dumps(result.to_json()).decode() + "\n")
+    else:
+        print(format_text(result))
+    return EXIT_FINDINGS if result.findings else EXIT_OK
+
+
+def format_text(result) -> str:
+    p = result.profile
+    lines = [f"model {p.model}  window {p.start} .. {p.end}  records {p.records:,}  rejected {p.rejected:,}"]
+    found = result.findings
+    if not found:
+        lines.append("no findings")
+        return "\n".join(lines)
+    head = f"{'severity':9s} {'check':19s} {'feature':20s} {'value':>9s} {'threshold':>9s} {'p-value':>9s}  message"
+    lines += [head, "-" * len(head)]
+    for f in found:
+        pv = f"{f.p_value:.1e}" if f.p_value is not None else "n/a"
+        lines.append(f"{f.status:9s} {f.check:19s} {f.feature[:20]:20s} {f.value:9.3f} {f.threshold:9.3g} {pv:>9s}  {f.message}")
+    return "\n".join(lines)
+
+
+# -- report --------------------------------------------------------------------------------
+
+@command
+def _report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="write a self-contained HTML report of a window",
+                       description="Check prediction logs against a baseline and write an HTML report.")
+    p.add_argument("--baseline", required=True)
+    p.add_argument("--logs", required=True, nargs="+")
+    p.add_argument("--config", help="predwatch.toml with check thresholds")
+    p.add_argument("--out", required=True, help="the HTML file to write")
+    p.set_defaults(run=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    result = _analyze_local(args)
+    out = write_report([result], args.out)
+    print(f"{len(result.findings)} finding(s); report written to {out}")
+    return EXIT_FINDINGS if result.findings else EXIT_OK
+
+
+# -- entry point ---------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="predwatch", description="ML prediction monitoring on the Elastic stack.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in _commands:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except UsageError as exc:
+        print(f"predwatch {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Check thresholds, with per-check defaults and per-feature overrides.
+
+In ``predwatch.toml``::
+
+    [checks]
+    fdr = 0.01                      # false discovery rate across all tests of a window
+
+    [checks.distribution_shift]     # defaults for one check
+    warning = 0.1
+    critical = 0.25
+
+    [features.amount.out_of_range]  # one feature, one check
+    warning = 0.05
+    enabled = true
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+CHECKS = (
+    "missing_feature",
+    "type_mismatch",
+    "unseen_category",
+    "out_of_range",
+    "oov_rate",
+    "distribution_shift",
+    "prediction_shift",
+)
+
+# What each threshold is measured in, and its default (warning, critical) level.
+DEFAULT_LEVELS: dict[str, tuple[float, float]] = {
+    "missing_feature": (0.05, 0.25),    # missing share above the training null rate
+    "type_mismatch": (0.01, 0.10),      # share of values of the wrong type
+    "unseen_category": (0.05, 0.20),    # unseen share above the expected unseen share
+    "out_of_range": (0.01, 0.10),       # share outside the training min..max, above expectation
+    "oov_rate": (0.10, 0.25),           # out-of-vocabulary token rate above the held-out rate
+    "distribution_shift": (0.10, 0.25),  # PSI on baseline bins
+    "prediction_shift": (0.10, 0.25),   # PSI on baseline bins of the model output
+}
+DEFAULT_FDR = 0.01
+
+
+@dataclass(frozen=True)
+class Level:
+    warning: float
+    critical: float
+    enabled: bool = True
+
+
+@dataclass
+class CheckConfig:
+    """Thresholds for every (check, feature); see the module docstring for the file format."""
+
+    fdr: float = DEFAULT_FDR
+    checks: dict[str, Level] = field(default_factory=lambda: {k: Level(*v) for k, v in DEFAULT_LEVELS.items()})
+    features: dict[str, dict[str, Level]] = field(default_factory=dict)
+
+    def level(self, check: str, feature: str) -> Level:
+        return self.features.get(feature, {}).get(check) or self.checks[check]
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any] | None) -> "CheckConfig":
+        doc = doc or {}
+        cfg = cls()
+        checks = dict(doc.get("checks", {}))
+        cfg.fdr = float(checks.pop("fdr", DEFAULT_FDR))
+        if not 0 < cfg.fdr < 1:
+            raise ValueError(f"checks.fdr must be between 0 and 1, got {cfg.fdr}")
+        for check, values in checks.items():
+            cfg.checks[check] = _level(check, values, cfg.checks.get(check))
+        for feature, per_check in doc.get("features", {}).items():
+            cfg.features[feature] = {
+                check: _level(f"{feature}.{check}", values, cfg.checks.get(check))
+                for check, values in per_check.items()
+            }
+        return cfg
+
+
+def _level(where: str, values: Any, default: Level | None) -> Level:
+    check = where.rsplit(".", 1)[-1]
+    if check not in CHECKS:
+        raise ValueError(f"unknown check {check!r} in configuration; checks are {', '.join(CHECKS)}")
+    if not isinstance(values, dict):
+        raise ValueError(f"[{where}] must be a table with warning/critical/enabled")
+    unknown = set(values) - {"warning", "critical", "enabled"}
+    if unknown:
+        raise ValueError(f"[{where}]: unknown keys {', '.join(sorted(unknown))}")
+    base = default or Level(*DEFAULT_LEVELS[check])
+    level = Level(
+        warning=float(values.get("warning", base.warning)),
+        critical=float(values.get("critical", max(base.critical, float(values.get("warning", base.warning))))),
+        enabled=bool(values.get("enabled", base.enabled)),
+    )
+    if level.critical < level.warning:
+        raise ValueError(f"[{where}]: critical ({level.critical}) is below warning ({level.warning})")
+    return level

@@ -1,0 +1,157 @@
+"""Window profiles: a mergeable summary of one window of prediction records.
+
+Counts per baseline bin, per baseline category and unseen, nulls, absent keys,
+type mismatches, tokens and out-of-vocabulary tokens, min and max. Every source
+(local files, Elasticsearch aggregations) produces this same structure, and the
+checks read nothing else. ``merge`` gives the profile of the union of two windows.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+EXAMPLES = 5  # examples kept per kind of problem
+UNSEEN_KEEP = 1000  # distinct unseen values tracked with counts (the total stays exact)
+
+
+@dataclass
+class ColumnProfile:
+    """One column in one window. ``present`` counts records that have the key (even as null)."""
+
+    kind: str
+    present: int = 0
+    nulls: int = 0
+    mismatched: int = 0
+    mismatch_examples: list[Any] = field(default_factory=list)
+    # numeric
+    bins: list[int] | None = None
+    min: float | None = None
+    max: float | None = None
+    sum: float = 0.0
+    sumsq: float = 0.0
+    # categorical, boolean
+    categories: dict[str, int] = field(default_factory=dict)
+    unseen: int = 0
+    unseen_values: dict[str, int] = field(default_factory=dict)
+    # text (``texts`` values tokenised: all of them locally, a sample in Elasticsearch)
+    texts: int = 0
+    tokens: int = 0
+    oov_tokens: int = 0
+    oov_values: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def values(self) -> int:
+        """Non-null values of the expected type."""
+        return self.present - self.nulls - self.mismatched
+
+    def mean_std(self) -> tuple[float, float] | None:
+        """Mean and standard deviation of the numeric values, from the running sums."""
+        n = sum(self.bins or ())
+        if not n:
+            return None
+        mean = self.sum / n
+        return mean, max(self.sumsq / n - mean * mean, 0.0) ** 0.5
+
+    def merge(self, other: "ColumnProfile") -> "ColumnProfile":
+        if self.kind != other.kind:
+            raise ValueError(f"cannot merge a {self.kind} profile with a {other.kind} one")
+        bins = None
+        if self.bins is not None or other.bins is not None:
+            a, b = self.bins or [0] * len(other.bins or []), other.bins or [0] * len(self.bins or [])
+            if len(a) != len(b):
+                raise ValueError("cannot merge numeric profiles built on different bin edges")
+            bins = [x + y for x, y in zip(a, b)]
+        return ColumnProfile(
+            kind=self.kind,
+            present=self.present + other.present,
+            nulls=self.nulls + other.nulls,
+            mismatched=self.mismatched + other.mismatched,
+            mismatch_examples=(self.mismatch_examples + other.mismatch_examples)[:EXAMPLES],
+            bins=bins,
+            min=_pick(min, self.min, other.min),
+            max=_pick(max, self.max, other.max),
+            sum=self.sum + other.sum,
+            sumsq=self.sumsq + other.sumsq,
+            categories=_add(self.categories, other.categories),
+            unseen=self.unseen + other.unseen,
+            unseen_values=_top(_add(self.unseen_values, other.unseen_values), UNSEEN_KEEP),
+            texts=self.texts + other.texts,
+            tokens=self.tokens + other.tokens,
+            oov_tokens=self.oov_tokens + other.oov_tokens,
+            oov_values=_top(_add(self.oov_values, other.oov_values), UNSEEN_KEEP),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> "ColumnProfile":
+        return cls(**doc)
+
+
+@dataclass
+class WindowProfile:
+    """All columns of one window, plus what the window itself was."""
+
+    model: str | None = None
+    records: int = 0
+    rejected: int = 0
+    start: str | None = None
+    end: str | None = None
+    versions: dict[str, int] = field(default_factory=dict)
+    columns: dict[str, ColumnProfile] = field(default_factory=dict)
+    unknown_columns: dict[str, int] = field(default_factory=dict)  # in the logs, not in the baseline
+
+    def absent(self, name: str) -> int:
+        """Records in which the column's key is missing altogether."""
+        col = self.columns.get(name)
+        return self.records - (col.present if col else 0)
+
+    def merge(self, other: "WindowProfile") -> "WindowProfile":
+        columns = dict(self.columns)
+        for name, col in other.columns.items():
+            columns[name] = columns[name].merge(col) if name in columns else col
+        return WindowProfile(
+            model=self.model or other.model,
+            records=self.records + other.records,
+            rejected=self.rejected + other.rejected,
+            start=_pick(min, self.start, other.start),
+            end=_pick(max, self.end, other.end),
+            versions=_add(self.versions, other.versions),
+            columns=columns,
+            unknown_columns=_add(self.unknown_columns, other.unknown_columns),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = {k: v for k, v in self.__dict__.items() if k != "columns"}
+        doc["columns"] = {name: col.to_dict() for name, col in self.columns.items()}
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> "WindowProfile":
+        doc = dict(doc)
+        doc["columns"] = {n: ColumnProfile.from_dict(c) for n, c in doc.get("columns", {}).items()}
+        return cls(**doc)
+
+
+def _pick(fn, a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return fn(a, b)
+
+
+def _add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    if not b:
+        return dict(a)
+    out = Counter(a)
+    out.update(b)
+    return dict(out)
+
+
+def _top(counts: dict[str, int], keep: int) -> dict[str, int]:
+    if len(counts) <= keep:
+        return counts
+    return dict(Counter(counts).most_common(keep))

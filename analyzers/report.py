@@ -1,0 +1,199 @@
+"""The HTML report: one self-contained page (no network, no CDN), charts as inline SVG.
+
+Values from the logs are untrusted; the template autoescapes everything, so a
+category named ``<script>`` renders as text.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from logging_adapter import contract as c
+
+from .baseline import ColumnBaseline
+from .checks import CheckResult
+from .profile import ColumnProfile
+from .window import WindowResult
+
+TOP_CATEGORIES = 10
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("analyzers", "templates"),
+    autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+@dataclass
+class Bar:
+    label: str
+    training: float
+    window: float
+
+
+@dataclass
+class FeatureView:
+    name: str
+    kind: str
+    role: str
+    status: str
+    results: list[CheckResult]
+    bars: list[Bar]
+    note: str
+
+
+def feature_views(window: WindowResult) -> list[FeatureView]:
+    """Per column: its check results and the bars comparing training with the window."""
+    by_feature: dict[str, list[CheckResult]] = {}
+    for r in window.results:
+        by_feature.setdefault(r.feature, []).append(r)
+    views = []
+    for name, col in window.baseline.columns.items():
+        prof = window.profile.columns.get(name) or ColumnProfile(kind=col.kind)
+        results = by_feature.get(name, [])
+        status = "critical" if any(r.status == "critical" for r in results) else (
+            "warning" if any(r.status == "warning" for r in results) else "ok")
+        bars, note = _bars(col, prof)
+        views.append(FeatureView(name, col.kind, col.role, status, results, bars, note))
+    order = {"critical": 0, "warning": 1, "ok": 2}
+    views.sort(key=lambda v: (order[v.status], v.role != "prediction", v.name))
+    return views
+
+
+def _bars(col: ColumnBaseline, prof: ColumnProfile) -> tuple[list[Bar], str]:
+    if col.kind == "numeric":
+        return _numeric_bars(col, prof)
+    if col.kind == "text":
+        expected = col.expected_oov_rate or 0.0
+        rate = prof.oov_tokens / prof.tokens if prof.tokens else 0.0
+        return [Bar("out of vocabulary", expected, rate), Bar("in vocabulary", 1 - expected, 1 - rate if prof.tokens else 0)], (
+            f"{len(col.vocabulary or ()):,} words in the model's vocabulary; "
+            f"{prof.tokens:,} words in {prof.texts:,} texts in this window")
+    return _category_bars(col, prof)
+
+
+def _share(counts: Sequence[float]) -> list[float]:
+    total = sum(counts)
+    return [x / total if total else 0.0 for x in counts]
+
+
+def _numeric_bars(col: ColumnBaseline, prof: ColumnProfile) -> tuple[list[Bar], str]:
+    edges = col.edges or []
+    base = _share(col.bin_counts or [])
+    win = _share(prof.bins or [0] * len(base))
+    labels = [f"< {_fmt(edges[0])}" if edges else "below"]
+    labels += [f"{_fmt(lo)} to {_fmt(hi)}" for lo, hi in zip(edges, edges[1:])]
+    labels.append(f"> {_fmt(col.max)}")
+    bars = [Bar(label, b, w) for label, b, w in zip(labels, base, win)]
+    # Out-of-range tails are shown only when something falls there.
+    if bars and bars[0].training == 0 and bars[0].window == 0:
+        bars = bars[1:]
+    if bars and bars[-1].training == 0 and bars[-1].window == 0:
+        bars = bars[:-1]
+    ms = prof.mean_std()
+    note = f"training mean {_fmt(col.mean)}, sd {_fmt(col.std)}, range {_fmt(col.min)} to {_fmt(col.max)}"
+    if ms:
+        note += f"; window mean {_fmt(ms[0])}, sd {_fmt(ms[1])}, range {_fmt(prof.min)} to {_fmt(prof.max)}"
+    return bars, note
+
+
+def _category_bars(col: ColumnBaseline, prof: ColumnProfile) -> tuple[list[Bar], str]:
+    cats = col.categories or {}
+    base_total = sum(cats.values()) + col.other_count
+    win_total = sum(prof.categories.values()) + prof.unseen
+    top = sorted(cats, key=lambda k: -cats[k])[:TOP_CATEGORIES]
+    for cat in sorted(prof.categories, key=lambda k: -prof.categories[k]):
+        if len(top) >= TOP_CATEGORIES + 3:
+            break
+        if cat not in top:
+            top.append(cat)
+
+    def share(n: float, total: float) -> float:
+        return n / total if total else 0.0
+
+    bars = [Bar(cat, share(cats.get(cat, 0), base_total), share(prof.categories.get(cat, 0), win_total)) for cat in top]
+    rest_base = base_total - sum(cats.get(cat, 0) for cat in top)
+    rest_win = sum(prof.categories.values()) - sum(prof.categories.get(cat, 0) for cat in top)
+    if rest_base or rest_win:
+        bars.append(Bar("(other known)", share(rest_base, base_total), share(rest_win, win_total)))
+    bars.append(Bar("(never seen in training)", col.expected_unseen_rate, share(prof.unseen, win_total)))
+    unseen = sorted(prof.unseen_values.items(), key=lambda kv: -kv[1])[:5]
+    note = f"{len(cats):,} categories in training"
+    if unseen:
+        note += "; new in this window: " + ", ".join(f"{v} ({n:,})" for v, n in unseen)
+    return bars, note
+
+
+def example_text(example: Any) -> str:
+    """One finding example as short plain text: ``XX (104)`` or ``key: value, ...``."""
+    if isinstance(example, dict):
+        label = example.get("value", example.get("word"))
+        if label is not None and "count" in example:
+            return f"{label} ({example['count']:,})"
+        return ", ".join(f"{k}: {v}" for k, v in example.items())
+    return str(example)
+
+
+_env.filters["example"] = example_text
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
+def render(windows: Sequence[WindowResult], *, title: str | None = None) -> str:
+    """The report page for one window, or for a series of windows with a timeline."""
+    if not windows:
+        raise ValueError("no window to report")
+    latest = windows[-1]
+    model = latest.profile.model or latest.baseline.model
+    timeline = _timeline(windows) if len(windows) > 1 else None
+    return _env.get_template("report.html.j2").render(
+        title=title or f"predwatch report: {model}",
+        model=model,
+        baseline=latest.baseline,
+        windows=windows,
+        detail=[(w, feature_views(w)) for w in _detail_windows(windows)],
+        timeline=timeline,
+        generated=c.utc_iso(datetime.now(timezone.utc)),
+    )
+
+
+def _detail_windows(windows: Sequence[WindowResult]) -> list[WindowResult]:
+    """Every window of a single-window report; of a series, those with findings and the last one."""
+    if len(windows) == 1:
+        return list(windows)
+    chosen = [w for w in windows if w.findings]
+    if windows[-1] not in chosen:
+        chosen.append(windows[-1])
+    return chosen
+
+
+def _timeline(windows: Sequence[WindowResult]) -> dict[str, Any]:
+    """Rows (feature, check) x columns (windows), each cell the status of that check."""
+    rows: dict[tuple[str, str], list[tuple[str, float | None]]] = {}
+    for i, w in enumerate(windows):
+        for r in w.results:
+            row = rows.setdefault((r.feature, r.check), [("none", None)] * len(windows))
+            row[i] = (r.status, r.value)
+    interesting = {k: v for k, v in rows.items() if any(s in ("warning", "critical") for s, _ in v)}
+    labels = [(w.profile.start or "")[:16].replace("T", " ") for w in windows]
+    counts = [(len([f for f in w.findings if f.status == "critical"]), len([f for f in w.findings if f.status == "warning"]))
+              for w in windows]
+    return {"labels": labels, "rows": sorted(interesting.items()), "counts": counts,
+            "records": [w.profile.records for w in windows]}
+
+
+def write_report(windows: Sequence[WindowResult], out: str | Path, *, title: str | None = None) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(windows, title=title), encoding="utf-8")
+    return out

@@ -1,0 +1,94 @@
+"""Pure statistics behind the checks: effect sizes, tests, and false-discovery control.
+
+Every function takes counts and returns numbers; no I/O, no profiles.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats as _st
+
+PSEUDO_COUNT = 0.5
+
+
+def psi(expected_counts: Sequence[float], observed_counts: Sequence[float]) -> float:
+    """Population Stability Index between two count vectors over the same bins.
+
+    ``PSI = sum((q - p) * ln(q / p))``, with ``p`` the expected (baseline) and ``q``
+    the observed (window) proportions, each smoothed with 0.5 pseudo-counts so that
+    empty bins stay finite. Rule of thumb: < 0.1 stable, 0.1-0.25 moderate,
+    > 0.25 significant shift (Siddiqi, *Credit Risk Scorecards*, 2006).
+
+    >>> round(psi([50, 50], [50, 50]), 6)
+    0.0
+    >>> round(psi([500, 500], [800, 200]), 3)
+    0.416
+    """
+    p = np.asarray(expected_counts, dtype=float) + PSEUDO_COUNT
+    q = np.asarray(observed_counts, dtype=float) + PSEUDO_COUNT
+    p /= p.sum()
+    q /= q.sum()
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def psi_p_value(value: float, n_expected: float, n_observed: float, bins: int) -> float:
+    """p-value of a PSI under "same distribution": ``n_eff * PSI ~ chi2(bins - 1)``.
+
+    PSI is the symmetric Kullback-Leibler (Jeffreys) divergence, which for two
+    multinomial samples of sizes ``n`` and ``m`` is asymptotically chi-square
+    distributed after scaling by ``n*m/(n+m)``. Returns 1.0 when a side is empty.
+    """
+    if n_expected <= 0 or n_observed <= 0 or bins < 2:
+        return 1.0
+    n_eff = n_expected * n_observed / (n_expected + n_observed)
+    return float(_st.chi2.sf(n_eff * value, bins - 1))
+
+
+def excess_rate_p_value(successes: int, trials: int, expected_rate: float) -> float:
+    """One-sided binomial test: is the observed rate above ``expected_rate``?
+
+    >>> excess_rate_p_value(10, 1000, 0.01) > 0.4
+    True
+    >>> excess_rate_p_value(100, 1000, 0.01) < 1e-30
+    True
+    """
+    if trials <= 0 or successes <= 0:
+        return 1.0
+    rate = min(max(expected_rate, 1e-12), 1.0 - 1e-12)
+    return float(_st.binom.sf(successes - 1, trials, rate))
+
+
+def rule_of_succession(events: int, trials: int) -> float:
+    """Laplace's estimate ``(events + 1) / (trials + 2)``: a rate never seen is still not zero."""
+    return (events + 1.0) / (trials + 2.0)
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (q-values), controlling the false discovery rate.
+
+    A result is significant at FDR ``alpha`` when its adjusted p-value is <= ``alpha``.
+    Benjamini & Hochberg (1995), J. R. Stat. Soc. B 57(1).
+
+    >>> [round(q, 3) for q in benjamini_hochberg([0.01, 0.04, 0.03, 0.5])]
+    [0.04, 0.053, 0.053, 0.5]
+    """
+    m = len(p_values)
+    if m == 0:
+        return []
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):
+        i = order[rank - 1]
+        running = min(running, p_values[i] * m / rank)
+        adjusted[i] = min(running, 1.0)
+    return adjusted
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """JSON-safe float: NaN and infinities become None."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)

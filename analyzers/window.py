@@ -1,0 +1,48 @@
+"""One analysed window: its profile, every check result, and the findings as JSON."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .baseline import Baseline
+from .checks import CheckResult, evaluate, findings
+from .config import CheckConfig
+from .profile import WindowProfile
+from .sources.local import LocalProfiler, Rejected
+
+
+@dataclass
+class WindowResult:
+    baseline: Baseline
+    profile: WindowProfile
+    results: list[CheckResult]
+    rejections: list[Rejected] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[CheckResult]:
+        return findings(self.results)
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented output of ``predwatch check --format json``."""
+        p = self.profile
+        return {
+            "model": p.model or self.baseline.model,
+            "baseline_version": self.baseline.version,
+            "window": {"start": p.start, "end": p.end, "records": p.records, "rejected": p.rejected,
+                       "versions": p.versions},
+            "findings": [r.finding() for r in self.findings],
+        }
+
+
+def analyze(profile: WindowProfile, baseline: Baseline, config: CheckConfig | None = None,
+            rejections: list[Rejected] | None = None) -> WindowResult:
+    return WindowResult(baseline, profile, evaluate(profile, baseline, config), rejections or [])
+
+
+def analyze_files(paths: Iterable[str | Path], baseline: Baseline, config: CheckConfig | None = None) -> WindowResult:
+    """Profile local JSONL files against a baseline and run every check."""
+    profiler = LocalProfiler(baseline)
+    profile = profiler.profile_files(paths)
+    return analyze(profile, baseline, config, profiler.rejections)
