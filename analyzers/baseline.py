@@ -48,19 +48,19 @@ class ColumnBaseline:
     nulls: int = 0
     mismatched: int = 0
     # numeric
-    edges: list[float] | None = None
-    bin_counts: list[int] | None = None
+    edges: list[float] | None = field(default=None, repr=False)
+    bin_counts: list[int] | None = field(default=None, repr=False)
     min: float | None = None
     max: float | None = None
     mean: float | None = None
     std: float | None = None
-    quantiles: list[float] | None = None
+    quantiles: list[float] | None = field(default=None, repr=False)
     # categorical, boolean
-    categories: dict[str, int] | None = None
+    categories: dict[str, int] | None = field(default=None, repr=False)
     other_count: int = 0
     singletons: int = 0
     # text
-    vocabulary: list[str] | None = None
+    vocabulary: list[str] | None = field(default=None, repr=False)
     expected_oov_rate: float | None = None
     tokens: int = 0
 
@@ -247,9 +247,13 @@ def numeric_edges(values: np.ndarray, bins: int = NUMERIC_BINS) -> list[float]:
     and at or above ``ek`` (above the training maximum), which is what
     Elasticsearch ``range`` aggregations count with ``from``/``to``.
     """
-    edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)))
-    edges[-1] = np.nextafter(edges[-1], math.inf)
-    return [float(e) for e in edges]
+    edges = [float(e) for e in np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)))]
+    top = float(np.nextafter(edges[-1], math.inf))
+    if len(edges) == 1:
+        edges.append(top)  # a constant: one bin holding the value
+    else:
+        edges[-1] = top
+    return edges
 
 
 def bin_index(edges: Sequence[float], values: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ Exit codes: 0 all well, 1 findings, 2 bad usage or unusable input.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tomllib
 from collections.abc import Callable, Sequence
@@ -26,6 +27,10 @@ _commands: list[Callable[[argparse._SubParsersAction], None]] = []
 def command(register: Callable[[argparse._SubParsersAction], None]) -> Callable[[argparse._SubParsersAction], None]:
     _commands.append(register)
     return register
+
+
+def default_workers() -> int:
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
 def load_config(path: str | None) -> dict:
@@ -95,6 +100,8 @@ def _check(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--logs", required=True, nargs="+", help="JSONL files of prediction records (.gz too)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--config", help="predwatch.toml with check thresholds")
+    p.add_argument("--workers", type=int, default=default_workers(),
+                   help="processes for large files (default: the CPU count, at most 4)")
     p.set_defaults(run=run_check)
 
 
@@ -116,7 +123,7 @@ def _analyze_local(args: argparse.Namespace):
         config = CheckConfig.from_dict(load_config(getattr(args, "config", None)))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    result = analyze_files(args.logs, baseline, config)
+    result = analyze_files(args.logs, baseline, config, workers=max(1, args.workers))
     for r in result.rejections:
         print(f"rejected {r.where}: {r.reason}", file=sys.stderr)
     if result.profile.rejected > len(result.rejections):
@@ -160,6 +167,7 @@ def _report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--logs", required=True, nargs="+")
     p.add_argument("--config", help="predwatch.toml with check thresholds")
     p.add_argument("--out", required=True, help="the HTML file to write")
+    p.add_argument("--workers", type=int, default=default_workers())
     p.set_defaults(run=run_report)
 
 

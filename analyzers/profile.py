@@ -67,7 +67,7 @@ class ColumnProfile:
             present=self.present + other.present,
             nulls=self.nulls + other.nulls,
             mismatched=self.mismatched + other.mismatched,
-            mismatch_examples=(self.mismatch_examples + other.mismatch_examples)[:EXAMPLES],
+            mismatch_examples=add_examples(self.mismatch_examples, other.mismatch_examples),
             bins=bins,
             min=_pick(min, self.min, other.min),
             max=_pick(max, self.max, other.max),
@@ -133,6 +133,17 @@ class WindowProfile:
         doc = dict(doc)
         doc["columns"] = {n: ColumnProfile.from_dict(c) for n, c in doc.get("columns", {}).items()}
         return cls(**doc)
+
+
+def add_examples(examples: list[Any], more: list[Any]) -> list[Any]:
+    """The first EXAMPLES distinct examples of both lists, in order."""
+    out = list(examples)
+    for value in more:
+        if len(out) >= EXAMPLES:
+            break
+        if value not in out:
+            out.append(value)
+    return out
 
 
 def _pick(fn, a, b):

@@ -41,8 +41,9 @@ def analyze(profile: WindowProfile, baseline: Baseline, config: CheckConfig | No
     return WindowResult(baseline, profile, evaluate(profile, baseline, config), rejections or [])
 
 
-def analyze_files(paths: Iterable[str | Path], baseline: Baseline, config: CheckConfig | None = None) -> WindowResult:
+def analyze_files(paths: Iterable[str | Path], baseline: Baseline, config: CheckConfig | None = None,
+                  workers: int = 1) -> WindowResult:
     """Profile local JSONL files against a baseline and run every check."""
     profiler = LocalProfiler(baseline)
-    profile = profiler.profile_files(paths)
+    profile = profiler.profile_files(paths, workers)
     return analyze(profile, baseline, config, profiler.rejections)

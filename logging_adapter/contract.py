@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 ECS_VERSION = "8.11.0"
 DATASET = "predwatch.prediction"
@@ -128,7 +129,7 @@ class Prediction:
         """Input features and prediction outputs as one flat mapping of columns."""
         cols = dict(self.features)
         pred = self.prediction
-        if isinstance(pred, Mapping):
+        if isinstance(pred, dict):
             for key, value in flatten(pred).items():
                 cols[f"{PREDICTION_COLUMN}.{key}"] = value
         elif pred is not None or PREDICTION_COLUMN not in cols:
@@ -136,40 +137,53 @@ class Prediction:
         return cols
 
 
+_DOTTED = NAMESPACE + "."
+
+
 class RecordError(ValueError):
     """A log line that is not a usable prediction record; the message says why."""
 
 
-def read_prediction(record: Mapping[str, Any]) -> Prediction:
+_CANONICAL_NS = frozenset({"model", "prediction_id", "features", "prediction", "latency_ms"})
+_CANONICAL_TOP = frozenset({TIMESTAMP, LOG_LEVEL, MESSAGE, ECS_VERSION_FIELD, "service", "event", "labels", NAMESPACE})
+
+
+def read_prediction(record: Mapping[str, Any], *, flat: bool = True) -> Prediction:
     """Read a prediction record in nested or dotted form (or any mix of both).
 
-    Raises :class:`RecordError` with a reason when the record is not a prediction.
+    ``flat=False`` leaves nested feature objects unflattened, for batch readers that
+    flatten only the chunks that need it. Raises :class:`RecordError` with a reason
+    when the record is not a prediction.
     """
-    if not isinstance(record, Mapping):
+    if not isinstance(record, dict):
         raise RecordError(f"record is a JSON {type(record).__name__}, not an object")
     ns = record.get(NAMESPACE)
-    if not isinstance(ns, Mapping) or any("." in k for k in ns) or any(k.startswith(NAMESPACE + ".") for k in record):
+    # Fast path, the canonical nested form: no dotted keys to reconcile.
+    if not (type(ns) is dict and ns.keys() <= _CANONICAL_NS
+            and (record.keys() <= _CANONICAL_TOP or not any(k.startswith(_DOTTED) for k in record))):
         ns = nest(record).get(NAMESPACE)
-    if not isinstance(ns, Mapping):
-        raise RecordError("no 'predwatch' object: not a prediction record")
+        if not isinstance(ns, dict):
+            raise RecordError("no 'predwatch' object: not a prediction record")
     features = ns.get("features")
     if features is None:
         features = {}
-    if not isinstance(features, Mapping):
+    elif type(features) is not dict:
         raise RecordError(f"'predwatch.features' is a {type(features).__name__}, not an object")
+    elif flat and dict in set(map(type, features.values())):
+        features = flatten(features)
     model = ns.get("model") or {}
-    if not isinstance(model, Mapping):
+    if type(model) is not dict:
         model = {"name": model}
     version = model.get("version")
     latency = ns.get("latency_ms")
     return Prediction(
-        timestamp=record.get(TIMESTAMP),
-        model=model.get("name"),
-        version=None if version is None else str(version),
-        prediction_id=ns.get("prediction_id"),
-        features=flatten(features),
-        prediction=ns.get("prediction"),
-        latency_ms=latency if isinstance(latency, (int, float)) else None,
+        record.get(TIMESTAMP),
+        model.get("name"),
+        None if version is None else str(version),
+        ns.get("prediction_id"),
+        features,
+        ns.get("prediction"),
+        latency if isinstance(latency, (int, float)) else None,
     )
 
 

@@ -6,11 +6,14 @@ counted as rejected with a reason, never raised.
 """
 from __future__ import annotations
 
+import functools
+import gc
 import gzip
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import chain, islice
+from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +24,8 @@ import pandas as pd
 from logging_adapter import contract as c
 
 from ..baseline import Baseline, ColumnBaseline, bin_index
-from ..profile import EXAMPLES, UNSEEN_KEEP, ColumnProfile, WindowProfile
-from ..values import category_of, is_number, tokenize
+from ..profile import EXAMPLES, UNSEEN_KEEP, ColumnProfile, WindowProfile, add_examples
+from ..values import category_of, is_number, tokenize_all
 
 CHUNK = 20_000
 MAX_LINE = 16 * 1024 * 1024
@@ -42,41 +45,74 @@ def read_jsonl(paths: Iterable[str | Path]) -> Iterator[tuple[str, dict[str, Any
         path = Path(path)
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as fh:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                where = f"{path.name}:{number}"
-                if len(line) > MAX_LINE:
-                    yield where, Rejected(where, f"line of {len(line):,} bytes exceeds the {MAX_LINE:,}-byte limit")
-                    continue
-                try:
-                    obj = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    reason = "not valid UTF-8" if "utf-8" in str(exc).lower() else f"not valid JSON ({exc})"
-                    if not line.endswith(b"\n"):
-                        reason = f"truncated last line ({reason})"
-                    yield where, Rejected(where, reason)
-                    continue
-                if not isinstance(obj, dict):
-                    yield where, Rejected(where, f"a JSON {type(obj).__name__}, not an object")
-                    continue
-                yield where, obj
+            yield from _parse_lines(path.name, fh, 1)
 
 
-def read_predictions(items: Iterable[dict[str, Any] | tuple[str, dict[str, Any] | Rejected]]
+def read_jsonl_range(path: str | Path, start: int, end: int) -> Iterator[tuple[str, dict[str, Any] | Rejected]]:
+    """The lines of a plain JSONL file that *start* at a byte offset in ``[start, end)``."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        if start > 0:
+            fh.seek(start - 1)
+            if fh.read(1) != b"\n":
+                start += len(fh.readline())  # the line in progress belongs to the previous range
+        yield from _parse_lines(f"{path.name}@{start}", _lines_until(fh, end - start), None)
+
+
+def _lines_until(fh, budget: int) -> Iterator[bytes]:
+    for line in fh:
+        if budget <= 0:
+            return
+        budget -= len(line)
+        yield line
+
+
+def _parse_lines(name: str, lines: Iterable[bytes], first: int | None) -> Iterator[tuple[str, Any]]:
+    """Parse JSON lines; ``first`` numbers them (None: positions are relative, shown as +N)."""
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    for number, line in enumerate(lines, first or 1):
+        try:
+            obj = loads(line)
+        except decode_error as exc:
+            if not line.strip():
+                continue
+            reason = "not valid UTF-8" if "utf-8" in str(exc).lower() else f"not valid JSON ({exc})"
+            if not line.endswith(b"\n"):
+                reason = f"truncated last line ({reason})"
+            yield _where(name, number, first), Rejected(_where(name, number, first), reason)
+            continue
+        if len(line) > MAX_LINE:
+            yield _where(name, number, first), Rejected(
+                _where(name, number, first), f"line of {len(line):,} bytes exceeds the {MAX_LINE:,}-byte limit")
+        elif type(obj) is not dict:
+            yield _where(name, number, first), Rejected(
+                _where(name, number, first), f"a JSON {type(obj).__name__}, not an object")
+        else:
+            yield name, obj
+
+
+def _where(name: str, number: int, first: int | None) -> str:
+    return f"{name}:{number}" if first is not None else f"{name}+{number}"
+
+
+def read_predictions(items: Iterable[dict[str, Any] | tuple[str, dict[str, Any] | Rejected]], *, flat: bool = True
                      ) -> Iterator[c.Prediction | Rejected]:
-    """Prediction records from parsed objects (or ``read_jsonl`` pairs); anything else is :class:`Rejected`."""
+    """Prediction records from parsed objects (or ``read_jsonl`` pairs); anything else is :class:`Rejected`.
+
+    ``flat=False``: nested feature objects stay nested (``LocalProfiler`` flattens per chunk).
+    """
+    read = functools.partial(c.read_prediction, flat=flat)
     for number, item in enumerate(items, 1):
-        where = f"record {number}"
-        if isinstance(item, tuple):
+        where = None
+        if type(item) is tuple:
             where, item = item
-        if isinstance(item, Rejected):
+        if type(item) is Rejected:
             yield item
             continue
         try:
-            yield c.read_prediction(item)
+            yield read(item)
         except c.RecordError as exc:
-            yield Rejected(where, str(exc))
+            yield Rejected(f"{where} (record {number})" if where else f"record {number}", str(exc))
 
 
 class LocalProfiler:
@@ -95,10 +131,43 @@ class LocalProfiler:
         self._cats = {name: col.categories or {} for name, col in baseline.columns.items()
                       if col.kind in ("categorical", "boolean")}
 
-    def profile_files(self, paths: Iterable[str | Path]) -> WindowProfile:
-        return self.profile(read_predictions(read_jsonl(paths)))
+    def profile_files(self, paths: Iterable[str | Path], workers: int = 1) -> WindowProfile:
+        """Profile JSONL files; with ``workers > 1`` large plain files are split by byte ranges
+        and profiled in parallel processes, and the profiles merged."""
+        paths = [Path(p) for p in paths]
+        ranges = _split(paths, workers)
+        if workers <= 1 or len(ranges) <= 1:
+            return self.profile(read_predictions(read_jsonl(paths), flat=False))
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # fork: the children inherit the loaded baseline instead of re-reading it
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            parts = list(pool.map(self._profile_range, ranges))
+        window = WindowProfile(model=self.model or self.baseline.model)
+        for profile, rejections in parts:
+            window = window.merge(profile)
+            self.rejections.extend(rejections[: EXAMPLES - len(self.rejections)])
+        return window
+
+    def _profile_range(self, part: tuple[Path, int, int]) -> tuple[WindowProfile, list[Rejected]]:
+        path, start, end = part
+        items = read_jsonl([path]) if end < 0 else read_jsonl_range(path, start, end)
+        profile = self.profile(read_predictions(items, flat=False))
+        return profile, self.rejections
 
     def profile(self, items: Iterable[c.Prediction | Rejected]) -> WindowProfile:
+        # Parsing allocates millions of small dicts and no reference cycles: the cyclic
+        # collector would run thousands of times for nothing (it tripled the run time).
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._profile(items)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _profile(self, items: Iterable[c.Prediction | Rejected]) -> WindowProfile:
         window = WindowProfile(model=self.model or self.baseline.model)
         it = iter(items)
         while batch := list(islice(it, self.chunk)):
@@ -115,29 +184,48 @@ class LocalProfiler:
         return window
 
     def profile_chunk(self, records: list[c.Prediction]) -> WindowProfile:
-        rows = [r.columns() for r in records]
         stamps = pd.to_datetime([r.timestamp for r in records], utc=True, errors="coerce", format="ISO8601")
         stamps = stamps[stamps.notna()]
-        versions = Counter(r.version for r in records)
         prof = WindowProfile(
             model=self.model or self.baseline.model,
             records=len(records),
             start=c.utc_iso(stamps.min().to_pydatetime()) if len(stamps) else None,
             end=c.utc_iso(stamps.max().to_pydatetime()) if len(stamps) else None,
-            versions={str(k): n for k, n in versions.items()},
+            versions={str(k): n for k, n in Counter(r.version for r in records).items()},
         )
+        predictions = [r.prediction for r in records]
+        if dict in set(map(type, predictions)):  # object outputs: prediction.<key> columns
+            rows = [r.columns() for r in records]
+        else:
+            rows = [r.features for r in records]
+        shapes = Counter(map(tuple, rows))  # records mostly share one key set, in one order
         known = self.baseline.columns
-        seen_keys = Counter(chain.from_iterable(rows))
-        prof.unknown_columns = {k: n for k, n in seen_keys.items() if k not in known}
+        if any(k not in known for shape in shapes for k in shape) and _has_objects(rows, known):
+            rows = [c.flatten(row) for row in rows]  # nested feature objects: dotted columns
+            shapes = Counter(map(tuple, rows))
+        presence: Counter[str] = Counter()
+        for shape, n in shapes.items():
+            for key in shape:
+                presence[key] += n
+        prof.unknown_columns = {k: n for k, n in presence.items() if k not in known}
+        # One shape: transpose all columns at C speed; otherwise pick them out one by one.
+        columns = dict(zip(next(iter(shapes)), zip(*map(dict.values, rows)))) if len(shapes) == 1 else {}
         for name, col in known.items():
-            if name not in seen_keys:
+            if name == c.PREDICTION_COLUMN and name not in presence:
+                values = predictions
+            elif name in columns:
+                values = columns[name]
+            elif presence[name] == len(rows):
+                values = list(map(itemgetter(name), rows))
+            elif presence[name]:
+                values = [row[name] for row in rows if name in row]
+            else:
                 prof.columns[name] = ColumnProfile(kind=col.kind, bins=_empty_bins(col))
                 continue
-            values = [row[name] for row in rows if name in row]
             prof.columns[name] = self._profile_column(name, col, values)
         return prof
 
-    def _profile_column(self, name: str, col: ColumnBaseline, values: list[Any]) -> ColumnProfile:
+    def _profile_column(self, name: str, col: ColumnBaseline, values: Sequence[Any]) -> ColumnProfile:
         prof = ColumnProfile(kind=col.kind, present=len(values))
         if col.kind == "numeric":
             _numeric(prof, col, values)
@@ -148,11 +236,32 @@ class LocalProfiler:
         return prof
 
 
+PARALLEL_MIN_BYTES = 32 * 1024 * 1024
+
+
+def _has_objects(rows: list[dict[str, Any]], known: dict[str, Any]) -> bool:
+    """Whether a key the baseline does not know holds an object (a nested feature group)."""
+    return any(type(v) is dict for row in rows for k, v in row.items() if k not in known)
+
+
+def _split(paths: list[Path], workers: int) -> list[tuple[Path, int, int]]:
+    """Work units: byte ranges of large plain files, whole files otherwise (end -1)."""
+    units: list[tuple[Path, int, int]] = []
+    for path in paths:
+        size = path.stat().st_size
+        if workers > 1 and path.suffix != ".gz" and size >= PARALLEL_MIN_BYTES:
+            step = -(-size // workers)
+            units += [(path, lo, min(lo + step, size)) for lo in range(0, size, step)]
+        else:
+            units.append((path, 0, -1))
+    return units
+
+
 def _empty_bins(col: ColumnBaseline) -> list[int] | None:
     return [0] * (len(col.edges) + 1) if col.kind == "numeric" and col.edges is not None else None
 
 
-def _numeric(prof: ColumnProfile, col: ColumnBaseline, values: list[Any]) -> None:
+def _numeric(prof: ColumnProfile, col: ColumnBaseline, values: Sequence[Any]) -> None:
     types = set(map(type, values))
     if types <= {float, int}:
         numbers = values
@@ -166,7 +275,7 @@ def _numeric(prof: ColumnProfile, col: ColumnBaseline, values: list[Any]) -> Non
             else:
                 prof.mismatched += 1
                 if len(prof.mismatch_examples) < EXAMPLES:
-                    prof.mismatch_examples.append(v if isinstance(v, (str, bool)) else repr(v))
+                    prof.mismatch_examples = add_examples(prof.mismatch_examples, [_shown(v)])
     arr = np.asarray(numbers, dtype=float)
     finite = np.isfinite(arr)
     prof.nulls += int((~finite).sum())  # NaN/inf that reached the file some other way
@@ -177,7 +286,7 @@ def _numeric(prof: ColumnProfile, col: ColumnBaseline, values: list[Any]) -> Non
         prof.sum, prof.sumsq = float(arr.sum()), float(np.dot(arr, arr))
 
 
-def _categorical(prof: ColumnProfile, col: ColumnBaseline, values: list[Any], known: dict[str, int]) -> None:
+def _categorical(prof: ColumnProfile, col: ColumnBaseline, values: Sequence[Any], known: dict[str, int]) -> None:
     try:
         counts = Counter(values)
     except TypeError:  # unhashable values (objects, lists)
@@ -191,13 +300,18 @@ def _categorical(prof: ColumnProfile, col: ColumnBaseline, values: list[Any], kn
         if cat is None or (col.kind == "boolean" and not isinstance(value, bool)):
             prof.mismatched += n
             if len(prof.mismatch_examples) < EXAMPLES:
-                prof.mismatch_examples.append(value if isinstance(value, str) else repr(value))
+                prof.mismatch_examples = add_examples(prof.mismatch_examples, [_shown(value)])
         elif cat in known:
             prof.categories[cat] = prof.categories.get(cat, 0) + n
         else:
             prof.unseen += n
             unseen[cat] = unseen.get(cat, 0) + n
     prof.unseen_values = dict(Counter(unseen).most_common(UNSEEN_KEEP))
+
+
+def _shown(value: Any) -> Any:
+    """A wrong-typed value as an example: strings and booleans as they are, the rest as repr."""
+    return str(value) if isinstance(value, str) else value if isinstance(value, bool) else repr(value)
 
 
 class _Unhashable:
@@ -210,7 +324,7 @@ class _Unhashable:
         return repr(self.value)
 
 
-def _text(prof: ColumnProfile, values: list[Any], vocab: frozenset[str]) -> None:
+def _text(prof: ColumnProfile, values: Sequence[Any], vocab: frozenset[str]) -> None:
     texts = []
     for v in values:
         if v.__class__ is str:
@@ -220,8 +334,8 @@ def _text(prof: ColumnProfile, values: list[Any], vocab: frozenset[str]) -> None
         else:
             prof.mismatched += 1
             if len(prof.mismatch_examples) < EXAMPLES:
-                prof.mismatch_examples.append(repr(v))
-    counts = Counter(chain.from_iterable(map(tokenize, texts)))
+                prof.mismatch_examples = add_examples(prof.mismatch_examples, [_shown(v)])
+    counts = Counter(tokenize_all(texts))
     oov = {tok: n for tok, n in counts.items() if tok not in vocab}
     prof.texts = len(texts)
     prof.tokens = sum(counts.values())

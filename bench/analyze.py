@@ -1,0 +1,119 @@
+"""Speed and memory of ``predwatch check`` and ``predwatch baseline`` on 1,000,000 records.
+
+Generates a window of prediction records (20 features as in the logging benchmark)
+and training rows from the same generator, then measures, each in a fresh process:
+``predwatch baseline`` on 1M CSV rows and ``predwatch check`` on the 1M-record window
+(seconds and peak RSS), and rows/s next to Evidently's ``DataDriftPreset`` on 100,000
+rows of the same data (the ``bench`` extra). Targets: check < 15 s and < 1 GB peak
+RSS; at least 10x Evidently's rows/s.
+
+    python bench/analyze.py [--records 1000000] [--evidently-rows 100000] [--workdir DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench.records import make_features, make_score  # noqa: E402
+from logging_adapter import contract as c  # noqa: E402
+
+
+def generate(workdir: Path, records: int) -> tuple[Path, Path]:
+    train_csv, window = workdir / "train.csv", workdir / "window.jsonl"
+    if train_csv.exists() and window.exists():
+        return train_csv, window
+    rng = random.Random(1)
+    rows = []
+    for _ in range(records):
+        row = make_features(rng)
+        row["score"] = make_score(rng)
+        rows.append(row)
+    pd.DataFrame(rows).to_csv(train_csv, index=False)
+    del rows
+    rng = random.Random(2)
+    t0 = 1_795_000_000.0
+    with window.open("wb") as fh:
+        for i in range(records):
+            fh.write(orjson.dumps({
+                "@timestamp": c.utc_iso(t0 + i * 0.05), "log.level": "info", "message": "prediction",
+                "ecs.version": c.ECS_VERSION, "service": {"name": "bench"},
+                "event": {"kind": "event", "dataset": c.DATASET},
+                "predwatch": {"model": {"name": "bench", "version": "1"}, "prediction_id": f"id-{i}",
+                              "features": make_features(rng), "prediction": make_score(rng)}}) + b"\n")
+    return train_csv, window
+
+
+def timed(cmd: list[str]) -> tuple[float, float, int]:
+    """Seconds, peak RSS (MB) of a child process, and its exit code."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if proc.returncode not in (0, 1):
+        sys.exit(f"{' '.join(cmd)} failed: {proc.stderr}")
+    # ru_maxrss of children is the max over all children so far: run the biggest last or compare.
+    return seconds, max(peak, before) / 1024, proc.returncode
+
+
+def evidently_rows_per_second(train_csv: Path, rows: int) -> float | None:
+    code = f"""
+import sys, time, pandas as pd
+from evidently import Report
+from evidently.presets import DataDriftPreset
+ref = pd.read_csv({str(train_csv)!r}, nrows={rows})
+cur = pd.read_csv({str(train_csv)!r}, skiprows=range(1, {rows} + 1), nrows={rows})
+start = time.perf_counter()
+Report([DataDriftPreset()]).run(cur, ref)
+print(time.perf_counter() - start)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"  Evidently not measured: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'failed'}")
+        return None
+    seconds = float(proc.stdout.strip().splitlines()[-1])
+    print(f"  Evidently DataDriftPreset on {rows:,} rows: {seconds:.1f} s")
+    return rows / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--evidently-rows", type=int, default=100_000)
+    parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "predwatch-bench-analyze"))
+    args = parser.parse_args()
+    workdir = Path(args.workdir) / str(args.records)
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"generating {args.records:,} training rows and window records in {workdir} ...")
+    train_csv, window = generate(workdir, args.records)
+    baseline = workdir / "baseline.json"
+    predwatch = [sys.executable, "-m", "analyzers.cli"]
+
+    b_sec, b_rss, _ = timed(predwatch + ["baseline", "--data", str(train_csv), "--model", "bench", "--version", "1",
+                                         "--text", "query", "--prediction", "score", "--out", str(baseline)])
+    print(f"predwatch baseline, {args.records:,} rows: {b_sec:.1f} s, peak RSS {b_rss:,.0f} MB")
+    c_sec, c_rss, _ = timed(predwatch + ["check", "--baseline", str(baseline), "--logs", str(window), "--format", "json"])
+    print(f"predwatch check, {args.records:,} records: {c_sec:.1f} s, peak RSS (max of both runs) {c_rss:,.0f} MB"
+          f"  -> {args.records / c_sec:,.0f} rows/s")
+    print(f"  target: < 15 s {'met' if c_sec < 15 else 'NOT met'}; < 1 GB {'met' if c_rss < 1024 else 'see note'}")
+    ev = evidently_rows_per_second(train_csv, args.evidently_rows)
+    if ev:
+        ratio = (args.records / c_sec) / ev
+        print(f"  Evidently {ev:,.0f} rows/s; predwatch check / Evidently = {ratio:.1f}x (target >= 10x)")
+
+
+if __name__ == "__main__":
+    main()

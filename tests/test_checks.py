@@ -1,0 +1,102 @@
+"""The checks: quiet on windows from the training distribution, loud on real incidents."""
+from __future__ import annotations
+
+import pytest
+
+import incidents
+import synth
+from analyzers import stats
+from analyzers.checks import evaluate, findings
+from analyzers.config import CheckConfig
+from analyzers.sources.local import LocalProfiler, read_predictions
+
+
+def check(baseline, frame, config=None):
+    profile = LocalProfiler(baseline).profile(read_predictions(synth.records(frame)))
+    return evaluate(profile, baseline, config)
+
+
+@pytest.mark.parametrize("rows,seed", [(500, 11), (500, 12), (1000, 13), (1000, 14), (10_000, 15), (100_000, 16)])
+def test_windows_from_the_training_distribution_raise_nothing(baseline, rows, seed):
+    results = check(baseline, synth.table(rows, seed=seed))
+    assert findings(results) == [], [r.message for r in findings(results)]
+    # every check ran on every applicable column, and it is not quiet for lack of measuring
+    ran = {(r.check, r.feature) for r in results}
+    assert {("unseen_category", "merchant"), ("oov_rate", "query"), ("out_of_range", "amount"),
+            ("prediction_shift", "prediction"), ("missing_feature", "age"), ("type_mismatch", "visits")} <= ran
+
+
+def test_negligible_shifts_in_a_100k_window_raise_nothing(baseline):
+    """At 100k rows tiny shifts are 'significant'; the effect-size threshold keeps them quiet."""
+    frame = synth.table(100_000, seed=21)
+    frame["age"] = frame["age"] + 1.2  # a tenth of a standard deviation
+    frame["amount"] = frame["amount"] * 1.03
+    results = check(baseline, frame)
+    tiny = {r.feature for r in results if r.p_value is not None and r.p_value < 1e-6}
+    assert {"age", "amount"} <= tiny, "these shifts are statistically detectable at this size"
+    assert findings(results) == [], [r.message for r in findings(results)]
+
+
+@pytest.mark.parametrize("incident", incidents.ALL, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("seed", [31, 32])
+def test_incidents_are_caught_at_1000_rows(baseline, incident, seed):
+    frame, (check_name, feature) = incident(1000, seed)
+    found = findings(check(baseline, frame))
+    assert (check_name, feature) in {(f.check, f.feature) for f in found}, [f.message for f in found]
+    # nothing else fires on features the incident did not touch
+    touched = {feature}
+    assert {f.feature for f in found} <= touched, [f.message for f in found]
+
+
+def test_small_windows_need_evidence(baseline):
+    """50 rows with a new category in 10%: the effect is there, the evidence is not (yet)."""
+    frame, _ = incidents.new_category_takes_a_tenth(50, 41)
+    results = check(baseline, frame)
+    unseen = next(r for r in results if r.check == "unseen_category" and r.feature == "country")
+    assert unseen.status == "ok" or unseen.p_value < 0.01
+
+
+def test_findings_carry_their_evidence(baseline):
+    frame, _ = incidents.new_category_takes_a_tenth(1000, 51)
+    (f,) = [f for f in findings(check(baseline, frame)) if f.check == "unseen_category"]
+    doc = f.finding()
+    assert doc["severity"] == "warning" and doc["threshold"] == 0.05
+    assert 0.07 < doc["value"] < 0.13 and doc["p_value"] < 1e-10
+    assert doc["examples"][0] == {"value": "XX", "count": pytest.approx(100, abs=30)}
+    assert doc["n_window"] > 900 and doc["n_baseline"] > 40_000 and doc["expected"] == 0.0
+    assert "never seen in training" in doc["message"]
+
+
+def test_thresholds_are_configurable_per_feature_and_check(baseline):
+    frame, _ = incidents.mean_shifts(1000, 61)
+    loose = CheckConfig.from_dict({"features": {"age": {"distribution_shift": {"warning": 5.0}}}})
+    assert not findings(check(baseline, frame, loose))
+    off = CheckConfig.from_dict({"checks": {"distribution_shift": {"enabled": False}}})
+    assert not any(r.check == "distribution_shift" for r in check(baseline, frame, off))
+    strict = CheckConfig.from_dict({"checks": {"fdr": 0.05, "unseen_category": {"warning": 0.001, "critical": 0.5}}})
+    assert strict.level("unseen_category", "x").warning == 0.001 and strict.fdr == 0.05
+    with pytest.raises(ValueError, match="unknown check"):
+        CheckConfig.from_dict({"checks": {"drift": {"warning": 1}}})
+    with pytest.raises(ValueError, match="below warning"):
+        CheckConfig.from_dict({"checks": {"oov_rate": {"warning": 0.5, "critical": 0.1}}})
+
+
+def test_severity_escalates_with_the_effect(baseline):
+    frame, _ = incidents.feature_vanishes(1000, 71)
+    (f,) = [f for f in findings(check(baseline, frame)) if f.feature == "age"]
+    assert f.status == "critical" and "absent in 100.0%" in f.message
+
+
+def test_benjamini_hochberg_controls_many_tests():
+    import random
+    rng = random.Random(3)
+    null_p = [rng.random() for _ in range(1000)]
+    assert sum(q <= 0.01 for q in stats.benjamini_hochberg(null_p)) == 0
+    assert stats.benjamini_hochberg([1e-6] + null_p[:99])[0] <= 1e-4
+
+
+def test_psi_is_zero_for_identical_counts_and_grows_with_shift():
+    assert stats.psi([10, 20, 30], [10, 20, 30]) == pytest.approx(0.0)
+    assert stats.psi([100, 100], [150, 50]) < stats.psi([100, 100], [190, 10])
+    assert stats.psi_p_value(0.0, 1000, 1000, 10) == pytest.approx(1.0)
+    assert stats.psi_p_value(0.5, 1000, 1000, 10) < 1e-30

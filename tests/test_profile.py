@@ -1,0 +1,113 @@
+"""Window profiles: merging the profiles of two windows equals profiling their union."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import synth
+from analyzers.baseline import bin_index, numeric_edges
+from analyzers.profile import WindowProfile
+from analyzers.sources.local import LocalProfiler, read_predictions
+
+import numpy as np
+
+values = st.one_of(
+    st.none(), st.integers(-5, 500), st.floats(-10, 1000, allow_nan=False), st.sampled_from(list(synth.COUNTRIES)),
+    st.text(alphabet="abcxyz ", max_size=20), st.booleans(), st.just({"nested": 1}), st.just([1, 2]),
+)
+feature_names = st.sampled_from(["amount", "age", "country", "merchant", "is_member", "query", "unknown"])
+record = st.builds(
+    lambda feats, score, ts: {"@timestamp": f"2026-11-22T07:{ts // 60:02d}:{ts % 60:02d}.000Z",
+                              "predwatch": {"model": {"name": "checkout-risk", "version": "7"},
+                                            "features": feats, "prediction": score}},
+    st.dictionaries(feature_names, values, max_size=7),
+    st.one_of(st.floats(0, 1), st.none(), st.text(max_size=3)),
+    st.integers(0, 3599),
+)
+
+
+def profile(baseline, recs, chunk=7) -> WindowProfile:
+    return LocalProfiler(baseline, chunk=chunk).profile(read_predictions(recs))
+
+
+def same(a: WindowProfile, b: WindowProfile) -> None:
+    """Equal, up to float rounding in the running sums (addition order differs)."""
+    da, db = a.to_dict(), b.to_dict()
+    for doc in (da, db):
+        for col in doc["columns"].values():
+            for key in ("sum", "sumsq"):
+                col[key] = pytest.approx(col[key], rel=1e-9, abs=1e-9)
+    diff = {name: {k: (col.get(k), db["columns"].get(name, {}).get(k)) for k in col
+                   if col.get(k) != db["columns"].get(name, {}).get(k)}
+            for name, col in da["columns"].items()}
+    diff = {k: v for k, v in diff.items() if v}
+    assert not diff, diff
+    assert {k: v for k, v in da.items() if k != "columns"} == {k: v for k, v in db.items() if k != "columns"}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(record, max_size=40), st.data())
+def test_merge_equals_profile_of_union(baseline, recs, data):
+    cut = data.draw(st.integers(0, len(recs)))
+    merged = profile(baseline, recs[:cut]).merge(profile(baseline, recs[cut:]))
+    same(merged, profile(baseline, recs))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(record, max_size=30), st.lists(record, max_size=30), st.lists(record, max_size=30))
+def test_merge_is_associative_and_commutative_in_counts(baseline, a, b, c):
+    pa, pb, pc = (profile(baseline, x) for x in (a, b, c))
+    left, right = pa.merge(pb).merge(pc), pa.merge(pb.merge(pc))
+    same(left, right)
+    swapped = pb.merge(pa)
+    for name, col in pa.merge(pb).columns.items():
+        other = swapped.columns[name]
+        assert (col.present, col.nulls, col.mismatched, col.bins, col.categories, col.unseen, col.tokens,
+                col.oov_tokens) == (other.present, other.nulls, other.mismatched, other.bins, other.categories,
+                                    other.unseen, other.tokens, other.oov_tokens)
+
+
+def test_profile_round_trips_through_json(baseline):
+    prof = profile(baseline, synth.records(synth.table(300, seed=3)), chunk=100)
+    assert WindowProfile.from_dict(prof.to_dict()) == prof
+
+
+def test_profile_counts(baseline):
+    recs = synth.records(synth.table(200, seed=4))
+    del recs[0]["predwatch"]["features"]["age"]
+    recs[1]["predwatch"]["features"]["age"] = None
+    recs[2]["predwatch"]["features"]["age"] = "forty"
+    recs[3]["predwatch"]["features"]["brand_new"] = 1
+    prof = profile(baseline, recs, chunk=64)
+    age = prof.columns["age"]
+    assert prof.records == 200 and prof.absent("age") == 1
+    assert age.mismatched == 1 and age.mismatch_examples == ["forty"]
+    assert age.nulls >= 1 and sum(age.bins) == age.values
+    assert prof.unknown_columns == {"brand_new": 1}
+    assert prof.start == "2026-11-22T07:00:00.000Z" and prof.end == "2026-11-22T07:03:19.000Z"
+
+
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=200))
+def test_every_training_value_falls_inside_the_edges(xs):
+    arr = np.asarray(xs)
+    edges = numeric_edges(arr)
+    idx = bin_index(edges, arr)
+    assert idx.min() >= 1 and idx.max() <= len(edges) - 1, "no training value lands in an out-of-range tail"
+
+
+def test_nested_and_dotted_windows_profile_the_same(baseline):
+    nested = synth.records(synth.table(100, seed=5))
+    dotted = []
+    for rec in nested:
+        flat = {"@timestamp": rec["@timestamp"], "predwatch.model.name": "checkout-risk",
+                "predwatch.prediction": rec["predwatch"]["prediction"]}
+        flat.update({f"predwatch.features.{k}": v for k, v in rec["predwatch"]["features"].items()})
+        dotted.append(flat)
+    assert profile(baseline, nested).columns == profile(baseline, dotted).columns
+
+
+@pytest.mark.parametrize("chunk", [1, 13, 1000])
+def test_chunk_size_does_not_change_the_profile(baseline, chunk):
+    recs = synth.records(synth.table(150, seed=6))
+    same(profile(baseline, recs, chunk=chunk), profile(baseline, recs, chunk=150))
