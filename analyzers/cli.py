@@ -126,8 +126,8 @@ def _analyze_local(args: argparse.Namespace):
     result = analyze_files(args.logs, baseline, config, workers=max(1, args.workers))
     for r in result.rejections:
         print(f"rejected {r.where}: {r.reason}", file=sys.stderr)
-    if result.profile.rejected > len(result.rejections):
-        print(f"... {result.profile.rejected:,} lines rejected in all", file=sys.stderr)
+    if result.profile.rejected:
+        print(f"{result.profile.rejected:,} lines rejected in all", file=sys.stderr)
     if result.profile.records == 0:
         raise UsageError(f"no valid prediction record in {', '.join(args.logs)}")
     return result

@@ -28,6 +28,7 @@ from ..profile import EXAMPLES, UNSEEN_KEEP, ColumnProfile, WindowProfile, add_e
 from ..values import category_of, is_number, tokenize_all
 
 CHUNK = 20_000
+REASONS_KEPT = 10  # rejected lines whose reason is kept for the user
 MAX_LINE = 16 * 1024 * 1024
 
 
@@ -147,7 +148,7 @@ class LocalProfiler:
         window = WindowProfile(model=self.model or self.baseline.model)
         for profile, rejections in parts:
             window = window.merge(profile)
-            self.rejections.extend(rejections[: EXAMPLES - len(self.rejections)])
+            self.rejections.extend(rejections[: REASONS_KEPT - len(self.rejections)])
         return window
 
     def _profile_range(self, part: tuple[Path, int, int]) -> tuple[WindowProfile, list[Rejected]]:
@@ -175,7 +176,7 @@ class LocalProfiler:
             for item in batch:
                 if isinstance(item, Rejected):
                     window.rejected += 1
-                    if len(self.rejections) < EXAMPLES:
+                    if len(self.rejections) < REASONS_KEPT:
                         self.rejections.append(item)
                 else:
                     good.append(item)

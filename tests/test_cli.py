@@ -1,0 +1,170 @@
+"""``predwatch baseline``, ``check`` and ``report`` as a user runs them: real files, real processes."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import incidents
+import synth
+from conftest import write_jsonl
+from analyzers.baseline import Baseline
+from analyzers.sources import local
+
+
+def predwatch(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "analyzers.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def train_csv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("train") / "train.csv"
+    synth.table(20_000, seed=1).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def cli_baseline(train_csv, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("b") / "baseline.json"
+    proc = predwatch("baseline", "--data", str(train_csv), "--model", "checkout-risk", "--version", "7",
+                     "--text", "query", "--prediction", "score", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_baseline_from_csv_infers_kinds_and_is_versioned(cli_baseline):
+    doc = json.loads(cli_baseline.read_text())
+    assert doc["kind"] == "predwatch.baseline" and doc["schema_version"] == 1
+    assert doc["model"] == "checkout-risk" and doc["version"] == "7" and doc["rows"] == 20_000
+    kinds = {name: col["kind"] for name, col in doc["columns"].items()}
+    assert kinds == {"amount": "numeric", "age": "numeric", "visits": "numeric", "hour": "numeric",
+                     "country": "categorical", "merchant": "categorical", "is_member": "boolean",
+                     "query": "text", "prediction": "numeric"}
+    assert doc["columns"]["prediction"]["role"] == "prediction"
+    assert 0.02 < doc["columns"]["age"]["nulls"] / 20_000 < 0.04
+    merchant = Baseline.from_dict(doc).columns["merchant"]
+    assert 0.03 < merchant.expected_unseen_rate < 0.2, "a Zipf long tail expects unseen values"
+    assert doc["columns"]["query"]["expected_oov_rate"] > 0
+
+
+def test_baseline_from_parquet_and_from_prediction_records_agree(tmp_path, train_csv):
+    frame = synth.table(3000, seed=2)
+    frame.to_parquet(tmp_path / "t.parquet")
+    write_jsonl(tmp_path / "t.jsonl", synth.records(frame))
+    for data, extra in (("t.parquet", ["--prediction", "score"]), ("t.jsonl", [])):
+        proc = predwatch("baseline", "--data", str(tmp_path / data), "--model", "m", "--text", "query", *extra,
+                         "--out", str(tmp_path / f"{data}.json"))
+        assert proc.returncode == 0, proc.stderr
+    a = Baseline.load(tmp_path / "t.parquet.json").columns
+    b = Baseline.load(tmp_path / "t.jsonl.json").columns
+    assert set(a) == set(b)
+    for name in a:
+        assert (a[name].kind, a[name].nulls, a[name].edges, a[name].categories) == \
+               (b[name].kind, b[name].nulls, b[name].edges, b[name].categories), name
+
+
+def test_check_json_output_and_exit_codes(cli_baseline, tmp_path):
+    quiet = write_jsonl(tmp_path / "quiet.jsonl", synth.records(synth.table(1000, seed=3)))
+    proc = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(quiet), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["findings"] == [] and doc["window"]["records"] == 1000 and doc["window"]["rejected"] == 0
+    assert doc["model"] == "checkout-risk" and doc["window"]["start"] == "2026-11-22T07:00:00.000Z"
+
+    frame, _ = incidents.unit_changes(1000, 4)
+    bad = write_jsonl(tmp_path / "bad.jsonl", synth.records(frame))
+    proc = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(bad), "--format", "json")
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert proc.stdout.count("\n") == 1, "stdout is exactly one JSON object"
+    found = {(f["check"], f["feature"]) for f in doc["findings"]}
+    assert ("out_of_range", "amount") in found
+    for f in doc["findings"]:
+        assert set(f) >= {"check", "feature", "severity", "value", "threshold", "p_value", "message", "examples"}
+        assert f["severity"] in ("warning", "critical")
+
+
+def test_malformed_lines_are_counted_never_fatal(cli_baseline, tmp_path):
+    path = write_jsonl(tmp_path / "mixed.jsonl", synth.records(synth.table(500, seed=5)))
+    with path.open("ab") as fh:
+        fh.write(b"not json at all\n")
+        fh.write(b'{"message": "an ordinary log line"}\n')
+        fh.write(b"[1, 2, 3]\n")
+        fh.write(b'{"predwatch": {"features": "oops"}}\n')
+        fh.write(b'{"predwatch": {"features": {"amount": "caf\xe9"}}}\n')  # not UTF-8
+        fh.write(b'{"predwatch": {"features": {"amount": "' + b"x" * 200_000 + b'"}}}\n')  # huge, but valid
+        fh.write(b'{"@timestamp": "2026-11-22T08:00:00Z", "predwatch": {"feat')  # truncated last line
+    proc = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(path), "--format", "json")
+    doc = json.loads(proc.stdout)
+    assert doc["window"]["records"] == 501 and doc["window"]["rejected"] == 6
+    assert "not valid JSON" in proc.stderr and "not valid UTF-8" in proc.stderr
+    assert "no 'predwatch' object" in proc.stderr and "truncated last line" in proc.stderr
+    assert "6 lines rejected" in proc.stderr
+
+
+def test_unusable_input_exits_2_with_a_clear_message(cli_baseline, tmp_path):
+    proc = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(tmp_path / "missing.jsonl"))
+    assert proc.returncode == 2 and "log file not found" in proc.stderr
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("nothing useful\n")
+    proc = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(junk))
+    assert proc.returncode == 2 and "no valid prediction record" in proc.stderr
+    proc = predwatch("check", "--baseline", str(junk), "--logs", str(junk))
+    assert proc.returncode == 2 and "unusable baseline" in proc.stderr
+    proc = predwatch("check", "--baseline", str(cli_baseline))
+    assert proc.returncode == 2 and "--logs" in proc.stderr
+    proc = predwatch("baseline", "--data", str(tmp_path / "nope.csv"), "--model", "m", "--out", "x.json")
+    assert proc.returncode == 2 and "not found" in proc.stderr
+
+
+def test_text_format_is_a_readable_table(cli_baseline, tmp_path):
+    frame, _ = incidents.strings_in_numeric(1000, 6)
+    path = write_jsonl(tmp_path / "w.jsonl", synth.records(frame))
+    proc = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(path))
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("model checkout-risk") and "records 1,000" in lines[0]
+    assert "severity" in lines[1] and "type_mismatch" in proc.stdout and "visits" in proc.stdout
+
+
+def test_config_file_changes_thresholds(cli_baseline, tmp_path):
+    frame, _ = incidents.strings_in_numeric(1000, 7)
+    path = write_jsonl(tmp_path / "w.jsonl", synth.records(frame))
+    cfg = tmp_path / "predwatch.toml"
+    cfg.write_text("[features.visits.type_mismatch]\nwarning = 0.5\ncritical = 0.9\n")
+    proc = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(path), "--config", str(cfg))
+    assert proc.returncode == 0, proc.stdout
+    cfg.write_text("[checks.nonsense]\nwarning = 1\n")
+    proc = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(path), "--config", str(cfg))
+    assert proc.returncode == 2 and "unknown check" in proc.stderr
+
+
+def test_parallel_byte_ranges_give_the_same_profile(baseline, tmp_path, monkeypatch):
+    recs = synth.records(synth.table(3000, seed=8))
+    path = write_jsonl(tmp_path / "w.jsonl", recs)
+    with path.open("ab") as fh:
+        fh.write(b"broken line\n")
+    monkeypatch.setattr(local, "PARALLEL_MIN_BYTES", 1)
+    single = local.LocalProfiler(baseline).profile_files([path], workers=1)
+    for workers in (2, 3, 7):
+        parallel = local.LocalProfiler(baseline).profile_files([path], workers=workers)
+        assert parallel.records == 3000 and parallel.rejected == 1
+        for name, col in single.columns.items():
+            other = parallel.columns[name]
+            assert (col.present, col.nulls, col.bins, col.categories, col.unseen, col.tokens, col.oov_tokens) == \
+                   (other.present, other.nulls, other.bins, other.categories, other.unseen, other.tokens,
+                    other.oov_tokens), name
+
+
+def test_gzip_logs_are_read(cli_baseline, tmp_path):
+    import gzip
+    path = tmp_path / "w.jsonl.gz"
+    with gzip.open(path, "wb") as fh:
+        for rec in synth.records(synth.table(200, seed=9)):
+            fh.write(json.dumps(rec).encode() + b"\n")
+    proc = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(path), "--format", "json")
+    assert json.loads(proc.stdout)["window"]["records"] == 200
