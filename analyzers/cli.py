@@ -180,6 +180,97 @@ def run_report(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if result.findings else EXIT_OK
 
 
+# -- Elasticsearch commands ----------------------------------------------------------------
+
+def add_es_args(p: argparse.ArgumentParser) -> None:
+    """Connection flags; each falls back to its PREDWATCH_ES_* environment variable."""
+    g = p.add_argument_group("Elasticsearch (flags override PREDWATCH_ES_* environment variables)")
+    g.add_argument("--es-url", help="e.g. https://localhost:9200 (PREDWATCH_ES_URL)")
+    g.add_argument("--es-api-key", help="prefer PREDWATCH_ES_API_KEY: flags show up in process lists")
+    g.add_argument("--es-username")
+    g.add_argument("--es-password", help="prefer PREDWATCH_ES_PASSWORD")
+    g.add_argument("--es-ca-certs")
+    g.add_argument("--es-distribution", choices=("elasticsearch", "opensearch"))
+    g.add_argument("--prefix", default="predwatch", help="index name prefix (default: predwatch)")
+
+
+def es_client(args: argparse.Namespace):
+    from logging_adapter.elastic import EsSettings, make_client
+
+    try:
+        settings = EsSettings.from_env(url=args.es_url, api_key=args.es_api_key, username=args.es_username,
+                                       password=args.es_password, ca_certs=args.es_ca_certs,
+                                       distribution=args.es_distribution)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return settings, make_client(settings)
+
+
+def _connection_problem(settings, exc: Exception) -> UsageError:
+    return UsageError(f"cannot use Elasticsearch at {settings.describe()}: {type(exc).__name__}: {exc}")
+
+
+@command
+def _setup(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("setup", help="install index templates (and ILM retention where available)",
+                       description="Install predwatch's index templates; idempotent.")
+    add_es_args(p)
+    p.add_argument("--retention-days", type=int, help="delete prediction indices older than this")
+    p.set_defaults(run=run_setup)
+
+
+def run_setup(args: argparse.Namespace) -> int:
+    from logging_adapter import templates
+
+    settings, client = es_client(args)
+    try:
+        done = templates.install(client, prefix=args.prefix, retention_days=args.retention_days,
+                                 extra=setup_extras(args.prefix))
+    except Exception as exc:  # noqa: BLE001 - any client error is a clear one-line message
+        raise _connection_problem(settings, exc) from None
+    for line in done:
+        print(f"installed {line}")
+    return EXIT_OK
+
+
+def setup_extras(prefix: str) -> list[dict]:
+    """Template sets beyond the prediction records' (the analyzers' result indices)."""
+    try:
+        from .results import result_templates
+    except ImportError:
+        return []
+    return [result_templates(prefix)]
+
+
+@command
+def _ship(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ship", help="tail JSONL prediction logs into Elasticsearch",
+                       description="Tail JSONL files (globs allowed) like Filebeat: persisted offsets, rotation, "
+                                   "dead letters; SIGTERM stops cleanly.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--once", action="store_true", help="ship what the files hold now, then exit")
+    p.add_argument("--state-dir", default=str(Path.home() / ".cache" / "predwatch" / "ship"),
+                   help="offsets and dead letters (default: ~/.cache/predwatch/ship)")
+    add_es_args(p)
+    p.set_defaults(run=run_ship)
+
+
+def run_ship(args: argparse.Namespace) -> int:
+    import logging
+
+    from logging_adapter.ship import Shipper, install_signal_handlers
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    settings, client = es_client(args)
+    shipper = Shipper(client, args.paths, state_dir=args.state_dir, prefix=args.prefix)
+    install_signal_handlers(shipper)
+    stats = shipper.run(once=args.once)
+    print(f"shipped {stats['sent']:,} new, {stats['duplicates']:,} already indexed, "
+          f"{stats['rejected']:,} dead-lettered to {shipper.dead_letters.path}")
+    return EXIT_OK
+
+
 # -- entry point ---------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,3 +64,90 @@ def screenshot(browser: str, page: Path, out: Path, tmp: Path, size: str = "1280
     dom = subprocess.run(flags + ["--dump-dom", page.as_uri()], check=True, capture_output=True, text=True,
                          timeout=120).stdout
     return out, dom
+
+
+# -- Elasticsearch: osmem-server by default, a real cluster when PREDWATCH_TEST_ES_URL is set ---------
+
+import socket  # noqa: E402
+import uuid  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+from logging_adapter import templates  # noqa: E402
+from logging_adapter.elastic import EsSettings, make_client  # noqa: E402
+
+REAL_ES = os.environ.get("PREDWATCH_TEST_ES_URL")
+
+
+@dataclass
+class Cluster:
+    """What a test needs to talk to its own Elasticsearch: settings, a client, an index prefix."""
+
+    settings: EsSettings
+    client: object
+    prefix: str
+
+    @property
+    def url(self) -> str:
+        return self.settings.url
+
+    def refresh(self) -> None:
+        self.client.indices.refresh(index=f"{self.prefix}-*", allow_no_indices=True)
+
+    def docs(self, pattern: str = "predictions-*", size: int = 10_000) -> list[dict]:
+        """Every document under ``<prefix>-<pattern>`` (tests keep their fixtures small)."""
+        self.refresh()
+        resp = self.client.search(index=f"{self.prefix}-{pattern}", size=size, query={"match_all": {}},
+                                  ignore_unavailable=True, allow_no_indices=True)
+        return resp["hits"]["hits"]
+
+    def es_args(self) -> list[str]:
+        return ["--es-url", self.url, "--es-distribution", self.settings.distribution, "--prefix", self.prefix]
+
+
+def osmem_settings(url: str) -> EsSettings:
+    return EsSettings(url=url, distribution="opensearch")
+
+
+@pytest.fixture(scope="session")
+def osmem_server():
+    """The session's in-memory server: templates installed on the base, then frozen; tests get clones."""
+    from osmem_server import OsmemServer
+
+    if REAL_ES:
+        yield None
+        return
+    server = OsmemServer.start(freeze=False)
+    client = make_client(osmem_settings(server.url))
+    templates.install(client, prefix="predwatch", extra=_setup_extras("predwatch"))
+    server.freeze()
+    yield server
+    server.close()
+
+
+def _setup_extras(prefix: str) -> list[dict]:
+    from analyzers.cli import setup_extras
+    return setup_extras(prefix)
+
+
+@pytest.fixture
+def es(request) -> Cluster:
+    """A copy-on-write clone of the base per test, or a unique prefix on the real cluster."""
+    if REAL_ES:
+        settings = EsSettings.from_env(url=REAL_ES)
+        client = make_client(settings)
+        prefix = f"pwtest{uuid.uuid4().hex[:10]}"
+        templates.install(client, prefix=prefix, extra=_setup_extras(prefix))
+        yield Cluster(settings, client, prefix)
+        client.indices.delete(index=f"{prefix}-*", ignore_unavailable=True, allow_no_indices=True)
+        for name in client.indices.get_index_template(name=f"{prefix}-*").get("index_templates", []):
+            client.indices.delete_index_template(name=name["name"])
+        return
+    clone = request.getfixturevalue("osmem_clone")
+    settings = osmem_settings(clone.url)
+    yield Cluster(settings, make_client(settings), "predwatch")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,123 @@
+"""Elasticsearch (and OpenSearch) clients from configuration and the environment.
+
+Settings come from ``PREDWATCH_ES_*`` environment variables; explicit arguments
+(command-line flags) override them. Secrets are never logged or printed:
+:meth:`EsSettings.describe` shows the URL and which credential kind is in use.
+
+``distribution="opensearch"`` sends plain ``application/json`` instead of the
+8.x client's compatibility media types, which OpenSearch (and the in-memory test
+engine) answer with 406. It does so with a node class, not by patching the client.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from elastic_transport import HttpHeaders, Urllib3HttpNode
+from elasticsearch import Elasticsearch
+
+ENV_PREFIX = "PREDWATCH_ES_"
+DISTRIBUTIONS = ("elasticsearch", "opensearch")
+_COMPAT = "application/vnd.elasticsearch+"
+
+
+class PlainJsonNode(Urllib3HttpNode):
+    """Rewrites ``application/vnd.elasticsearch+json; compatible-with=8`` to ``application/json``
+    (and the ``x-ndjson`` variant) on every request, for OpenSearch-compatible servers."""
+
+    def perform_request(self, method: str, target: str, body: bytes | None = None,
+                        headers: HttpHeaders | None = None, **kwargs: Any):  # type: ignore[override]
+        if headers:
+            headers = headers.copy()
+            for name in ("accept", "content-type"):
+                value = headers.get(name)
+                if value and value.startswith(_COMPAT):
+                    headers[name] = "application/" + value[len(_COMPAT):].split(";", 1)[0]
+        response = super().perform_request(method, target, body=body, headers=headers, **kwargs)
+        # OpenSearch does not announce itself as Elasticsearch; the 8.x client insists on it.
+        response.meta.headers.setdefault("x-elastic-product", "Elasticsearch")
+        return response
+
+
+@dataclass(frozen=True)
+class EsSettings:
+    """Where and how to connect. ``from_env`` reads ``PREDWATCH_ES_*``; arguments win."""
+
+    url: str = "http://localhost:9200"
+    api_key: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    distribution: str = "elasticsearch"
+    request_timeout: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> "EsSettings":
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name in ("url", "api_key", "username", "password", "ca_certs", "distribution"):
+            if env.get(ENV_PREFIX + name.upper()):
+                values[name] = env[ENV_PREFIX + name.upper()]
+        if env.get(ENV_PREFIX + "VERIFY_CERTS"):
+            values["verify_certs"] = env[ENV_PREFIX + "VERIFY_CERTS"].strip().lower() not in ("0", "false", "no", "off")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        if settings.distribution not in DISTRIBUTIONS:
+            raise ValueError(f"distribution must be one of {', '.join(DISTRIBUTIONS)}, not {settings.distribution!r}")
+        return settings
+
+    def with_(self, **changes: Any) -> "EsSettings":
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def describe(self) -> str:
+        """Human-readable, secret-free description."""
+        auth = "API key" if self.api_key else f"user {self.username}" if self.username else "no auth"
+        return f"{self.url} ({self.distribution}, {auth})"
+
+
+def make_client(settings: EsSettings | None = None, **options: Any) -> Elasticsearch:
+    """An ``Elasticsearch`` client for the settings (``options`` go to the client as they are)."""
+    settings = settings or EsSettings.from_env()
+    kwargs: dict[str, Any] = {"request_timeout": settings.request_timeout}
+    if settings.api_key:
+        kwargs["api_key"] = settings.api_key
+    elif settings.username:
+        kwargs["basic_auth"] = (settings.username, settings.password or "")
+    if settings.url.startswith("https"):
+        kwargs["verify_certs"] = settings.verify_certs
+        if settings.ca_certs:
+            kwargs["ca_certs"] = settings.ca_certs
+    if settings.distribution == "opensearch":
+        kwargs["node_class"] = PlainJsonNode
+    kwargs.update(options)
+    return Elasticsearch(settings.url, **kwargs)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the cluster offers, detected rather than assumed."""
+
+    distribution: str
+    version: tuple[int, ...]
+    ilm: bool
+
+    @property
+    def ignore_dynamic_beyond_limit(self) -> bool:
+        return self.distribution == "elasticsearch" and self.version >= (8, 14)
+
+
+def detect(client: Elasticsearch) -> Capabilities:
+    info = client.info()
+    version = info.get("version", {})
+    distribution = version.get("distribution") or "elasticsearch"
+    numbers = tuple(int(p) for p in str(version.get("number", "0")).split("-")[0].split(".") if p.isdigit())
+    ilm = False
+    if distribution == "elasticsearch":
+        try:
+            client.ilm.get_status()
+            ilm = True
+        except Exception:  # noqa: BLE001 - no ILM (or no privilege for it): use name-based retention
+            ilm = False
+    return Capabilities(distribution, numbers, ilm)

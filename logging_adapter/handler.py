@@ -1,0 +1,287 @@
+"""``ElasticsearchHandler``: ship prediction records from inside the service, never blocking it.
+
+The caller's thread only formats the record and puts it on a bounded queue (or,
+when the queue is full, appends it to the disk spool). A background thread sends
+bulk ``create`` requests with each record's deterministic id; on connection
+errors, timeouts, 429 and 5xx it retries with backoff and then spools; while the
+spool holds anything, new records join it so that order is kept, and the spool is
+replayed oldest first once Elasticsearch answers again. At interpreter exit it
+flushes with a deadline and spools the rest; the next start replays it.
+
+It ships prediction records only (records made by ``PredictionLogger``): never
+its own log lines or the Elasticsearch client's (which would loop forever).
+"""
+from __future__ import annotations
+
+import atexit
+import fcntl
+import logging
+import os
+import queue
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from .bulk import Backoff, DeadLetters, Doc, send_bulk, line_id
+from .elastic import EsSettings, make_client
+from .formatter import PAYLOAD_ATTR, PredictionFormatter
+from .spool import Spool, SpoolFull
+from .templates import DEFAULT_PREFIX, predictions_index
+
+report = logging.getLogger("predwatch.shipper")
+NEVER_SHIPPED = ("elastic_transport", "elasticsearch", "urllib3", "predwatch.shipper")
+SPOOL_ENV = "PREDWATCH_SPOOL_DIR"
+INLINE_ATTEMPTS = 3
+
+
+def claim_spool_dir(base: str | Path) -> tuple[Path, Any]:
+    """A spool directory no other live process uses: ``base/slot-N``, held by an exclusive lock.
+
+    A slot left by a process that died is claimed by the next one, which replays it.
+    """
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    for n in range(1024):
+        slot = base / f"slot-{n}"
+        slot.mkdir(exist_ok=True)
+        lock = (slot / ".lock").open("a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return slot, lock
+        except OSError:
+            lock.close()
+    raise RuntimeError(f"no free spool slot under {base}")
+
+
+class ElasticsearchHandler(logging.Handler):
+    """A ``logging.Handler`` delivering prediction records to daily indices, without loss.
+
+    Parameters:
+        client: an ``Elasticsearch`` client; default one from ``settings`` / ``PREDWATCH_ES_*``.
+        prefix: index prefix (records go to ``<prefix>-predictions-<model>-YYYY.MM.DD``).
+        spool_dir: where undeliverable records wait; default ``$PREDWATCH_SPOOL_DIR`` or
+            ``~/.cache/predwatch/spool``. Each process claims its own slot below it.
+        queue_size: records held in memory before spilling to disk.
+        max_spool_bytes: the disk limit; beyond it records are dropped, counted and reported.
+        exit_timeout: how long interpreter exit may spend flushing before spooling the rest.
+    """
+
+    def __init__(
+        self,
+        client: Elasticsearch | None = None,
+        *,
+        settings: EsSettings | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        spool_dir: str | Path | None = None,
+        service: str | None = None,
+        queue_size: int = 10_000,
+        batch_size: int = 500,
+        flush_interval: float = 0.5,
+        request_timeout: float = 10.0,
+        max_spool_bytes: int = 1024**3,
+        exit_timeout: float = 5.0,
+        level: int = logging.NOTSET,
+    ) -> None:
+        super().__init__(level)
+        self.setFormatter(PredictionFormatter(service=service))
+        client = client or make_client(settings)
+        self.client = client.options(max_retries=0, request_timeout=request_timeout)  # we retry, with backoff
+        self.prefix = prefix
+        base = spool_dir or os.environ.get(SPOOL_ENV) or Path.home() / ".cache" / "predwatch" / "spool"
+        self.spool_dir, self._slot_lock = claim_spool_dir(base)
+        self.spool = Spool(self.spool_dir, max_bytes=max_spool_bytes)
+        self.dead_letters = DeadLetters(self.spool_dir / "dead-letter.jsonl")
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.exit_timeout = exit_timeout
+        self.stats: Counter[str] = Counter()
+        self._queue: queue.Queue[Doc] = queue.Queue(queue_size)
+        self._inflight: list[Doc] = []
+        self._backoff = Backoff()
+        self._next_probe = 0.0
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._closed = False
+        self._last_alarm = 0.0
+        self._thread = threading.Thread(target=self._run, name="predwatch-es-shipper", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    # -- the caller's side: format, enqueue, never block or raise ------------------------------
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            payload = record.__dict__.get(PAYLOAD_ATTR)
+            if payload is None or record.name.startswith(NEVER_SHIPPED) or threading.current_thread() is self._thread:
+                self.stats["ignored"] += 1
+                return
+            line = self.format(record).encode("utf-8", "replace")
+            model = (payload.get("model") or {}).get("name") or "unknown"
+            day = time.strftime("%Y-%m-%d", time.gmtime(record.created))
+            doc = Doc(predictions_index(model, day, self.prefix), payload.get("prediction_id") or line_id(line), line)
+            self._idle.clear()
+            try:
+                self._queue.put_nowait(doc)
+            except queue.Full:
+                self._to_spool([doc])
+        except Exception as exc:  # noqa: BLE001 - never into the model service
+            self.stats["errors"] += 1
+            self._alarm(f"could not queue a prediction record: {exc!r}")
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        self.stats["errors"] += 1
+
+    # -- the background thread -------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._step()
+            except Exception as exc:  # noqa: BLE001 - the shipper thread must survive anything
+                self.stats["errors"] += 1
+                self._alarm(f"shipper error: {exc!r}")
+                self._stop.wait(1.0)
+        self._final_flush()
+
+    def _step(self) -> None:
+        batch = self._take(self.flush_interval)
+        if len(self.spool):
+            # Backlog on disk: new records join it (order is kept); replay when it is time.
+            if batch:
+                self._to_spool(batch)
+            if time.monotonic() >= self._next_probe:
+                self._replay_oldest()
+            elif not batch:
+                self._stop.wait(min(0.2, max(0.0, self._next_probe - time.monotonic())))
+            return
+        if batch:
+            self._deliver(batch)
+        elif self._queue.empty():
+            self._idle.set()
+
+    def _take(self, timeout: float) -> list[Doc]:
+        try:
+            first = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return []
+        batch = [first]
+        while len(batch) < self.batch_size:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _deliver(self, batch: list[Doc], attempts: int = INLINE_ATTEMPTS) -> bool:
+        pending = batch
+        self._inflight = batch
+        try:
+            for attempt in range(attempts):
+                outcome = send_bulk(self.client, pending)
+                self._account(outcome, "sent")
+                if not outcome.retry:
+                    self._backoff.reset()
+                    return True
+                pending = outcome.retry
+                self.stats["retried"] += len(pending)
+                if attempt + 1 < attempts and self._stop.wait(0.2 * 2**attempt):
+                    break
+            self._to_spool(pending)
+            self._next_probe = time.monotonic() + self._backoff.next_delay()
+            self._alarm(f"Elasticsearch unavailable ({outcome.error or 'items to retry'}); spooling to {self.spool_dir}")
+            return False
+        finally:
+            self._inflight = []
+
+    def _replay_oldest(self) -> None:
+        segment = self.spool.oldest()
+        if segment is None:
+            return
+        docs = list(self.spool.read(segment))
+        for start in range(0, len(docs), self.batch_size):
+            chunk = docs[start:start + self.batch_size]
+            outcome = send_bulk(self.client, chunk)
+            self._account(outcome, "replayed")
+            if outcome.retry:  # still down: keep the segment, try again later
+                self._next_probe = time.monotonic() + self._backoff.next_delay()
+                return
+        self.spool.remove(segment)
+        self._backoff.reset()
+        self._next_probe = 0.0
+
+    def _account(self, outcome, delivered_as: str) -> None:
+        self.stats[delivered_as] += outcome.created
+        self.stats["duplicates"] += outcome.duplicates
+        for doc, reason in outcome.rejected:
+            self.stats["rejected"] += 1
+            self.dead_letters.add(doc.source, reason, source=doc.index)
+
+    def _to_spool(self, docs: list[Doc]) -> None:
+        try:
+            self.spool.append(docs)
+            self.stats["spooled"] += len(docs)
+        except SpoolFull as exc:
+            self.stats["dropped"] += len(docs)
+            self._alarm(f"DROPPED {len(docs)} prediction record(s): {exc}", force=True)
+
+    def _final_flush(self) -> None:
+        deadline = time.monotonic() + self.exit_timeout * 0.8
+        while not self._queue.empty() and time.monotonic() < deadline:
+            batch = self._take(0)
+            if len(self.spool) or not self._deliver(batch, attempts=1):
+                self._to_spool(batch + self._drain())
+                return
+
+    def _drain(self) -> list[Doc]:
+        docs = []
+        while True:
+            try:
+                docs.append(self._queue.get_nowait())
+            except queue.Empty:
+                return docs
+
+    def _alarm(self, message: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_alarm > 30:
+            self._last_alarm = now
+            try:
+                report.error("predwatch shipper: %s (stats %s)", message, dict(self.stats))
+            except Exception:  # noqa: BLE001
+                pass
+
+    # -- control -----------------------------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued and spooled is delivered, at most ``timeout`` seconds
+        (default ``exit_timeout``: ``logging.shutdown`` calls this and must not hang)."""
+        if self._closed:
+            return False
+        deadline = time.monotonic() + (self.exit_timeout if timeout is None else timeout)
+        while True:
+            if self._queue.empty() and not len(self.spool) and self._idle.is_set() and not self._inflight:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            self._idle.wait(0.05)
+
+    def close(self) -> None:
+        """Stop the thread: flush within ``exit_timeout``, spool whatever is left."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._thread.join(self.exit_timeout)
+        leftovers = list(self._inflight) + self._drain()  # in flight: resending is harmless (same ids)
+        if leftovers:
+            self._to_spool(leftovers)
+        self.spool.close()
+        try:
+            self._slot_lock.close()
+        except OSError:
+            pass
+        atexit.unregister(self.close)
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"<ElasticsearchHandler prefix={self.prefix} spool={self.spool_dir} stats={dict(self.stats)}>"

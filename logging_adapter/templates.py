@@ -1,0 +1,140 @@
+"""Index templates for prediction records, and retention of the daily indices.
+
+Records go to per-model daily indices named by the record's own UTC day
+(``<prefix>-predictions-<model>-YYYY.MM.DD``): per model, because two models may
+give one feature name different types; by event day, so a retried record lands in
+the same index and its deterministic ``_id`` makes the retry a no-op.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from elasticsearch import Elasticsearch, NotFoundError
+
+from . import contract as c
+from .elastic import Capabilities, detect
+
+log = logging.getLogger("predwatch.setup")
+
+DEFAULT_PREFIX = "predwatch"
+PRIORITY = 600  # above the built-in logs-*-* templates (100) and Elastic's suggested 500
+TOTAL_FIELDS_LIMIT = 2000
+KEYWORD_IGNORE_ABOVE = 1024
+
+
+def predictions_pattern(prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}-predictions-*"
+
+
+def predictions_index(model: str, timestamp: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return c.prediction_index(model, timestamp, prefix=f"{prefix}-predictions")
+
+
+def prediction_mappings() -> dict[str, Any]:
+    """Mappings of the record contract; features and outputs typed by dynamic templates."""
+    numbers = {"type": "double", "ignore_malformed": True}  # a stray string is flagged, not rejected
+    strings = {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE}
+    dynamic = []
+    for where, path in (("features", f"{c.FEATURES}.*"), ("prediction", f"{c.PREDICTION}.*")):
+        dynamic += [
+            {f"{where}_long": {"path_match": path, "match_mapping_type": "long", "mapping": numbers}},
+            {f"{where}_double": {"path_match": path, "match_mapping_type": "double", "mapping": numbers}},
+            {f"{where}_string": {"path_match": path, "match_mapping_type": "string", "mapping": strings}},
+        ]
+    dynamic.append({"strings_as_keyword": {"match_mapping_type": "string", "mapping": strings}})
+    return {
+        "dynamic_templates": dynamic,
+        "properties": {
+            "@timestamp": {"type": "date"},
+            "message": {"type": "text"},
+            "log": {"properties": {"level": {"type": "keyword"}, "logger": {"type": "keyword"}}},
+            "ecs": {"properties": {"version": {"type": "keyword"}}},
+            "service": {"properties": {"name": {"type": "keyword"}}},
+            "event": {"properties": {"kind": {"type": "keyword"}, "dataset": {"type": "keyword"}}},
+            "labels": {"type": "object", "dynamic": True},
+            "predwatch": {"properties": {
+                "model": {"properties": {"name": {"type": "keyword"}, "version": {"type": "keyword"}}},
+                "prediction_id": {"type": "keyword"},
+                "latency_ms": {"type": "double"},
+                "features": {"type": "object", "dynamic": True},
+            }},
+        },
+    }
+
+
+def prediction_templates(prefix: str, caps: Capabilities, retention_days: int | None) -> dict[str, Any]:
+    """Component templates and the composable index template, by name."""
+    settings: dict[str, Any] = {"index.mapping.total_fields.limit": TOTAL_FIELDS_LIMIT}
+    if caps.ignore_dynamic_beyond_limit:
+        settings["index.mapping.total_fields.ignore_dynamic_beyond_limit"] = True
+    if caps.ilm and retention_days:
+        settings["index.lifecycle.name"] = f"{prefix}-predictions"
+    return {
+        "component": {
+            f"{prefix}-predictions-settings": {"template": {"settings": settings}},
+            f"{prefix}-predictions-mappings": {"template": {"mappings": prediction_mappings()}},
+        },
+        "index": {
+            f"{prefix}-predictions": {
+                "index_patterns": [predictions_pattern(prefix)],
+                "priority": PRIORITY,
+                "composed_of": [f"{prefix}-predictions-settings", f"{prefix}-predictions-mappings"],
+                "_meta": {"managed_by": "predwatch", "record": c.DATASET},
+            },
+        },
+    }
+
+
+def install(client: Elasticsearch, *, prefix: str = DEFAULT_PREFIX, retention_days: int | None = None,
+            extra: list[dict[str, Any]] | None = None) -> list[str]:
+    """Install (or update) the templates; idempotent. Returns what was put, for the user.
+
+    ``extra`` takes more template sets of the same shape (the analyzers' result indices).
+    """
+    caps = detect(client)
+    done = []
+    if caps.ilm and retention_days:
+        client.ilm.put_lifecycle(name=f"{prefix}-predictions", policy={
+            "phases": {"hot": {"actions": {}}, "delete": {"min_age": f"{retention_days}d", "actions": {"delete": {}}}}})
+        done.append(f"ILM policy {prefix}-predictions (delete after {retention_days} days)")
+    for templates in [prediction_templates(prefix, caps, retention_days), *(extra or [])]:
+        for name, body in templates.get("component", {}).items():
+            client.cluster.put_component_template(name=name, **body)
+            done.append(f"component template {name}")
+        for name, body in templates.get("index", {}).items():
+            client.indices.put_index_template(name=name, **body)
+            done.append(f"index template {name}")
+    return done
+
+
+def expired_indices(names: list[str], prefix: str, retention_days: int, today: date | None = None) -> list[str]:
+    """Daily prediction indices older than the retention, by the exact day in their name."""
+    today = today or datetime.now(timezone.utc).date()
+    cutoff = today - timedelta(days=retention_days)
+    start = f"{prefix}-predictions-"
+    out = []
+    for name in names:
+        if not name.startswith(start) or len(name) < len(start) + 11:
+            continue
+        try:
+            day = datetime.strptime(name[-10:], "%Y.%m.%d").date()
+        except ValueError:
+            continue
+        if day < cutoff:
+            out.append(name)
+    return sorted(out)
+
+
+def apply_retention(client: Elasticsearch, prefix: str, retention_days: int, today: date | None = None) -> list[str]:
+    """Delete expired daily indices by exact name (for clusters without ILM)."""
+    try:
+        names = list(client.indices.get(index=predictions_pattern(prefix), expand_wildcards="open,closed"))
+    except NotFoundError:
+        return []
+    expired = expired_indices(names, prefix, retention_days, today)
+    for name in expired:
+        client.indices.delete(index=name)
+        log.info("retention: deleted %s (older than %d days)", name, retention_days)
+    return expired
