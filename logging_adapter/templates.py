@@ -99,6 +99,9 @@ def install(client: Elasticsearch, *, prefix: str = DEFAULT_PREFIX, retention_da
         client.ilm.put_lifecycle(name=f"{prefix}-predictions", policy={
             "phases": {"hot": {"actions": {}}, "delete": {"min_age": f"{retention_days}d", "actions": {"delete": {}}}}})
         done.append(f"ILM policy {prefix}-predictions (delete after {retention_days} days)")
+    elif retention_days:
+        done.append(f"no ILM on this cluster: set retention_days = {retention_days} in predwatch.toml and "
+                    "`predwatch daemon` deletes expired daily indices by name")
     for templates in [prediction_templates(prefix, caps, retention_days), *(extra or [])]:
         for name, body in templates.get("component", {}).items():
             client.cluster.put_component_template(name=name, **body)

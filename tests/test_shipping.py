@@ -349,3 +349,61 @@ def test_doc_from_line_routes_by_the_records_own_day():
     assert doc == Doc("predwatch-predictions-risk-model-2026.01.02", "abc", line)
     no_id = orjson.dumps({"@timestamp": "2026-01-02T00:00:00Z", "predwatch": {"model": {"name": "m"}}})
     assert doc_from_line(no_id).id == doc_from_line(no_id).id, "deterministic without a prediction_id"
+
+
+def test_spool_disk_limit_drops_loudly(tmp_path, caplog):
+    down = EsSettings(url=f"http://127.0.0.1:{free_port()}", distribution="opensearch")
+    handler = ElasticsearchHandler(make_client(down), spool_dir=tmp_path, flush_interval=0.05, queue_size=10,
+                                   max_spool_bytes=20_000, exit_timeout=0.5)
+    plog = plog_to(handler)
+    with caplog.at_level(logging.ERROR, logger="predwatch.shipper"):
+        for i in range(200):
+            plog.log(features(i), 0.1)
+        handler.close()
+    assert handler.stats["dropped"] > 0
+    assert handler.stats["spooled"] + handler.stats["dropped"] == 200
+    assert any("DROPPED" in r.getMessage() for r in caplog.records)
+
+
+EXIT_SCRIPT = """
+import logging, sys
+from logging_adapter import PredictionLogger, configure
+from logging_adapter.elastic import EsSettings, make_client
+from logging_adapter.handler import ElasticsearchHandler
+handler = ElasticsearchHandler(make_client(EsSettings(url=sys.argv[1], distribution="opensearch")),
+                               spool_dir=sys.argv[2], flush_interval=5.0, exit_timeout=3.0)
+configure(handler=handler)
+plog = PredictionLogger("exit-model", "1")
+for i in range(int(sys.argv[3])):
+    plog.log({"i": i}, 0.5, prediction_id=f"exit-{i}")
+# no flush, no close: interpreter exit must deliver (or spool) what is queued
+"""
+
+
+def test_interpreter_exit_flushes_or_spools_for_the_next_start(es, tmp_path):
+    script = tmp_path / "service.py"
+    script.write_text(EXIT_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    proc = subprocess.run([sys.executable, str(script), es.url, str(tmp_path / "up"), "50"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert len([i for i in ids_in(es, "predictions-exit-model-*")]) == 50, "delivered at exit"
+    down = f"http://127.0.0.1:{free_port()}"
+    proc = subprocess.run([sys.executable, str(script), down, str(tmp_path / "down"), "30"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    spooled = b"".join(p.read_bytes() for p in (tmp_path / "down").glob("slot-0/spool-*.ndjson"))
+    assert spooled.count(b'"create"') == 30, "persisted for the next start"
+
+
+def test_retention_deletes_expired_daily_indices(es):
+    from datetime import date, timedelta
+    from logging_adapter.templates import apply_retention
+    today = date(2026, 11, 22)
+    for days in (1, 10, 40):
+        day = (today - timedelta(days=days)).strftime("%Y.%m.%d")
+        es.client.indices.create(index=f"{es.prefix}-predictions-m-{day}")
+    deleted = apply_retention(es.client, es.prefix, 30, today=today)
+    assert deleted == [f"{es.prefix}-predictions-m-2026.10.13"]
+    left = sorted(es.client.indices.get(index=f"{es.prefix}-predictions-*"))
+    assert left == [f"{es.prefix}-predictions-m-2026.11.12", f"{es.prefix}-predictions-m-2026.11.21"]
