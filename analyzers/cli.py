@@ -60,7 +60,9 @@ def _baseline(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prediction", action="append", default=[], metavar="COL",
                    help="column holding the model output (repeat for several outputs)")
     p.add_argument("--drop", action="append", default=[], metavar="COL", help="ignore COL (ids, labels, timestamps)")
-    p.add_argument("--out", required=True, help="where to write the baseline JSON")
+    p.add_argument("--out", help="where to write the baseline JSON")
+    p.add_argument("--es", action="store_true", help="also store the baseline in Elasticsearch (<prefix>-baselines)")
+    add_es_args(p)
     p.set_defaults(run=run_baseline)
 
 
@@ -82,8 +84,20 @@ def run_baseline(args: argparse.Namespace) -> int:
                                   predictions=args.prediction, source=path.name)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    baseline.save(args.out)
-    print(f"baseline for {baseline.model} {baseline.version or ''} from {baseline.rows:,} rows -> {args.out}")
+    if not args.out and not args.es:
+        raise UsageError("say where the baseline goes: --out FILE and/or --es")
+    if args.out:
+        baseline.save(args.out)
+    where = [args.out] if args.out else []
+    if args.es:
+        from .results import store_baseline
+
+        settings, client = es_client(args)
+        try:
+            where.append(f"{settings.url} {args.prefix}-baselines/{store_baseline(client, baseline, args.prefix)}")
+        except Exception as exc:  # noqa: BLE001
+            raise _connection_problem(settings, exc) from None
+    print(f"baseline for {baseline.model} {baseline.version or ''} from {baseline.rows:,} rows -> {', '.join(where)}")
     for name, col in baseline.columns.items():
         print(f"  {name:30s} {col.kind:12s} {col.role:10s} null {col.null_rate:6.1%}")
     return EXIT_OK
@@ -269,6 +283,81 @@ def run_ship(args: argparse.Namespace) -> int:
     print(f"shipped {stats['sent']:,} new, {stats['duplicates']:,} already indexed, "
           f"{stats['rejected']:,} dead-lettered to {shipper.dead_letters.path}")
     return EXIT_OK
+
+
+# -- the analyzers on Elasticsearch ----------------------------------------------------------
+
+def _daemon_config(args: argparse.Namespace):
+    from .daemon import DaemonConfig
+
+    try:
+        return DaemonConfig.load(args.config, url=args.es_url, distribution=args.es_distribution)
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {args.config}") from None
+    except (ValueError, KeyError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{args.config}: {exc}") from None
+
+
+@command
+def _daemon(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("daemon", help="analyse windows on a schedule and index the results",
+                       description="Scheduled analysis of every configured model; SIGTERM stops it cleanly.")
+    p.add_argument("--config", required=True, help="predwatch.toml")
+    p.add_argument("--es-url")
+    p.add_argument("--es-distribution", choices=("elasticsearch", "opensearch"))
+    p.set_defaults(run=run_daemon_cmd)
+
+
+def run_daemon_cmd(args: argparse.Namespace) -> int:
+    import logging
+
+    from .daemon import run_daemon
+
+    config = _daemon_config(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    run_daemon(config)
+    return EXIT_OK
+
+
+@command
+def _analyze(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help="analyse a past time range now (backfill, ad hoc)",
+                       description="Analyse [start, end) in the model's window size, as the daemon would; "
+                                   "results are indexed. Exit 1 when there are findings.")
+    p.add_argument("--config", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--start", required=True, help="ISO time, e.g. 2026-11-22T00:00:00Z")
+    p.add_argument("--end", required=True)
+    p.add_argument("--es-url")
+    p.add_argument("--es-distribution", choices=("elasticsearch", "opensearch"))
+    p.set_defaults(run=run_analyze)
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    from logging_adapter.elastic import make_client
+
+    from .daemon import Analyzer, align, iso, parse_time
+
+    config = _daemon_config(args)
+    try:
+        job = config.model(args.model)
+        start, end = align(parse_time(args.start), job.window), parse_time(args.end)
+    except (KeyError, ValueError) as exc:
+        raise UsageError(str(exc).strip("'\"")) from None
+    analyzer = Analyzer(make_client(config.settings), config)
+    findings = 0
+    try:
+        while start + job.window <= end:
+            summary = analyzer.analyze_window(job, start, start + job.window, refresh=True)
+            print(f"{job.name} [{iso(start)}, {iso(start + job.window)}): {summary['records']:,} records, "
+                  f"{summary['findings']} findings, {summary['errors']} errors")
+            findings += summary["findings"]
+            start += job.window
+    except Exception as exc:  # noqa: BLE001
+        raise _connection_problem(config.settings, exc) from None
+    return EXIT_FINDINGS if findings else EXIT_OK
 
 
 # -- entry point ---------------------------------------------------------------------------

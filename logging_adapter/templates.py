@@ -34,10 +34,12 @@ def predictions_index(model: str, timestamp: str, prefix: str = DEFAULT_PREFIX) 
 
 def prediction_mappings() -> dict[str, Any]:
     """Mappings of the record contract; features and outputs typed by dynamic templates."""
-    numbers = {"type": "double", "ignore_malformed": True}  # a stray string is flagged, not rejected
+    # A stray string (even "12.5": no coercion) is flagged in _ignored, not rejected and not silently converted.
+    numbers = {"type": "double", "ignore_malformed": True, "coerce": False}
     strings = {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE}
     dynamic = []
-    for where, path in (("features", f"{c.FEATURES}.*"), ("prediction", f"{c.PREDICTION}.*")):
+    paths = (("features", f"{c.FEATURES}.*"), ("prediction", c.PREDICTION), ("prediction_fields", f"{c.PREDICTION}.*"))
+    for where, path in paths:
         dynamic += [
             {f"{where}_long": {"path_match": path, "match_mapping_type": "long", "mapping": numbers}},
             {f"{where}_double": {"path_match": path, "match_mapping_type": "double", "mapping": numbers}},

@@ -223,10 +223,11 @@ class LocalProfiler:
             else:
                 prof.columns[name] = ColumnProfile(kind=col.kind, bins=_empty_bins(col))
                 continue
-            prof.columns[name] = self._profile_column(name, col, values)
+            prof.columns[name] = self.profile_column(name, col, values)
         return prof
 
-    def _profile_column(self, name: str, col: ColumnBaseline, values: Sequence[Any]) -> ColumnProfile:
+    def profile_column(self, name: str, col: ColumnBaseline, values: Sequence[Any]) -> ColumnProfile:
+        """One column of one chunk: the values of the records that have its key."""
         prof = ColumnProfile(kind=col.kind, present=len(values))
         if col.kind == "numeric":
             _numeric(prof, col, values)

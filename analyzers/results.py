@@ -1,0 +1,252 @@
+"""Results in Elasticsearch: metric documents, finding documents, baselines and daemon state.
+
+One metric document per (model, version, window, feature, check), written even
+when all is well so that dashboards show trends; one finding document per
+alert-worthy result (and per analysis error). IDs are derived from those keys, so
+re-running a window overwrites instead of duplicating.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from elasticsearch import Elasticsearch, NotFoundError
+
+from logging_adapter import contract as c
+from logging_adapter.bulk import Doc
+
+from .baseline import Baseline
+from .checks import CheckResult
+from .window import WindowResult
+
+METRIC_DATASET = "predwatch.metric"
+FINDING_DATASET = "predwatch.finding"
+
+# Result fields, shared with the dashboards and watches (names live here only).
+WINDOW_START = "predwatch.window.start"
+WINDOW_END = "predwatch.window.end"
+WINDOW_RECORDS = "predwatch.window.records"
+FEATURE = "predwatch.feature"
+CHECK = "predwatch.check"
+STATUS = "predwatch.status"
+SEVERITY = "predwatch.severity"
+VALUE = "predwatch.value"
+THRESHOLD = "predwatch.threshold"
+P_VALUE = "predwatch.p_value"
+MESSAGE = "message"
+
+
+def metrics_index(prefix: str) -> str:
+    return f"{prefix}-metrics"
+
+
+def findings_index(prefix: str) -> str:
+    return f"{prefix}-findings"
+
+
+def baselines_index(prefix: str) -> str:
+    return f"{prefix}-baselines"
+
+
+def state_index(prefix: str) -> str:
+    return f"{prefix}-state"
+
+
+def result_mappings() -> dict[str, Any]:
+    keyword = {"type": "keyword"}
+    num = {"type": "double"}
+    return {
+        "dynamic": False,
+        "properties": {
+            "@timestamp": {"type": "date"},
+            "message": {"type": "text"},
+            "event": {"properties": {"kind": keyword, "dataset": keyword}},
+            "predwatch": {"properties": {
+                "model": {"properties": {"name": keyword, "version": keyword}},
+                "window": {"properties": {"start": {"type": "date"}, "end": {"type": "date"},
+                                          "records": {"type": "long"}, "rejected": {"type": "long"}}},
+                "feature": keyword, "role": keyword, "check": keyword, "status": keyword, "severity": keyword,
+                "value": num, "threshold": num, "critical_threshold": num, "p_value": num,
+                "adjusted_p_value": num, "observed": num, "expected": num,
+                "n_window": {"type": "long"}, "n_baseline": {"type": "long"},
+                "examples": {"type": "object", "enabled": False},
+                "examples_text": {"type": "keyword", "ignore_above": 1024},
+            }},
+        },
+    }
+
+
+def result_templates(prefix: str) -> dict[str, Any]:
+    """Template set for ``logging_adapter.templates.install`` (``predwatch setup``)."""
+    return {
+        "component": {f"{prefix}-results-mappings": {"template": {"mappings": result_mappings()}}},
+        "index": {
+            f"{prefix}-results": {
+                "index_patterns": [f"{metrics_index(prefix)}*", f"{findings_index(prefix)}*"],
+                "priority": 600,
+                "composed_of": [f"{prefix}-results-mappings"],
+                "_meta": {"managed_by": "predwatch"},
+            },
+            f"{prefix}-baselines": {
+                "index_patterns": [baselines_index(prefix), state_index(prefix)],
+                "priority": 600,
+                "template": {"mappings": {"dynamic": False, "properties": {
+                    "@timestamp": {"type": "date"}, "kind": {"type": "keyword"},
+                    "model": {"type": "keyword"}, "version": {"type": "keyword"},
+                    "document": {"type": "object", "enabled": False}}}},
+                "_meta": {"managed_by": "predwatch"},
+            },
+        },
+    }
+
+
+def result_id(*parts: Any) -> str:
+    return hashlib.sha1("|".join("" if p is None else str(p) for p in parts).encode()).hexdigest()
+
+
+def result_doc(r: CheckResult, *, model: str, version: str | None, start: str, end: str, records: int,
+               rejected: int = 0, kind: str = "metric") -> dict[str, Any]:
+    examples = r.examples
+    return {
+        "@timestamp": end,
+        "message": r.message,
+        "event": {"kind": kind, "dataset": METRIC_DATASET if kind == "metric" else FINDING_DATASET},
+        "predwatch": {
+            "model": {"name": model, "version": version},
+            "window": {"start": start, "end": end, "records": records, "rejected": rejected},
+            "feature": r.feature, "role": r.role, "check": r.check, "status": r.status,
+            "severity": r.severity, "value": _num(r.value), "threshold": r.threshold,
+            "critical_threshold": r.critical_threshold, "p_value": _num(r.p_value),
+            "adjusted_p_value": _num(r.adjusted_p_value), "observed": _num(r.observed), "expected": _num(r.expected),
+            "n_window": r.n_window, "n_baseline": r.n_baseline,
+            "examples": examples, "examples_text": [_example_text(e) for e in examples][:5],
+        },
+    }
+
+
+def _num(x: float | None) -> float | None:
+    from .stats import finite_or_none
+    return finite_or_none(x)
+
+
+def _example_text(e: Any) -> str:
+    if isinstance(e, dict):
+        label = e.get("value", e.get("word"))
+        if label is not None:
+            return f"{label} ({e.get('count', '?')})"
+        return ", ".join(f"{k}={v}" for k, v in e.items())
+    return str(e)
+
+
+def window_docs(result: WindowResult, *, prefix: str, model: str, version: str | None, start: str, end: str,
+                extra: Iterable[CheckResult] = ()) -> list[Doc]:
+    """Metric documents for every result, finding documents for the alert-worthy ones."""
+    docs = []
+    records, rejected = result.profile.records, result.profile.rejected
+    for r in [*result.results, *extra]:
+        key = (model, version, start, end, r.feature, r.check)
+        doc = result_doc(r, model=model, version=version, start=start, end=end, records=records, rejected=rejected)
+        docs.append(Doc(metrics_index(prefix), result_id(*key), orjson.dumps(doc)))
+        if r.status != "ok":
+            finding = result_doc(r, model=model, version=version, start=start, end=end, records=records,
+                                 rejected=rejected, kind="alert")
+            docs.append(Doc(findings_index(prefix), result_id(*key), orjson.dumps(finding)))
+    return docs
+
+
+def error_doc(*, prefix: str, model: str, version: str | None, start: str, end: str, reason: str) -> Doc:
+    """An analysis that could not run is a finding too, with its reason (errors as data)."""
+    doc = {
+        "@timestamp": end, "message": f"{model}: analysis failed: {reason}",
+        "event": {"kind": "alert", "dataset": FINDING_DATASET},
+        "predwatch": {"model": {"name": model, "version": version},
+                      "window": {"start": start, "end": end}, "feature": "*", "check": "analysis_error",
+                      "status": "error", "severity": "critical"},
+    }
+    return Doc(findings_index(prefix), result_id(model, version, start, end, "*", "analysis_error"), orjson.dumps(doc))
+
+
+def write(client: Elasticsearch, docs: list[Doc], *, refresh: bool = False) -> None:
+    """Index (overwrite) result documents; raises on failure, the caller decides what that means."""
+    if not docs:
+        return
+    operations: list[bytes] = []
+    for doc in docs:
+        operations.append(orjson.dumps({"index": {"_index": doc.index, "_id": doc.id}}))
+        operations.append(doc.source)
+    resp = client.bulk(operations=operations, refresh=refresh or None)
+    if resp.get("errors"):
+        failed = [next(iter(i.values())) for i in resp["items"] if next(iter(i.values())).get("error")]
+        raise RuntimeError(f"{len(failed)} result document(s) not written: {failed[0].get('error')}")
+
+
+# -- baselines and state ---------------------------------------------------------------------------
+
+def baseline_id(model: str, version: str | None) -> str:
+    return f"{model}@{version or '-'}"
+
+
+def model_template(baseline: Baseline, prefix: str) -> tuple[str, dict[str, Any]]:
+    """An index template typing the model's features as the baseline knows them.
+
+    Dynamic mapping types a field by the first value of the day: one string in a
+    numeric feature at midnight would make it a keyword for the whole day. With the
+    baseline's kinds mapped explicitly, such values are only flagged (``_ignored``).
+    """
+    from logging_adapter.templates import KEYWORD_IGNORE_ABOVE, PRIORITY
+
+    kinds = {
+        "numeric": {"type": "double", "ignore_malformed": True, "coerce": False},
+        "categorical": {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE},
+        "text": {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE},
+        "boolean": {"type": "boolean"},
+    }
+    properties: dict[str, Any] = {}
+    for col in baseline.columns.values():
+        node = properties
+        *parents, leaf = col.field.split(".")
+        for part in parents:
+            node = node.setdefault(part, {"properties": {}})["properties"]
+        node[leaf] = kinds[col.kind]
+    model = c.index_safe(baseline.model)
+    return f"{prefix}-predictions-{model}", {
+        "index_patterns": [f"{prefix}-predictions-{model}-*"],
+        "priority": PRIORITY + 1,
+        "composed_of": [f"{prefix}-predictions-settings", f"{prefix}-predictions-mappings"],
+        "template": {"mappings": {"properties": properties}},
+        "_meta": {"managed_by": "predwatch", "baseline": baseline_id(baseline.model, baseline.version)},
+    }
+
+
+def store_baseline(client: Elasticsearch, baseline: Baseline, prefix: str) -> str:
+    """Store the baseline document and type the model's future indices after it."""
+    name, template = model_template(baseline, prefix)
+    client.indices.put_index_template(name=name, **template)
+    doc_id = baseline_id(baseline.model, baseline.version)
+    client.index(index=baselines_index(prefix), id=doc_id, refresh=True, document={
+        "@timestamp": baseline.created, "kind": "baseline", "model": baseline.model,
+        "version": baseline.version, "document": baseline.to_dict()})
+    return doc_id
+
+
+def load_baseline(client: Elasticsearch, model: str, version: str | None, prefix: str) -> Baseline | None:
+    try:
+        doc = client.get(index=baselines_index(prefix), id=baseline_id(model, version))
+    except NotFoundError:
+        return None
+    return Baseline.from_dict(doc["_source"]["document"])
+
+
+def get_state(client: Elasticsearch, prefix: str, key: str) -> dict[str, Any] | None:
+    try:
+        return client.get(index=state_index(prefix), id=key)["_source"]["document"]
+    except NotFoundError:
+        return None
+
+
+def put_state(client: Elasticsearch, prefix: str, key: str, kind: str, document: dict[str, Any]) -> None:
+    client.index(index=state_index(prefix), id=key, refresh=True, document={
+        "@timestamp": c.utc_iso(datetime.now(timezone.utc)), "kind": kind, "document": document})

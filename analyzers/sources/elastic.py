@@ -1,0 +1,213 @@
+"""Window profiles computed inside Elasticsearch, with aggregations: never pulling every document.
+
+For one model (and version) and time window, a bounded number of ``size: 0``
+searches return, per column: ``range`` counts on the baseline's bin edges plus
+``extended_stats`` (numeric), ``terms`` restricted to the baseline categories and
+``terms`` excluding them for the unseen ones (exact totals via
+``sum_other_doc_count``, a few examples), ``exists`` counts, and values the
+mapping refused (``_ignored``: strings in numeric fields). Free text cannot be
+tokenised server-side: a seeded random sample of at most ``text_sample``
+documents is read instead, and its size is what the OOV test counts. Response
+size therefore depends on the baseline, not on how many documents the window has.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from logging_adapter import contract as c
+
+from ..baseline import Baseline, ColumnBaseline
+from ..profile import UNSEEN_KEEP, ColumnProfile, WindowProfile
+from .local import LocalProfiler
+
+MAX_BUCKETS = 65_536  # search.max_buckets default, across one response
+BUCKET_BUDGET = 20_000  # buckets we allow ourselves per request, well inside it
+UNSEEN_EXAMPLES = 10
+TEXT_SAMPLE = 1000
+
+
+def predictions_pattern(prefix: str, model: str) -> str:
+    return f"{prefix}-predictions-{c.index_safe(model)}-*"
+
+
+@dataclass
+class EsWindowProfiler:
+    """Builds :class:`WindowProfile` objects for one baseline from an Elasticsearch cluster.
+
+    ``requests`` counts the searches made (for the benchmark and the tests).
+    """
+
+    client: Elasticsearch
+    baseline: Baseline
+    prefix: str = "predwatch"
+    text_sample: int = TEXT_SAMPLE
+    requests: int = 0
+    _local: LocalProfiler = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._local = LocalProfiler(self.baseline)
+
+    def window_query(self, start: str, end: str, version: str | None) -> dict[str, Any]:
+        filters: list[dict[str, Any]] = [
+            {"term": {c.MODEL_NAME: self.baseline.model}},
+            {"range": {c.TIMESTAMP: {"gte": start, "lt": end}}},
+        ]
+        if version is not None:
+            filters.append({"term": {c.MODEL_VERSION: version}})
+        return {"bool": {"filter": filters}}
+
+    def _search(self, **body: Any) -> dict[str, Any]:
+        self.requests += 1
+        resp = self.client.search(index=predictions_pattern(self.prefix, self.baseline.model),
+                                  ignore_unavailable=True, allow_no_indices=True, **body)
+        return resp.body
+
+    def profile(self, start: str, end: str, version: str | None = None) -> WindowProfile:
+        """The profile of ``[start, end)`` (ISO timestamps) for the baseline's model."""
+        query = self.window_query(start, end, version)
+        head = self._search(size=0, track_total_hits=True, query=query, aggs={
+            "first": {"min": {"field": c.TIMESTAMP}},
+            "last": {"max": {"field": c.TIMESTAMP}},
+            "versions": {"terms": {"field": c.MODEL_VERSION, "size": 50}},
+        })
+        aggs = head.get("aggregations", {})
+        records = head["hits"]["total"]["value"]
+        window = WindowProfile(
+            model=self.baseline.model,
+            records=records,
+            start=aggs.get("first", {}).get("value_as_string"),
+            end=aggs.get("last", {}).get("value_as_string"),
+            versions={b["key"]: b["doc_count"] for b in aggs.get("versions", {}).get("buckets", [])},
+        )
+        if records == 0:
+            window.columns = {n: ColumnProfile(kind=col.kind, bins=_empty(col)) for n, col in self.baseline.columns.items()}
+            return window
+        for group in _groups(list(self.baseline.columns.values())):
+            body = {}
+            for i, col in enumerate(group):
+                body.update(_column_aggs(f"c{i}", col))
+            resp = self._search(size=0, query=query, aggs=body)
+            for i, col in enumerate(group):
+                window.columns[col.name] = _read_column(f"c{i}", col, resp["aggregations"])
+        texts = [col for col in self.baseline.columns.values() if col.kind == "text"]
+        if texts:
+            self._add_text_sample(window, query, texts, seed=f"{start}/{end}")
+        return window
+
+    def _add_text_sample(self, window: WindowProfile, query: dict, cols: list[ColumnBaseline], seed: str) -> None:
+        """Tokens, OOV and type problems of text columns, from a seeded random sample of the window
+        (the same sample on a re-run). Presence counts stay the exact ones from the aggregations."""
+        size = min(self.text_sample, window.records)
+        resp = self._search(
+            size=size, _source=[col.field for col in cols],
+            query={"function_score": {"query": query, "boost_mode": "replace",
+                                      "random_score": {"seed": _seed(seed), "field": "_seq_no"}}},
+        )
+        rows = []
+        for hit in resp["hits"]["hits"]:
+            try:
+                rows.append(c.read_prediction(hit.get("_source", {})).columns())
+            except c.RecordError:
+                rows.append({})
+        for col in cols:
+            exact = window.columns[col.name]
+            values = [row[col.name] for row in rows if col.name in row and row[col.name] is not None]
+            sample = self._local.profile_column(col.name, col, values)
+            exact.texts, exact.tokens, exact.oov_tokens = sample.texts, sample.tokens, sample.oov_tokens
+            exact.oov_values = sample.oov_values
+            if sample.mismatched and values:  # scaled from the sample to the window's values
+                exact.mismatched = round(sample.mismatched * (exact.present - exact.nulls) / len(values))
+                exact.mismatch_examples = sample.mismatch_examples
+
+
+def _seed(text: str) -> int:
+    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:4], "big")
+
+
+def _empty(col: ColumnBaseline) -> list[int] | None:
+    return [0] * (len(col.edges) + 1) if col.kind == "numeric" and col.edges is not None else None
+
+
+def _buckets(col: ColumnBaseline) -> int:
+    if col.kind == "numeric":
+        return len(col.edges or []) + 3
+    if col.kind in ("boolean", "text"):
+        return 4
+    return len(col.categories or {}) + UNSEEN_EXAMPLES + 2
+
+
+def _groups(cols: list[ColumnBaseline]) -> list[list[ColumnBaseline]]:
+    """Columns packed into requests so that no response exceeds the bucket budget."""
+    groups: list[list[ColumnBaseline]] = []
+    used = BUCKET_BUDGET
+    for col in cols:
+        need = _buckets(col)
+        if used + need > BUCKET_BUDGET:
+            groups.append([])
+            used = 0
+        groups[-1].append(col)
+        used += need
+    return groups
+
+
+def _column_aggs(key: str, col: ColumnBaseline) -> dict[str, Any]:
+    f = col.field
+    aggs: dict[str, Any] = {
+        f"{key}_exists": {"filter": {"exists": {"field": f}}},
+        f"{key}_ignored": {"filter": {"term": {"_ignored": f}}},
+    }
+    if col.kind == "numeric":
+        edges = col.edges or []
+        ranges = [{"to": edges[0]}] if edges else [{}]
+        ranges += [{"from": lo, "to": hi} for lo, hi in zip(edges, edges[1:])]
+        if edges:
+            ranges.append({"from": edges[-1]})
+        aggs[f"{key}_bins"] = {"range": {"field": f, "ranges": ranges}}
+        aggs[f"{key}_stats"] = {"extended_stats": {"field": f}}
+    elif col.kind == "boolean":
+        aggs[f"{key}_terms"] = {"terms": {"field": f, "size": 3}}
+    elif col.kind == "categorical":
+        known = list(col.categories or {})
+        if known:
+            aggs[f"{key}_known"] = {"terms": {"field": f, "include": known, "size": len(known)}}
+        aggs[f"{key}_unseen"] = {"terms": {"field": f, "size": UNSEEN_EXAMPLES,
+                                           **({"exclude": known} if known else {})}}
+    return aggs
+
+
+def _read_column(key: str, col: ColumnBaseline, aggs: dict[str, Any]) -> ColumnProfile:
+    values = aggs[f"{key}_exists"]["doc_count"]
+    ignored = aggs[f"{key}_ignored"]["doc_count"]
+    prof = ColumnProfile(kind=col.kind)
+    if col.kind == "numeric":
+        # Elasticsearch indexes no nulls: a null reads as absent (the missing rate is the same).
+        prof.present = values + ignored
+        prof.mismatched = ignored
+        prof.bins = [b["doc_count"] for b in aggs[f"{key}_bins"]["buckets"]]
+        stats = aggs[f"{key}_stats"]
+        if stats.get("count"):
+            prof.min, prof.max = stats["min"], stats["max"]
+            prof.sum, prof.sumsq = stats["sum"], stats["sum_of_squares"]
+        if ignored:
+            prof.mismatch_examples = ["(value the numeric mapping refused)"]
+        return prof
+    prof.present = values + ignored
+    if col.kind == "text":
+        return prof
+    if col.kind == "boolean":
+        for b in aggs[f"{key}_terms"]["buckets"]:
+            name = b.get("key_as_string") or str(b["key"]).lower()
+            prof.categories[name] = prof.categories.get(name, 0) + b["doc_count"]
+        return prof
+    known = aggs.get(f"{key}_known", {"buckets": []})
+    prof.categories = {b["key"]: b["doc_count"] for b in known["buckets"] if b["doc_count"]}
+    unseen = aggs[f"{key}_unseen"]
+    prof.unseen_values = {str(b.get("key_as_string", b["key"])): b["doc_count"] for b in unseen["buckets"]}
+    prof.unseen = sum(prof.unseen_values.values()) + unseen.get("sum_other_doc_count", 0) + ignored
+    if len(prof.unseen_values) > UNSEEN_KEEP:
+        prof.unseen_values = dict(sorted(prof.unseen_values.items(), key=lambda kv: -kv[1])[:UNSEEN_KEEP])
+    return prof
