@@ -175,23 +175,58 @@ def format_text(result) -> str:
 
 @command
 def _report(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="write a self-contained HTML report of a window",
-                       description="Check prediction logs against a baseline and write an HTML report.")
-    p.add_argument("--baseline", required=True)
-    p.add_argument("--logs", required=True, nargs="+")
+    p = sub.add_parser("report", help="write a self-contained HTML report",
+                       description="Local: check prediction logs against a baseline (--baseline, --logs). "
+                                   "Elasticsearch: render the results indices for a model and time range "
+                                   "(--es --model [--start --end]).")
+    p.add_argument("--baseline")
+    p.add_argument("--logs", nargs="+")
     p.add_argument("--config", help="predwatch.toml with check thresholds")
     p.add_argument("--out", required=True, help="the HTML file to write")
     p.add_argument("--workers", type=int, default=default_workers())
+    p.add_argument("--es", action="store_true", help="read the results from Elasticsearch instead")
+    p.add_argument("--model", help="with --es: the model")
+    p.add_argument("--start", help="with --es: ISO time (default: 7 days before --end)")
+    p.add_argument("--end", help="with --es: ISO time (default: now)")
+    add_es_args(p)
     p.set_defaults(run=run_report)
 
 
 def run_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
+    if args.es:
+        return _report_from_es(args)
+    if not args.baseline or not args.logs:
+        raise UsageError("a local report needs --baseline and --logs (or use --es --model)")
     result = _analyze_local(args)
     out = write_report([result], args.out)
     print(f"{len(result.findings)} finding(s); report written to {out}")
     return EXIT_FINDINGS if result.findings else EXIT_OK
+
+
+def _report_from_es(args: argparse.Namespace) -> int:
+    from datetime import datetime, timedelta, timezone
+
+    from logging_adapter.contract import utc_iso
+
+    from . import series
+
+    if not args.model:
+        raise UsageError("--es needs --model")
+    try:
+        end = datetime.fromisoformat(args.end.replace("Z", "+00:00")) if args.end else datetime.now(timezone.utc)
+        start = datetime.fromisoformat(args.start.replace("Z", "+00:00")) if args.start else end - timedelta(days=7)
+    except ValueError as exc:
+        raise UsageError(f"not an ISO time: {exc}") from None
+    settings, client = es_client(args)
+    try:
+        out = series.write(client, args.prefix, args.model, utc_iso(start), utc_iso(end), args.out,
+                           source=settings.describe())
+    except Exception as exc:  # noqa: BLE001
+        raise _connection_problem(settings, exc) from None
+    print(f"report written to {out}")
+    return EXIT_OK
 
 
 # -- Elasticsearch commands ----------------------------------------------------------------
@@ -358,6 +393,86 @@ def run_analyze(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001
         raise _connection_problem(config.settings, exc) from None
     return EXIT_FINDINGS if findings else EXIT_OK
+
+
+# -- Kibana and alerts ------------------------------------------------------------------------
+
+@command
+def _kibana(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("kibana", help="Kibana dashboards: install (import the saved objects)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    inst = actions.add_parser("install", help="import the dashboards through the saved objects API",
+                              description="Auth from PREDWATCH_KIBANA_API_KEY or PREDWATCH_KIBANA_USERNAME/_PASSWORD "
+                                          "(else the PREDWATCH_ES_* credentials).")
+    inst.add_argument("--kibana-url", required=True)
+    inst.add_argument("--space", help="Kibana space id (default: the default space)")
+    inst.add_argument("--prefix", default="predwatch")
+    inst.add_argument("--ca-certs")
+    inst.set_defaults(run=run_kibana_install)
+
+
+def run_kibana_install(args: argparse.Namespace) -> int:
+    from kibana.dashboards import dashboard_path, ndjson
+    from kibana.install import KibanaAuth, import_saved_objects
+
+    result = import_saved_objects(args.kibana_url, ndjson(args.prefix), space=args.space, auth=KibanaAuth.from_env(),
+                                  ca_certs=args.ca_certs)
+    for line in result.created:
+        print(f"imported {line}")
+    for line in result.errors:
+        print(f"failed: {line}", file=sys.stderr)
+    if not result.ok:
+        return EXIT_USAGE
+    base = args.kibana_url.rstrip("/") + (f"/s/{args.space}" if args.space else "")
+    print(f"dashboard: {base}{dashboard_path(args.prefix)}")
+    return EXIT_OK
+
+
+@command
+def _alerts(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("alerts", help="Watcher alerts: install (or render) the watches")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    inst = actions.add_parser("install", help="put the watches ([alerts] in predwatch.toml)",
+                              description="Reads the cluster licence first; without Watcher it says so and points "
+                                          "to the daemon's built-in notifier ([notify]).")
+    inst.add_argument("--config", required=True)
+    inst.add_argument("--per-model", action="store_true", help="one watch per configured model")
+    inst.add_argument("--print", action="store_true", help="print the watches instead of installing them")
+    inst.add_argument("--es-url")
+    inst.add_argument("--es-distribution", choices=("elasticsearch", "opensearch"))
+    inst.set_defaults(run=run_alerts_install)
+
+
+def run_alerts_install(args: argparse.Namespace) -> int:
+    import json
+
+    from alerting.watches import AlertConfig, install, render_watch, watch_id, watcher_available
+    from logging_adapter.elastic import make_client
+
+    config = _daemon_config(args)
+    try:
+        cfg = AlertConfig.from_dict(config.raw.get("alerts"))
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+    models = [m.name for m in config.models] if args.per_model else [None]
+    if args.print:
+        for model in models:
+            print(json.dumps({"id": watch_id(config.prefix, model), "watch": render_watch(cfg, config.prefix, model)},
+                             indent=2))
+        return EXIT_OK
+    client = make_client(config.settings)
+    available, why = watcher_available(client)
+    if not available:
+        print(f"Watcher is not available: {why}.")
+        print("Alerts still work: `predwatch daemon` sends findings to the webhooks and Slack URLs under [notify] "
+              "in predwatch.toml (any licence), and Kibana's Elasticsearch-query rule can watch the findings index.")
+        return EXIT_OK
+    try:
+        for wid in install(client, cfg, config.prefix, models):
+            print(f"installed watch {wid}")
+    except Exception as exc:  # noqa: BLE001
+        raise _connection_problem(config.settings, exc) from None
+    return EXIT_OK
 
 
 # -- entry point ---------------------------------------------------------------------------

@@ -133,10 +133,11 @@ def align(dt: datetime, size: timedelta) -> datetime:
 class Analyzer:
     """Analyses windows of one cluster and writes the results back; errors become findings."""
 
-    def __init__(self, client: Elasticsearch, config: DaemonConfig) -> None:
+    def __init__(self, client: Elasticsearch, config: DaemonConfig, notifier: Any = None) -> None:
         self.client = client
         self.config = config
         self.prefix = config.prefix
+        self.notifier = notifier  # alerting.notifier.Notifier, or None
         self.requests = 0
 
     # -- one window ------------------------------------------------------------------------------
@@ -194,6 +195,9 @@ class Analyzer:
         summary["records"] += profile.records
         result = analyze(profile, baseline, self.config.checks)
         volume = self.volume_checks(job, version, start, end, profile.records)
+        if self.notifier is not None:
+            self.notifier.observe(job.name, version, {"start": s, "end": e, "records": profile.records},
+                                  result.results + volume)
         return res.window_docs(result, prefix=self.prefix, model=job.name, version=version, start=s, end=e,
                                extra=volume)
 
@@ -272,9 +276,15 @@ def run_daemon(config: DaemonConfig, stop: threading.Event | None = None) -> Non
     """Run until SIGTERM/SIGINT (or ``stop``): one job per model, a heartbeat, retention."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    from alerting.notifier import Notifier
+    from kibana.dashboards import dashboard_path
+
     stop = stop or threading.Event()
     client = make_client(config.settings)
-    analyzer = Analyzer(client, config)
+    kibana_url = config.raw.get("alerts", {}).get("kibana_url")
+    notifier = Notifier.from_config(config.raw.get("notify"),
+                                    kibana_url.rstrip("/") + dashboard_path(config.prefix) if kibana_url else None)
+    analyzer = Analyzer(client, config, notifier)
     scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1})
     now = datetime.now(timezone.utc)
 
@@ -305,6 +315,8 @@ def run_daemon(config: DaemonConfig, stop: threading.Event | None = None) -> Non
     log.info("predwatch daemon: %d model(s) on %s", len(config.models), config.settings.describe())
     stop.wait()
     scheduler.shutdown(wait=True)
+    if notifier is not None:
+        notifier.close()
     log.info("predwatch daemon stopped")
 
 

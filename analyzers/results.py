@@ -37,6 +37,7 @@ VALUE = "predwatch.value"
 THRESHOLD = "predwatch.threshold"
 P_VALUE = "predwatch.p_value"
 MESSAGE = "message"
+CREATED = "event.created"  # when the result was written: what alerts look back on (windows end earlier)
 
 
 def metrics_index(prefix: str) -> str:
@@ -63,7 +64,7 @@ def result_mappings() -> dict[str, Any]:
         "properties": {
             "@timestamp": {"type": "date"},
             "message": {"type": "text"},
-            "event": {"properties": {"kind": keyword, "dataset": keyword}},
+            "event": {"properties": {"kind": keyword, "dataset": keyword, "created": {"type": "date"}}},
             "predwatch": {"properties": {
                 "model": {"properties": {"name": keyword, "version": keyword}},
                 "window": {"properties": {"start": {"type": "date"}, "end": {"type": "date"},
@@ -107,13 +108,18 @@ def result_id(*parts: Any) -> str:
     return hashlib.sha1("|".join("" if p is None else str(p) for p in parts).encode()).hexdigest()
 
 
+def now_iso() -> str:
+    return c.utc_iso(datetime.now(timezone.utc))
+
+
 def result_doc(r: CheckResult, *, model: str, version: str | None, start: str, end: str, records: int,
                rejected: int = 0, kind: str = "metric") -> dict[str, Any]:
     examples = r.examples
     return {
         "@timestamp": end,
         "message": r.message,
-        "event": {"kind": kind, "dataset": METRIC_DATASET if kind == "metric" else FINDING_DATASET},
+        "event": {"kind": kind, "dataset": METRIC_DATASET if kind == "metric" else FINDING_DATASET,
+                  "created": now_iso()},
         "predwatch": {
             "model": {"name": model, "version": version},
             "window": {"start": start, "end": end, "records": records, "rejected": rejected},
@@ -161,7 +167,7 @@ def error_doc(*, prefix: str, model: str, version: str | None, start: str, end: 
     """An analysis that could not run is a finding too, with its reason (errors as data)."""
     doc = {
         "@timestamp": end, "message": f"{model}: analysis failed: {reason}",
-        "event": {"kind": "alert", "dataset": FINDING_DATASET},
+        "event": {"kind": "alert", "dataset": FINDING_DATASET, "created": now_iso()},
         "predwatch": {"model": {"name": model, "version": version},
                       "window": {"start": start, "end": end}, "feature": "*", "check": "analysis_error",
                       "status": "error", "severity": "critical"},

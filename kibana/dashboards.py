@@ -1,0 +1,213 @@
+"""The "Model monitoring" dashboard as Kibana 8.x saved objects, generated from one definition.
+
+Field names come from the record contract and the result fields, never retyped.
+``python -m kibana.dashboards`` regenerates ``kibana/predwatch.ndjson`` (committed,
+for importing by hand); ``predwatch kibana install`` imports the same objects.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from analyzers import results as r
+from logging_adapter import contract as c
+
+NDJSON = Path(__file__).with_name("predwatch.ndjson")
+RECORDS = "___records___"  # Lens' pseudo-field for count
+
+
+def data_views(prefix: str) -> dict[str, dict[str, Any]]:
+    """id -> data view saved object."""
+    views = {
+        f"{prefix}-predictions": (f"{prefix}-predictions-*", "predwatch prediction records"),
+        f"{prefix}-metrics": (f"{r.metrics_index(prefix)}*", "predwatch metrics (every check, every window)"),
+        f"{prefix}-findings": (f"{r.findings_index(prefix)}*", "predwatch findings"),
+    }
+    return {vid: {"type": "index-pattern", "id": vid,
+                  "attributes": {"title": title, "name": name, "timeFieldName": c.TIMESTAMP},
+                  "references": []}
+            for vid, (title, name) in views.items()}
+
+
+# -- Lens columns -------------------------------------------------------------------------------------
+
+def date_histogram() -> dict[str, Any]:
+    return {"label": c.TIMESTAMP, "dataType": "date", "operationType": "date_histogram", "sourceField": c.TIMESTAMP,
+            "isBucketed": True, "scale": "interval", "params": {"interval": "auto", "includeEmptyRows": True}}
+
+
+def count(label: str = "Records") -> dict[str, Any]:
+    return {"label": label, "customLabel": True, "dataType": "number", "operationType": "count",
+            "sourceField": RECORDS, "isBucketed": False, "scale": "ratio"}
+
+
+def metric(op: str, fieldname: str, label: str, **params: Any) -> dict[str, Any]:
+    col = {"label": label, "customLabel": True, "dataType": "number", "operationType": op, "sourceField": fieldname,
+           "isBucketed": False, "scale": "ratio"}
+    if params:
+        col["params"] = params
+    return col
+
+
+def terms(fieldname: str, label: str, order_by: str, size: int = 10, secondary: list[str] | None = None) -> dict[str, Any]:
+    params: dict[str, Any] = {"size": size, "orderBy": {"type": "column", "columnId": order_by},
+                              "orderDirection": "desc", "otherBucket": True, "missingBucket": False}
+    if secondary:
+        params["secondaryFields"] = secondary
+    return {"label": label, "customLabel": True, "dataType": "string", "operationType": "terms",
+            "sourceField": fieldname, "isBucketed": True, "scale": "ordinal", "params": params}
+
+
+def last_value(fieldname: str, label: str) -> dict[str, Any]:
+    return {"label": label, "customLabel": True, "dataType": "string", "operationType": "last_value",
+            "sourceField": fieldname, "isBucketed": False, "scale": "ordinal",
+            "params": {"sortField": c.TIMESTAMP, "showArrayValues": True}}
+
+
+@dataclass
+class Panel:
+    """One Lens visualization: its columns, how they are drawn, and where it sits."""
+
+    id: str
+    title: str
+    view: str  # data view id suffix: predictions, metrics or findings
+    kind: str  # lnsXY or lnsDatatable
+    columns: dict[str, dict[str, Any]]
+    grid: tuple[int, int, int, int]  # x, y, w, h on Kibana's 48-column grid
+    x: str | None = None
+    y: list[str] = field(default_factory=list)
+    split: str | None = None
+    series: str = "line"
+    kql: str = ""
+
+    def column_order(self) -> list[str]:
+        """Bucket columns first, then metrics, as Lens builds its aggregation tree."""
+        return sorted(self.columns, key=lambda cid: not self.columns[cid]["isBucketed"])
+
+    def saved_object(self, prefix: str) -> dict[str, Any]:
+        layer = "layer1"
+        if self.kind == "lnsXY":
+            layer_vis: dict[str, Any] = {"layerId": layer, "layerType": "data", "seriesType": self.series,
+                                         "xAccessor": self.x, "accessors": self.y}
+            if self.split:
+                layer_vis["splitAccessor"] = self.split
+            visualization: dict[str, Any] = {"layers": [layer_vis], "preferredSeriesType": self.series,
+                                             "legend": {"isVisible": True, "position": "right"},
+                                             "valueLabels": "hide", "fittingFunction": "None"}
+        else:
+            visualization = {"layerId": layer, "layerType": "data",
+                             "columns": [{"columnId": cid} for cid in self.columns]}
+        return {
+            "type": "lens", "id": f"{prefix}-{self.id}",
+            "attributes": {
+                "title": self.title, "description": "", "visualizationType": self.kind,
+                "state": {
+                    "datasourceStates": {"formBased": {"layers": {layer: {
+                        "columns": self.columns, "columnOrder": self.column_order(), "incompleteColumns": {}}}}},
+                    "visualization": visualization,
+                    "query": {"query": self.kql, "language": "kuery"},
+                    "filters": [],
+                    "adHocDataViews": {}, "internalReferences": [],
+                },
+            },
+            "references": [{"type": "index-pattern", "id": f"{prefix}-{self.view}",
+                            "name": f"indexpattern-datasource-layer-{layer}"}],
+        }
+
+
+def _kql(fieldname: str, value: str) -> str:
+    return f'{fieldname} : "{value}"'
+
+
+def panels() -> list[Panel]:
+    """The dashboard, top to bottom."""
+    check_rate = [  # per-feature rates against what training expects, over time
+        ("null-rate", "Missing share by feature (observed vs training)", "missing_feature"),
+        ("unseen-share", "Unseen category share by feature", "unseen_category"),
+        ("oov-rate", "Out-of-vocabulary rate by feature", "oov_rate"),
+    ]
+    out = [
+        Panel("predictions-per-minute", "Predictions per minute by model and version", "predictions", "lnsXY",
+              {"x": date_histogram(), "y": count("Predictions"),
+               "b": terms(c.MODEL_NAME, "Model / version", "y", secondary=[c.MODEL_VERSION])},
+              grid=(0, 0, 24, 12), x="x", y=["y"], split="b", series="bar_stacked"),
+        Panel("findings-over-time", "Findings over time by check and severity", "findings", "lnsXY",
+              {"x": date_histogram(), "y": count("Findings"),
+               "b": terms(r.CHECK, "Check / severity", "y", secondary=[r.SEVERITY])},
+              grid=(24, 0, 24, 12), x="x", y=["y"], split="b", series="bar_stacked"),
+        Panel("open-findings", "Findings (newest window in range)", "findings", "lnsDatatable",
+              {"model": terms(c.MODEL_NAME, "Model", "n", size=20),
+               "feature": terms(r.FEATURE, "Feature", "n", size=50),
+               "check": terms(r.CHECK, "Check", "n", size=20),
+               "severity": last_value(r.SEVERITY, "Severity"),
+               "value": metric("max", r.VALUE, "Value (max)"),
+               "threshold": metric("max", r.THRESHOLD, "Threshold"),
+               "examples": last_value("predwatch.examples_text", "Examples"),
+               "n": count("Windows")},
+              grid=(0, 12, 48, 14)),
+        Panel("drift-by-feature", "Distribution shift (PSI) by feature, against its threshold", "metrics", "lnsXY",
+              {"x": date_histogram(), "y": metric("max", r.VALUE, "PSI"),
+               "t": metric("max", r.THRESHOLD, "Threshold"),
+               "b": terms(r.FEATURE, "Feature", "y", size=20)},
+              grid=(0, 26, 24, 14), x="x", y=["y"], split="b",
+              kql=f'{_kql(r.CHECK, "distribution_shift")} or {_kql(r.CHECK, "prediction_shift")}'),
+    ]
+    for i, (pid, title, check) in enumerate(check_rate):
+        out.append(Panel(pid, title, "metrics", "lnsXY",
+                         {"x": date_histogram(), "y": metric("max", "predwatch.observed", "Observed"),
+                          "e": metric("max", "predwatch.expected", "Expected from training"),
+                          "b": terms(r.FEATURE, "Feature", "y", size=20)},
+                         grid=((24, 26, 24, 14), (0, 40, 24, 14), (24, 40, 24, 14))[i], x="x", y=["y"], split="b",
+                         kql=_kql(r.CHECK, check)))
+    out.append(Panel("prediction-distribution", "Prediction distribution over time (10th, 50th, 90th percentile)",
+                     "predictions", "lnsXY",
+                     {"x": date_histogram(),
+                      "p10": metric("percentile", c.PREDICTION, "p10", percentile=10),
+                      "p50": metric("percentile", c.PREDICTION, "median", percentile=50),
+                      "p90": metric("percentile", c.PREDICTION, "p90", percentile=90)},
+                     grid=(0, 54, 48, 12), x="x", y=["p10", "p50", "p90"]))
+    return out
+
+
+def dashboard(prefix: str, items: list[Panel]) -> dict[str, Any]:
+    panels_json = []
+    references = []
+    for i, p in enumerate(items, 1):
+        idx = f"p{i}"
+        x, y, w, h = p.grid
+        panels_json.append({"type": "lens", "panelIndex": idx, "gridData": {"x": x, "y": y, "w": w, "h": h, "i": idx},
+                            "embeddableConfig": {"enhancements": {}}, "panelRefName": f"panel_{idx}"})
+        references.append({"type": "lens", "id": f"{prefix}-{p.id}", "name": f"{idx}:panel_{idx}"})
+    return {
+        "type": "dashboard", "id": f"{prefix}-model-monitoring",
+        "attributes": {
+            "title": "Model monitoring", "description": "predwatch: what changed in each model's predictions, and since when",
+            "panelsJSON": json.dumps(panels_json), "optionsJSON": json.dumps({"useMargins": True, "hidePanelTitles": False}),
+            "timeRestore": True, "timeFrom": "now-7d", "timeTo": "now",
+            "refreshInterval": {"pause": False, "value": 60_000},
+            "kibanaSavedObjectMeta": {"searchSourceJSON": json.dumps({"query": {"query": "", "language": "kuery"},
+                                                                      "filter": []})},
+        },
+        "references": references,
+    }
+
+
+def saved_objects(prefix: str = "predwatch") -> list[dict[str, Any]]:
+    """Data views first, then the visualizations, then the dashboard (import order)."""
+    items = panels()
+    return [*data_views(prefix).values(), *(p.saved_object(prefix) for p in items), dashboard(prefix, items)]
+
+
+def ndjson(prefix: str = "predwatch") -> str:
+    return "".join(json.dumps(obj, sort_keys=True) + "\n" for obj in saved_objects(prefix))
+
+
+def dashboard_path(prefix: str = "predwatch") -> str:
+    return f"/app/dashboards#/view/{prefix}-model-monitoring"
+
+
+if __name__ == "__main__":
+    NDJSON.write_text(ndjson())
+    print(f"wrote {NDJSON}")
