@@ -229,6 +229,39 @@ def _report_from_es(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- demo -------------------------------------------------------------------------------------
+
+@command
+def _demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the whole idea on real data (NYC flights 2013), locally or on Elasticsearch",
+                       description="Train a small model on January-March 2013 flights, replay April-December "
+                                   "through a model service that logs every prediction, check each day, and "
+                                   "write an HTML report. With --es, do the same through Elasticsearch.")
+    p.add_argument("--workdir", default="predwatch-demo", help="where logs, baseline and report go")
+    p.add_argument("--days", type=int, help="replay only the first N days of April onwards")
+    p.add_argument("--es", metavar="URL", help="run against Elasticsearch at URL")
+    p.add_argument("--es-distribution", choices=("elasticsearch", "opensearch"))
+    p.add_argument("--kibana", metavar="URL", help="with --es: also install dashboards and alerts in Kibana")
+    p.add_argument("--prefix", default="predwatch")
+    p.set_defaults(run=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    try:
+        if args.es:
+            from .demo_es import run_es
+
+            run_es(args.workdir, args.days, es_url=args.es, distribution=args.es_distribution,
+                   kibana_url=args.kibana, prefix=args.prefix)
+        else:
+            from .demo import run
+
+            run(args.workdir, args.days, progress=lambda line: print(line, flush=True))
+    except RuntimeError as exc:
+        raise UsageError(str(exc)) from None
+    return EXIT_OK
+
+
 # -- Elasticsearch commands ----------------------------------------------------------------
 
 def add_es_args(p: argparse.ArgumentParser) -> None:

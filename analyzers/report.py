@@ -167,14 +167,21 @@ def render(windows: Sequence[WindowResult], *, title: str | None = None) -> str:
     )
 
 
+DETAIL_WINDOWS = 30
+
+
 def _detail_windows(windows: Sequence[WindowResult]) -> list[WindowResult]:
-    """Every window of a single-window report; of a series, those with findings and the last one."""
+    """Every window of a single-window report; of a series, the last one and up to DETAIL_WINDOWS
+    with the most severe findings (the timeline shows them all), in time order."""
     if len(windows) == 1:
         return list(windows)
-    chosen = [w for w in windows if w.findings]
-    if windows[-1] not in chosen:
-        chosen.append(windows[-1])
-    return chosen
+
+    def weight(w: WindowResult) -> tuple[int, int]:
+        return (sum(f.status == "critical" for f in w.findings), len(w.findings))
+
+    worst = sorted((w for w in windows if w.findings), key=weight, reverse=True)[:DETAIL_WINDOWS]
+    chosen = set(map(id, worst)) | {id(windows[-1])}
+    return [w for w in windows if id(w) in chosen]
 
 
 def _timeline(windows: Sequence[WindowResult]) -> dict[str, Any]:

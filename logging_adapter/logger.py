@@ -79,11 +79,13 @@ class PredictionLogger:
         *,
         prediction_id: str | None = None,
         latency_ms: float | None = None,
+        timestamp: float | None = None,
         **labels: Any,
     ) -> str | None:
         """Log one prediction; returns its ``prediction_id`` (``None`` if logging failed).
 
-        ``labels`` become ECS ``labels.*`` (e.g. ``tenant="eu"``).
+        ``timestamp`` (epoch seconds) replaces "now" when replaying or backfilling past
+        predictions. ``labels`` become ECS ``labels.*`` (e.g. ``tenant="eu"``).
         """
         try:
             logger = self.logger
@@ -95,7 +97,7 @@ class PredictionLogger:
             payload = {"model": self._model, "prediction_id": pid, "features": features, "prediction": prediction}
             if latency_ms is not None:
                 payload["latency_ms"] = latency_ms
-            record = self._record()
+            record = self._record(timestamp)
             attrs = record.__dict__
             attrs[PAYLOAD_ATTR] = payload
             if self.service:
@@ -109,7 +111,7 @@ class PredictionLogger:
             self._failed(exc)
             return None
 
-    def _record(self) -> logging.LogRecord:
+    def _record(self, timestamp: float | None = None) -> logging.LogRecord:
         """A LogRecord like ``makeRecord`` gives, without re-deriving the constant attributes.
 
         ``Logger.info`` spends most of its time in ``findCaller`` and ``LogRecord.__init__``
@@ -118,7 +120,7 @@ class PredictionLogger:
         record = _new_record(logging.LogRecord)
         attrs = record.__dict__
         attrs.update(self._template)
-        now = time.time()
+        now = time.time() if timestamp is None else timestamp
         attrs["created"] = now
         attrs["msecs"] = (now - int(now)) * 1000.0
         attrs["relativeCreated"] = (now - _START) * 1000.0

