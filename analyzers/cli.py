@@ -262,6 +262,37 @@ def run_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command
+def _demo_service(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo-service", help="the demo's model service over HTTP (POST /predict)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--log", default="logs/predictions.jsonl", help="the JSONL prediction log (rotated)")
+    p.add_argument("--store-baseline", action="store_true", help="store the baseline in Elasticsearch (PREDWATCH_ES_*)")
+    p.add_argument("--prefix", default="predwatch")
+    p.set_defaults(run=lambda a: _demo_call("serve", a.port, a.log, a.store_baseline, a.prefix))
+
+
+@command
+def _demo_traffic(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo-traffic", help="replay the April-December flights against demo-service")
+    p.add_argument("--url", default="http://localhost:8000")
+    p.add_argument("--rate", type=float, default=20.0, help="requests per second")
+    p.add_argument("--limit", type=int, help="stop after this many predictions")
+    p.set_defaults(run=lambda a: _demo_call("traffic", a.url, a.rate, a.limit))
+
+
+def _demo_call(name: str, *args) -> int:
+    from . import demo_service
+
+    try:
+        result = getattr(demo_service, name)(*args)
+    except RuntimeError as exc:
+        raise UsageError(str(exc)) from None
+    if name == "traffic":
+        print(f"{result:,} predictions answered")
+    return EXIT_OK
+
+
 # -- Elasticsearch commands ----------------------------------------------------------------
 
 def add_es_args(p: argparse.ArgumentParser) -> None:

@@ -72,3 +72,41 @@ def test_demo_through_elasticsearch_and_kibana(es, tmp_path):
     assert kibana.requests and kibana.requests[0]["path"] == "/api/saved_objects/_import?overwrite=true"
     assert "Watcher not available" in proc.stdout
     assert (tmp_path / "report-es.html").stat().st_size > 10_000
+
+
+def test_demo_service_and_traffic_over_http(tmp_path):
+    from conftest import free_port
+    import time
+    import urllib.request
+
+    port = free_port()
+    log = tmp_path / "logs" / "predictions.jsonl"
+    service = subprocess.Popen([sys.executable, "-m", "analyzers.cli", "demo-service", "--port", str(port),
+                                "--log", str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.5)
+        bad = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=b"[1]", method="POST")
+        try:
+            urllib.request.urlopen(bad, timeout=10)
+            raise AssertionError("a bad request must be answered 400")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 400
+        proc = subprocess.run([sys.executable, "-m", "analyzers.cli", "demo-traffic", "--url",
+                               f"http://127.0.0.1:{port}", "--rate", "0", "--limit", "25"],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0 and "25 predictions answered" in proc.stdout, proc.stderr
+    finally:
+        service.terminate()
+        service.wait(10)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(records) == 25
+    first = records[0]["predwatch"]
+    assert first["model"] == {"name": "flight-delay", "version": "2013.1"}
+    assert set(first["prediction"]) == {"label", "score"} and first["latency_ms"] > 0
+    assert "remark" in first["features"] and "dep_delay" in first["features"]
