@@ -168,6 +168,7 @@ def render(windows: Sequence[WindowResult], *, title: str | None = None) -> str:
 
 
 DETAIL_WINDOWS = 30
+DATA_QUALITY = frozenset({"missing_feature", "type_mismatch", "unseen_category", "out_of_range"})
 
 
 def _detail_windows(windows: Sequence[WindowResult]) -> list[WindowResult]:
@@ -176,8 +177,9 @@ def _detail_windows(windows: Sequence[WindowResult]) -> list[WindowResult]:
     if len(windows) == 1:
         return list(windows)
 
-    def weight(w: WindowResult) -> tuple[int, int]:
-        return (sum(f.status == "critical" for f in w.findings), len(w.findings))
+    def weight(w: WindowResult) -> tuple[int, int, int]:
+        broken = sum(f.check in DATA_QUALITY for f in w.findings)  # something broke, not just drifted
+        return (broken, sum(f.status == "critical" for f in w.findings), len(w.findings))
 
     worst = sorted((w for w in windows if w.findings), key=weight, reverse=True)[:DETAIL_WINDOWS]
     chosen = set(map(id, worst)) | {id(windows[-1])}
@@ -196,7 +198,8 @@ def _timeline(windows: Sequence[WindowResult]) -> dict[str, Any]:
     counts = [(len([f for f in w.findings if f.status == "critical"]), len([f for f in w.findings if f.status == "warning"]))
               for w in windows]
     return {"labels": labels, "rows": sorted(interesting.items()), "counts": counts,
-            "records": [w.profile.records for w in windows]}
+            "records": [w.profile.records for w in windows],
+            "cell": max(3, min(12, 900 // len(windows)))}  # the whole range fits on a screen
 
 
 def write_report(windows: Sequence[WindowResult], out: str | Path, *, title: str | None = None) -> Path:
