@@ -386,6 +386,13 @@ def run_ship(args: argparse.Namespace) -> int:
 
 # -- the analyzers on Elasticsearch ----------------------------------------------------------
 
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    """predwatch.toml, and the two connection settings worth overriding from the command line."""
+    p.add_argument("--config", required=True, help="predwatch.toml")
+    p.add_argument("--es-url", help="overrides [elasticsearch] url and PREDWATCH_ES_URL")
+    p.add_argument("--es-distribution", choices=("elasticsearch", "opensearch"))
+
+
 def _daemon_config(args: argparse.Namespace):
     from .daemon import DaemonConfig
 
@@ -401,9 +408,7 @@ def _daemon_config(args: argparse.Namespace):
 def _daemon(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("daemon", help="analyse windows on a schedule and index the results",
                        description="Scheduled analysis of every configured model; SIGTERM stops it cleanly.")
-    p.add_argument("--config", required=True, help="predwatch.toml")
-    p.add_argument("--es-url")
-    p.add_argument("--es-distribution", choices=("elasticsearch", "opensearch"))
+    add_config_args(p)
     p.set_defaults(run=run_daemon_cmd)
 
 
@@ -425,12 +430,10 @@ def _analyze(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="analyse a past time range now (backfill, ad hoc)",
                        description="Analyse [start, end) in the model's window size, as the daemon would; "
                                    "results are indexed. Exit 1 when there are findings.")
-    p.add_argument("--config", required=True)
+    add_config_args(p)
     p.add_argument("--model", required=True)
     p.add_argument("--start", required=True, help="ISO time, e.g. 2026-11-22T00:00:00Z")
     p.add_argument("--end", required=True)
-    p.add_argument("--es-url")
-    p.add_argument("--es-distribution", choices=("elasticsearch", "opensearch"))
     p.set_defaults(run=run_analyze)
 
 
@@ -499,11 +502,9 @@ def _alerts(sub: argparse._SubParsersAction) -> None:
     inst = actions.add_parser("install", help="put the watches ([alerts] in predwatch.toml)",
                               description="Reads the cluster licence first; without Watcher it says so and points "
                                           "to the daemon's built-in notifier ([notify]).")
-    inst.add_argument("--config", required=True)
+    add_config_args(inst)
     inst.add_argument("--per-model", action="store_true", help="one watch per configured model")
     inst.add_argument("--print", action="store_true", help="print the watches instead of installing them")
-    inst.add_argument("--es-url")
-    inst.add_argument("--es-distribution", choices=("elasticsearch", "opensearch"))
     inst.set_defaults(run=run_alerts_install)
 
 

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 
 import orjson
@@ -20,6 +18,7 @@ from analyzers.daemon import Analyzer, DaemonConfig, ModelJob, align, iso, parse
 from analyzers.sources.elastic import EsWindowProfiler
 from analyzers.sources.local import LocalProfiler, read_predictions
 from analyzers.window import analyze
+from conftest import terminate, wait_until
 from logging_adapter.bulk import doc_from_line, send_bulk
 
 
@@ -191,23 +190,15 @@ def test_daemon_killed_mid_backfill_resumes_every_window_exactly_once(es, baseli
         return datetime.fromisoformat(state["end"].replace("Z", "+00:00")) if state else None
 
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 90
-    while time.time() < deadline and (watermark() or first) < first + 3 * window:
-        time.sleep(0.1)
+    wait_until(lambda: (watermark() or first) >= first + 3 * window, 90, interval=0.1)
     proc.kill()  # mid-backfill, no chance to clean up
     proc.wait()
     stopped_at = watermark()
     assert stopped_at is not None and stopped_at < align(datetime.now(timezone.utc), window), "killed mid-backfill"
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        target = align(datetime.now(timezone.utc), window)
-        while time.time() < deadline + 60 and (watermark() or first) < target:
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    target = align(datetime.now(timezone.utc), window)
+    wait_until(lambda: (watermark() or first) >= target, 120)
+    _, err = terminate(proc)
     assert proc.returncode == 0, err
     assert "predwatch daemon stopped" in err
     volume = [h["_source"]["predwatch"] for h in es.docs("metrics") if h["_source"]["predwatch"]["check"] == "volume"]

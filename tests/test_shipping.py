@@ -5,7 +5,6 @@ import json
 import logging
 import logging.handlers
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import pytest
 from elasticsearch import ApiError
 
 import synth
-from conftest import REAL_ES, free_port, osmem_settings
+from conftest import REAL_ES, free_port, osmem_settings, terminate, wait_until
 from logging_adapter import PredictionLogger
 from logging_adapter.bulk import Doc, doc_from_line
 from logging_adapter.elastic import EsSettings, make_client
@@ -256,18 +255,10 @@ def test_ship_stops_cleanly_on_sigterm_without_losing_its_place(es, tmp_path):
     state = tmp_path / "state"
     proc = subprocess.Popen([sys.executable, "-m", "analyzers.cli", "ship", str(path), "--state-dir", str(state),
                              *es.es_args()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline and len(ids_in(es)) < 40:
-            time.sleep(0.2)
-        more = [plog.log(features(i), 0.1) for i in range(40, 60)]
-        while time.time() < deadline and len(ids_in(es)) < 60:
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    wait_until(lambda: len(ids_in(es)) >= 40, 60)
+    more = [plog.log(features(i), 0.1) for i in range(40, 60)]
+    wait_until(lambda: len(ids_in(es)) >= 60, 60)
+    out, err = terminate(proc, 30)
     assert proc.returncode == 0, err
     assert "shipped 60 new" in out
     offsets = json.loads((state / "offsets.json").read_text())
