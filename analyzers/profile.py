@@ -89,6 +89,11 @@ class ColumnProfile:
     def from_dict(cls, doc: dict[str, Any]) -> "ColumnProfile":
         return cls(**doc)
 
+    @classmethod
+    def empty(cls, kind: str, edges: list[float] | None = None) -> "ColumnProfile":
+        """A column no record of the window had: zero counts in every baseline bin."""
+        return cls(kind=kind, bins=[0] * (len(edges) + 1) if kind == "numeric" and edges is not None else None)
+
 
 @dataclass
 class WindowProfile:

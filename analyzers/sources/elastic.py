@@ -84,7 +84,7 @@ class EsWindowProfiler:
             versions={b["key"]: b["doc_count"] for b in aggs.get("versions", {}).get("buckets", [])},
         )
         if records == 0:
-            window.columns = {n: ColumnProfile(kind=col.kind, bins=_empty(col)) for n, col in self.baseline.columns.items()}
+            window.columns = {n: ColumnProfile.empty(col.kind, col.edges) for n, col in self.baseline.columns.items()}
             return window
         for group in _groups(list(self.baseline.columns.values())):
             body = {}
@@ -126,10 +126,6 @@ class EsWindowProfiler:
 
 def _seed(text: str) -> int:
     return int.from_bytes(hashlib.sha1(text.encode()).digest()[:4], "big")
-
-
-def _empty(col: ColumnBaseline) -> list[int] | None:
-    return [0] * (len(col.edges) + 1) if col.kind == "numeric" and col.edges is not None else None
 
 
 def _buckets(col: ColumnBaseline) -> int:

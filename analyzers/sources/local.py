@@ -221,7 +221,7 @@ class LocalProfiler:
             elif presence[name]:
                 values = [row[name] for row in rows if name in row]
             else:
-                prof.columns[name] = ColumnProfile(kind=col.kind, bins=_empty_bins(col))
+                prof.columns[name] = ColumnProfile.empty(col.kind, col.edges)
                 continue
             prof.columns[name] = self.profile_column(name, col, values)
         return prof
@@ -257,10 +257,6 @@ def _split(paths: list[Path], workers: int) -> list[tuple[Path, int, int]]:
         else:
             units.append((path, 0, -1))
     return units
-
-
-def _empty_bins(col: ColumnBaseline) -> list[int] | None:
-    return [0] * (len(col.edges) + 1) if col.kind == "numeric" and col.edges is not None else None
 
 
 def _numeric(prof: ColumnProfile, col: ColumnBaseline, values: Sequence[Any]) -> None:
