@@ -74,16 +74,22 @@ def watch_id(prefix: str, model: str | None) -> str:
     return f"{prefix}-findings" + (f"-{c.index_safe(model)}" if model else "")
 
 
+def mustache_literal(text: str) -> str:
+    """A configured value placed inside a mustache template, kept from opening a tag of its own."""
+    return text.replace("{{", "{ {").replace("}}", "} }")
+
+
 def render_watch(cfg: AlertConfig, prefix: str = "predwatch", model: str | None = None) -> dict[str, Any]:
     from kibana.dashboards import dashboard_path
 
-    dashboard = cfg.kibana_url.rstrip("/") + dashboard_path(prefix)
+    dashboard = mustache_literal(cfg.kibana_url.rstrip("/") + dashboard_path(prefix))
     lines = "{{#ctx.payload.hits.hits}}" + FINDING_LINE + "\n{{/ctx.payload.hits.hits}}"
-    head = f"predwatch: {{{{ctx.payload.hits.total}}}} finding(s){' for ' + model if model else ''}"
+    head = f"predwatch: {{{{ctx.payload.hits.total}}}} finding(s){' for ' + mustache_literal(model) if model else ''}"
     text = f"{head}\n{lines}Dashboard: {dashboard}"
-    json_body = ('{"source": "predwatch", "total": {{ctx.payload.hits.total}}, "dashboard": "' + dashboard
-                 + '", "findings": {{#toJson}}ctx.payload.hits.hits{{/toJson}}}')
-    slack_body = '{"text": "' + text.replace("\n", "\\n").replace('"', '\\"') + '"}'
+    # JSON string literals for the webhook bodies (the template engine JSON-escapes only what it inserts)
+    json_body = ('{"source": "predwatch", "total": {{ctx.payload.hits.total}}, "dashboard": '
+                 + json.dumps(dashboard) + ', "findings": {{#toJson}}ctx.payload.hits.hits{{/toJson}}}')
+    slack_body = '{"text": ' + json.dumps(text) + '}'
     rendered = _env.get_template("watch.json.j2").render(
         dashboard_url=dashboard, severity=cfg.severity, interval=cfg.interval, throttle=cfg.throttle,
         findings_pattern=f"{r.findings_index(prefix)}*", search_body=search_body(cfg, model), text=text,

@@ -241,6 +241,9 @@ def test_watch_actions_escape_config_values_and_name_what_happened():
         assert part in text
     json.loads(actions["slack_1"]["webhook"]["body"]["source"].replace("{{", "").replace("}}", ""))
     assert watch["throttle_period"] == "1h"
+    sneaky = render_watch(AlertConfig(webhooks=["http://x"]), "predwatch", "m{{#ctx}}x{{/ctx}}")
+    assert "{{#ctx}}" not in sneaky["actions"]["log"]["logging"]["text"], "config values cannot open mustache tags"
+    assert "m{ {#ctx} }x" in sneaky["actions"]["log"]["logging"]["text"]
 
 
 def test_alerts_install_without_watcher_points_to_the_notifier(es, tmp_path):
