@@ -231,7 +231,7 @@ def _numeric(col: ColumnBaseline, series: pd.Series) -> None:
         values = present[ok].to_numpy(dtype=float)
     values = values[np.isfinite(values)]
     if len(values) == 0:
-        col.edges, col.bin_counts = [], [0, 0]
+        col.edges, col.bin_counts = [], [0]  # never a value: no bins, nothing to compare
         return
     col.edges = numeric_edges(values)
     col.bin_counts = np.bincount(bin_index(col.edges, values), minlength=len(col.edges) + 1).tolist()

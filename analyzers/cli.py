@@ -142,8 +142,10 @@ def _analyze_local(args: argparse.Namespace):
         print(f"rejected {r.where}: {r.reason}", file=sys.stderr)
     if result.profile.rejected:
         print(f"{result.profile.rejected:,} lines rejected in all", file=sys.stderr)
+    for model, n in result.profile.other_models.items():
+        print(f"left out {n:,} records of model {model!r} (the baseline is for {baseline.model!r})", file=sys.stderr)
     if result.profile.records == 0:
-        raise UsageError(f"no valid prediction record in {', '.join(args.logs)}")
+        raise UsageError(f"no valid prediction record of model {baseline.model!r} in {', '.join(args.logs)}")
     return result
 
 

@@ -107,6 +107,7 @@ class WindowProfile:
     versions: dict[str, int] = field(default_factory=dict)
     columns: dict[str, ColumnProfile] = field(default_factory=dict)
     unknown_columns: dict[str, int] = field(default_factory=dict)  # in the logs, not in the baseline
+    other_models: dict[str, int] = field(default_factory=dict)  # records of other models, left out
 
     def absent(self, name: str) -> int:
         """Records in which the column's key is missing altogether."""
@@ -126,6 +127,7 @@ class WindowProfile:
             versions=_add(self.versions, other.versions),
             columns=columns,
             unknown_columns=_add(self.unknown_columns, other.unknown_columns),
+            other_models=_add(self.other_models, other.other_models),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -31,7 +31,7 @@ class WindowResult:
             "model": p.model or self.baseline.model,
             "baseline_version": self.baseline.version,
             "window": {"start": p.start, "end": p.end, "records": p.records, "rejected": p.rejected,
-                       "versions": p.versions},
+                       "versions": p.versions, "other_models": p.other_models},
             "findings": [r.finding() for r in self.findings],
         }
 

@@ -121,6 +121,17 @@ def test_unusable_input_exits_2_with_a_clear_message(cli_baseline, tmp_path):
     assert proc.returncode == 2 and "not found" in proc.stderr
 
 
+def test_records_of_other_models_are_left_out(cli_baseline, tmp_path):
+    mine = synth.records(synth.table(300, seed=12))
+    theirs = synth.records(incidents.unit_changes(300, 13)[0], model="fraud-model")
+    path = write_jsonl(tmp_path / "shared.jsonl", [r for pair in zip(mine, theirs) for r in pair])
+    proc = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(path), "--format", "json")
+    assert proc.returncode == 0, proc.stdout
+    doc = json.loads(proc.stdout)
+    assert doc["window"]["records"] == 300 and doc["window"]["other_models"] == {"fraud-model": 300}
+    assert "left out 300 records of model 'fraud-model'" in proc.stderr
+
+
 def test_text_format_is_a_readable_table(cli_baseline, tmp_path):
     frame, _ = incidents.strings_in_numeric(1000, 6)
     path = write_jsonl(tmp_path / "w.jsonl", synth.records(frame))

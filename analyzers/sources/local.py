@@ -169,7 +169,8 @@ class LocalProfiler:
                 gc.enable()
 
     def _profile(self, items: Iterable[c.Prediction | Rejected]) -> WindowProfile:
-        window = WindowProfile(model=self.model or self.baseline.model)
+        model = self.model or self.baseline.model
+        window = WindowProfile(model=model)
         it = iter(items)
         while batch := list(islice(it, self.chunk)):
             good: list[c.Prediction] = []
@@ -178,8 +179,10 @@ class LocalProfiler:
                     window.rejected += 1
                     if len(self.rejections) < REASONS_KEPT:
                         self.rejections.append(item)
-                else:
+                elif item.model is None or item.model == model:
                     good.append(item)
+                else:  # a log shared by several models: each is checked against its own baseline
+                    window.other_models[item.model] = window.other_models.get(item.model, 0) + 1
             if good:
                 window = window.merge(self.profile_chunk(good))
         return window
