@@ -362,7 +362,7 @@ from logging_adapter import PredictionLogger, configure
 from logging_adapter.elastic import EsSettings, make_client
 from logging_adapter.handler import ElasticsearchHandler
 handler = ElasticsearchHandler(make_client(EsSettings(url=sys.argv[1], distribution="opensearch")),
-                               spool_dir=sys.argv[2], flush_interval=5.0, exit_timeout=3.0)
+                               spool_dir=sys.argv[2], flush_interval=5.0, exit_timeout=3.0, prefix=sys.argv[4])
 configure(handler=handler)
 plog = PredictionLogger("exit-model", "1")
 for i in range(int(sys.argv[3])):
@@ -375,12 +375,12 @@ def test_interpreter_exit_flushes_or_spools_for_the_next_start(es, tmp_path):
     script = tmp_path / "service.py"
     script.write_text(EXIT_SCRIPT)
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    proc = subprocess.run([sys.executable, str(script), es.url, str(tmp_path / "up"), "50"], env=env,
+    proc = subprocess.run([sys.executable, str(script), es.url, str(tmp_path / "up"), "50", es.prefix], env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert len([i for i in ids_in(es, "predictions-exit-model-*")]) == 50, "delivered at exit"
     down = f"http://127.0.0.1:{free_port()}"
-    proc = subprocess.run([sys.executable, str(script), down, str(tmp_path / "down"), "30"], env=env,
+    proc = subprocess.run([sys.executable, str(script), down, str(tmp_path / "down"), "30", es.prefix], env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     spooled = b"".join(p.read_bytes() for p in (tmp_path / "down").glob("slot-0/spool-*.ndjson"))
