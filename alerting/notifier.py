@@ -59,7 +59,7 @@ def slack_text(e: dict[str, Any]) -> str:
 @dataclass
 class _Active:
     severity: str
-    sent_at: float
+    sent_at: float  # epoch seconds (persisted across restarts)
 
 
 @dataclass
@@ -72,17 +72,26 @@ class Notifier:
     backoff: float = 0.5
     timeout: float = 10.0
     dashboard_url: str | None = None
+    state: Any = None  # optional store with load() -> dict and save(dict): open incidents survive restarts
     stats: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self._active: dict[tuple[str, str, str], _Active] = {}
+        if self.state is not None:
+            try:
+                for item in (self.state.load() or {}).get("active", []):
+                    self._active[(item["model"], item["feature"], item["check"])] = _Active(item["severity"],
+                                                                                          item["sent_at"])
+            except Exception as exc:  # noqa: BLE001 - a lost memory means one repeated message, not a crash
+                log.warning("notifier state not loaded: %s", exc)
         self._queue: queue.Queue[tuple[Target, dict[str, Any]] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="predwatch-notifier", daemon=True)
         self._thread.start()
 
     @classmethod
-    def from_config(cls, doc: dict[str, Any] | None, dashboard_url: str | None = None) -> "Notifier | None":
+    def from_config(cls, doc: dict[str, Any] | None, dashboard_url: str | None = None,
+                    state: Any = None) -> "Notifier | None":
         """``[notify]``: ``webhooks = [...]``, ``slack = [...]``, ``renotify = "6h"``; None when nothing is set."""
         from analyzers.daemon import parse_duration
 
@@ -90,11 +99,13 @@ class Notifier:
         targets = [Target(u, "webhook") for u in doc.get("webhooks", [])] + [Target(u, "slack") for u in doc.get("slack", [])]
         if not targets:
             return None
-        return cls(targets, renotify=parse_duration(doc.get("renotify", "6h")), dashboard_url=dashboard_url)
+        return cls(targets, renotify=parse_duration(doc.get("renotify", "6h")), dashboard_url=dashboard_url,
+                   state=state)
 
     def observe(self, model: str, version: str | None, window: dict[str, Any], results: list[Any]) -> None:
         """One window's results (``CheckResult`` objects): decide what to say, queue it, return at once."""
-        now = time.monotonic()
+        now = time.time()
+        changed = False
         with self._lock:
             for res in results:
                 key = (model, res.feature, res.check)
@@ -102,15 +113,29 @@ class Notifier:
                 if res.status == "ok":
                     if active is not None:
                         del self._active[key]
+                        changed = True
                         self._send(self._event("resolved", model, version, window, res))
                     continue
                 worse = active is not None and SEVERITY_RANK[res.status] > SEVERITY_RANK[active.severity]
                 due = active is not None and now - active.sent_at >= self.renotify.total_seconds()
                 if active is None or worse or due:
                     self._active[key] = _Active(res.status, now)
+                    changed = True
                     self._send(self._event("firing", model, version, window, res))
                 else:
                     self.stats["deduplicated"] += 1
+            if changed:
+                self._save()
+
+    def _save(self) -> None:
+        if self.state is None:
+            return
+        active = [{"model": m, "feature": f, "check": c, "severity": a.severity, "sent_at": a.sent_at}
+                  for (m, f, c), a in self._active.items()]
+        try:
+            self.state.save({"active": active})
+        except Exception as exc:  # noqa: BLE001
+            log.warning("notifier state not saved: %s", exc)
 
     def _event(self, status: str, model: str, version: str | None, window: dict[str, Any], res: Any) -> dict[str, Any]:
         return {"source": "predwatch", "status": status, "model": model, "version": version,

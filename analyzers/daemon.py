@@ -283,7 +283,8 @@ def run_daemon(config: DaemonConfig, stop: threading.Event | None = None) -> Non
     client = make_client(config.settings)
     kibana_url = config.raw.get("alerts", {}).get("kibana_url")
     notifier = Notifier.from_config(config.raw.get("notify"),
-                                    kibana_url.rstrip("/") + dashboard_path(config.prefix) if kibana_url else None)
+                                    kibana_url.rstrip("/") + dashboard_path(config.prefix) if kibana_url else None,
+                                    state=StateDocument(client, config.prefix, "notifier:active", "notifier"))
     analyzer = Analyzer(client, config, notifier)
     scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1})
     now = datetime.now(timezone.utc)
@@ -318,6 +319,22 @@ def run_daemon(config: DaemonConfig, stop: threading.Event | None = None) -> Non
     if notifier is not None:
         notifier.close()
     log.info("predwatch daemon stopped")
+
+
+@dataclass
+class StateDocument:
+    """One document of ``<prefix>-state``, loaded and saved whole (e.g. the notifier's open incidents)."""
+
+    client: Elasticsearch
+    prefix: str
+    key: str
+    kind: str
+
+    def load(self) -> dict[str, Any] | None:
+        return res.get_state(self.client, self.prefix, self.key)
+
+    def save(self, document: dict[str, Any]) -> None:
+        res.put_state(self.client, self.prefix, self.key, self.kind, document)
 
 
 def heartbeat(client: Elasticsearch, config: DaemonConfig) -> None:

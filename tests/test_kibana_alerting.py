@@ -285,6 +285,24 @@ def test_notifier_delivers_deduplicates_and_says_when_a_check_recovers(receiver)
     notifier.close()
 
 
+def test_open_incidents_survive_a_restart_of_the_notifier(es, receiver):
+    from analyzers.daemon import StateDocument
+
+    hook = receiver()
+    state = StateDocument(es.client, es.prefix, "notifier:active", "notifier")
+    first = Notifier([Target(hook.url)], backoff=0.01, state=state)
+    first.observe("m", "7", {}, [result("country", "unseen_category", "warning")])
+    assert first.drain(10)
+    first.close()
+    again = Notifier([Target(hook.url)], backoff=0.01, state=state)  # the daemon restarted
+    again.observe("m", "7", {}, [result("country", "unseen_category", "warning")])  # still open: no repeat
+    again.observe("m", "7", {}, [result("country", "unseen_category", "ok")])  # cleared: said once
+    assert again.drain(10)
+    again.close()
+    assert [json.loads(r["body"])["status"] for r in hook.requests] == ["firing", "resolved"]
+    assert res.get_state(es.client, es.prefix, "notifier:active") == {"active": []}
+
+
 def test_notifier_retries_through_a_failing_receiver(receiver):
     hook = receiver(fail_first=2)
     notifier = Notifier([Target(hook.url)], backoff=0.01)
