@@ -15,6 +15,9 @@ from analyzers import results as r
 from logging_adapter import contract as c
 
 NDJSON = Path(__file__).with_name("predwatch.ndjson")
+# The Kibana versions these objects are written for: import into 8.9 or newer, which migrates them up.
+MIGRATION = {"coreMigrationVersion": "8.8.0"}
+TYPE_VERSION = {"index-pattern": "8.0.0", "lens": "8.9.0", "dashboard": "8.9.0"}
 RECORDS = "___records___"  # Lens' pseudo-field for count
 
 
@@ -197,7 +200,8 @@ def dashboard(prefix: str, items: list[Panel]) -> dict[str, Any]:
 def saved_objects(prefix: str = "predwatch") -> list[dict[str, Any]]:
     """Data views first, then the visualizations, then the dashboard (import order)."""
     items = panels()
-    return [*data_views(prefix).values(), *(p.saved_object(prefix) for p in items), dashboard(prefix, items)]
+    objects = [*data_views(prefix).values(), *(p.saved_object(prefix) for p in items), dashboard(prefix, items)]
+    return [{**obj, **MIGRATION, "typeMigrationVersion": TYPE_VERSION[obj["type"]], "managed": False} for obj in objects]
 
 
 def ndjson(prefix: str = "predwatch") -> str:

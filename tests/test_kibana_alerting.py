@@ -133,6 +133,7 @@ def test_ndjson_is_generated_from_the_definition_and_committed():
     types = [o["type"] for o in objects]
     assert types.count("index-pattern") == 3 and types.count("dashboard") == 1 and types.count("lens") >= 8
     ids = {o["id"] for o in objects}
+    assert all(o["typeMigrationVersion"].startswith("8.") and o["coreMigrationVersion"] for o in objects)
     for obj in objects:  # every reference resolves within the file
         for ref in obj["references"]:
             assert ref["id"] in ids, ref
