@@ -35,6 +35,7 @@ from .window import analyze
 
 log = logging.getLogger("predwatch.daemon")
 
+NO_VERSION = "__no_version__"  # records logged without a model version
 VOLUME_MIN_EXPECTED = 20  # below this usual volume, a drop is not judged
 VOLUME_WARNING, VOLUME_CRITICAL = 0.5, 0.2  # fractions of the usual volume
 
@@ -152,9 +153,11 @@ class Analyzer:
             docs.append(res.error_doc(prefix=self.prefix, model=job.name, version=job.version, start=s, end=e,
                                       reason=f"window query failed: {exc}"))
             versions = []
-        if not versions:
-            versions = [job.version]
-        for version in versions:
+        if not versions and job.version is None:  # an empty window: no version to look a baseline up by
+            volume = self.volume_checks(job, None, start, end, 0)
+            self._notify(job, None, s, e, 0, volume)
+            docs += res.result_docs(volume, prefix=self.prefix, model=job.name, version=None, start=s, end=e, records=0)
+        for version in versions or ([job.version] if job.version else []):
             try:
                 docs += self._analyze_version(job, version, start, end, summary)
             except Exception as exc:  # noqa: BLE001 - one version's failure does not stop the rest
@@ -176,9 +179,10 @@ class Analyzer:
                                   ignore_unavailable=True, allow_no_indices=True,
                                   query={"bool": {"filter": [{"term": {c.MODEL_NAME: job.name}},
                                                              {"range": {c.TIMESTAMP: {"gte": start, "lt": end}}}]}},
-                                  aggs={"v": {"terms": {"field": c.MODEL_VERSION, "size": 50}}})
+                                  aggs={"v": {"terms": {"field": c.MODEL_VERSION, "size": 50, "missing": NO_VERSION}}})
         self.requests += 1
-        return [b["key"] for b in resp.get("aggregations", {}).get("v", {}).get("buckets", [])]
+        return [None if b["key"] == NO_VERSION else b["key"]
+                for b in resp.get("aggregations", {}).get("v", {}).get("buckets", [])]
 
     def _analyze_version(self, job: ModelJob, version: str | None, start: datetime, end: datetime,
                          summary: dict[str, int]) -> list:
@@ -195,11 +199,14 @@ class Analyzer:
         summary["records"] += profile.records
         result = analyze(profile, baseline, self.config.checks)
         volume = self.volume_checks(job, version, start, end, profile.records)
-        if self.notifier is not None:
-            self.notifier.observe(job.name, version, {"start": s, "end": e, "records": profile.records},
-                                  result.results + volume)
+        self._notify(job, version, s, e, profile.records, result.results + volume)
         return res.window_docs(result, prefix=self.prefix, model=job.name, version=version, start=s, end=e,
                                extra=volume)
+
+    def _notify(self, job: ModelJob, version: str | None, start: str, end: str, records: int,
+                checked: list[CheckResult]) -> None:
+        if self.notifier is not None:
+            self.notifier.observe(job.name, version, {"start": start, "end": end, "records": records}, checked)
 
     # -- volume ----------------------------------------------------------------------------------
     def volume_checks(self, job: ModelJob, version: str | None, start: datetime, end: datetime,

@@ -149,10 +149,16 @@ def _example_text(e: Any) -> str:
 
 def window_docs(result: WindowResult, *, prefix: str, model: str, version: str | None, start: str, end: str,
                 extra: Iterable[CheckResult] = ()) -> list[Doc]:
+    """Metric documents for every result of an analysed window (and ``extra`` ones), findings too."""
+    return result_docs([*result.results, *extra], prefix=prefix, model=model, version=version, start=start, end=end,
+                       records=result.profile.records, rejected=result.profile.rejected)
+
+
+def result_docs(checked: Iterable[CheckResult], *, prefix: str, model: str, version: str | None, start: str,
+                end: str, records: int, rejected: int = 0) -> list[Doc]:
     """Metric documents for every result, finding documents for the alert-worthy ones."""
     docs = []
-    records, rejected = result.profile.records, result.profile.rejected
-    for r in [*result.results, *extra]:
+    for r in checked:
         key = (model, version, start, end, r.feature, r.check)
         doc = result_doc(r, model=model, version=version, start=start, end=end, records=records, rejected=rejected)
         docs.append(Doc(metrics_index(prefix), result_id(*key), orjson.dumps(doc)))

@@ -135,6 +135,20 @@ def test_missing_baseline_is_an_error_result_and_other_models_proceed(es, baseli
     assert checked == {"checkout-risk"}
 
 
+def test_records_without_a_version_use_the_unversioned_baseline(es, baseline):
+    from dataclasses import replace
+    res.store_baseline(es.client, replace(baseline, version=None), es.prefix)
+    recs = frame_records(synth.table(100, seed=160), T0, 3000)
+    for r in recs:
+        del r["predwatch"]["model"]["version"]
+    seed(es, recs)
+    cfg = DaemonConfig.from_dict({"elasticsearch": {"url": es.url, "prefix": es.prefix,
+                                                    "distribution": es.settings.distribution},
+                                  "models": [{"name": "checkout-risk", "window": "1h"}]})
+    summary = Analyzer(es.client, cfg).analyze_window(cfg.models[0], T0, T0 + timedelta(hours=1), refresh=True)
+    assert summary == {"records": 100, "findings": 0, "errors": 0}
+
+
 def test_no_data_and_volume_drop_are_findings(es, baseline):
     res.store_baseline(es.client, baseline, es.prefix)
     days = [T0 - timedelta(days=d) for d in range(3, 0, -1)]
@@ -148,10 +162,17 @@ def test_no_data_and_volume_drop_are_findings(es, baseline):
     for day in days + [T0]:
         analyzer.analyze_window(job, day, day + timedelta(hours=1), refresh=True)
     analyzer.analyze_window(job, T0 + timedelta(hours=1), T0 + timedelta(hours=2), refresh=True)  # empty
+    unversioned = DaemonConfig.from_dict({"elasticsearch": {"url": es.url, "prefix": es.prefix,
+                                                            "distribution": es.settings.distribution},
+                                          "models": [{"name": "checkout-risk", "window": "1h"}]})
+    quiet_model = Analyzer(es.client, unversioned)
+    quiet_model.analyze_window(unversioned.models[0], T0 + timedelta(hours=2), T0 + timedelta(hours=3), refresh=True)
     found = {(h["_source"]["predwatch"]["check"], h["_source"]["predwatch"]["window"]["start"])
              for h in es.docs("findings")}
     assert ("volume_drop", iso(T0)) in found
     assert ("no_data", iso(T0 + timedelta(hours=1))) in found
+    assert ("no_data", iso(T0 + timedelta(hours=2))) in found, "an empty window without a version is no_data"
+    assert "analysis_error" not in {check for check, _ in found}
 
 
 def test_analyze_command_backfills_a_range(es, baseline, tmp_path):
