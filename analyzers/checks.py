@@ -304,6 +304,16 @@ def findings(results: list[CheckResult]) -> list[CheckResult]:
     return sorted(bad, key=lambda r: (r.status != "critical", -r.value / (r.threshold or 1)))
 
 
+def example_text(example: Any) -> str:
+    """One finding example as short plain text: ``XX (104)`` or ``key: value, ...``."""
+    if isinstance(example, dict):
+        label = example.get("value", example.get("word"))
+        if label is not None and "count" in example:
+            return f"{label} ({example['count']:,})"
+        return ", ".join(f"{k}: {v}" for k, v in example.items())
+    return str(example)
+
+
 def _kind_phrase(kind: str) -> str:
     return {"numeric": "numbers", "boolean": "booleans", "text": "strings", "categorical": "scalar values"}[kind]
 

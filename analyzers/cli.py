@@ -5,10 +5,11 @@ Exit codes: 0 all well, 1 findings, 2 bad usage or unusable input.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import orjson
@@ -93,10 +94,8 @@ def run_baseline(args: argparse.Namespace) -> int:
         from .results import store_baseline
 
         settings, client = es_client(args)
-        try:
+        with elasticsearch_errors(settings):
             where.append(f"{settings.url} {args.prefix}-baselines/{store_baseline(client, baseline, args.prefix)}")
-        except Exception as exc:  # noqa: BLE001
-            raise _connection_problem(settings, exc) from None
     print(f"baseline for {baseline.model} {baseline.version or ''} from {baseline.rows:,} rows -> {', '.join(where)}")
     for name, col in baseline.columns.items():
         print(f"  {name:30s} {col.kind:12s} {col.role:10s} null {col.null_rate:6.1%}")
@@ -210,23 +209,21 @@ def run_report(args: argparse.Namespace) -> int:
 def _report_from_es(args: argparse.Namespace) -> int:
     from datetime import datetime, timedelta, timezone
 
-    from logging_adapter.contract import utc_iso
+    from logging_adapter.contract import parse_time, utc_iso
 
     from . import series
 
     if not args.model:
         raise UsageError("--es needs --model")
     try:
-        end = datetime.fromisoformat(args.end.replace("Z", "+00:00")) if args.end else datetime.now(timezone.utc)
-        start = datetime.fromisoformat(args.start.replace("Z", "+00:00")) if args.start else end - timedelta(days=7)
+        end = parse_time(args.end) if args.end else datetime.now(timezone.utc)
+        start = parse_time(args.start) if args.start else end - timedelta(days=7)
     except ValueError as exc:
         raise UsageError(f"not an ISO time: {exc}") from None
     settings, client = es_client(args)
-    try:
+    with elasticsearch_errors(settings):
         out = series.write(client, args.prefix, args.model, utc_iso(start), utc_iso(end), args.out,
                            source=settings.describe())
-    except Exception as exc:  # noqa: BLE001
-        raise _connection_problem(settings, exc) from None
     print(f"report written to {out}")
     return EXIT_OK
 
@@ -321,8 +318,15 @@ def es_client(args: argparse.Namespace):
     return settings, make_client(settings)
 
 
-def _connection_problem(settings, exc: Exception) -> UsageError:
-    return UsageError(f"cannot use Elasticsearch at {settings.describe()}: {type(exc).__name__}: {exc}")
+@contextlib.contextmanager
+def elasticsearch_errors(settings) -> Iterator[None]:
+    """Any client error inside becomes one clear line (and exit code 2), never a traceback."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - connection, auth, TLS, API errors alike
+        raise UsageError(f"cannot use Elasticsearch at {settings.describe()}: {type(exc).__name__}: {exc}") from None
 
 
 @command
@@ -338,11 +342,9 @@ def run_setup(args: argparse.Namespace) -> int:
     from logging_adapter import templates
 
     settings, client = es_client(args)
-    try:
+    with elasticsearch_errors(settings):
         done = templates.install(client, prefix=args.prefix, retention_days=args.retention_days,
                                  extra=setup_extras(args.prefix))
-    except Exception as exc:  # noqa: BLE001 - any client error is a clear one-line message
-        raise _connection_problem(settings, exc) from None
     for line in done:
         print(f"installed {line}")
     return EXIT_OK
@@ -440,9 +442,10 @@ def _analyze(sub: argparse._SubParsersAction) -> None:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
+    from logging_adapter.contract import parse_time
     from logging_adapter.elastic import make_client
 
-    from .daemon import Analyzer, align, iso, parse_time
+    from .daemon import Analyzer, align, iso
 
     config = _daemon_config(args)
     try:
@@ -452,15 +455,13 @@ def run_analyze(args: argparse.Namespace) -> int:
         raise UsageError(str(exc).strip("'\"")) from None
     analyzer = Analyzer(make_client(config.settings), config)
     findings = 0
-    try:
+    with elasticsearch_errors(config.settings):
         while start + job.window <= end:
             summary = analyzer.analyze_window(job, start, start + job.window, refresh=True)
             print(f"{job.name} [{iso(start)}, {iso(start + job.window)}): {summary['records']:,} records, "
                   f"{summary['findings']} findings, {summary['errors']} errors")
             findings += summary["findings"]
             start += job.window
-    except Exception as exc:  # noqa: BLE001
-        raise _connection_problem(config.settings, exc) from None
     return EXIT_FINDINGS if findings else EXIT_OK
 
 
@@ -534,11 +535,9 @@ def run_alerts_install(args: argparse.Namespace) -> int:
         print("Alerts still work: `predwatch daemon` sends findings to the webhooks and Slack URLs under [notify] "
               "in predwatch.toml (any licence), and Kibana's Elasticsearch-query rule can watch the findings index.")
         return EXIT_OK
-    try:
+    with elasticsearch_errors(config.settings):
         for wid in install(client, cfg, config.prefix, models):
             print(f"installed watch {wid}")
-    except Exception as exc:  # noqa: BLE001
-        raise _connection_problem(config.settings, exc) from None
     return EXIT_OK
 
 

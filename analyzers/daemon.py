@@ -24,6 +24,7 @@ from elasticsearch import Elasticsearch
 from scipy import special
 
 from logging_adapter import contract as c
+from logging_adapter.contract import parse_time
 from logging_adapter.elastic import EsSettings, make_client
 from logging_adapter.templates import apply_retention
 
@@ -118,11 +119,6 @@ class DaemonConfig:
 
 def iso(dt: datetime) -> str:
     return c.utc_iso(dt)
-
-
-def parse_time(text: str) -> datetime:
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 def align(dt: datetime, size: timedelta) -> datetime:

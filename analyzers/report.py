@@ -16,7 +16,7 @@ import jinja2
 from logging_adapter import contract as c
 
 from .baseline import ColumnBaseline
-from .checks import CheckResult
+from .checks import CheckResult, example_text
 from .profile import ColumnProfile
 from .window import WindowResult
 
@@ -128,16 +128,6 @@ def _category_bars(col: ColumnBaseline, prof: ColumnProfile) -> tuple[list[Bar],
     if unseen:
         note += "; new in this window: " + ", ".join(f"{v} ({n:,})" for v, n in unseen)
     return bars, note
-
-
-def example_text(example: Any) -> str:
-    """One finding example as short plain text: ``XX (104)`` or ``key: value, ...``."""
-    if isinstance(example, dict):
-        label = example.get("value", example.get("word"))
-        if label is not None and "count" in example:
-            return f"{label} ({example['count']:,})"
-        return ", ".join(f"{k}: {v}" for k, v in example.items())
-    return str(example)
 
 
 _env.filters["example"] = example_text

@@ -16,10 +16,11 @@ import orjson
 from elasticsearch import Elasticsearch, NotFoundError
 
 from logging_adapter import contract as c
-from logging_adapter.bulk import Doc
+from logging_adapter.bulk import Doc, send_bulk
 
 from .baseline import Baseline
-from .checks import CheckResult
+from .checks import CheckResult, example_text
+from .stats import finite_or_none
 from .window import WindowResult
 
 METRIC_DATASET = "predwatch.metric"
@@ -124,27 +125,13 @@ def result_doc(r: CheckResult, *, model: str, version: str | None, start: str, e
             "model": {"name": model, "version": version},
             "window": {"start": start, "end": end, "records": records, "rejected": rejected},
             "feature": r.feature, "role": r.role, "check": r.check, "status": r.status,
-            "severity": r.severity, "value": _num(r.value), "threshold": r.threshold,
-            "critical_threshold": r.critical_threshold, "p_value": _num(r.p_value),
-            "adjusted_p_value": _num(r.adjusted_p_value), "observed": _num(r.observed), "expected": _num(r.expected),
+            "severity": r.severity, "value": finite_or_none(r.value), "threshold": r.threshold,
+            "critical_threshold": r.critical_threshold, "p_value": finite_or_none(r.p_value),
+            "adjusted_p_value": finite_or_none(r.adjusted_p_value), "observed": finite_or_none(r.observed), "expected": finite_or_none(r.expected),
             "n_window": r.n_window, "n_baseline": r.n_baseline,
-            "examples": examples, "examples_text": [_example_text(e) for e in examples][:5],
+            "examples": examples, "examples_text": [example_text(e) for e in examples][:5],
         },
     }
-
-
-def _num(x: float | None) -> float | None:
-    from .stats import finite_or_none
-    return finite_or_none(x)
-
-
-def _example_text(e: Any) -> str:
-    if isinstance(e, dict):
-        label = e.get("value", e.get("word"))
-        if label is not None:
-            return f"{label} ({e.get('count', '?')})"
-        return ", ".join(f"{k}={v}" for k, v in e.items())
-    return str(e)
 
 
 def window_docs(result: WindowResult, *, prefix: str, model: str, version: str | None, start: str, end: str,
@@ -183,16 +170,10 @@ def error_doc(*, prefix: str, model: str, version: str | None, start: str, end: 
 
 def write(client: Elasticsearch, docs: list[Doc], *, refresh: bool = False) -> None:
     """Index (overwrite) result documents; raises on failure, the caller decides what that means."""
-    if not docs:
-        return
-    operations: list[bytes] = []
-    for doc in docs:
-        operations.append(orjson.dumps({"index": {"_index": doc.index, "_id": doc.id}}))
-        operations.append(doc.source)
-    resp = client.bulk(operations=operations, refresh=refresh or None)
-    if resp.get("errors"):
-        failed = [next(iter(i.values())) for i in resp["items"] if next(iter(i.values())).get("error")]
-        raise RuntimeError(f"{len(failed)} result document(s) not written: {failed[0].get('error')}")
+    outcome = send_bulk(client, docs, op="index", refresh=refresh)
+    failed = [reason for _, reason in outcome.rejected] + ([outcome.error or "retryable"] if outcome.retry else [])
+    if failed:
+        raise RuntimeError(f"{len(outcome.rejected) + len(outcome.retry)} result document(s) not written: {failed[0]}")
 
 
 # -- baselines and state ---------------------------------------------------------------------------

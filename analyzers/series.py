@@ -16,7 +16,8 @@ from elasticsearch import Elasticsearch, helpers
 from logging_adapter import contract as c
 
 from . import results as res
-from .report import _env, example_text
+from .checks import example_text
+from .report import _env
 
 WIDTH, HEIGHT, LEFT = 520, 140, 34
 
@@ -36,7 +37,7 @@ class Chart:
 
 
 def _epoch(ts: str) -> float:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    return c.parse_time(ts).timestamp()
 
 
 def line_chart(label: str, series: dict[str, list[tuple[str, float | None]]], classes: dict[str, str],

@@ -36,8 +36,8 @@ class Doc:
     id: str
     source: bytes
 
-    def action(self) -> bytes:
-        return orjson.dumps({"create": {"_index": self.index, "_id": self.id}})
+    def action(self, op: str = "create") -> bytes:
+        return orjson.dumps({op: {"_index": self.index, "_id": self.id}})
 
 
 class BadRecord(ValueError):
@@ -83,15 +83,26 @@ class BulkOutcome:
     def delivered(self) -> int:
         return self.created + self.duplicates
 
+    def account(self, stats: Counter[str], dead_letters: "DeadLetters", delivered_as: str = "sent") -> None:
+        """Add this outcome to a sender's counters; rejected documents go to its dead letters."""
+        stats[delivered_as] += self.created
+        stats["duplicates"] += self.duplicates
+        for doc, reason in self.rejected:
+            stats["rejected"] += 1
+            dead_letters.add(doc.source, reason, source=doc.index)
 
-def send_bulk(client: Elasticsearch, docs: list[Doc], *, refresh: bool = False) -> BulkOutcome:
-    """One bulk request. Connection problems and retryable statuses come back in ``retry``."""
+
+def send_bulk(client: Elasticsearch, docs: list[Doc], *, op: str = "create", refresh: bool = False) -> BulkOutcome:
+    """One bulk request. Connection problems and retryable statuses come back in ``retry``.
+
+    ``op="create"`` (records: a retry of an indexed one answers 409) or ``"index"`` (results: overwrite).
+    """
     out = BulkOutcome()
     if not docs:
         return out
     operations: list[bytes] = []
     for doc in docs:
-        operations.append(doc.action())
+        operations.append(doc.action(op))
         operations.append(doc.source)
     try:
         resp = client.bulk(operations=operations, refresh=refresh or None)

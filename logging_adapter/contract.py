@@ -70,6 +70,12 @@ def utc_iso(ts: float | datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
+def parse_time(text: str) -> datetime:
+    """An ISO-8601 time (``Z`` or an offset; naive means UTC) as an aware datetime."""
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
 def nest(record: Mapping[str, Any]) -> dict[str, Any]:
     """Expand dotted keys into nested objects: ``{"a.b": 1}`` -> ``{"a": {"b": 1}}``.
 

@@ -180,7 +180,7 @@ class ElasticsearchHandler(logging.Handler):
         try:
             for attempt in range(attempts):
                 outcome = send_bulk(self.client, pending)
-                self._account(outcome, "sent")
+                outcome.account(self.stats, self.dead_letters)
                 if not outcome.retry:
                     self._backoff.reset()
                     return True
@@ -203,20 +203,13 @@ class ElasticsearchHandler(logging.Handler):
         for start in range(0, len(docs), self.batch_size):
             chunk = docs[start:start + self.batch_size]
             outcome = send_bulk(self.client, chunk)
-            self._account(outcome, "replayed")
+            outcome.account(self.stats, self.dead_letters, "replayed")
             if outcome.retry:  # still down: keep the segment, try again later
                 self._next_probe = time.monotonic() + self._backoff.next_delay()
                 return
         self.spool.remove(segment)
         self._backoff.reset()
         self._next_probe = 0.0
-
-    def _account(self, outcome, delivered_as: str) -> None:
-        self.stats[delivered_as] += outcome.created
-        self.stats["duplicates"] += outcome.duplicates
-        for doc, reason in outcome.rejected:
-            self.stats["rejected"] += 1
-            self.dead_letters.add(doc.source, reason, source=doc.index)
 
     def _to_spool(self, docs: list[Doc]) -> None:
         try:

@@ -197,11 +197,7 @@ class Shipper:
         pending = docs
         while pending:
             outcome = send_bulk(self.client, pending)
-            self.stats["sent"] += outcome.created
-            self.stats["duplicates"] += outcome.duplicates
-            for doc, reason in outcome.rejected:
-                self.stats["rejected"] += 1
-                self.dead_letters.add(doc.source, reason, source=doc.index)
+            outcome.account(self.stats, self.dead_letters)
             if not outcome.retry:
                 self._backoff.reset()
                 return True
