@@ -26,7 +26,7 @@ from scipy import special
 from logging_adapter import contract as c
 from logging_adapter.contract import parse_time
 from logging_adapter.elastic import EsSettings, make_client
-from logging_adapter.templates import apply_retention
+from logging_adapter.templates import apply_retention, predictions_pattern
 
 from . import results as res
 from .checks import CheckResult
@@ -171,7 +171,7 @@ class Analyzer:
         return summary
 
     def _versions(self, job: ModelJob, start: str, end: str) -> list[str | None]:
-        resp = self.client.search(index=f"{self.prefix}-predictions-{c.index_safe(job.name)}-*", size=0,
+        resp = self.client.search(index=predictions_pattern(self.prefix, job.name), size=0,
                                   ignore_unavailable=True, allow_no_indices=True,
                                   query={"bool": {"filter": [{"term": {c.MODEL_NAME: job.name}},
                                                              {"range": {c.TIMESTAMP: {"gte": start, "lt": end}}}]}},

@@ -17,6 +17,7 @@ from elasticsearch import Elasticsearch, NotFoundError
 
 from logging_adapter import contract as c
 from logging_adapter.bulk import Doc, send_bulk
+from logging_adapter.templates import KEYWORD_IGNORE_ABOVE, PRIORITY, predictions_pattern
 
 from .baseline import Baseline
 from .checks import CheckResult, example_text
@@ -88,13 +89,13 @@ def result_templates(prefix: str) -> dict[str, Any]:
         "index": {
             f"{prefix}-results": {
                 "index_patterns": [f"{metrics_index(prefix)}*", f"{findings_index(prefix)}*"],
-                "priority": 600,
+                "priority": PRIORITY,
                 "composed_of": [f"{prefix}-results-mappings"],
                 "_meta": {"managed_by": "predwatch"},
             },
             f"{prefix}-baselines": {
                 "index_patterns": [baselines_index(prefix), state_index(prefix)],
-                "priority": 600,
+                "priority": PRIORITY,
                 "template": {"mappings": {"dynamic": False, "properties": {
                     "@timestamp": {"type": "date"}, "kind": {"type": "keyword"},
                     "model": {"type": "keyword"}, "version": {"type": "keyword"},
@@ -189,8 +190,6 @@ def model_template(baseline: Baseline, prefix: str) -> tuple[str, dict[str, Any]
     numeric feature at midnight would make it a keyword for the whole day. With the
     baseline's kinds mapped explicitly, such values are only flagged (``_ignored``).
     """
-    from logging_adapter.templates import KEYWORD_IGNORE_ABOVE, PRIORITY
-
     kinds = {
         "numeric": {"type": "double", "ignore_malformed": True, "coerce": False},
         "categorical": {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE},
@@ -204,9 +203,8 @@ def model_template(baseline: Baseline, prefix: str) -> tuple[str, dict[str, Any]
         for part in parents:
             node = node.setdefault(part, {"properties": {}})["properties"]
         node[leaf] = kinds[col.kind]
-    model = c.index_safe(baseline.model)
-    return f"{prefix}-predictions-{model}", {
-        "index_patterns": [f"{prefix}-predictions-{model}-*"],
+    return f"{prefix}-predictions-{c.index_safe(baseline.model)}", {
+        "index_patterns": [predictions_pattern(prefix, baseline.model)],
         "priority": PRIORITY + 1,
         "composed_of": [f"{prefix}-predictions-settings", f"{prefix}-predictions-mappings"],
         "template": {"mappings": {"properties": properties}},

@@ -14,6 +14,7 @@ from typing import Any
 from elasticsearch import Elasticsearch, helpers
 
 from logging_adapter import contract as c
+from logging_adapter.templates import predictions_pattern
 
 from . import results as res
 from .checks import example_text
@@ -78,7 +79,7 @@ def fetch(client: Elasticsearch, prefix: str, model: str, start: str, end: str) 
                           ignore_unavailable=True)["hits"]["hits"]
     seconds = max(60, int((_epoch(end) - _epoch(start)) / 120))
     hist = client.search(
-        index=f"{prefix}-predictions-{c.index_safe(model)}-*", size=0, ignore_unavailable=True, allow_no_indices=True,
+        index=predictions_pattern(prefix, model), size=0, ignore_unavailable=True, allow_no_indices=True,
         query={"bool": {"filter": [{"term": {c.MODEL_NAME: model}}, {"range": {c.TIMESTAMP: {"gte": start, "lt": end}}}]}},
         aggs={"t": {"date_histogram": {"field": c.TIMESTAMP, "fixed_interval": f"{seconds}s"},
                     "aggs": {"p": {"percentiles": {"field": c.PREDICTION, "percents": [10, 50, 90]}}}}})

@@ -50,7 +50,7 @@ def doc_from_line(line: bytes, prefix: str = DEFAULT_PREFIX) -> Doc:
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        raise BadRecord("not valid UTF-8" if "utf-8" in str(exc).lower() else f"not valid JSON ({exc})") from None
+        raise BadRecord(c.unparsable_reason(exc)) from None
     try:
         pred = c.read_prediction(obj)
     except c.RecordError as exc:

@@ -150,6 +150,18 @@ class RecordError(ValueError):
     """A log line that is not a usable prediction record; the message says why."""
 
 
+MAX_LINE = 16 * 1024 * 1024  # bytes: a longer line is rejected, not parsed
+
+
+def unparsable_reason(exc: Exception) -> str:
+    """Why a JSONL line did not parse, in words for a dead letter or a rejection."""
+    return "not valid UTF-8" if "utf-8" in str(exc).lower() else f"not valid JSON ({exc})"
+
+
+def too_long_reason(size: int) -> str:
+    return f"line of {size:,} bytes exceeds the {MAX_LINE:,}-byte limit"
+
+
 _CANONICAL_NS = frozenset({"model", "prediction_id", "features", "prediction", "latency_ms"})
 _CANONICAL_TOP = frozenset({TIMESTAMP, LOG_LEVEL, MESSAGE, ECS_VERSION_FIELD, "service", "event", "labels", NAMESPACE})
 

@@ -24,11 +24,11 @@ from typing import Any
 import orjson
 from elasticsearch import Elasticsearch
 
+from . import contract as c
 from .bulk import Backoff, BadRecord, DeadLetters, Doc, doc_from_line, send_bulk
 from .templates import DEFAULT_PREFIX
 
 log = logging.getLogger("predwatch.ship")
-MAX_LINE = 16 * 1024 * 1024
 
 
 @dataclass
@@ -169,15 +169,15 @@ class Shipper:
         lines = 0
         while len(docs) < self.batch_size:
             start = fh.tell()
-            line = fh.readline(MAX_LINE + 1)
+            line = fh.readline(c.MAX_LINE + 1)
             if not line:
                 break
             if not line.endswith(b"\n"):
-                if len(line) <= MAX_LINE:
+                if len(line) <= c.MAX_LINE:
                     fh.seek(start)  # an incomplete last line: wait until its writer finishes it
                     break
                 size = len(line) + _skip_line(fh)
-                self._dead(line, f"line of {size:,} bytes exceeds the {MAX_LINE:,}-byte limit", path, start)
+                self._dead(line, c.too_long_reason(size), path, start)
                 lines += 1
                 continue
             lines += 1

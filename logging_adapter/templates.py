@@ -24,8 +24,9 @@ TOTAL_FIELDS_LIMIT = 2000
 KEYWORD_IGNORE_ABOVE = 1024
 
 
-def predictions_pattern(prefix: str = DEFAULT_PREFIX) -> str:
-    return f"{prefix}-predictions-*"
+def predictions_pattern(prefix: str = DEFAULT_PREFIX, model: str | None = None) -> str:
+    """Every daily prediction index, or one model's."""
+    return f"{prefix}-predictions-{c.index_safe(model)}-*" if model else f"{prefix}-predictions-*"
 
 
 def predictions_index(model: str, timestamp: str, prefix: str = DEFAULT_PREFIX) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from logging_adapter import contract as c
+from logging_adapter.templates import predictions_pattern
 
 from ..baseline import Baseline, ColumnBaseline
 from ..profile import UNSEEN_KEEP, ColumnProfile, WindowProfile
@@ -28,10 +29,6 @@ MAX_BUCKETS = 65_536  # search.max_buckets default, across one response
 BUCKET_BUDGET = 20_000  # buckets we allow ourselves per request, well inside it
 UNSEEN_EXAMPLES = 10
 TEXT_SAMPLE = 1000
-
-
-def predictions_pattern(prefix: str, model: str) -> str:
-    return f"{prefix}-predictions-{c.index_safe(model)}-*"
 
 
 @dataclass

@@ -29,7 +29,6 @@ from ..values import category_of, is_number, tokenize_all
 
 CHUNK = 20_000
 REASONS_KEPT = 10  # rejected lines whose reason is kept for the user
-MAX_LINE = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +76,14 @@ def _parse_lines(name: str, lines: Iterable[bytes], first: int | None) -> Iterat
         except decode_error as exc:
             if not line.strip():
                 continue
-            reason = "not valid UTF-8" if "utf-8" in str(exc).lower() else f"not valid JSON ({exc})"
+            reason = c.unparsable_reason(exc)
             if not line.endswith(b"\n"):
                 reason = f"truncated last line ({reason})"
             yield _where(name, number, first), Rejected(_where(name, number, first), reason)
             continue
-        if len(line) > MAX_LINE:
+        if len(line) > c.MAX_LINE:
             yield _where(name, number, first), Rejected(
-                _where(name, number, first), f"line of {len(line):,} bytes exceeds the {MAX_LINE:,}-byte limit")
+                _where(name, number, first), c.too_long_reason(len(line)))
         elif type(obj) is not dict:
             yield _where(name, number, first), Rejected(
                 _where(name, number, first), f"a JSON {type(obj).__name__}, not an object")
