@@ -135,6 +135,7 @@ class Analyzer:
         self.config = config
         self.prefix = config.prefix
         self.notifier = notifier  # alerting.notifier.Notifier, or None
+        self.baselines = res.BaselineCache(client, config.prefix)
         self.requests = 0
 
     # -- one window ------------------------------------------------------------------------------
@@ -183,7 +184,7 @@ class Analyzer:
     def _analyze_version(self, job: ModelJob, version: str | None, start: datetime, end: datetime,
                          summary: dict[str, int]) -> list:
         s, e = iso(start), iso(end)
-        baseline = res.load_baseline(self.client, job.name, version, self.prefix)
+        baseline = self.baselines.get(job.name, version)
         if baseline is None:
             summary["errors"] += 1
             return [res.error_doc(prefix=self.prefix, model=job.name, version=version, start=s, end=e,

@@ -231,6 +231,34 @@ def load_baseline(client: Elasticsearch, model: str, version: str | None, prefix
     return Baseline.from_dict(doc["_source"]["document"])
 
 
+class BaselineCache:
+    """Baselines by (model, version), fetched whole only when the stored one changed.
+
+    A baseline carries its vocabulary and categories (often hundreds of kB); a window
+    analysis only asks for the stored document's ``@timestamp`` to know it is current.
+    """
+
+    def __init__(self, client: Elasticsearch, prefix: str) -> None:
+        self.client, self.prefix = client, prefix
+        self._cache: dict[tuple[str, str | None], tuple[str, Baseline]] = {}
+
+    def get(self, model: str, version: str | None) -> Baseline | None:
+        key = (model, version)
+        try:
+            stamp = self.client.get(index=baselines_index(self.prefix), id=baseline_id(model, version),
+                                    source_includes=["@timestamp"])["_source"].get("@timestamp", "")
+        except NotFoundError:
+            self._cache.pop(key, None)
+            return None
+        cached = self._cache.get(key)
+        if cached is None or cached[0] != stamp:
+            baseline = load_baseline(self.client, model, version, self.prefix)
+            if baseline is None:
+                return None
+            self._cache[key] = (stamp, baseline)
+        return self._cache[key][1]
+
+
 def get_state(client: Elasticsearch, prefix: str, key: str) -> dict[str, Any] | None:
     try:
         return client.get(index=state_index(prefix), id=key)["_source"]["document"]

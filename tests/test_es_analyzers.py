@@ -109,6 +109,11 @@ def test_windows_are_analysed_and_results_indexed_exactly_once(es, baseline):
     found = [h["_source"]["predwatch"] for h in es.docs("findings")]
     assert [(f["check"], f["feature"], f["window"]["start"]) for f in found] == \
            [("missing_feature", "age", iso(T0 + timedelta(hours=1)))]
+    # a new baseline for the same version replaces the cached one
+    from dataclasses import replace
+    res.store_baseline(es.client, replace(baseline, created="2030-01-01T00:00:00.000Z"), es.prefix)
+    assert analyzer.baselines.get("checkout-risk", "7").created == "2030-01-01T00:00:00.000Z"
+    assert analyzer.baselines.get("checkout-risk", "nope") is None
     # a re-run of a window overwrites instead of duplicating
     analyzer.analyze_window(job, T0, T0 + timedelta(hours=1), refresh=True)
     assert len(es.docs("metrics")) == len(metrics)
