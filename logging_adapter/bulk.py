@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -135,6 +136,29 @@ def send_bulk(client: Elasticsearch, docs: list[Doc], *, op: str = "create", ref
     return out
 
 
+def deliver(client: Elasticsearch, docs: list[Doc], *, stats: Counter[str], dead_letters: "DeadLetters",
+            waits: Iterable[float], stop: threading.Event,
+            on_retry: Callable[[BulkOutcome, float], None] | None = None) -> tuple[list[Doc], BulkOutcome]:
+    """Send, then resend what is retryable after each of ``waits``, until all is delivered or
+    dead-lettered, the waits run out, or ``stop`` is set. Returns what is still undelivered."""
+    waits = iter(waits)
+    pending = docs
+    while True:
+        outcome = send_bulk(client, pending)
+        outcome.account(stats, dead_letters)
+        if not outcome.retry:
+            return [], outcome
+        pending = outcome.retry
+        stats["retried"] += len(pending)
+        delay = next(waits, None)
+        if delay is None:
+            return pending, outcome
+        if on_retry is not None:
+            on_retry(outcome, delay)
+        if stop.wait(delay):
+            return pending, outcome
+
+
 class Backoff:
     """Exponential backoff with full jitter: 0.5 s, 1 s, 2 s ... capped, reset on success."""
 
@@ -147,6 +171,11 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+    def delays(self) -> Iterator[float]:
+        """Endless delays, each longer (up to the cap)."""
+        while True:
+            yield self.next_delay()
 
 
 class DeadLetters:

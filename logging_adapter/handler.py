@@ -26,7 +26,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from .bulk import Backoff, DeadLetters, Doc, send_bulk, line_id
+from .bulk import Backoff, DeadLetters, Doc, deliver, line_id, send_bulk
 from .elastic import EsSettings, make_client
 from .formatter import PAYLOAD_ATTR, PredictionFormatter
 from .spool import Spool, SpoolFull
@@ -175,19 +175,13 @@ class ElasticsearchHandler(logging.Handler):
         return batch
 
     def _deliver(self, batch: list[Doc], attempts: int = INLINE_ATTEMPTS) -> bool:
-        pending = batch
         self._inflight = batch
         try:
-            for attempt in range(attempts):
-                outcome = send_bulk(self.client, pending)
-                outcome.account(self.stats, self.dead_letters)
-                if not outcome.retry:
-                    self._backoff.reset()
-                    return True
-                pending = outcome.retry
-                self.stats["retried"] += len(pending)
-                if attempt + 1 < attempts and self._stop.wait(0.2 * 2**attempt):
-                    break
+            pending, outcome = deliver(self.client, batch, stats=self.stats, dead_letters=self.dead_letters,
+                                       waits=[0.2 * 2**i for i in range(attempts - 1)], stop=self._stop)
+            if not pending:
+                self._backoff.reset()
+                return True
             self._to_spool(pending)
             self._next_probe = time.monotonic() + self._backoff.next_delay()
             self._alarm(f"Elasticsearch unavailable ({outcome.error or 'items to retry'}); spooling to {self.spool_dir}")

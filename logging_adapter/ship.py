@@ -25,7 +25,7 @@ import orjson
 from elasticsearch import Elasticsearch
 
 from . import contract as c
-from .bulk import Backoff, BadRecord, DeadLetters, Doc, doc_from_line, send_bulk
+from .bulk import Backoff, BadRecord, DeadLetters, Doc, deliver, doc_from_line
 from .templates import DEFAULT_PREFIX
 
 log = logging.getLogger("predwatch.ship")
@@ -194,21 +194,17 @@ class Shipper:
         self.dead_letters.add(line.rstrip(b"\n"), reason, source=f"{path}@{offset}")
 
     def _deliver(self, docs: list[Doc]) -> bool:
-        pending = docs
-        while pending:
-            outcome = send_bulk(self.client, pending)
-            outcome.account(self.stats, self.dead_letters)
-            if not outcome.retry:
-                self._backoff.reset()
-                return True
-            pending = outcome.retry
-            self.stats["retried"] += len(pending)
-            delay = self._backoff.next_delay()
+        """Deliver a batch, waiting out an unavailable Elasticsearch; False only when stopped."""
+
+        def waiting(outcome, delay: float) -> None:
             log.warning("Elasticsearch unavailable (%s); retrying %d records in %.1f s",
-                        outcome.error or "items to retry", len(pending), delay)
-            if self.stop.wait(delay):
-                return False
-        return True
+                        outcome.error or "items to retry", len(outcome.retry), delay)
+
+        pending, _ = deliver(self.client, docs, stats=self.stats, dead_letters=self.dead_letters,
+                             waits=self._backoff.delays(), stop=self.stop, on_retry=waiting)
+        if not pending:
+            self._backoff.reset()
+        return not pending
 
 
 def _rotation_number(path: Path) -> int:
