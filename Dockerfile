@@ -7,6 +7,7 @@ COPY logging_adapter ./logging_adapter
 COPY analyzers ./analyzers
 COPY kibana ./kibana
 COPY alerting ./alerting
+COPY predwatch ./predwatch
 RUN pip install --no-cache-dir '.[demo]'
 RUN useradd --create-home predwatch && mkdir -p /logs /state && chown predwatch /logs /state
 USER predwatch

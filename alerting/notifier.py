@@ -90,17 +90,17 @@ class Notifier:
         self._thread.start()
 
     @classmethod
-    def from_config(cls, doc: dict[str, Any] | None, dashboard_url: str | None = None,
-                    state: Any = None) -> "Notifier | None":
-        """``[notify]``: ``webhooks = [...]``, ``slack = [...]``, ``renotify = "6h"``; None when nothing is set."""
-        from analyzers.daemon import parse_duration
+    def from_config(cls, doc: dict[str, Any] | None, *, renotify: timedelta = timedelta(hours=6),
+                    dashboard_url: str | None = None, state: Any = None) -> "Notifier | None":
+        """``[notify]``: ``webhooks = [...]``, ``slack = [...]``; None when nothing is set.
 
+        ``renotify`` comes parsed: the daemon's configuration reads durations, the notifier takes values.
+        """
         doc = doc or {}
         targets = [Target(u, "webhook") for u in doc.get("webhooks", [])] + [Target(u, "slack") for u in doc.get("slack", [])]
         if not targets:
             return None
-        return cls(targets, renotify=parse_duration(doc.get("renotify", "6h")), dashboard_url=dashboard_url,
-                   state=state)
+        return cls(targets, renotify=renotify, dashboard_url=dashboard_url, state=state)
 
     def observe(self, model: str, version: str | None, window: dict[str, Any], results: list[Any]) -> None:
         """One window's results (``CheckResult`` objects): decide what to say, queue it, return at once."""

@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 from elasticsearch import Elasticsearch
 
-from analyzers import results as r
+from analyzers.store import results as r
 from logging_adapter import contract as c
 
 SEVERITIES = ("warning", "critical")

@@ -109,7 +109,7 @@ def main() -> None:
     print(f"generating {args.records:,} training rows and window records in {workdir} ...")
     train_csv, window = generate(workdir, args.records)
     baseline = workdir / "baseline.json"
-    predwatch = [sys.executable, "-m", "analyzers.cli"]
+    predwatch = [sys.executable, "-m", "predwatch"]
 
     b_sec, b_rss = timed(predwatch + ["baseline", "--data", str(train_csv), "--model", "bench", "--version", "1",
                                          "--text", "query", "--prediction", "score", "--out", str(baseline)])

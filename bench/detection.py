@@ -19,8 +19,8 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 import incidents  # noqa: E402
 import synth  # noqa: E402
 
-from analyzers.baseline import build_baseline  # noqa: E402
-from analyzers.checks import evaluate, findings  # noqa: E402
+from analyzers.core.baseline import build_baseline  # noqa: E402
+from analyzers.core.checks import evaluate, findings  # noqa: E402
 from analyzers.sources.local import LocalProfiler, read_predictions  # noqa: E402
 
 

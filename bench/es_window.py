@@ -23,9 +23,9 @@ import pandas as pd  # noqa: E402
 from elasticsearch import helpers  # noqa: E402
 from osmem_server import OsmemServer  # noqa: E402
 
-from analyzers.baseline import build_baseline  # noqa: E402
+from analyzers.core.baseline import build_baseline  # noqa: E402
 from analyzers.sources.elastic import EsWindowProfiler  # noqa: E402
-from analyzers.window import analyze  # noqa: E402
+from analyzers.core.window import analyze  # noqa: E402
 from bench.records import make_features, make_score  # noqa: E402
 from logging_adapter import contract as c, templates  # noqa: E402
 from logging_adapter.bulk import Doc, send_bulk  # noqa: E402

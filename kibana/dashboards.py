@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analyzers import results as r
+from analyzers.store import results as r
 from logging_adapter import contract as c
 
 NDJSON = Path(__file__).with_name("predwatch.ndjson")

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import synth  # noqa: E402
 
-from analyzers.baseline import Baseline, build_baseline  # noqa: E402
+from analyzers.core.baseline import Baseline, build_baseline  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +125,7 @@ def osmem_server():
 
 
 def _setup_extras(prefix: str) -> list[dict]:
-    from analyzers.cli import setup_extras
+    from predwatch.cli.records import setup_extras
     return setup_extras(prefix)
 
 

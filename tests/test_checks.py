@@ -5,9 +5,9 @@ import pytest
 
 import incidents
 import synth
-from analyzers import stats
-from analyzers.checks import evaluate, findings
-from analyzers.config import CheckConfig
+from analyzers.core import stats
+from analyzers.core.checks import evaluate, findings
+from analyzers.core.config import CheckConfig
 from analyzers.sources.local import LocalProfiler, read_predictions
 
 

@@ -11,12 +11,12 @@ import pytest
 import incidents
 import synth
 from conftest import write_jsonl
-from analyzers.baseline import Baseline
+from analyzers.core.baseline import Baseline
 from analyzers.sources import local
 
 
 def predwatch(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "analyzers.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "predwatch", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=300)
 
 

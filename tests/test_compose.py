@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from alerting.watches import AlertConfig
-from analyzers.cli import build_parser
-from analyzers.daemon import DaemonConfig
+from predwatch.cli import build_parser
+from analyzers.daemon.config import DaemonConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 

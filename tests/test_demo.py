@@ -16,7 +16,7 @@ pytest.importorskip("sklearn", reason="the demo model: pip install -e '.[demo]'"
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("demo")
-    proc = subprocess.run([sys.executable, "-m", "analyzers.cli", "demo", "--workdir", str(workdir), "--days", "21"],
+    proc = subprocess.run([sys.executable, "-m", "predwatch", "demo", "--workdir", str(workdir), "--days", "21"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return workdir, proc.stdout
@@ -60,7 +60,7 @@ def test_demo_through_elasticsearch_and_kibana(es, tmp_path):
 
     kibana = Receiver(body={"success": True, "successCount": 12, "successResults": []})
     try:
-        proc = subprocess.run([sys.executable, "-m", "analyzers.cli", "demo", "--workdir", str(tmp_path), "--days", "2",
+        proc = subprocess.run([sys.executable, "-m", "predwatch", "demo", "--workdir", str(tmp_path), "--days", "2",
                                "--es", es.url, "--es-distribution", es.settings.distribution, "--prefix", es.prefix,
                                "--kibana", kibana.url], capture_output=True, text=True, timeout=300)
     finally:
@@ -81,7 +81,7 @@ def test_demo_service_and_traffic_over_http(tmp_path):
 
     port = free_port()
     log = tmp_path / "logs" / "predictions.jsonl"
-    service = subprocess.Popen([sys.executable, "-m", "analyzers.cli", "demo-service", "--port", str(port),
+    service = subprocess.Popen([sys.executable, "-m", "predwatch", "demo-service", "--port", str(port),
                                 "--log", str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
@@ -97,7 +97,7 @@ def test_demo_service_and_traffic_over_http(tmp_path):
             raise AssertionError("a bad request must be answered 400")
         except urllib.error.HTTPError as exc:
             assert exc.code == 400
-        proc = subprocess.run([sys.executable, "-m", "analyzers.cli", "demo-traffic", "--url",
+        proc = subprocess.run([sys.executable, "-m", "predwatch", "demo-traffic", "--url",
                                f"http://127.0.0.1:{port}", "--rate", "0", "--limit", "25"],
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0 and "25 predictions answered" in proc.stdout, proc.stderr

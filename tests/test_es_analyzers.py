@@ -12,12 +12,15 @@ import pytest
 
 import incidents
 import synth
-from analyzers import results as res
-from analyzers.checks import findings
-from analyzers.daemon import Analyzer, DaemonConfig, ModelJob, align, iso, parse_duration
+from analyzers.store import results as res
+from analyzers.store.state import get_state
+from analyzers.store.baselines import store_baseline
+from analyzers.core.checks import findings
+from analyzers.daemon.analyzer import Analyzer
+from analyzers.daemon.config import DaemonConfig, ModelJob, align, iso, parse_duration
 from analyzers.sources.elastic import EsWindowProfiler
 from analyzers.sources.local import LocalProfiler, read_predictions
-from analyzers.window import analyze
+from analyzers.core.window import analyze
 from conftest import terminate, wait_until
 from logging_adapter.bulk import doc_from_line, send_bulk
 
@@ -58,7 +61,7 @@ def test_elasticsearch_and_local_profiles_lead_to_the_same_findings(es, baseline
     recs_quiet = frame_records(quiet, T0, 3000)
     recs_bad = frame_records(bad, T0 + timedelta(hours=1), 3000)
     seed(es, recs_quiet + recs_bad)
-    res.store_baseline(es.client, baseline, es.prefix)
+    store_baseline(es.client, baseline, es.prefix)
     for recs, start in ((recs_quiet, T0), (recs_bad, T0 + timedelta(hours=1))):
         profiler = EsWindowProfiler(es.client, baseline, prefix=es.prefix)
         remote = profiler.profile(iso(start), iso(start + timedelta(hours=1)), "7")
@@ -91,7 +94,7 @@ def test_text_statistics_come_from_a_bounded_seeded_sample(es, baseline):
 
 
 def test_windows_are_analysed_and_results_indexed_exactly_once(es, baseline):
-    res.store_baseline(es.client, baseline, es.prefix)
+    store_baseline(es.client, baseline, es.prefix)
     frames = [synth.table(300, seed=110), incidents.feature_vanishes(300, 111)[0], synth.table(300, seed=112)]
     seed(es, [r for i, f in enumerate(frames) for r in frame_records(f, T0 + timedelta(hours=i), 3000)])
     analyzer = Analyzer(es.client, config_for(es, backfill="3h"))
@@ -111,7 +114,7 @@ def test_windows_are_analysed_and_results_indexed_exactly_once(es, baseline):
            [("missing_feature", "age", iso(T0 + timedelta(hours=1)))]
     # a new baseline for the same version replaces the cached one
     from dataclasses import replace
-    res.store_baseline(es.client, replace(baseline, created="2030-01-01T00:00:00.000Z"), es.prefix)
+    store_baseline(es.client, replace(baseline, created="2030-01-01T00:00:00.000Z"), es.prefix)
     assert analyzer.baselines.get("checkout-risk", "7").created == "2030-01-01T00:00:00.000Z"
     assert analyzer.baselines.get("checkout-risk", "nope") is None
     # a re-run of a window overwrites instead of duplicating
@@ -123,7 +126,7 @@ def test_windows_are_analysed_and_results_indexed_exactly_once(es, baseline):
 
 
 def test_missing_baseline_is_an_error_result_and_other_models_proceed(es, baseline):
-    res.store_baseline(es.client, baseline, es.prefix)
+    store_baseline(es.client, baseline, es.prefix)
     other = synth.records(synth.table(50, seed=120), model="fraud-model", version="3",
                           start=T0.strftime("%Y-%m-%dT%H:%M:%S"))
     seed(es, frame_records(synth.table(200, seed=121), T0, 3000) + other)
@@ -142,7 +145,7 @@ def test_missing_baseline_is_an_error_result_and_other_models_proceed(es, baseli
 
 def test_records_without_a_version_use_the_unversioned_baseline(es, baseline):
     from dataclasses import replace
-    res.store_baseline(es.client, replace(baseline, version=None), es.prefix)
+    store_baseline(es.client, replace(baseline, version=None), es.prefix)
     recs = frame_records(synth.table(100, seed=160), T0, 3000)
     for r in recs:
         del r["predwatch"]["model"]["version"]
@@ -155,7 +158,7 @@ def test_records_without_a_version_use_the_unversioned_baseline(es, baseline):
 
 
 def test_no_data_and_volume_drop_are_findings(es, baseline):
-    res.store_baseline(es.client, baseline, es.prefix)
+    store_baseline(es.client, baseline, es.prefix)
     days = [T0 - timedelta(days=d) for d in range(3, 0, -1)]
     recs = []
     for day in days:
@@ -181,12 +184,12 @@ def test_no_data_and_volume_drop_are_findings(es, baseline):
 
 
 def test_analyze_command_backfills_a_range(es, baseline, tmp_path):
-    res.store_baseline(es.client, baseline, es.prefix)
+    store_baseline(es.client, baseline, es.prefix)
     seed(es, frame_records(incidents.strings_in_numeric(200, 140)[0], T0, 3000))
     cfg = tmp_path / "predwatch.toml"
     cfg.write_text(f'[elasticsearch]\nurl = "{es.url}"\ndistribution = "{es.settings.distribution}"\n'
                    f'prefix = "{es.prefix}"\n\n[[models]]\nname = "checkout-risk"\nversion = "7"\nwindow = "30m"\n')
-    proc = subprocess.run([sys.executable, "-m", "analyzers.cli", "analyze", "--config", str(cfg), "--model",
+    proc = subprocess.run([sys.executable, "-m", "predwatch", "analyze", "--config", str(cfg), "--model",
                            "checkout-risk", "--start", iso(T0), "--end", iso(T0 + timedelta(hours=1))],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
@@ -196,7 +199,7 @@ def test_analyze_command_backfills_a_range(es, baseline, tmp_path):
 
 
 def test_daemon_killed_mid_backfill_resumes_every_window_exactly_once(es, baseline, tmp_path):
-    res.store_baseline(es.client, baseline, es.prefix)
+    store_baseline(es.client, baseline, es.prefix)
     now = datetime.now(timezone.utc)
     window = timedelta(minutes=1)
     first = align(now - timedelta(minutes=12), window)
@@ -208,11 +211,11 @@ def test_daemon_killed_mid_backfill_resumes_every_window_exactly_once(es, baseli
     cfg.write_text(f'[elasticsearch]\nurl = "{es.url}"\ndistribution = "{es.settings.distribution}"\n'
                    f'prefix = "{es.prefix}"\n\n[daemon]\nheartbeat = "1s"\n\n[[models]]\nname = "checkout-risk"\n'
                    f'version = "7"\nwindow = "1m"\nlag = "0s"\nbackfill = "12m"\nevery = "1s"\n')
-    cmd = [sys.executable, "-m", "analyzers.cli", "daemon", "--config", str(cfg)]
+    cmd = [sys.executable, "-m", "predwatch", "daemon", "--config", str(cfg)]
     key = ModelJob("checkout-risk", "7").key
 
     def watermark() -> datetime | None:
-        state = res.get_state(es.client, es.prefix, key)
+        state = get_state(es.client, es.prefix, key)
         return datetime.fromisoformat(state["end"].replace("Z", "+00:00")) if state else None
 
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -233,7 +236,7 @@ def test_daemon_killed_mid_backfill_resumes_every_window_exactly_once(es, baseli
     expected = [iso(first + i * window) for i in range(int((target - first) / window))]
     assert starts == expected, "every window from the backfill start to now"
     assert sum(v["value"] for v in volume) == 240
-    beat = res.get_state(es.client, es.prefix, f"heartbeat:{os.uname().nodename}")
+    beat = get_state(es.client, es.prefix, f"heartbeat:{os.uname().nodename}")
     assert beat and beat["models"] == ["checkout-risk"]
 
 

@@ -19,9 +19,12 @@ import incidents
 import synth
 from alerting.notifier import Notifier, Target, slack_escape
 from alerting.watches import AlertConfig, render_watch
-from analyzers import results as res
-from analyzers.checks import CheckResult
-from analyzers.daemon import Analyzer, DaemonConfig, iso
+from analyzers.store import results as res
+from analyzers.store.state import get_state
+from analyzers.store.baselines import store_baseline
+from analyzers.core.checks import CheckResult
+from analyzers.daemon.analyzer import Analyzer
+from analyzers.daemon.config import DaemonConfig, iso
 from conftest import free_port, screenshot
 from kibana import dashboards
 from logging_adapter.bulk import Doc
@@ -31,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "analyzers.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "predwatch", *args], capture_output=True, text=True, timeout=120)
 
 
 # -- a local HTTP receiver ---------------------------------------------------------------------------
@@ -287,7 +290,7 @@ def test_notifier_delivers_deduplicates_and_says_when_a_check_recovers(receiver)
 
 
 def test_open_incidents_survive_a_restart_of_the_notifier(es, receiver):
-    from analyzers.daemon import StateDocument
+    from analyzers.store.state import StateDocument
 
     hook = receiver()
     state = StateDocument(es.client, es.prefix, "notifier:active", "notifier")
@@ -301,7 +304,7 @@ def test_open_incidents_survive_a_restart_of_the_notifier(es, receiver):
     assert again.drain(10)
     again.close()
     assert [json.loads(r["body"])["status"] for r in hook.requests] == ["firing", "resolved"]
-    assert res.get_state(es.client, es.prefix, "notifier:active") == {"active": []}
+    assert get_state(es.client, es.prefix, "notifier:active") == {"active": []}
 
 
 def test_notifier_retries_through_a_failing_receiver(receiver):
@@ -338,7 +341,7 @@ def test_report_from_elasticsearch_shows_the_dashboard_series(es, baseline, brow
     from test_es_analyzers import frame_records, seed
 
     t0 = datetime(2026, 11, 20, 6, 0, tzinfo=timezone.utc)
-    res.store_baseline(es.client, baseline, es.prefix)
+    store_baseline(es.client, baseline, es.prefix)
     frames = [synth.table(200, seed=200), synth.table(200, seed=201), incidents.a_third_of_words_oov(200, 202)[0],
               incidents.mean_shifts(200, 203)[0]]
     seed(es, [r for i, f in enumerate(frames) for r in frame_records(f, t0 + timedelta(hours=i), 3000)])

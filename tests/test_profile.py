@@ -6,8 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import synth
-from analyzers.baseline import bin_index, numeric_edges
-from analyzers.profile import WindowProfile
+from analyzers.core.baseline import bin_index, numeric_edges
+from analyzers.core.profile import WindowProfile
 from analyzers.sources.local import LocalProfiler, read_predictions
 
 import numpy as np
@@ -111,3 +111,13 @@ def test_nested_and_dotted_windows_profile_the_same(baseline):
 def test_chunk_size_does_not_change_the_profile(baseline, chunk):
     recs = synth.records(synth.table(150, seed=6))
     same(profile(baseline, recs, chunk=chunk), profile(baseline, recs, chunk=150))
+
+
+def test_equal_values_of_another_type_are_still_mismatches(baseline):
+    """True == 1 == 1.0 in Python; a boolean feature logged as 1 is still the wrong type."""
+    recs = synth.records(synth.table(40, seed=7))
+    for i, rec in enumerate(recs):
+        rec["predwatch"]["features"]["is_member"] = True if i % 2 else 1
+    member = profile(baseline, recs, chunk=40).columns["is_member"]
+    assert member.mismatched == 20 and member.categories == {"true": 20}
+    assert member.mismatch_examples == ["1"]

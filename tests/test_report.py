@@ -8,8 +8,8 @@ import pytest
 import incidents
 import synth
 from conftest import screenshot, write_jsonl
-from analyzers.report import render, write_report
-from analyzers.window import analyze_files
+from analyzers.report.html import render, write_report
+from analyzers.sources.local import analyze_files
 
 PAYLOAD = "<script>document.title='pwned'</script>"
 

@@ -24,7 +24,7 @@ from logging_adapter.templates import expired_indices
 
 
 def predwatch(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "analyzers.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "predwatch", *args], capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -253,7 +253,7 @@ def test_ship_stops_cleanly_on_sigterm_without_losing_its_place(es, tmp_path):
     plog, handler = rotating_logger(path, max_bytes=10**9)
     first = [plog.log(features(i), 0.1) for i in range(40)]
     state = tmp_path / "state"
-    proc = subprocess.Popen([sys.executable, "-m", "analyzers.cli", "ship", str(path), "--state-dir", str(state),
+    proc = subprocess.Popen([sys.executable, "-m", "predwatch", "ship", str(path), "--state-dir", str(state),
                              *es.es_args()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_until(lambda: len(ids_in(es)) >= 40, 60)
     more = [plog.log(features(i), 0.1) for i in range(40, 60)]

@@ -1,0 +1,1 @@
+"""Where window profiles come from: local JSONL and table files, Elasticsearch aggregations."""

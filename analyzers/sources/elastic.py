@@ -21,8 +21,8 @@ from elasticsearch import Elasticsearch
 from logging_adapter import contract as c
 from logging_adapter.templates import predictions_pattern
 
-from ..baseline import Baseline, ColumnBaseline
-from ..profile import UNSEEN_KEEP, ColumnProfile, WindowProfile
+from ..core.baseline import Baseline, ColumnBaseline
+from ..core.profile import UNSEEN_KEEP, ColumnProfile, WindowProfile
 from .local import LocalProfiler
 
 MAX_BUCKETS = 65_536  # search.max_buckets default, across one response

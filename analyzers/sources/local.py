@@ -11,7 +11,6 @@ import gc
 import gzip
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
@@ -23,20 +22,14 @@ import pandas as pd
 
 from logging_adapter import contract as c
 
-from ..baseline import Baseline, ColumnBaseline, bin_index
-from ..profile import EXAMPLES, UNSEEN_KEEP, ColumnProfile, WindowProfile, add_examples
-from ..values import category_of, is_number, tokenize_all
+from ..core.baseline import Baseline, ColumnBaseline, bin_index
+from ..core.config import CheckConfig
+from ..core.profile import EXAMPLES, UNSEEN_KEEP, ColumnProfile, Rejected, WindowProfile, add_examples
+from ..core.values import category_of, is_number, tokenize_all
+from ..core.window import WindowResult, analyze
 
 CHUNK = 20_000
 REASONS_KEPT = 10  # rejected lines whose reason is kept for the user
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """A line that is not a usable record, and why."""
-
-    where: str
-    reason: str
 
 
 def read_jsonl(paths: Iterable[str | Path]) -> Iterator[tuple[str, dict[str, Any] | Rejected]]:
@@ -287,12 +280,14 @@ def _numeric(prof: ColumnProfile, col: ColumnBaseline, values: Sequence[Any]) ->
 
 
 def _categorical(prof: ColumnProfile, col: ColumnBaseline, values: Sequence[Any], known: dict[str, int]) -> None:
+    # Counted by (type, value): True, 1 and 1.0 are equal in Python, but only one of them has the right type.
     try:
-        counts = Counter(values)
+        counts = Counter(zip(map(type, values), values))
     except TypeError:  # unhashable values (objects, lists)
-        counts = Counter(v if isinstance(v, (str, int, float, bool, type(None))) else _Unhashable(v) for v in values)
+        counts = Counter((type(v), v if isinstance(v, (str, int, float, bool, type(None))) else _Unhashable(v))
+                         for v in values)
     unseen: dict[str, int] = {}
-    for value, n in counts.items():
+    for (_, value), n in counts.items():
         if value is None:
             prof.nulls += n
             continue
@@ -341,3 +336,11 @@ def _text(prof: ColumnProfile, values: Sequence[Any], vocab: frozenset[str]) -> 
     prof.tokens = sum(counts.values())
     prof.oov_tokens = sum(oov.values())
     prof.oov_values = dict(Counter(oov).most_common(UNSEEN_KEEP))
+
+
+def analyze_files(paths: Iterable[str | Path], baseline: Baseline, config: CheckConfig | None = None,
+                  workers: int = 1) -> WindowResult:
+    """Profile local JSONL files against a baseline and run every check."""
+    profiler = LocalProfiler(baseline)
+    profile = profiler.profile_files(paths, workers)
+    return analyze(profile, baseline, config, profiler.rejections)

@@ -11,14 +11,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from elasticsearch import Elasticsearch, helpers
+from elasticsearch import Elasticsearch
 
 from logging_adapter import contract as c
-from logging_adapter.templates import predictions_pattern
 
-from . import results as res
-from .checks import example_text
-from .report import _env
+from ..core.checks import example_text
+from ..store.series import fetch
+from .html import environment
 
 WIDTH, HEIGHT, LEFT = 520, 140, 34
 
@@ -67,26 +66,6 @@ def line_chart(label: str, series: dict[str, list[tuple[str, float | None]]], cl
     return chart
 
 
-def fetch(client: Elasticsearch, prefix: str, model: str, start: str, end: str) -> dict[str, Any]:
-    """Metric documents, findings, and per-window prediction counts and percentiles."""
-    window = {"bool": {"filter": [{"term": {c.MODEL_NAME: model}},
-                                  {"range": {res.WINDOW_START: {"gte": start, "lt": end}}}]}}
-    metrics = [h["_source"]["predwatch"] for h in helpers.scan(
-        client, index=res.metrics_index(prefix), query={"query": window}, size=1000,
-        _source=["predwatch.window", "predwatch.feature", "predwatch.check", "predwatch.value",
-                 "predwatch.threshold", "predwatch.observed", "predwatch.expected", "predwatch.status"])]
-    found = client.search(index=res.findings_index(prefix), size=500, query=window, sort=[{res.WINDOW_START: "desc"}],
-                          ignore_unavailable=True)["hits"]["hits"]
-    seconds = max(60, int((_epoch(end) - _epoch(start)) / 120))
-    hist = client.search(
-        index=predictions_pattern(prefix, model), size=0, ignore_unavailable=True, allow_no_indices=True,
-        query={"bool": {"filter": [{"term": {c.MODEL_NAME: model}}, {"range": {c.TIMESTAMP: {"gte": start, "lt": end}}}]}},
-        aggs={"t": {"date_histogram": {"field": c.TIMESTAMP, "fixed_interval": f"{seconds}s"},
-                    "aggs": {"p": {"percentiles": {"field": c.PREDICTION, "percents": [10, 50, 90]}}}}})
-    buckets = hist.get("aggregations", {}).get("t", {}).get("buckets", [])
-    return {"metrics": metrics, "findings": [h["_source"] for h in found], "histogram": buckets}
-
-
 def render(data: dict[str, Any], *, model: str, start: str, end: str, source: str) -> str:
     by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for m in data["metrics"]:
@@ -126,7 +105,7 @@ def render(data: dict[str, Any], *, model: str, start: str, end: str, source: st
                  "examples": [example_text(e) for e in (f["predwatch"].get("examples") or [])][:5]}
                 for f in data["findings"]]
     windows = len({m["window"]["start"] for m in data["metrics"]})
-    return _env.get_template("series_report.html.j2").render(
+    return environment.get_template("series_report.html.j2").render(
         title=f"predwatch report: {model}", source=source, start=start, end=end,
         generated=c.utc_iso(datetime.now(timezone.utc)), windows=windows, volume=volume, volume_chart=volume_chart,
         prediction_chart=prediction_chart if prediction_chart.lines else None, findings=findings, series=series)

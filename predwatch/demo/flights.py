@@ -25,9 +25,10 @@ import pandas as pd
 
 from logging_adapter import PredictionFormatter, PredictionLogger
 
-from .baseline import Baseline, build_baseline
-from .report import write_report
-from .window import WindowResult, analyze_files
+from analyzers.core.baseline import Baseline, build_baseline
+from analyzers.core.window import WindowResult
+from analyzers.report.html import write_report
+from analyzers.sources.local import analyze_files
 
 MODEL, VERSION = "flight-delay", "2013.1"
 CATEGORICAL = ["carrier", "origin", "dest", "tailnum"]
@@ -181,7 +182,7 @@ def _day_logger(path: Path) -> tuple[logging.Logger, logging.Handler]:
     return logger, handler
 
 
-def _native(v: Any) -> Any:
+def native(v: Any) -> Any:
     if isinstance(v, float) and np.isnan(v):
         return None
     return v.item() if isinstance(v, np.generic) else v
@@ -231,7 +232,7 @@ def replay(workdir: str | Path, days: int | None, progress: Callable[[str], None
         records = served[[c for c in FEATURES if c in served.columns]].to_dict("records")
         stamps = (rows["when"] - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
         for feats, pred, ts in zip(records, outputs(scores), stamps):
-            plog.log({k: _native(v) for k, v in feats.items()}, pred, timestamp=float(ts), latency_ms=0.4)
+            plog.log({k: native(v) for k, v in feats.items()}, pred, timestamp=float(ts), latency_ms=0.4)
         handler.close()
         written.append((day, path, incident))
     return Replay(baseline, written, incidents)

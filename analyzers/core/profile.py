@@ -15,6 +15,14 @@ EXAMPLES = 5  # examples kept per kind of problem
 UNSEEN_KEEP = 1000  # distinct unseen values tracked with counts (the total stays exact)
 
 
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A line a source could not use as a record, where it was, and why."""
+
+    where: str
+    reason: str
+
+
 @dataclass
 class ColumnProfile:
     """One column in one window. ``present`` counts records that have the key (even as null)."""
@@ -143,12 +151,16 @@ class WindowProfile:
 
 
 def add_examples(examples: list[Any], more: list[Any]) -> list[Any]:
-    """The first EXAMPLES distinct examples of both lists, in order."""
+    """The first EXAMPLES distinct examples of both lists, in order.
+
+    Distinct by type too: ``0``, ``0.0`` and ``False`` are equal in Python but are
+    different evidence of a type problem.
+    """
     out = list(examples)
     for value in more:
         if len(out) >= EXAMPLES:
             break
-        if value not in out:
+        if not any(type(seen) is type(value) and seen == value for seen in out):
             out.append(value)
     return out
 

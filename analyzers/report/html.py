@@ -15,15 +15,15 @@ import jinja2
 
 from logging_adapter import contract as c
 
-from .baseline import ColumnBaseline
-from .checks import CheckResult, example_text
-from .profile import ColumnProfile
-from .window import WindowResult
+from ..core.baseline import ColumnBaseline
+from ..core.checks import CheckResult, example_text
+from ..core.profile import ColumnProfile
+from ..core.window import WindowResult
 
 TOP_CATEGORIES = 10
 
-_env = jinja2.Environment(
-    loader=jinja2.PackageLoader("analyzers", "templates"),
+environment = jinja2.Environment(  # public: the report from Elasticsearch uses it too
+    loader=jinja2.PackageLoader("analyzers.report", "templates"),
     autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
@@ -130,7 +130,7 @@ def _category_bars(col: ColumnBaseline, prof: ColumnProfile) -> tuple[list[Bar],
     return bars, note
 
 
-_env.filters["example"] = example_text
+environment.filters["example"] = example_text
 
 
 def _fmt(x: float | None) -> str:
@@ -146,7 +146,7 @@ def render(windows: Sequence[WindowResult], *, title: str | None = None) -> str:
     latest = windows[-1]
     model = latest.profile.model or latest.baseline.model
     timeline = _timeline(windows) if len(windows) > 1 else None
-    return _env.get_template("report.html.j2").render(
+    return environment.get_template("report.html.j2").render(
         title=title or f"predwatch report: {model}",
         model=model,
         baseline=latest.baseline,

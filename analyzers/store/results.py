@@ -1,4 +1,4 @@
-"""Results in Elasticsearch: metric documents, finding documents, baselines and daemon state.
+"""Results in Elasticsearch: index names, result fields, templates, metric and finding documents.
 
 One metric document per (model, version, window, feature, check), written even
 when all is well so that dashboards show trends; one finding document per
@@ -13,16 +13,15 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from elasticsearch import Elasticsearch, NotFoundError
+from elasticsearch import Elasticsearch
 
 from logging_adapter import contract as c
 from logging_adapter.bulk import Doc, send_bulk
-from logging_adapter.templates import KEYWORD_IGNORE_ABOVE, PRIORITY, predictions_pattern
+from logging_adapter.templates import PRIORITY
 
-from .baseline import Baseline
-from .checks import CheckResult, example_text
-from .stats import finite_or_none
-from .window import WindowResult
+from ..core.checks import CheckResult, example_text
+from ..core.stats import finite_or_none
+from ..core.window import WindowResult
 
 METRIC_DATASET = "predwatch.metric"
 FINDING_DATASET = "predwatch.finding"
@@ -175,97 +174,3 @@ def write(client: Elasticsearch, docs: list[Doc], *, refresh: bool = False) -> N
     failed = [reason for _, reason in outcome.rejected] + ([outcome.error or "retryable"] if outcome.retry else [])
     if failed:
         raise RuntimeError(f"{len(outcome.rejected) + len(outcome.retry)} result document(s) not written: {failed[0]}")
-
-
-# -- baselines and state ---------------------------------------------------------------------------
-
-def baseline_id(model: str, version: str | None) -> str:
-    return f"{model}@{version or '-'}"
-
-
-def model_template(baseline: Baseline, prefix: str) -> tuple[str, dict[str, Any]]:
-    """An index template typing the model's features as the baseline knows them.
-
-    Dynamic mapping types a field by the first value of the day: one string in a
-    numeric feature at midnight would make it a keyword for the whole day. With the
-    baseline's kinds mapped explicitly, such values are only flagged (``_ignored``).
-    """
-    kinds = {
-        "numeric": {"type": "double", "ignore_malformed": True, "coerce": False},
-        "categorical": {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE},
-        "text": {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE},
-        "boolean": {"type": "boolean"},
-    }
-    properties: dict[str, Any] = {}
-    for col in baseline.columns.values():
-        node = properties
-        *parents, leaf = col.field.split(".")
-        for part in parents:
-            node = node.setdefault(part, {"properties": {}})["properties"]
-        node[leaf] = kinds[col.kind]
-    return f"{prefix}-predictions-{c.index_safe(baseline.model)}", {
-        "index_patterns": [predictions_pattern(prefix, baseline.model)],
-        "priority": PRIORITY + 1,
-        "composed_of": [f"{prefix}-predictions-settings", f"{prefix}-predictions-mappings"],
-        "template": {"mappings": {"properties": properties}},
-        "_meta": {"managed_by": "predwatch", "baseline": baseline_id(baseline.model, baseline.version)},
-    }
-
-
-def store_baseline(client: Elasticsearch, baseline: Baseline, prefix: str) -> str:
-    """Store the baseline document and type the model's future indices after it."""
-    name, template = model_template(baseline, prefix)
-    client.indices.put_index_template(name=name, **template)
-    doc_id = baseline_id(baseline.model, baseline.version)
-    client.index(index=baselines_index(prefix), id=doc_id, refresh=True, document={
-        "@timestamp": baseline.created, "kind": "baseline", "model": baseline.model,
-        "version": baseline.version, "document": baseline.to_dict()})
-    return doc_id
-
-
-def load_baseline(client: Elasticsearch, model: str, version: str | None, prefix: str) -> Baseline | None:
-    try:
-        doc = client.get(index=baselines_index(prefix), id=baseline_id(model, version))
-    except NotFoundError:
-        return None
-    return Baseline.from_dict(doc["_source"]["document"])
-
-
-class BaselineCache:
-    """Baselines by (model, version), fetched whole only when the stored one changed.
-
-    A baseline carries its vocabulary and categories (often hundreds of kB); a window
-    analysis only asks for the stored document's ``@timestamp`` to know it is current.
-    """
-
-    def __init__(self, client: Elasticsearch, prefix: str) -> None:
-        self.client, self.prefix = client, prefix
-        self._cache: dict[tuple[str, str | None], tuple[str, Baseline]] = {}
-
-    def get(self, model: str, version: str | None) -> Baseline | None:
-        key = (model, version)
-        try:
-            stamp = self.client.get(index=baselines_index(self.prefix), id=baseline_id(model, version),
-                                    source_includes=["@timestamp"])["_source"].get("@timestamp", "")
-        except NotFoundError:
-            self._cache.pop(key, None)
-            return None
-        cached = self._cache.get(key)
-        if cached is None or cached[0] != stamp:
-            baseline = load_baseline(self.client, model, version, self.prefix)
-            if baseline is None:
-                return None
-            self._cache[key] = (stamp, baseline)
-        return self._cache[key][1]
-
-
-def get_state(client: Elasticsearch, prefix: str, key: str) -> dict[str, Any] | None:
-    try:
-        return client.get(index=state_index(prefix), id=key)["_source"]["document"]
-    except NotFoundError:
-        return None
-
-
-def put_state(client: Elasticsearch, prefix: str, key: str, kind: str, document: dict[str, Any]) -> None:
-    client.index(index=state_index(prefix), id=key, refresh=True, document={
-        "@timestamp": c.utc_iso(datetime.now(timezone.utc)), "kind": kind, "document": document})

@@ -17,10 +17,13 @@ from logging_adapter import templates
 from logging_adapter.elastic import EsSettings, make_client
 from logging_adapter.ship import Shipper
 
-from . import results as res
-from . import series
-from .daemon import Analyzer, DaemonConfig, ModelJob, iso
-from .demo import MODEL, replay
+from analyzers.daemon.analyzer import Analyzer
+from analyzers.daemon.config import DaemonConfig, ModelJob, iso
+from analyzers.report import series
+from analyzers.store import results as res
+from analyzers.store.baselines import store_baseline
+
+from .flights import MODEL, replay
 
 
 def run_es(workdir: str | Path, days: int | None, *, es_url: str, distribution: str | None = None,
@@ -37,7 +40,7 @@ def run_es(workdir: str | Path, days: int | None, *, es_url: str, distribution: 
     except Exception as exc:  # noqa: BLE001
         raise RuntimeError(f"cannot use Elasticsearch at {settings.describe()}: {exc}") from None
     served = replay(workdir, days, progress)
-    res.store_baseline(client, served.baseline, prefix)
+    store_baseline(client, served.baseline, prefix)
     progress(f"  baseline stored in {res.baselines_index(prefix)} (and the model's indices typed after it)")
 
     shipper = Shipper(client, [str(path) for _, path, _ in served.days],

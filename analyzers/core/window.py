@@ -1,16 +1,13 @@
 """One analysed window: its profile, every check result, and the findings as JSON."""
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .baseline import Baseline
 from .checks import CheckResult, evaluate, findings
 from .config import CheckConfig
-from .profile import WindowProfile
-from .sources.local import LocalProfiler, Rejected
+from .profile import Rejected, WindowProfile
 
 
 @dataclass
@@ -40,10 +37,3 @@ def analyze(profile: WindowProfile, baseline: Baseline, config: CheckConfig | No
             rejections: list[Rejected] | None = None) -> WindowResult:
     return WindowResult(baseline, profile, evaluate(profile, baseline, config), rejections or [])
 
-
-def analyze_files(paths: Iterable[str | Path], baseline: Baseline, config: CheckConfig | None = None,
-                  workers: int = 1) -> WindowResult:
-    """Profile local JSONL files against a baseline and run every check."""
-    profiler = LocalProfiler(baseline)
-    profile = profiler.profile_files(paths, workers)
-    return analyze(profile, baseline, config, profiler.rejections)

@@ -298,36 +298,3 @@ def _text(col: ColumnBaseline, series: pd.Series) -> None:
 def vocabulary(tokenized: Iterable[list[str]], limit: int = MAX_VOCABULARY) -> set[str]:
     counts = Counter(chain.from_iterable(tokenized))
     return {tok for tok, _ in counts.most_common(limit)}
-
-
-# -- loading training data -----------------------------------------------------------------
-
-def load_table(path: str | Path) -> pd.DataFrame:
-    """CSV, Parquet, or JSONL (prediction records or plain objects) as a table of columns."""
-    path = Path(path)
-    suffix = "".join(path.suffixes[-2:]).lower()
-    if suffix.endswith((".parquet", ".pq")):
-        return pd.read_parquet(path)
-    if suffix.endswith((".jsonl", ".ndjson", ".json", ".jsonl.gz")):
-        return _records_table(path)
-    return pd.read_csv(path, low_memory=False)
-
-
-def _records_table(path: Path) -> pd.DataFrame:
-    from .sources.local import read_jsonl  # local import: sources depend on baselines
-
-    rows = []
-    for _, item in read_jsonl([path]):
-        if isinstance(item, dict):
-            rows.append(_columns_of(item))
-    if not rows:
-        raise ValueError(f"{path}: no JSON object lines")
-    return pd.DataFrame.from_records(rows)
-
-
-def _columns_of(obj: dict[str, Any]) -> dict[str, Any]:
-    """A prediction record's columns, or a plain object's flattened keys."""
-    try:
-        return c.read_prediction(obj).columns()
-    except c.RecordError:
-        return c.flatten(obj)

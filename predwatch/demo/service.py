@@ -21,7 +21,7 @@ import pandas as pd
 
 from logging_adapter import PredictionLogger, configure
 
-from .demo import FEATURES, MODEL, VERSION, DelayModel, _native, load_flights, outputs, training_baseline
+from .flights import FEATURES, MODEL, VERSION, DelayModel, native, load_flights, outputs, training_baseline
 
 log = logging.getLogger("predwatch.demo")
 
@@ -34,7 +34,7 @@ def build_service(log_path: str | Path, store_baseline: bool = False, prefix: st
     if store_baseline:
         from logging_adapter.elastic import make_client
 
-        from .results import store_baseline as store
+        from analyzers.store.baselines import store_baseline as store
 
         baseline = training_baseline(model, train)
         for _ in range(30):  # Elasticsearch may still be starting
@@ -102,7 +102,7 @@ def traffic(url: str, rate: float = 20.0, limit: int | None = None) -> int:
             time.sleep(2)
     pause = 1.0 / rate if rate > 0 else 0.0
     for row in later[FEATURES].itertuples(index=False):
-        features = {k: _native(v) for k, v in row._asdict().items()}
+        features = {k: native(v) for k, v in row._asdict().items()}
         request = urllib.request.Request(url.rstrip("/") + "/predict", data=json.dumps(features).encode(),
                                          headers={"Content-Type": "application/json"}, method="POST")
         try:

@@ -1,23 +1,16 @@
-"""The scheduled analyzer: windows of prediction logs in Elasticsearch, checked and written back.
+"""One window at a time: profile it in Elasticsearch, run the checks, write the results back.
 
-Per model an APScheduler job (at most one run at a time, misfires coalesced)
-analyses every window that is due: from the persisted watermark (or the
-configured backfill) up to ``now - lag``. Each window's results are written with
-deterministic ids *before* the watermark moves, so a daemon killed mid-backfill
-redoes at most the window it was in, and that overwrites: every window exactly
-once. ``predwatch analyze`` runs the same code over any past range.
+Each window's results are written with deterministic ids *before* the watermark
+moves, so a daemon killed mid-backfill redoes at most the window it was in, and
+that overwrites: every window exactly once. ``predwatch analyze`` runs the same
+code over any past range.
 """
 from __future__ import annotations
 
 import logging
-import signal
-import socket
 import statistics
 import threading
-import tomllib
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 from elasticsearch import Elasticsearch
@@ -25,106 +18,21 @@ from scipy import special
 
 from logging_adapter import contract as c
 from logging_adapter.contract import parse_time
-from logging_adapter.elastic import EsSettings, make_client
-from logging_adapter.templates import apply_retention, predictions_pattern
+from logging_adapter.templates import predictions_pattern
 
-from . import results as res
-from .checks import CheckResult
-from .config import CheckConfig
-from .sources.elastic import EsWindowProfiler
-from .window import analyze
+from ..core.checks import CheckResult
+from ..core.window import analyze
+from ..sources.elastic import EsWindowProfiler
+from ..store import results as res
+from ..store.baselines import BaselineCache
+from ..store.state import get_state, put_state
+from .config import DaemonConfig, ModelJob, align, iso
 
 log = logging.getLogger("predwatch.daemon")
 
 NO_VERSION = "__no_version__"  # records logged without a model version
 VOLUME_MIN_EXPECTED = 20  # below this usual volume, a drop is not judged
 VOLUME_WARNING, VOLUME_CRITICAL = 0.5, 0.2  # fractions of the usual volume
-
-
-def parse_duration(text: str | int | float) -> timedelta:
-    """``"90s"``, ``"5m"``, ``"1h"``, ``"7d"`` (or seconds as a number)."""
-    if isinstance(text, (int, float)):
-        return timedelta(seconds=text)
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    text = text.strip().lower()
-    if not text or text[-1] not in units or not text[:-1].replace(".", "", 1).isdigit():
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 1h, 7d)")
-    return timedelta(seconds=float(text[:-1]) * units[text[-1]])
-
-
-@dataclass
-class ModelJob:
-    """One monitored model: window size, lag for late records, how often to look, how far back to start."""
-
-    name: str
-    version: str | None = None
-    window: timedelta = timedelta(hours=1)
-    lag: timedelta = timedelta(minutes=5)
-    every: timedelta | None = None
-    backfill: timedelta = timedelta(days=1)
-
-    @property
-    def interval(self) -> timedelta:
-        return self.every or min(self.window, timedelta(minutes=5))
-
-    @property
-    def key(self) -> str:
-        return f"watermark:{self.name}:{self.version or '*'}"
-
-
-@dataclass
-class DaemonConfig:
-    settings: EsSettings
-    prefix: str = "predwatch"
-    models: list[ModelJob] = field(default_factory=list)
-    checks: CheckConfig = field(default_factory=CheckConfig)
-    retention_days: int | None = None
-    heartbeat: timedelta = timedelta(seconds=60)
-    raw: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, path: str | Path, **overrides: Any) -> "DaemonConfig":
-        with open(path, "rb") as fh:
-            return cls.from_dict(tomllib.load(fh), **overrides)
-
-    @classmethod
-    def from_dict(cls, doc: dict[str, Any], **overrides: Any) -> "DaemonConfig":
-        es = dict(doc.get("elasticsearch", {}))
-        prefix = es.pop("prefix", "predwatch")
-        unknown = set(es) - {"url", "distribution", "ca_certs", "verify_certs", "request_timeout", "username"}
-        if unknown:
-            raise ValueError(f"[elasticsearch]: unknown keys {', '.join(sorted(unknown))} (secrets come from the "
-                             "environment: PREDWATCH_ES_API_KEY, PREDWATCH_ES_PASSWORD)")
-        settings = EsSettings.from_env(**{**es, **{k: v for k, v in overrides.items() if v is not None}})
-        daemon = doc.get("daemon", {})
-        models = []
-        for m in doc.get("models", []):
-            if "name" not in m:
-                raise ValueError("[[models]] entries need a name")
-            models.append(ModelJob(
-                name=m["name"], version=None if m.get("version") is None else str(m["version"]),
-                window=parse_duration(m.get("window", "1h")), lag=parse_duration(m.get("lag", "5m")),
-                every=parse_duration(m["every"]) if "every" in m else None,
-                backfill=parse_duration(m.get("backfill", "1d"))))
-        return cls(settings=settings, prefix=prefix, models=models, checks=CheckConfig.from_dict(doc),
-                   retention_days=daemon.get("retention_days"),
-                   heartbeat=parse_duration(daemon.get("heartbeat", "60s")), raw=doc)
-
-    def model(self, name: str) -> ModelJob:
-        for job in self.models:
-            if job.name == name:
-                return job
-        raise KeyError(f"model {name!r} is not in the configuration (models: {', '.join(m.name for m in self.models)})")
-
-
-def iso(dt: datetime) -> str:
-    return c.utc_iso(dt)
-
-
-def align(dt: datetime, size: timedelta) -> datetime:
-    """The window boundary at or before ``dt`` (windows are aligned to the Unix epoch, UTC)."""
-    seconds = size.total_seconds()
-    return datetime.fromtimestamp((dt.timestamp() // seconds) * seconds, tz=timezone.utc)
 
 
 class Analyzer:
@@ -135,7 +43,7 @@ class Analyzer:
         self.config = config
         self.prefix = config.prefix
         self.notifier = notifier  # alerting.notifier.Notifier, or None
-        self.baselines = res.BaselineCache(client, config.prefix)
+        self.baselines = BaselineCache(client, config.prefix)
         self.requests = 0
 
     # -- one window ------------------------------------------------------------------------------
@@ -242,7 +150,7 @@ class Analyzer:
 
     # -- windows that are due ----------------------------------------------------------------------
     def due_windows(self, job: ModelJob, now: datetime) -> list[tuple[datetime, datetime]]:
-        state = res.get_state(self.client, self.prefix, job.key)
+        state = get_state(self.client, self.prefix, job.key)
         last_end = align(now - job.lag, job.window)
         first = parse_time(state["end"]) if state else align(now - job.lag - job.backfill, job.window)
         windows = []
@@ -259,7 +167,7 @@ class Analyzer:
             if stop is not None and stop.is_set():
                 break
             summary = self.analyze_window(job, start, end, refresh=True)
-            res.put_state(self.client, self.prefix, job.key, "watermark", {"model": job.name, "end": iso(end)})
+            put_state(self.client, self.prefix, job.key, "watermark", {"model": job.name, "end": iso(end)})
             log.info("%s [%s, %s): %d records, %d findings, %d errors", job.name, iso(start), iso(end),
                      summary["records"], summary["findings"], summary["errors"])
             done += 1
@@ -272,78 +180,3 @@ def _volume_result(check: str, status: str, records: int, usual: float | None, p
                        threshold=VOLUME_WARNING, critical_threshold=VOLUME_CRITICAL, p_value=p, adjusted_p_value=p,
                        n_window=records, n_baseline=0, observed=float(records), expected=usual, message=message,
                        examples=[])
-
-
-# -- the daemon --------------------------------------------------------------------------------------
-
-def run_daemon(config: DaemonConfig, stop: threading.Event | None = None) -> None:
-    """Run until SIGTERM/SIGINT (or ``stop``): one job per model, a heartbeat, retention."""
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    from alerting.notifier import Notifier
-    from kibana.dashboards import dashboard_path
-
-    stop = stop or threading.Event()
-    client = make_client(config.settings)
-    kibana_url = config.raw.get("alerts", {}).get("kibana_url")
-    notifier = Notifier.from_config(config.raw.get("notify"),
-                                    kibana_url.rstrip("/") + dashboard_path(config.prefix) if kibana_url else None,
-                                    state=StateDocument(client, config.prefix, "notifier:active", "notifier"))
-    analyzer = Analyzer(client, config, notifier)
-    scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1})
-    now = datetime.now(timezone.utc)
-
-    def model_job(job: ModelJob) -> None:
-        try:
-            analyzer.run_model(job, stop=stop)
-        except Exception:  # noqa: BLE001 - keep serving the other models
-            log.exception("model %s: run failed; trying again at the next interval", job.name)
-
-    for job in config.models:
-        scheduler.add_job(model_job, "interval", args=[job], id=f"model:{job.name}",
-                          seconds=job.interval.total_seconds(), next_run_time=now,
-                          misfire_grace_time=int(job.interval.total_seconds()))
-    scheduler.add_job(lambda: heartbeat(client, config), "interval", id="heartbeat",
-                      seconds=config.heartbeat.total_seconds(), next_run_time=now)
-    if config.retention_days:
-        scheduler.add_job(lambda: apply_retention(client, config.prefix, config.retention_days), "interval",
-                          id="retention", hours=6, next_run_time=now)
-
-    def on_signal(signum: int, frame: Any) -> None:
-        log.info("signal %d: finishing the current window, then stopping", signum)
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-    scheduler.start()
-    log.info("predwatch daemon: %d model(s) on %s", len(config.models), config.settings.describe())
-    stop.wait()
-    scheduler.shutdown(wait=True)
-    if notifier is not None:
-        notifier.close()
-    log.info("predwatch daemon stopped")
-
-
-@dataclass
-class StateDocument:
-    """One document of ``<prefix>-state``, loaded and saved whole (e.g. the notifier's open incidents)."""
-
-    client: Elasticsearch
-    prefix: str
-    key: str
-    kind: str
-
-    def load(self) -> dict[str, Any] | None:
-        return res.get_state(self.client, self.prefix, self.key)
-
-    def save(self, document: dict[str, Any]) -> None:
-        res.put_state(self.client, self.prefix, self.key, self.kind, document)
-
-
-def heartbeat(client: Elasticsearch, config: DaemonConfig) -> None:
-    try:
-        res.put_state(client, config.prefix, f"heartbeat:{socket.gethostname()}", "heartbeat",
-                      {"host": socket.gethostname(), "models": [m.name for m in config.models]})
-    except Exception as exc:  # noqa: BLE001
-        log.warning("heartbeat not written: %s", exc)

@@ -1,0 +1,1 @@
+"""Pure statistics, no I/O: baselines, window profiles, checks and the tests they run."""

@@ -1,0 +1,1 @@
+"""The scheduled analyzer: configuration, one window at a time, the scheduler."""

@@ -1,0 +1,101 @@
+"""The daemon's configuration: ``predwatch.toml`` read once, durations parsed here and handed on as values."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from logging_adapter import contract as c
+from logging_adapter.elastic import EsSettings
+
+from ..core.config import CheckConfig
+
+
+def parse_duration(text: str | int | float) -> timedelta:
+    """``"90s"``, ``"5m"``, ``"1h"``, ``"7d"`` (or seconds as a number)."""
+    if isinstance(text, (int, float)):
+        return timedelta(seconds=text)
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    if not text or text[-1] not in units or not text[:-1].replace(".", "", 1).isdigit():
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 1h, 7d)")
+    return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+
+
+@dataclass
+class ModelJob:
+    """One monitored model: window size, lag for late records, how often to look, how far back to start."""
+
+    name: str
+    version: str | None = None
+    window: timedelta = timedelta(hours=1)
+    lag: timedelta = timedelta(minutes=5)
+    every: timedelta | None = None
+    backfill: timedelta = timedelta(days=1)
+
+    @property
+    def interval(self) -> timedelta:
+        return self.every or min(self.window, timedelta(minutes=5))
+
+    @property
+    def key(self) -> str:
+        return f"watermark:{self.name}:{self.version or '*'}"
+
+
+@dataclass
+class DaemonConfig:
+    settings: EsSettings
+    prefix: str = "predwatch"
+    models: list[ModelJob] = field(default_factory=list)
+    checks: CheckConfig = field(default_factory=CheckConfig)
+    retention_days: int | None = None
+    heartbeat: timedelta = timedelta(seconds=60)
+    renotify: timedelta = timedelta(hours=6)  # [notify] renotify: when an open finding is said again
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides: Any) -> "DaemonConfig":
+        with open(path, "rb") as fh:
+            return cls.from_dict(tomllib.load(fh), **overrides)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], **overrides: Any) -> "DaemonConfig":
+        es = dict(doc.get("elasticsearch", {}))
+        prefix = es.pop("prefix", "predwatch")
+        unknown = set(es) - {"url", "distribution", "ca_certs", "verify_certs", "request_timeout", "username"}
+        if unknown:
+            raise ValueError(f"[elasticsearch]: unknown keys {', '.join(sorted(unknown))} (secrets come from the "
+                             "environment: PREDWATCH_ES_API_KEY, PREDWATCH_ES_PASSWORD)")
+        settings = EsSettings.from_env(**{**es, **{k: v for k, v in overrides.items() if v is not None}})
+        daemon = doc.get("daemon", {})
+        models = []
+        for m in doc.get("models", []):
+            if "name" not in m:
+                raise ValueError("[[models]] entries need a name")
+            models.append(ModelJob(
+                name=m["name"], version=None if m.get("version") is None else str(m["version"]),
+                window=parse_duration(m.get("window", "1h")), lag=parse_duration(m.get("lag", "5m")),
+                every=parse_duration(m["every"]) if "every" in m else None,
+                backfill=parse_duration(m.get("backfill", "1d"))))
+        return cls(settings=settings, prefix=prefix, models=models, checks=CheckConfig.from_dict(doc),
+                   retention_days=daemon.get("retention_days"),
+                   heartbeat=parse_duration(daemon.get("heartbeat", "60s")),
+                   renotify=parse_duration(doc.get("notify", {}).get("renotify", "6h")), raw=doc)
+
+    def model(self, name: str) -> ModelJob:
+        for job in self.models:
+            if job.name == name:
+                return job
+        raise KeyError(f"model {name!r} is not in the configuration (models: {', '.join(m.name for m in self.models)})")
+
+
+def iso(dt: datetime) -> str:
+    return c.utc_iso(dt)
+
+
+def align(dt: datetime, size: timedelta) -> datetime:
+    """The window boundary at or before ``dt`` (windows are aligned to the Unix epoch, UTC)."""
+    seconds = size.total_seconds()
+    return datetime.fromtimestamp((dt.timestamp() // seconds) * seconds, tz=timezone.utc)

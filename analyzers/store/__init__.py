@@ -1,0 +1,1 @@
+"""Everything predwatch keeps in Elasticsearch: results, baselines, state, and reading them back."""

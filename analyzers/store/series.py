@@ -1,0 +1,31 @@
+"""Reading results back: a model's metric and finding documents and its prediction series over a range."""
+from __future__ import annotations
+
+from typing import Any
+
+from elasticsearch import Elasticsearch, helpers
+
+from logging_adapter import contract as c
+from logging_adapter.templates import predictions_pattern
+
+from . import results as res
+
+
+def fetch(client: Elasticsearch, prefix: str, model: str, start: str, end: str) -> dict[str, Any]:
+    """Metric documents, findings, and per-window prediction counts and percentiles."""
+    window = {"bool": {"filter": [{"term": {c.MODEL_NAME: model}},
+                                  {"range": {res.WINDOW_START: {"gte": start, "lt": end}}}]}}
+    metrics = [h["_source"]["predwatch"] for h in helpers.scan(
+        client, index=res.metrics_index(prefix), query={"query": window}, size=1000,
+        _source=["predwatch.window", "predwatch.feature", "predwatch.check", "predwatch.value",
+                 "predwatch.threshold", "predwatch.observed", "predwatch.expected", "predwatch.status"])]
+    found = client.search(index=res.findings_index(prefix), size=500, query=window, sort=[{res.WINDOW_START: "desc"}],
+                          ignore_unavailable=True)["hits"]["hits"]
+    seconds = max(60, int((c.parse_time(end) - c.parse_time(start)).total_seconds() / 120))
+    hist = client.search(
+        index=predictions_pattern(prefix, model), size=0, ignore_unavailable=True, allow_no_indices=True,
+        query={"bool": {"filter": [{"term": {c.MODEL_NAME: model}}, {"range": {c.TIMESTAMP: {"gte": start, "lt": end}}}]}},
+        aggs={"t": {"date_histogram": {"field": c.TIMESTAMP, "fixed_interval": f"{seconds}s"},
+                    "aggs": {"p": {"percentiles": {"field": c.PREDICTION, "percents": [10, 50, 90]}}}}})
+    buckets = hist.get("aggregations", {}).get("t", {}).get("buckets", [])
+    return {"metrics": metrics, "findings": [h["_source"] for h in found], "histogram": buckets}

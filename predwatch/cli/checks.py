@@ -1,0 +1,192 @@
+"""Checks on local files: ``baseline``, ``check``, ``report``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+
+from .common import (EXIT_FINDINGS, EXIT_OK, Subparsers, UsageError, add_es_args, default_workers,
+                     elasticsearch_errors, es_client, load_config)
+
+
+def _baseline(sub: Subparsers) -> None:
+    p = sub.add_parser("baseline", help="build a baseline from training data",
+                       description="Summarise training data (CSV, Parquet, or JSONL prediction records) into a baseline.")
+    p.add_argument("--data", required=True, help="training data: .csv, .parquet or .jsonl")
+    p.add_argument("--model", required=True, help="model name, as in the prediction records")
+    p.add_argument("--version", help="model version")
+    p.add_argument("--text", action="append", default=[], metavar="COL", help="treat COL as free text (repeatable)")
+    p.add_argument("--categorical", action="append", default=[], metavar="COL", help="treat COL as categorical")
+    p.add_argument("--numeric", action="append", default=[], metavar="COL", help="treat COL as numeric")
+    p.add_argument("--prediction", action="append", default=[], metavar="COL",
+                   help="column holding the model output (repeat for several outputs)")
+    p.add_argument("--drop", action="append", default=[], metavar="COL", help="ignore COL (ids, labels, timestamps)")
+    p.add_argument("--out", help="where to write the baseline JSON")
+    p.add_argument("--es", action="store_true", help="also store the baseline in Elasticsearch (<prefix>-baselines)")
+    add_es_args(p)
+    p.set_defaults(run=run_baseline)
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    from analyzers.core.baseline import build_baseline
+    from analyzers.sources.tables import load_table
+
+    path = Path(args.data)
+    if not path.exists():
+        raise UsageError(f"training data not found: {path}")
+    try:
+        table = load_table(path)
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    table = table.drop(columns=[c for c in args.drop if c in table.columns])
+    kinds = {**{c: "text" for c in args.text}, **{c: "categorical" for c in args.categorical},
+             **{c: "numeric" for c in args.numeric}}
+    try:
+        baseline = build_baseline(table, model=args.model, version=args.version, kinds=kinds,
+                                  predictions=args.prediction, source=path.name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not args.out and not args.es:
+        raise UsageError("say where the baseline goes: --out FILE and/or --es")
+    if args.out:
+        baseline.save(args.out)
+    where = [args.out] if args.out else []
+    if args.es:
+        from analyzers.store.baselines import store_baseline
+
+        settings, client = es_client(args)
+        with elasticsearch_errors(settings):
+            where.append(f"{settings.url} {args.prefix}-baselines/{store_baseline(client, baseline, args.prefix)}")
+    print(f"baseline for {baseline.model} {baseline.version or ''} from {baseline.rows:,} rows -> {', '.join(where)}")
+    for name, col in baseline.columns.items():
+        print(f"  {name:30s} {col.kind:12s} {col.role:10s} null {col.null_rate:6.1%}")
+    return EXIT_OK
+
+
+# -- check ---------------------------------------------------------------------------------
+
+def _check(sub: Subparsers) -> None:
+    p = sub.add_parser("check", help="check a window of prediction logs against a baseline",
+                       description="Check JSONL prediction logs against a baseline. Exit 0: no findings; "
+                                   "1: findings; 2: bad usage or unusable input.")
+    p.add_argument("--baseline", required=True)
+    p.add_argument("--logs", required=True, nargs="+", help="JSONL files of prediction records (.gz too)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--config", help="predwatch.toml with check thresholds")
+    p.add_argument("--workers", type=int, default=default_workers(),
+                   help="processes for large files (default: the CPU count, at most 4)")
+    p.set_defaults(run=run_check)
+
+
+def _analyze_local(args: argparse.Namespace):
+    from analyzers.core.baseline import Baseline
+    from analyzers.core.config import CheckConfig
+    from analyzers.sources.local import analyze_files
+
+    try:
+        baseline = Baseline.load(args.baseline)
+    except FileNotFoundError:
+        raise UsageError(f"baseline not found: {args.baseline}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"unusable baseline {args.baseline}: {exc}") from None
+    for log in args.logs:
+        if not Path(log).is_file():
+            raise UsageError(f"log file not found: {log}")
+    try:
+        config = CheckConfig.from_dict(load_config(getattr(args, "config", None)))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    result = analyze_files(args.logs, baseline, config, workers=max(1, args.workers))
+    for r in result.rejections:
+        print(f"rejected {r.where}: {r.reason}", file=sys.stderr)
+    if result.profile.rejected:
+        print(f"{result.profile.rejected:,} lines rejected in all", file=sys.stderr)
+    for model, n in result.profile.other_models.items():
+        print(f"left out {n:,} records of model {model!r} (the baseline is for {baseline.model!r})", file=sys.stderr)
+    if result.profile.records == 0:
+        raise UsageError(f"no valid prediction record of model {baseline.model!r} in {', '.join(args.logs)}")
+    return result
+
+
+def run_check(args: argparse.Namespace) -> int:
+    result = _analyze_local(args)
+    if args.format == "json":
+        sys.stdout.write(orjson.dumps(result.to_json()).decode() + "\n")
+    else:
+        print(format_text(result))
+    return EXIT_FINDINGS if result.findings else EXIT_OK
+
+
+def format_text(result) -> str:
+    p = result.profile
+    lines = [f"model {p.model}  window {p.start} .. {p.end}  records {p.records:,}  rejected {p.rejected:,}"]
+    found = result.findings
+    if not found:
+        lines.append("no findings")
+        return "\n".join(lines)
+    head = f"{'severity':9s} {'check':19s} {'feature':20s} {'value':>9s} {'threshold':>9s} {'p-value':>9s}  message"
+    lines += [head, "-" * len(head)]
+    for f in found:
+        pv = f"{f.p_value:.1e}" if f.p_value is not None else "n/a"
+        lines.append(f"{f.status:9s} {f.check:19s} {f.feature[:20]:20s} {f.value:9.3f} {f.threshold:9.3g} {pv:>9s}  {f.message}")
+    return "\n".join(lines)
+
+
+# -- report --------------------------------------------------------------------------------
+
+def _report(sub: Subparsers) -> None:
+    p = sub.add_parser("report", help="write a self-contained HTML report",
+                       description="Local: check prediction logs against a baseline (--baseline, --logs). "
+                                   "Elasticsearch: render the results indices for a model and time range "
+                                   "(--es --model [--start --end]).")
+    p.add_argument("--baseline")
+    p.add_argument("--logs", nargs="+")
+    p.add_argument("--config", help="predwatch.toml with check thresholds")
+    p.add_argument("--out", required=True, help="the HTML file to write")
+    p.add_argument("--workers", type=int, default=default_workers())
+    p.add_argument("--es", action="store_true", help="read the results from Elasticsearch instead")
+    p.add_argument("--model", help="with --es: the model")
+    p.add_argument("--start", help="with --es: ISO time (default: 7 days before --end)")
+    p.add_argument("--end", help="with --es: ISO time (default: now)")
+    add_es_args(p)
+    p.set_defaults(run=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from analyzers.report.html import write_report
+
+    if args.es:
+        return _report_from_es(args)
+    if not args.baseline or not args.logs:
+        raise UsageError("a local report needs --baseline and --logs (or use --es --model)")
+    result = _analyze_local(args)
+    out = write_report([result], args.out)
+    print(f"{len(result.findings)} finding(s); report written to {out}")
+    return EXIT_FINDINGS if result.findings else EXIT_OK
+
+
+def _report_from_es(args: argparse.Namespace) -> int:
+    from datetime import datetime, timedelta, timezone
+
+    from logging_adapter.contract import parse_time, utc_iso
+
+    from analyzers.report import series
+
+    if not args.model:
+        raise UsageError("--es needs --model")
+    try:
+        end = parse_time(args.end) if args.end else datetime.now(timezone.utc)
+        start = parse_time(args.start) if args.start else end - timedelta(days=7)
+    except ValueError as exc:
+        raise UsageError(f"not an ISO time: {exc}") from None
+    settings, client = es_client(args)
+    with elasticsearch_errors(settings):
+        out = series.write(client, args.prefix, args.model, utc_iso(start), utc_iso(end), args.out,
+                           source=settings.describe())
+    print(f"report written to {out}")
+    return EXIT_OK
+
+
+COMMANDS = (_baseline, _check, _report)  # each adds its subcommand to the parser

@@ -1,0 +1,94 @@
+"""What every command group shares: exit codes, the usage error, connection flags, configuration files."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import tomllib
+from collections.abc import Iterator
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+Subparsers = argparse._SubParsersAction
+
+
+class UsageError(Exception):
+    """Bad arguments or unusable input: printed as one line, exit code 2."""
+
+
+def default_workers() -> int:
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def load_config(path: str | None) -> dict:
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc})") from None
+
+
+def add_es_args(p: argparse.ArgumentParser) -> None:
+    """Connection flags; each falls back to its PREDWATCH_ES_* environment variable."""
+    g = p.add_argument_group("Elasticsearch (flags override PREDWATCH_ES_* environment variables)")
+    g.add_argument("--es-url", help="e.g. https://localhost:9200 (PREDWATCH_ES_URL)")
+    g.add_argument("--es-api-key", help="prefer PREDWATCH_ES_API_KEY: flags show up in process lists")
+    g.add_argument("--es-username")
+    g.add_argument("--es-password", help="prefer PREDWATCH_ES_PASSWORD")
+    g.add_argument("--es-ca-certs")
+    g.add_argument("--es-distribution", choices=("elasticsearch", "opensearch"))
+    g.add_argument("--prefix", default="predwatch", help="index name prefix (default: predwatch)")
+
+
+def es_client(args: argparse.Namespace):
+    from logging_adapter.elastic import EsSettings, make_client
+
+    try:
+        settings = EsSettings.from_env(url=args.es_url, api_key=args.es_api_key, username=args.es_username,
+                                       password=args.es_password, ca_certs=args.es_ca_certs,
+                                       distribution=args.es_distribution)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return settings, make_client(settings)
+
+
+@contextlib.contextmanager
+def elasticsearch_errors(settings) -> Iterator[None]:
+    """Any client error inside becomes one clear line (and exit code 2), never a traceback."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - connection, auth, TLS, API errors alike
+        raise UsageError(f"cannot use Elasticsearch at {settings.describe()}: {type(exc).__name__}: {exc}") from None
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    """predwatch.toml, and the two connection settings worth overriding from the command line."""
+    p.add_argument("--config", required=True, help="predwatch.toml")
+    p.add_argument("--es-url", help="overrides [elasticsearch] url and PREDWATCH_ES_URL")
+    p.add_argument("--es-distribution", choices=("elasticsearch", "opensearch"))
+
+
+def daemon_config(args: argparse.Namespace):
+    from analyzers.daemon.config import DaemonConfig
+
+    try:
+        return DaemonConfig.load(args.config, url=args.es_url, distribution=args.es_distribution)
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {args.config}") from None
+    except (ValueError, KeyError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{args.config}: {exc}") from None
+
+
+def service_logging() -> None:
+    """Log lines for long-running commands; the client's and the scheduler's chatter kept to warnings."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

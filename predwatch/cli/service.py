@@ -1,0 +1,62 @@
+"""The analyzers as a service on Elasticsearch: ``daemon`` and ``analyze`` (a past range now)."""
+from __future__ import annotations
+
+import argparse
+
+from .common import (EXIT_FINDINGS, EXIT_OK, Subparsers, UsageError, add_config_args, daemon_config,
+                     elasticsearch_errors, service_logging)
+
+
+def _daemon(sub: Subparsers) -> None:
+    p = sub.add_parser("daemon", help="analyse windows on a schedule and index the results",
+                       description="Scheduled analysis of every configured model; SIGTERM stops it cleanly.")
+    add_config_args(p)
+    p.set_defaults(run=run_daemon_cmd)
+
+
+def run_daemon_cmd(args: argparse.Namespace) -> int:
+    from analyzers.daemon.scheduler import run_daemon
+
+    config = daemon_config(args)
+    service_logging()
+    run_daemon(config)
+    return EXIT_OK
+
+
+def _analyze(sub: Subparsers) -> None:
+    p = sub.add_parser("analyze", help="analyse a past time range now (backfill, ad hoc)",
+                       description="Analyse [start, end) in the model's window size, as the daemon would; "
+                                   "results are indexed. Exit 1 when there are findings.")
+    add_config_args(p)
+    p.add_argument("--model", required=True)
+    p.add_argument("--start", required=True, help="ISO time, e.g. 2026-11-22T00:00:00Z")
+    p.add_argument("--end", required=True)
+    p.set_defaults(run=run_analyze)
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    from logging_adapter.contract import parse_time
+    from logging_adapter.elastic import make_client
+
+    from analyzers.daemon.analyzer import Analyzer
+    from analyzers.daemon.config import align, iso
+
+    config = daemon_config(args)
+    try:
+        job = config.model(args.model)
+        start, end = align(parse_time(args.start), job.window), parse_time(args.end)
+    except (KeyError, ValueError) as exc:
+        raise UsageError(str(exc).strip("'\"")) from None
+    analyzer = Analyzer(make_client(config.settings), config)
+    findings = 0
+    with elasticsearch_errors(config.settings):
+        while start + job.window <= end:
+            summary = analyzer.analyze_window(job, start, start + job.window, refresh=True)
+            print(f"{job.name} [{iso(start)}, {iso(start + job.window)}): {summary['records']:,} records, "
+                  f"{summary['findings']} findings, {summary['errors']} errors")
+            findings += summary["findings"]
+            start += job.window
+    return EXIT_FINDINGS if findings else EXIT_OK
+
+
+COMMANDS = (_daemon, _analyze)  # each adds its subcommand to the parser

@@ -1,0 +1,83 @@
+"""The rest of the stack: ``kibana install`` (dashboards) and ``alerts install`` (Watcher)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import (EXIT_OK, EXIT_USAGE, Subparsers, UsageError, add_config_args, daemon_config,
+                     elasticsearch_errors)
+
+
+def _kibana(sub: Subparsers) -> None:
+    p = sub.add_parser("kibana", help="Kibana dashboards: install (import the saved objects)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    inst = actions.add_parser("install", help="import the dashboards through the saved objects API",
+                              description="Auth from PREDWATCH_KIBANA_API_KEY or PREDWATCH_KIBANA_USERNAME/_PASSWORD "
+                                          "(else the PREDWATCH_ES_* credentials).")
+    inst.add_argument("--kibana-url", required=True)
+    inst.add_argument("--space", help="Kibana space id (default: the default space)")
+    inst.add_argument("--prefix", default="predwatch")
+    inst.add_argument("--ca-certs")
+    inst.set_defaults(run=run_kibana_install)
+
+
+def run_kibana_install(args: argparse.Namespace) -> int:
+    from kibana.dashboards import dashboard_path, ndjson
+    from kibana.install import KibanaAuth, import_saved_objects
+
+    result = import_saved_objects(args.kibana_url, ndjson(args.prefix), space=args.space, auth=KibanaAuth.from_env(),
+                                  ca_certs=args.ca_certs)
+    for line in result.created:
+        print(f"imported {line}")
+    for line in result.errors:
+        print(f"failed: {line}", file=sys.stderr)
+    if not result.ok:
+        return EXIT_USAGE
+    base = args.kibana_url.rstrip("/") + (f"/s/{args.space}" if args.space else "")
+    print(f"dashboard: {base}{dashboard_path(args.prefix)}")
+    return EXIT_OK
+
+
+def _alerts(sub: Subparsers) -> None:
+    p = sub.add_parser("alerts", help="Watcher alerts: install (or render) the watches")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    inst = actions.add_parser("install", help="put the watches ([alerts] in predwatch.toml)",
+                              description="Reads the cluster licence first; without Watcher it says so and points "
+                                          "to the daemon's built-in notifier ([notify]).")
+    add_config_args(inst)
+    inst.add_argument("--per-model", action="store_true", help="one watch per configured model")
+    inst.add_argument("--print", action="store_true", help="print the watches instead of installing them")
+    inst.set_defaults(run=run_alerts_install)
+
+
+def run_alerts_install(args: argparse.Namespace) -> int:
+    import json
+
+    from alerting.watches import AlertConfig, install, render_watch, watch_id, watcher_available
+    from logging_adapter.elastic import make_client
+
+    config = daemon_config(args)
+    try:
+        cfg = AlertConfig.from_dict(config.raw.get("alerts"))
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+    models = [m.name for m in config.models] if args.per_model else [None]
+    if args.print:
+        for model in models:
+            print(json.dumps({"id": watch_id(config.prefix, model), "watch": render_watch(cfg, config.prefix, model)},
+                             indent=2))
+        return EXIT_OK
+    client = make_client(config.settings)
+    available, why = watcher_available(client)
+    if not available:
+        print(f"Watcher is not available: {why}.")
+        print("Alerts still work: `predwatch daemon` sends findings to the webhooks and Slack URLs under [notify] "
+              "in predwatch.toml (any licence), and Kibana's Elasticsearch-query rule can watch the findings index.")
+        return EXIT_OK
+    with elasticsearch_errors(config.settings):
+        for wid in install(client, cfg, config.prefix, models):
+            print(f"installed watch {wid}")
+    return EXIT_OK
+
+
+COMMANDS = (_kibana, _alerts)  # each adds its subcommand to the parser
