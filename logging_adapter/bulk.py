@@ -27,6 +27,11 @@ from . import contract as c
 from .templates import DEFAULT_PREFIX, predictions_index
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# Refused credentials are an outage of the destination, never a verdict on the records: an expired or
+# rotated API key must delay delivery, not drop all traffic.
+AUTH_STATUS = frozenset({401, 403})
+MAX_ID_BYTES = 512  # Elasticsearch refuses the *whole* bulk request when one _id is longer
+MAX_INDEX_BYTES = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +66,31 @@ def doc_from_line(line: bytes, prefix: str = DEFAULT_PREFIX) -> Doc:
     stamp = pred.timestamp
     if not isinstance(stamp, str) or len(stamp) < 10 or stamp[4] != "-" or stamp[7] != "-":
         raise BadRecord(f"no usable @timestamp ({stamp!r})")
-    doc_id = pred.prediction_id if isinstance(pred.prediction_id, str) and pred.prediction_id else line_id(line)
-    return Doc(predictions_index(pred.model, stamp, prefix), doc_id, line)
+    return Doc(predictions_index(pred.model, stamp, prefix), record_id(pred.prediction_id, line), line)
 
 
 def line_id(line: bytes) -> str:
     """A deterministic id for a record that carries no ``prediction_id``: the same line, the same id."""
     return hashlib.sha1(line).hexdigest()
+
+
+def record_id(prediction_id: str | None, line: bytes) -> str:
+    """The document ``_id`` of a record: its ``prediction_id``, hashed when Elasticsearch would refuse it
+    (over 512 bytes), or a hash of the line when it has none. Deterministic either way."""
+    if not prediction_id:
+        return line_id(line)
+    if len(prediction_id.encode("utf-8")) > MAX_ID_BYTES:
+        return "sha1-" + hashlib.sha1(prediction_id.encode("utf-8")).hexdigest()
+    return prediction_id
+
+
+def refusal(doc: Doc) -> str | None:
+    """Why Elasticsearch would refuse this document before reading it (and the rest of its request)."""
+    if len(doc.id.encode("utf-8")) > MAX_ID_BYTES:
+        return f"_id of {len(doc.id.encode('utf-8')):,} bytes exceeds Elasticsearch's {MAX_ID_BYTES}-byte limit"
+    if len(doc.index.encode("utf-8")) > MAX_INDEX_BYTES:
+        return f"index name of {len(doc.index.encode('utf-8'))} bytes exceeds the {MAX_INDEX_BYTES}-byte limit"
+    return None
 
 
 @dataclass
@@ -78,11 +101,21 @@ class BulkOutcome:
     duplicates: int = 0  # 409: already indexed by an earlier attempt
     retry: list[Doc] = field(default_factory=list)
     rejected: list[tuple[Doc, str]] = field(default_factory=list)
-    error: str | None = None  # the whole request failed (connection, timeout, 5xx)
+    error: str | None = None  # the whole request failed (connection, timeout, 5xx, refused credentials)
+    auth_refused: bool = False  # 401/403: the records wait until the credentials work again
 
     @property
     def delivered(self) -> int:
         return self.created + self.duplicates
+
+    def add(self, other: "BulkOutcome") -> "BulkOutcome":
+        self.created += other.created
+        self.duplicates += other.duplicates
+        self.retry += other.retry
+        self.rejected += other.rejected
+        self.error = self.error or other.error
+        self.auth_refused |= other.auth_refused
+        return self
 
     def account(self, stats: Counter[str], dead_letters: "DeadLetters", delivered_as: str = "sent") -> None:
         """Add this outcome to a sender's counters; rejected documents go to its dead letters."""
@@ -94,13 +127,29 @@ class BulkOutcome:
 
 
 def send_bulk(client: Elasticsearch, docs: list[Doc], *, op: str = "create", refresh: bool = False) -> BulkOutcome:
-    """One bulk request. Connection problems and retryable statuses come back in ``retry``.
+    """One bulk request. Connection problems, retryable statuses and refused credentials come back in
+    ``retry``; documents Elasticsearch refuses come back in ``rejected`` with the reason.
 
     ``op="create"`` (records: a retry of an indexed one answers 409) or ``"index"`` (results: overwrite).
+    Documents that would make Elasticsearch refuse the whole request are rejected before sending; when
+    a whole request is refused anyway (400, 413), it is split in halves until only the offending
+    documents are left, so one bad document never takes its neighbours with it.
     """
     out = BulkOutcome()
-    if not docs:
+    sendable = []
+    for doc in docs:
+        why = refusal(doc)
+        if why is None:
+            sendable.append(doc)
+        else:
+            out.rejected.append((doc, why))
+    if not sendable:
         return out
+    return out.add(_send(client, sendable, op, refresh))
+
+
+def _send(client: Elasticsearch, docs: list[Doc], op: str, refresh: bool) -> BulkOutcome:
+    out = BulkOutcome()
     operations: list[bytes] = []
     for doc in docs:
         operations.append(doc.action(op))
@@ -111,11 +160,18 @@ def send_bulk(client: Elasticsearch, docs: list[Doc], *, op: str = "create", ref
         out.error, out.retry = f"{type(exc).__name__}: {exc}", list(docs)
         return out
     except ApiError as exc:
-        out.error = f"HTTP {exc.meta.status}: {exc.message}"
-        if exc.meta.status in RETRYABLE_STATUS:
+        status = exc.meta.status
+        out.error = f"HTTP {status}: {exc.message}"
+        if status in AUTH_STATUS:
+            out.error = f"HTTP {status}: Elasticsearch refused the credentials ({exc.message})"
+            out.auth_refused, out.retry = True, list(docs)
+        elif status in RETRYABLE_STATUS:
             out.retry = list(docs)
+        elif len(docs) > 1:  # the request as a whole was refused: find the documents that cause it
+            half = len(docs) // 2
+            return _send(client, docs[:half], op, refresh).add(_send(client, docs[half:], op, refresh))
         else:
-            out.rejected = [(doc, out.error) for doc in docs]
+            out.rejected = [(docs[0], out.error)]
         return out
     except TransportError as exc:
         out.error, out.retry = f"{type(exc).__name__}: {exc}", list(docs)
@@ -127,8 +183,11 @@ def send_bulk(client: Elasticsearch, docs: list[Doc], *, op: str = "create", ref
             out.created += 1
         elif status == 409:
             out.duplicates += 1
-        elif status in RETRYABLE_STATUS:
+        elif status in RETRYABLE_STATUS or status in AUTH_STATUS:
             out.retry.append(doc)
+            out.auth_refused |= status in AUTH_STATUS
+            if status in AUTH_STATUS and out.error is None:
+                out.error = f"HTTP {status}: Elasticsearch refused the credentials for {doc.index}"
         else:
             err = result.get("error") or {}
             reason = f"{err.get('type', status)}: {err.get('reason', '')}" if isinstance(err, dict) else str(err)
@@ -157,6 +216,32 @@ def deliver(client: Elasticsearch, docs: list[Doc], *, stats: Counter[str], dead
             on_retry(outcome, delay)
         if stop.wait(delay):
             return pending, outcome
+
+
+class Throttled:
+    """Says a thing at most once per ``every`` seconds (an outage is loud, not a flood)."""
+
+    def __init__(self, say: Callable[[str], None], every: float = 60.0) -> None:
+        self.say, self.every, self._last = say, every, float("-inf")
+
+    def __call__(self, message: str, force: bool = False) -> bool:
+        now = time.monotonic()
+        if not force and now - self._last < self.every:
+            return False
+        self._last = now
+        try:
+            self.say(message)
+        except Exception:  # noqa: BLE001 - saying it must never break delivery
+            pass
+        return True
+
+
+def outage_message(outcome: BulkOutcome, where: str) -> str:
+    """One line for the operator: what is wrong with the destination, and that nothing is lost."""
+    if outcome.auth_refused:
+        return (f"Elasticsearch refuses the credentials ({outcome.error}): records are kept {where} and "
+                "delivered once the API key or password works again")
+    return f"Elasticsearch unavailable ({outcome.error or 'items to retry'}): records are kept {where}"
 
 
 class Backoff:

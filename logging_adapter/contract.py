@@ -18,6 +18,7 @@ alike: :func:`read_prediction` is the one place that reconciles them.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from collections.abc import Mapping
@@ -76,15 +77,29 @@ def parse_time(text: str) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
-def nest(record: Mapping[str, Any]) -> dict[str, Any]:
+class RecordError(ValueError):
+    """A log line that is not a usable prediction record; the message says why."""
+
+
+# Objects nested deeper than this inside a record are refused where records enter (file, handler,
+# Elasticsearch document): Elasticsearch's own limit is 20 (index.mapping.depth.limit), and a
+# record nested ~1000 levels deep would otherwise crash any recursive reader.
+MAX_DEPTH = 16
+SCALARS = (str, int, float, bool, type(None))
+
+
+def nest(record: Mapping[str, Any], _depth: int = 0) -> dict[str, Any]:
     """Expand dotted keys into nested objects: ``{"a.b": 1}`` -> ``{"a": {"b": 1}}``.
 
     Keys that are both dotted and nested merge; the nested value wins on conflict.
+    Raises :class:`RecordError` past ``MAX_DEPTH`` levels (a poison pill, not a record).
     """
+    if _depth > MAX_DEPTH:
+        raise RecordError(f"objects nested deeper than {MAX_DEPTH} levels")
     out: dict[str, Any] = {}
     for key, value in record.items():
         if isinstance(value, Mapping):
-            value = nest(value)
+            value = nest(value, _depth + 1)
         if "." in key and key != TIMESTAMP:
             *parents, leaf = key.split(".")
             node = out
@@ -107,16 +122,35 @@ def _merge(node: dict, key: str, value: Any) -> None:
         node[key] = value
 
 
-def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten nested objects to dotted keys: the column names of features."""
+def flatten(obj: Mapping[str, Any], prefix: str = "", _depth: int = 0) -> dict[str, Any]:
+    """Flatten nested objects to dotted keys: the column names of features.
+
+    Raises :class:`RecordError` past ``MAX_DEPTH`` levels.
+    """
+    if _depth > MAX_DEPTH:
+        raise RecordError(f"objects nested deeper than {MAX_DEPTH} levels")
     out: dict[str, Any] = {}
     for key, value in obj.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            out.update(flatten(value, name + "."))
+            out.update(flatten(value, name + ".", _depth + 1))
         else:
             out[name] = value
     return out
+
+
+def too_deep(obj: Any, limit: int) -> bool:
+    """Whether objects or arrays nest more than ``limit`` levels below ``obj`` (iterative: no recursion)."""
+    stack = [(obj, 0)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 @dataclass(slots=True)
@@ -144,10 +178,6 @@ class Prediction:
 
 
 _DOTTED = NAMESPACE + "."
-
-
-class RecordError(ValueError):
-    """A log line that is not a usable prediction record; the message says why."""
 
 
 MAX_LINE = 16 * 1024 * 1024  # bytes: a longer line is rejected, not parsed
@@ -187,34 +217,73 @@ def read_prediction(record: Mapping[str, Any], *, flat: bool = True) -> Predicti
         features = {}
     elif type(features) is not dict:
         raise RecordError(f"'predwatch.features' is a {type(features).__name__}, not an object")
-    elif flat and dict in set(map(type, features.values())):
-        features = flatten(features)
+    elif dict in set(map(type, features.values())) or list in set(map(type, features.values())):
+        if too_deep(features, MAX_DEPTH):
+            raise RecordError(f"'predwatch.features' nests objects deeper than {MAX_DEPTH} levels")
+        if flat:
+            features = flatten(features)
+    prediction = ns.get("prediction")
+    if isinstance(prediction, (dict, list)) and too_deep({"p": prediction}, MAX_DEPTH):
+        raise RecordError(f"'predwatch.prediction' nests objects deeper than {MAX_DEPTH} levels")
     model = ns.get("model") or {}
     if type(model) is not dict:
         model = {"name": model}
-    version = model.get("version")
-    latency = ns.get("latency_ms")
+    name, version = model.get("name"), model.get("version")
+    stamp, prediction_id, latency = record.get(TIMESTAMP), ns.get("prediction_id"), ns.get("latency_ms")
+    if name is not None and type(name) is not str:
+        raise RecordError(f"'predwatch.model.name' is a {_json_type(name)}, not a string")
+    if version is not None and (type(version) not in (str, int, float)):
+        raise RecordError(f"'predwatch.model.version' is a {_json_type(version)}, not a string or number")
+    if prediction_id is not None and type(prediction_id) not in (str, int):
+        raise RecordError(f"'predwatch.prediction_id' is a {_json_type(prediction_id)}, not a string")
+    if stamp is not None and type(stamp) is not str:
+        raise RecordError(f"'@timestamp' is a {_json_type(stamp)}, not an ISO-8601 string")
     return Prediction(
-        record.get(TIMESTAMP),
-        model.get("name"),
+        stamp,
+        name,
         None if version is None else str(version),
-        ns.get("prediction_id"),
+        None if prediction_id is None else str(prediction_id),
         features,
-        ns.get("prediction"),
-        latency if isinstance(latency, (int, float)) else None,
+        prediction,
+        latency if type(latency) in (int, float) else None,
     )
 
 
-def prediction_index(model: str, timestamp: str, prefix: str = "predwatch-predictions") -> str:
-    """Daily index of a record, routed by the record's own UTC day.
+def _json_type(value: Any) -> str:
+    return {dict: "JSON object", list: "JSON array", bool: "boolean", str: "string", int: "number",
+            float: "number"}.get(type(value), type(value).__name__)
 
-    >>> prediction_index("Checkout Risk", "2026-11-22T07:00:00.123Z")
-    'predwatch-predictions-checkout-risk-2026.11.22'
+
+def prediction_index(model: str, timestamp: str, prefix: str = "predwatch-predictions") -> str:
+    """Daily index of a record, routed by the record's own UTC day: ``<prefix>-<model part>.<YYYY.MM.DD>``.
+
+    The day follows a ``.``, which no model part contains, so one model's pattern
+    (``<prefix>-churn.*``) never matches another model's indices (``churn-v2``).
+
+    >>> prediction_index("checkout-risk", "2026-11-22T07:00:00.123Z")
+    'predwatch-predictions-checkout-risk.2026.11.22'
     """
-    return f"{prefix}-{index_safe(model)}-{timestamp[0:4]}.{timestamp[5:7]}.{timestamp[8:10]}"
+    return f"{prefix}-{index_safe(model)}.{timestamp[0:4]}.{timestamp[5:7]}.{timestamp[8:10]}"
+
+
+INDEX_NAME_PART = 100  # characters of a model name kept readable in index names (255 bytes in all)
 
 
 def index_safe(name: str) -> str:
-    """Lowercase a name and replace characters Elasticsearch forbids in index names."""
-    out = "".join(c if c.isalnum() or c in "-_." else "-" for c in name.lower()).lstrip("-_.+")
-    return out or "unnamed"
+    """A model name as part of an index name, one-to-one: no two names share indices.
+
+    Lowercase ASCII letters, digits and ``-`` stay as they are. A name with anything
+    else (capitals, spaces, dots, ``_``, non-ASCII) or longer than ``INDEX_NAME_PART``
+    is written readably and marked with ``_`` and a hash of the exact name: ``_``
+    appears nowhere else, so marked and unmarked parts never coincide.
+
+    >>> index_safe("churn"), index_safe("Churn v2")
+    ('churn', 'churn-v2_34b5d144')
+    """
+    readable = "".join(ch if ch in _INDEX_CHARS else "-" for ch in name.lower())[:INDEX_NAME_PART]
+    if readable == name and name:
+        return name
+    return f"{readable}_{hashlib.sha1(name.encode('utf-8')).hexdigest()[:8]}"
+
+
+_INDEX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")

@@ -26,7 +26,8 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from .bulk import Backoff, DeadLetters, Doc, deliver, line_id, send_bulk
+from . import contract as c
+from .bulk import Backoff, DeadLetters, Doc, Throttled, deliver, outage_message, record_id, send_bulk
 from .elastic import EsSettings, make_client
 from .formatter import PAYLOAD_ATTR, PredictionFormatter
 from .spool import Spool, SpoolFull
@@ -41,20 +42,52 @@ INLINE_ATTEMPTS = 3
 def claim_spool_dir(base: str | Path) -> tuple[Path, Any]:
     """A spool directory no other live process uses: ``base/slot-N``, held by an exclusive lock.
 
-    A slot left by a process that died is claimed by the next one, which replays it.
+    A slot left by a process that died is claimed by the next one, which replays it; the
+    spools of every other slot whose owner is gone are adopted too (after scaling from
+    two workers to one, the second slot's records must still be delivered).
     """
     base = Path(base)
     base.mkdir(parents=True, exist_ok=True)
     for n in range(1024):
         slot = base / f"slot-{n}"
         slot.mkdir(exist_ok=True)
-        lock = (slot / ".lock").open("a")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock = _try_lock(slot)
+        if lock is not None:
+            adopt_orphans(base, slot)
             return slot, lock
-        except OSError:
-            lock.close()
     raise RuntimeError(f"no free spool slot under {base}")
+
+
+def _try_lock(slot: Path) -> Any:
+    lock = (slot / ".lock").open("a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return lock
+    except OSError:
+        lock.close()
+        return None
+
+
+def adopt_orphans(base: Path, own: Path) -> int:
+    """Move the spool segments of every unlocked (ownerless) slot into ``own``, after its own; returns how many."""
+    moved = 0
+    for slot in sorted(base.glob("slot-*")):
+        if slot == own or not slot.is_dir() or not any(slot.glob("spool-*.ndjson")):
+            continue
+        lock = _try_lock(slot)
+        if lock is None:
+            continue  # a live process owns it
+        try:
+            for segment in sorted(slot.glob("spool-*.ndjson")):
+                mine = sorted(own.glob("spool-*.ndjson"))
+                number = int(mine[-1].stem.split("-")[1]) + 1 if mine else 1
+                os.replace(segment, own / f"spool-{number:09d}.ndjson")
+                moved += 1
+        finally:
+            lock.close()
+    if moved:
+        report.warning("predwatch shipper: adopted %d spool segment(s) of stopped processes into %s", moved, own)
+    return moved
 
 
 class ElasticsearchHandler(logging.Handler):
@@ -106,7 +139,7 @@ class ElasticsearchHandler(logging.Handler):
         self._stop = threading.Event()
         self._idle = threading.Event()
         self._closed = False
-        self._last_alarm = 0.0
+        self._say = Throttled(report.error, every=60.0)
         self._thread = threading.Thread(target=self._run, name="predwatch-es-shipper", daemon=True)
         self._thread.start()
         atexit.register(self.close)
@@ -118,10 +151,15 @@ class ElasticsearchHandler(logging.Handler):
             if payload is None or record.name.startswith(NEVER_SHIPPED) or threading.current_thread() is self._thread:
                 self.stats["ignored"] += 1
                 return
+            try:  # the contract, checked where records enter: a poison pill is dead-lettered, never shipped
+                pred = c.read_prediction({c.NAMESPACE: payload}, flat=False)
+            except c.RecordError as exc:
+                self._reject(record, str(exc))
+                return
             line = self.format(record).encode("utf-8", "replace")
-            model = (payload.get("model") or {}).get("name") or "unknown"
             day = time.strftime("%Y-%m-%d", time.gmtime(record.created))
-            doc = Doc(predictions_index(model, day, self.prefix), payload.get("prediction_id") or line_id(line), line)
+            doc = Doc(predictions_index(pred.model or "unknown", day, self.prefix), record_id(pred.prediction_id, line),
+                      line)
             self._idle.clear()
             try:
                 self._queue.put_nowait(doc)
@@ -130,6 +168,14 @@ class ElasticsearchHandler(logging.Handler):
         except Exception as exc:  # noqa: BLE001 - never into the model service
             self.stats["errors"] += 1
             self._alarm(f"could not queue a prediction record: {exc!r}")
+
+    def _reject(self, record: logging.LogRecord, reason: str) -> None:
+        self.stats["rejected"] += 1
+        try:
+            line = self.format(record).encode("utf-8", "replace")
+        except Exception:  # noqa: BLE001 - too broken to format: keep what can be shown
+            line = repr(record.__dict__.get(PAYLOAD_ATTR))[:DeadLetters.KEEP_BYTES].encode("utf-8", "replace")
+        self.dead_letters.add(line, reason, source="handler")
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
         self.stats["errors"] += 1
@@ -184,7 +230,7 @@ class ElasticsearchHandler(logging.Handler):
                 return True
             self._to_spool(pending)
             self._next_probe = time.monotonic() + self._backoff.next_delay()
-            self._alarm(f"Elasticsearch unavailable ({outcome.error or 'items to retry'}); spooling to {self.spool_dir}")
+            self._alarm(outage_message(outcome, f"in the spool {self.spool_dir}"))
             return False
         finally:
             self._inflight = []
@@ -198,8 +244,9 @@ class ElasticsearchHandler(logging.Handler):
             chunk = docs[start:start + self.batch_size]
             outcome = send_bulk(self.client, chunk)
             outcome.account(self.stats, self.dead_letters, "replayed")
-            if outcome.retry:  # still down: keep the segment, try again later
+            if outcome.retry:  # still down (or the credentials still refused): keep the segment, try later
                 self._next_probe = time.monotonic() + self._backoff.next_delay()
+                self._alarm(outage_message(outcome, f"in the spool {self.spool_dir}"))
                 return
         self.spool.remove(segment)
         self._backoff.reset()
@@ -230,13 +277,8 @@ class ElasticsearchHandler(logging.Handler):
                 return docs
 
     def _alarm(self, message: str, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self._last_alarm > 30:
-            self._last_alarm = now
-            try:
-                report.error("predwatch shipper: %s (stats %s)", message, dict(self.stats))
-            except Exception:  # noqa: BLE001
-                pass
+        """On the ``predwatch.shipper`` logger, at most once a minute unless ``force``."""
+        self._say(f"predwatch shipper: {message} (stats {dict(self.stats)})", force=force)
 
     # -- control -----------------------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:

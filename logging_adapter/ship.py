@@ -25,7 +25,7 @@ import orjson
 from elasticsearch import Elasticsearch
 
 from . import contract as c
-from .bulk import Backoff, BadRecord, DeadLetters, Doc, deliver, doc_from_line
+from .bulk import Backoff, BadRecord, DeadLetters, Doc, Throttled, deliver, doc_from_line, outage_message
 from .templates import DEFAULT_PREFIX
 
 log = logging.getLogger("predwatch.ship")
@@ -85,6 +85,7 @@ class Shipper:
         self.stats: Counter[str] = Counter()
         self.stop = threading.Event()
         self._backoff = Backoff()
+        self._say = Throttled(log.warning, every=60.0)
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self, once: bool = False) -> Counter[str]:
@@ -197,8 +198,8 @@ class Shipper:
         """Deliver a batch, waiting out an unavailable Elasticsearch; False only when stopped."""
 
         def waiting(outcome, delay: float) -> None:
-            log.warning("Elasticsearch unavailable (%s); retrying %d records in %.1f s",
-                        outcome.error or "items to retry", len(outcome.retry), delay)
+            self._say(f"{outage_message(outcome, 'in the files (offsets not advanced)')}; "
+                      f"{len(outcome.retry)} records waiting, next try in {delay:.1f} s")
 
         pending, _ = deliver(self.client, docs, stats=self.stats, dead_letters=self.dead_letters,
                              waits=self._backoff.delays(), stop=self.stop, on_retry=waiting)

@@ -25,8 +25,8 @@ KEYWORD_IGNORE_ABOVE = 1024
 
 
 def predictions_pattern(prefix: str = DEFAULT_PREFIX, model: str | None = None) -> str:
-    """Every daily prediction index, or one model's."""
-    return f"{prefix}-predictions-{c.index_safe(model)}-*" if model else f"{prefix}-predictions-*"
+    """Every daily prediction index, or one model's (and no other model's: see ``contract.index_safe``)."""
+    return f"{prefix}-predictions-{c.index_safe(model)}.*" if model else f"{prefix}-predictions-*"
 
 
 def predictions_index(model: str, timestamp: str, prefix: str = DEFAULT_PREFIX) -> str:
@@ -46,12 +46,19 @@ def prediction_mappings() -> dict[str, Any]:
             {f"{where}_double": {"path_match": path, "match_mapping_type": "double", "mapping": numbers}},
             {f"{where}_string": {"path_match": path, "match_mapping_type": "string", "mapping": strings}},
         ]
+    # ECS labels are keywords whatever the value (object_type: keyword): a number in one record and a
+    # string in the next must not conflict.
+    dynamic += [{f"labels_{kind}": {"path_match": "labels.*", "match_mapping_type": kind,
+                                    "mapping": {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE}}}
+                for kind in ("string", "long", "double", "boolean")]
     dynamic.append({"strings_as_keyword": {"match_mapping_type": "string", "mapping": strings}})
     return {
+        # A categorical whose first value looks like "2026-01-15" would otherwise become a date field.
+        "date_detection": False,
         "dynamic_templates": dynamic,
         "properties": {
             "@timestamp": {"type": "date"},
-            "message": {"type": "text"},
+            "message": {"type": "match_only_text"},  # as ECS 8.x maps it
             "log": {"properties": {"level": {"type": "keyword"}, "logger": {"type": "keyword"}}},
             "ecs": {"properties": {"version": {"type": "keyword"}}},
             "service": {"properties": {"name": {"type": "keyword"}}},

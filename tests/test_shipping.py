@@ -85,10 +85,10 @@ def test_setup_reports_an_unreachable_cluster_clearly():
 
 def test_expired_daily_indices_are_found_by_exact_name():
     from datetime import date
-    names = ["predwatch-predictions-m-2026.11.01", "predwatch-predictions-m-2026.11.20",
-             "predwatch-predictions-m-notadate", "predwatch-results-2026.01.01", "predwatch-predictions-x-2026.10.31"]
+    names = ["predwatch-predictions-m.2026.11.01", "predwatch-predictions-m.2026.11.20",
+             "predwatch-predictions-m.notadate", "predwatch-results-2026.01.01", "predwatch-predictions-x.2026.10.31"]
     assert expired_indices(names, "predwatch", 7, today=date(2026, 11, 22)) == [
-        "predwatch-predictions-m-2026.11.01", "predwatch-predictions-x-2026.10.31"]
+        "predwatch-predictions-m.2026.11.01", "predwatch-predictions-x.2026.10.31"]
 
 
 # -- the in-process handler -----------------------------------------------------------------------------
@@ -105,7 +105,7 @@ def test_handler_delivers_every_record_once_into_daily_indices(es, tmp_path):
     assert handler.stats["sent"] == 300 and handler.stats["duplicates"] == 1
     indices = es.client.indices.get(index=f"{es.prefix}-predictions-*")
     day = time.strftime("%Y.%m.%d", time.gmtime())
-    assert any(name.endswith(f"checkout-risk-{day}") for name in indices)
+    assert any(name.endswith(f"checkout-risk.{day}") for name in indices)
     mapping = next(iter(es.client.indices.get_mapping(index=f"{es.prefix}-predictions-*").values()))["mappings"]
     feats = mapping["properties"]["predwatch"]["properties"]["features"]["properties"]
     assert feats["amount"]["type"] == "double" and feats["country"]["type"] == "keyword"
@@ -337,7 +337,7 @@ def test_doc_from_line_routes_by_the_records_own_day():
     line = orjson.dumps({"@timestamp": "2026-01-02T23:59:59.999Z", "predwatch.model.name": "Risk Model",
                          "predwatch.prediction_id": "abc", "predwatch.features.a": 1})
     doc = doc_from_line(line)
-    assert doc == Doc("predwatch-predictions-risk-model-2026.01.02", "abc", line)
+    assert doc == Doc("predwatch-predictions-risk-model_dd7b64ca.2026.01.02", "abc", line)
     no_id = orjson.dumps({"@timestamp": "2026-01-02T00:00:00Z", "predwatch": {"model": {"name": "m"}}})
     assert doc_from_line(no_id).id == doc_from_line(no_id).id, "deterministic without a prediction_id"
 
@@ -378,7 +378,7 @@ def test_interpreter_exit_flushes_or_spools_for_the_next_start(es, tmp_path):
     proc = subprocess.run([sys.executable, str(script), es.url, str(tmp_path / "up"), "50", es.prefix], env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert len([i for i in ids_in(es, "predictions-exit-model-*")]) == 50, "delivered at exit"
+    assert len([i for i in ids_in(es, "predictions-exit-model.*")]) == 50, "delivered at exit"
     down = f"http://127.0.0.1:{free_port()}"
     proc = subprocess.run([sys.executable, str(script), down, str(tmp_path / "down"), "30", es.prefix], env=env,
                           capture_output=True, text=True, timeout=60)
@@ -393,8 +393,8 @@ def test_retention_deletes_expired_daily_indices(es):
     today = date(2026, 11, 22)
     for days in (1, 10, 40):
         day = (today - timedelta(days=days)).strftime("%Y.%m.%d")
-        es.client.indices.create(index=f"{es.prefix}-predictions-m-{day}")
+        es.client.indices.create(index=f"{es.prefix}-predictions-m.{day}")
     deleted = apply_retention(es.client, es.prefix, 30, today=today)
-    assert deleted == [f"{es.prefix}-predictions-m-2026.10.13"]
+    assert deleted == [f"{es.prefix}-predictions-m.2026.10.13"]
     left = sorted(es.client.indices.get(index=f"{es.prefix}-predictions-*"))
-    assert left == [f"{es.prefix}-predictions-m-2026.11.12", f"{es.prefix}-predictions-m-2026.11.21"]
+    assert left == [f"{es.prefix}-predictions-m.2026.11.12", f"{es.prefix}-predictions-m.2026.11.21"]

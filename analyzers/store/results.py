@@ -64,7 +64,7 @@ def result_mappings() -> dict[str, Any]:
         "dynamic": False,
         "properties": {
             "@timestamp": {"type": "date"},
-            "message": {"type": "text"},
+            "message": {"type": "match_only_text"},
             "event": {"properties": {"kind": keyword, "dataset": keyword, "created": {"type": "date"}}},
             "predwatch": {"properties": {
                 "model": {"properties": {"name": keyword, "version": keyword}},
@@ -166,6 +166,30 @@ def error_doc(*, prefix: str, model: str, version: str | None, start: str, end: 
                       "status": "error", "severity": "critical"},
     }
     return Doc(findings_index(prefix), result_id(model, version, start, end, "*", "analysis_error"), orjson.dumps(doc))
+
+
+def clear_stale(client: Elasticsearch, written: list[Doc], *, prefix: str, model: str, version: str | None,
+                start: str, end: str, all_versions: bool, refresh: bool = False) -> int:
+    """Delete the window's earlier metric and finding documents that this analysis did not write again.
+
+    Re-analysing a window (late records, backfill, a changed baseline) overwrites what
+    still holds; what no longer holds (a ``no_data`` before the records arrived, a
+    finding under a replaced baseline) must go, so the findings index shows exactly
+    the window's current verdict. ``all_versions``: the analysis covered every version.
+    """
+    deleted = 0
+    for index in (metrics_index(prefix), findings_index(prefix)):
+        keep = [d.id for d in written if d.index == index]
+        filters: list[dict[str, Any]] = [{"term": {c.MODEL_NAME: model}}, {"term": {WINDOW_START: start}},
+                                         {"term": {WINDOW_END: end}}]
+        if not all_versions:
+            filters.append({"term": {c.MODEL_VERSION: version}} if version is not None
+                           else {"bool": {"must_not": {"exists": {"field": c.MODEL_VERSION}}}})
+        resp = client.delete_by_query(index=index, query={"bool": {"filter": filters, "must_not": [{"ids": {"values": keep}}]}},
+                                      ignore_unavailable=True, allow_no_indices=True, refresh=refresh or None,
+                                      conflicts="proceed")
+        deleted += resp.get("deleted", 0)
+    return deleted
 
 
 def write(client: Elasticsearch, docs: list[Doc], *, refresh: bool = False) -> None:
