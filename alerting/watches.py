@@ -74,27 +74,38 @@ def watch_id(prefix: str, model: str | None) -> str:
     return f"{prefix}-findings" + (f"-{c.index_safe(model)}" if model else "")
 
 
-def mustache_literal(text: str) -> str:
-    """A configured value placed inside a mustache template, kept from opening a tag of its own."""
-    return text.replace("{{", "{ {").replace("}}", "} }")
+# Values that come from users (model names, URLs) never enter a template's text: they sit in the
+# watch's metadata (or a search template's params) as data, and the templates refer to them.
+MODEL = "{{ctx.metadata.model}}"
+DASHBOARD = "{{ctx.metadata.dashboard}}"
+JSON_BODY = "__json__::"  # Watcher JSON-escapes inserted values only in templates that start with this
+
+
+def search_request(cfg: AlertConfig, prefix: str, model: str | None) -> dict[str, Any]:
+    """The watch's search: a plain body, or, for one model, a search template whose params hold the name."""
+    request: dict[str, Any] = {"indices": [f"{r.findings_index(prefix)}*"]}
+    if model is None:
+        request["body"] = search_body(cfg)
+    else:
+        request["template"] = {"source": search_body(cfg, "{{model}}"), "params": {"model": model}}
+    return request
 
 
 def render_watch(cfg: AlertConfig, prefix: str = "predwatch", model: str | None = None) -> dict[str, Any]:
     from kibana.dashboards import dashboard_path
 
-    dashboard = mustache_literal(cfg.kibana_url.rstrip("/") + dashboard_path(prefix))
     lines = "{{#ctx.payload.hits.hits}}" + FINDING_LINE + "\n{{/ctx.payload.hits.hits}}"
-    head = f"predwatch: {{{{ctx.payload.hits.total}}}} finding(s){' for ' + mustache_literal(model) if model else ''}"
-    text = f"{head}\n{lines}Dashboard: {dashboard}"
-    # JSON string literals for the webhook bodies (the template engine JSON-escapes only what it inserts)
-    json_body = ('{"source": "predwatch", "total": {{ctx.payload.hits.total}}, "dashboard": '
-                 + json.dumps(dashboard) + ', "findings": {{#toJson}}ctx.payload.hits.hits{{/toJson}}}')
-    slack_body = '{"text": ' + json.dumps(text) + '}'
+    head = "predwatch: {{ctx.payload.hits.total}} finding(s)" + (f" for {MODEL}" if model else "")
+    text = f"{head}\n{lines}Dashboard: {DASHBOARD}"
+    json_body = (JSON_BODY + '{"source": "predwatch", "total": {{ctx.payload.hits.total}}, "dashboard": "'
+                 + DASHBOARD + '", "findings": {{#toJson}}ctx.payload.hits.hits{{/toJson}}}')
+    slack_body = JSON_BODY + '{"text": ' + json.dumps(text) + '}'
     rendered = _env.get_template("watch.json.j2").render(
-        dashboard_url=dashboard, severity=cfg.severity, interval=cfg.interval, throttle=cfg.throttle,
-        findings_pattern=f"{r.findings_index(prefix)}*", search_body=search_body(cfg, model), text=text,
+        metadata={"managed_by": "predwatch", "dashboard": cfg.kibana_url.rstrip("/") + dashboard_path(prefix),
+                  "min_severity": cfg.severity, "model": model},
+        interval=cfg.interval, throttle=cfg.throttle, request=search_request(cfg, prefix, model), text=text,
         webhooks=cfg.webhooks, slack=cfg.slack, json_body=json_body, slack_body=slack_body, email=cfg.email,
-        subject=f"predwatch findings{' for ' + model if model else ''}", index=cfg.index)
+        subject="predwatch findings" + (f" for {MODEL}" if model else ""), index=cfg.index)
     return json.loads(rendered)
 
 

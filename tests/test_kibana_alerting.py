@@ -18,6 +18,7 @@ import pytest
 import incidents
 import synth
 from alerting.notifier import Notifier, Target, slack_escape
+import watcher_mustache
 from alerting.watches import AlertConfig, render_watch
 from analyzers.store import results as res
 from analyzers.store.state import get_state
@@ -226,10 +227,19 @@ def test_every_generated_watch_searches_exactly_the_findings_to_alert_on(es):
     for cfg, model, expected in cases:
         watch = render_watch(cfg, es.prefix, model)
         request = watch["input"]["search"]["request"]
-        hits = es.client.search(index=request["indices"], **request["body"])["hits"]["hits"]
+        hits = es.client.search(index=request["indices"], **watch_search_body(watch))["hits"]["hits"]
         assert {h["_id"] for h in hits} == expected, (cfg, model)
         assert watch["trigger"]["schedule"]["interval"] == cfg.interval
         assert watch["condition"] == {"compare": {"ctx.payload.hits.total": {"gt": 0}}}
+
+
+def watch_search_body(watch: dict) -> dict:
+    """The search body Watcher sends: a search template is rendered (as JSON) with its params first."""
+    request = watch["input"]["search"]["request"]
+    if "template" not in request:
+        return request["body"]
+    template = request["template"]
+    return json.loads(watcher_mustache.render("__json__::" + json.dumps(template["source"]), template["params"]))
 
 
 def test_watch_actions_escape_config_values_and_name_what_happened():
@@ -239,15 +249,43 @@ def test_watch_actions_escape_config_values_and_name_what_happened():
     actions = watch["actions"]
     assert set(actions) == {"log", "webhook_1", "slack_1", "email", "index"}
     assert actions["webhook_1"]["webhook"]["url"] == 'http://hooks.example/"quoted"?a=1&b=<2>'
-    assert actions["webhook_1"]["webhook"]["body"]["options"]["content_type"] == "application/json"
+    assert actions["webhook_1"]["webhook"]["body"].startswith("__json__::")
     text = actions["log"]["logging"]["text"]
-    for part in ("model.name", "model.version", "feature", "check", "value", "kibana:5601/app/dashboards"):
+    for part in ("model.name", "model.version", "feature", "check", "value", "ctx.metadata.dashboard"):
         assert part in text
-    json.loads(actions["slack_1"]["webhook"]["body"]["source"].replace("{{", "").replace("}}", ""))
+    assert watch["metadata"]["dashboard"].startswith("https://kibana:5601/app/dashboards")
     assert watch["throttle_period"] == "1h"
     sneaky = render_watch(AlertConfig(webhooks=["http://x"]), "predwatch", "m{{#ctx}}x{{/ctx}}")
-    assert "{{#ctx}}" not in sneaky["actions"]["log"]["logging"]["text"], "config values cannot open mustache tags"
-    assert "m{ {#ctx} }x" in sneaky["actions"]["log"]["logging"]["text"]
+    assert "{{#ctx}}" not in json.dumps(sneaky["actions"]) + json.dumps(sneaky["input"]["search"]["request"]
+                                                                          ["template"]["source"]), \
+        "user values never enter template text"
+    assert sneaky["metadata"]["model"] == "m{{#ctx}}x{{/ctx}}"
+
+
+NASTY_MODEL = 'churn "v2" \\ {{#ctx}}x{{/ctx}}\nline'
+NASTY_MESSAGE = "type_mismatch: 'amount' got {'a': \"b\\\\c\"}\n\tTraceback: ValueError(\"x\")"
+
+
+def test_watches_render_valid_json_for_any_name_and_message():
+    """Render every action as Watcher would, for a nasty model name and finding message: bodies parse as
+    JSON and carry the values exactly; the search matches the model's name exactly."""
+    cfg = AlertConfig(webhooks=["http://hooks.example/w"], slack=["https://hooks.slack.test/x"],
+                      email=["oncall@example.com"], kibana_url='https://kibana:5601/"odd"')
+    watch = render_watch(cfg, "predwatch", NASTY_MODEL)
+    hit = {"_id": "f1", "_source": {"message": NASTY_MESSAGE, "predwatch": {
+        "severity": "critical", "model": {"name": NASTY_MODEL, "version": '7"'}, "feature": 'a"b',
+        "check": "type_mismatch", "value": 0.5, "threshold": 0.01}}}
+    ctx = {"ctx": {"metadata": watch["metadata"], "payload": {"hits": {"total": 1, "hits": [hit]}}}}
+    actions = watch["actions"]
+    slack = json.loads(watcher_mustache.render(actions["slack_1"]["webhook"]["body"], ctx))
+    assert NASTY_MESSAGE in slack["text"] and NASTY_MODEL in slack["text"]
+    assert 'https://kibana:5601/"odd"/app/dashboards' in slack["text"]
+    hook = json.loads(watcher_mustache.render(actions["webhook_1"]["webhook"]["body"], ctx))
+    assert hook["findings"] == [hit] and hook["total"] == 1 and hook["dashboard"] == watch["metadata"]["dashboard"]
+    subject = watcher_mustache.render(actions["email"]["email"]["subject"], ctx)
+    assert subject == f"predwatch findings for {NASTY_MODEL}"
+    body = watch_search_body(watch)
+    assert {"term": {"predwatch.model.name": NASTY_MODEL}} in body["query"]["bool"]["filter"]
 
 
 def test_alerts_install_without_watcher_points_to_the_notifier(es, tmp_path):
