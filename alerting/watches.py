@@ -36,6 +36,7 @@ class AlertConfig:
     severity: str = "warning"
     throttle: str = "1h"
     kibana_url: str = "http://localhost:5601"
+    kibana_space: str | None = None  # the space `predwatch kibana install --space` imported into
     webhooks: list[str] = field(default_factory=list)
     slack: list[str] = field(default_factory=list)
     email: list[str] = field(default_factory=list)
@@ -101,7 +102,7 @@ def render_watch(cfg: AlertConfig, prefix: str = "predwatch", model: str | None 
                  + DASHBOARD + '", "findings": {{#toJson}}ctx.payload.hits.hits{{/toJson}}}')
     slack_body = JSON_BODY + '{"text": ' + json.dumps(text) + '}'
     rendered = _env.get_template("watch.json.j2").render(
-        metadata={"managed_by": "predwatch", "dashboard": cfg.kibana_url.rstrip("/") + dashboard_path(prefix),
+        metadata={"managed_by": "predwatch", "dashboard": cfg.kibana_url.rstrip("/") + dashboard_path(prefix, cfg.kibana_space),
                   "min_severity": cfg.severity, "model": model},
         interval=cfg.interval, throttle=cfg.throttle, request=search_request(cfg, prefix, model), text=text,
         webhooks=cfg.webhooks, slack=cfg.slack, json_body=json_body, slack_body=slack_body, email=cfg.email,

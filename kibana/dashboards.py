@@ -21,12 +21,20 @@ TYPE_VERSION = {"index-pattern": "8.0.0", "lens": "8.9.0", "dashboard": "8.9.0"}
 RECORDS = "___records___"  # Lens' pseudo-field for count
 
 
-def data_views(prefix: str) -> dict[str, dict[str, Any]]:
+def object_prefix(prefix: str, space: str | None = None) -> str:
+    """The start of every saved object id. Dashboards, Lens and data views are ``multiple-isolated``: an id
+    taken in one space is given a new id on import into another, and links built from ours would point
+    nowhere. With the space in the id, the ids are valid in every space."""
+    return f"{prefix}-{space}" if space else prefix
+
+
+def data_views(prefix: str, space: str | None = None) -> dict[str, dict[str, Any]]:
     """id -> data view saved object."""
+    op = object_prefix(prefix, space)
     views = {
-        f"{prefix}-predictions": (f"{prefix}-predictions-*", "predwatch prediction records"),
-        f"{prefix}-metrics": (f"{r.metrics_index(prefix)}*", "predwatch metrics (every check, every window)"),
-        f"{prefix}-findings": (f"{r.findings_index(prefix)}*", "predwatch findings"),
+        f"{op}-predictions": (f"{prefix}-predictions-*", "predwatch prediction records"),
+        f"{op}-metrics": (f"{r.metrics_index(prefix)}*", "predwatch metrics (every check, every window)"),
+        f"{op}-findings": (f"{r.findings_index(prefix)}*", "predwatch findings"),
     }
     return {vid: {"type": "index-pattern", "id": vid,
                   "attributes": {"title": title, "name": name, "timeFieldName": c.TIMESTAMP},
@@ -84,19 +92,30 @@ class Panel:
     split: str | None = None
     series: str = "line"
     kql: str = ""
+    # A second layer drawn once, without the split: e.g. the threshold under per-feature lines.
+    reference: dict[str, dict[str, Any]] | None = None
 
     def column_order(self) -> list[str]:
         """Bucket columns first, then metrics, as Lens builds its aggregation tree."""
         return sorted(self.columns, key=lambda cid: not self.columns[cid]["isBucketed"])
 
     def saved_object(self, prefix: str) -> dict[str, Any]:
+        """The Lens object; ``prefix`` is the object-id prefix (see :func:`object_prefix`)."""
         layer = "layer1"
+        layers = {layer: {"columns": self.columns, "columnOrder": self.column_order(), "incompleteColumns": {}}}
         if self.kind == "lnsXY":
             layer_vis: dict[str, Any] = {"layerId": layer, "layerType": "data", "seriesType": self.series,
                                          "xAccessor": self.x, "accessors": self.y}
             if self.split:
                 layer_vis["splitAccessor"] = self.split
-            visualization: dict[str, Any] = {"layers": [layer_vis], "preferredSeriesType": self.series,
+            vis_layers = [layer_vis]
+            if self.reference:
+                x_ref = next(cid for cid, col in self.reference.items() if col["isBucketed"])
+                layers["reference"] = {"columns": self.reference, "incompleteColumns": {},
+                                       "columnOrder": [x_ref, *(cid for cid in self.reference if cid != x_ref)]}
+                vis_layers.append({"layerId": "reference", "layerType": "data", "seriesType": "line",
+                                   "xAccessor": x_ref, "accessors": [cid for cid in self.reference if cid != x_ref]})
+            visualization: dict[str, Any] = {"layers": vis_layers, "preferredSeriesType": self.series,
                                              "legend": {"isVisible": True, "position": "right"},
                                              "valueLabels": "hide", "fittingFunction": "None"}
         else:
@@ -107,8 +126,7 @@ class Panel:
             "attributes": {
                 "title": self.title, "description": "", "visualizationType": self.kind,
                 "state": {
-                    "datasourceStates": {"formBased": {"layers": {layer: {
-                        "columns": self.columns, "columnOrder": self.column_order(), "incompleteColumns": {}}}}},
+                    "datasourceStates": {"formBased": {"layers": layers}},
                     "visualization": visualization,
                     "query": {"query": self.kql, "language": "kuery"},
                     "filters": [],
@@ -116,7 +134,7 @@ class Panel:
                 },
             },
             "references": [{"type": "index-pattern", "id": f"{prefix}-{self.view}",
-                            "name": f"indexpattern-datasource-layer-{layer}"}],
+                            "name": f"indexpattern-datasource-layer-{lid}"} for lid in layers],
         }
 
 
@@ -152,9 +170,9 @@ def panels() -> list[Panel]:
               grid=(0, 12, 48, 14)),
         Panel("drift-by-feature", "Distribution shift (PSI) by feature, against its threshold", "metrics", "lnsXY",
               {"x": date_histogram(), "y": metric("max", r.VALUE, "PSI"),
-               "t": metric("max", r.THRESHOLD, "Threshold"),
                "b": terms(r.FEATURE, "Feature", "y", size=20)},
               grid=(0, 26, 24, 14), x="x", y=["y"], split="b",
+              reference={"tx": date_histogram(), "t": metric("max", r.THRESHOLD, "Threshold")},
               kql=f'{_kql(r.CHECK, "distribution_shift")} or {_kql(r.CHECK, "prediction_shift")}'),
     ]
     for i, (pid, title, check) in enumerate(check_rate):
@@ -162,7 +180,7 @@ def panels() -> list[Panel]:
                          {"x": date_histogram(), "y": metric("max", "predwatch.observed", "Observed"),
                           "e": metric("max", "predwatch.expected", "Expected from training"),
                           "b": terms(r.FEATURE, "Feature", "y", size=20)},
-                         grid=((24, 26, 24, 14), (0, 40, 24, 14), (24, 40, 24, 14))[i], x="x", y=["y"], split="b",
+                         grid=((24, 26, 24, 14), (0, 40, 24, 14), (24, 40, 24, 14))[i], x="x", y=["y", "e"], split="b",
                          kql=_kql(r.CHECK, check)))
     out.append(Panel("prediction-distribution", "Prediction distribution over time (10th, 50th, 90th percentile)",
                      "predictions", "lnsXY",
@@ -175,6 +193,7 @@ def panels() -> list[Panel]:
 
 
 def dashboard(prefix: str, items: list[Panel]) -> dict[str, Any]:
+    """The dashboard object; ``prefix`` is the object-id prefix."""
     panels_json = []
     references = []
     for i, p in enumerate(items, 1):
@@ -197,19 +216,25 @@ def dashboard(prefix: str, items: list[Panel]) -> dict[str, Any]:
     }
 
 
-def saved_objects(prefix: str = "predwatch") -> list[dict[str, Any]]:
+def saved_objects(prefix: str = "predwatch", space: str | None = None) -> list[dict[str, Any]]:
     """Data views first, then the visualizations, then the dashboard (import order)."""
     items = panels()
-    objects = [*data_views(prefix).values(), *(p.saved_object(prefix) for p in items), dashboard(prefix, items)]
+    op = object_prefix(prefix, space)
+    objects = [*data_views(prefix, space).values(), *(p.saved_object(op) for p in items), dashboard(op, items)]
     return [{**obj, **MIGRATION, "typeMigrationVersion": TYPE_VERSION[obj["type"]], "managed": False} for obj in objects]
 
 
-def ndjson(prefix: str = "predwatch") -> str:
-    return "".join(json.dumps(obj, sort_keys=True) + "\n" for obj in saved_objects(prefix))
+def ndjson(prefix: str = "predwatch", space: str | None = None) -> str:
+    return "".join(json.dumps(obj, sort_keys=True) + "\n" for obj in saved_objects(prefix, space))
 
 
-def dashboard_path(prefix: str = "predwatch") -> str:
-    return f"/app/dashboards#/view/{prefix}-model-monitoring"
+def dashboard_id(prefix: str = "predwatch", space: str | None = None) -> str:
+    return f"{object_prefix(prefix, space)}-model-monitoring"
+
+
+def dashboard_path(prefix: str = "predwatch", space: str | None = None, dashboard: str | None = None) -> str:
+    """The dashboard's path below the Kibana URL (in its space); ``dashboard``: the id Kibana gave it."""
+    return (f"/s/{space}" if space else "") + f"/app/dashboards#/view/{dashboard or dashboard_id(prefix, space)}"
 
 
 if __name__ == "__main__":

@@ -20,6 +20,11 @@ class ImportResult:
     created: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     status: int = 0
+    destinations: dict[str, str] = field(default_factory=dict)  # our id -> the id Kibana gave the object
+
+    def id_of(self, our_id: str) -> str:
+        """The id the object has in Kibana now (Kibana may give an imported object a new one)."""
+        return self.destinations.get(our_id, our_id)
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,9 @@ def import_saved_objects(kibana_url: str, ndjson: str, *, space: str | None = No
     created = [f"{o.get('type')} {o.get('id')}" for o in doc.get("successResults", [])]
     errors = [f"{e.get('type')} {e.get('id')}: {(e.get('error') or {}).get('type', 'error')}"
               f" {(e.get('error') or {}).get('message', '')}".rstrip() for e in doc.get("errors", [])]
-    return ImportResult(bool(doc.get("success")) and not errors, created, errors, status)
+    destinations = {o["id"]: o["destinationId"] for o in doc.get("successResults", [])
+                    if o.get("id") and o.get("destinationId")}
+    return ImportResult(bool(doc.get("success")) and not errors, created, errors, status, destinations)
 
 
 def _message(text: str) -> str:

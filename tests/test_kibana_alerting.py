@@ -167,12 +167,12 @@ def test_every_field_a_panel_references_exists_in_our_templates():
 
 def test_kibana_install_sends_a_wellformed_multipart_import(receiver, monkeypatch):
     kib = receiver(body={"success": True, "successCount": 12,
-                         "successResults": [{"type": "dashboard", "id": "predwatch-model-monitoring"}]})
+                         "successResults": [{"type": "dashboard", "id": "predwatch-ml-team-model-monitoring"}]})
     monkeypatch.setenv("PREDWATCH_KIBANA_API_KEY", "k3y")
     proc = run_cli("kibana", "install", "--kibana-url", kib.url, "--space", "ml-team")
     assert proc.returncode == 0, proc.stderr
-    assert "imported dashboard predwatch-model-monitoring" in proc.stdout
-    assert f"{kib.url}/s/ml-team/app/dashboards#/view/predwatch-model-monitoring" in proc.stdout
+    assert "imported dashboard predwatch-ml-team-model-monitoring" in proc.stdout
+    assert f"{kib.url}/s/ml-team/app/dashboards#/view/predwatch-ml-team-model-monitoring" in proc.stdout
     (req,) = kib.requests
     assert req["path"] == "/s/ml-team/api/saved_objects/_import?overwrite=true"
     assert req["headers"]["kbn-xsrf"] == "true" and req["headers"]["authorization"] == "ApiKey k3y"
@@ -181,7 +181,41 @@ def test_kibana_install_sends_a_wellformed_multipart_import(receiver, monkeypatc
     (part,) = list(message.iter_parts())
     assert part.get_param("name", header="content-disposition") == "file"
     assert part.get_filename().endswith(".ndjson")
-    assert part.get_payload(decode=True).decode() == dashboards.ndjson()
+    assert part.get_payload(decode=True).decode() == dashboards.ndjson(space="ml-team")
+
+
+def test_objects_for_a_space_have_ids_of_their_own_and_consistent_references():
+    default = {o["id"] for o in dashboards.saved_objects()}
+    spaced = dashboards.saved_objects(space="ml-team")
+    ids = {o["id"] for o in spaced}
+    assert not ids & default, "no id shared with the default space: Kibana keeps every one as it is"
+    for obj in spaced:
+        for ref in obj["references"]:
+            assert ref["id"] in ids, (obj["id"], ref)
+
+
+def test_the_dashboard_link_follows_the_id_kibana_gave(receiver):
+    kib = receiver(body={"success": True, "successCount": 12, "successResults": [
+        {"type": "dashboard", "id": "predwatch-model-monitoring", "destinationId": "0b5e6a1c-new"}]})
+    proc = run_cli("kibana", "install", "--kibana-url", kib.url)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{kib.url}/app/dashboards#/view/0b5e6a1c-new" in proc.stdout
+
+
+def test_every_lens_column_is_drawn():
+    """Lens XY layers draw only what xAccessor, accessors and splitAccessor name: nothing computed is hidden."""
+    for obj in dashboards.saved_objects():
+        if obj["type"] != "lens" or obj["attributes"]["visualizationType"] != "lnsXY":
+            continue
+        state = obj["attributes"]["state"]
+        layers = state["datasourceStates"]["formBased"]["layers"]
+        drawn = {layer["layerId"]: {layer.get("xAccessor"), layer.get("splitAccessor"), *layer["accessors"]} - {None}
+                 for layer in state["visualization"]["layers"]}
+        assert set(drawn) == set(layers), obj["id"]
+        for lid, layer in layers.items():
+            assert set(layer["columns"]) == drawn[lid], (obj["id"], lid)
+        refs = {r["name"] for r in obj["references"]}
+        assert refs == {f"indexpattern-datasource-layer-{lid}" for lid in layers}
 
 
 @pytest.mark.parametrize("status,body,expected", [

@@ -34,9 +34,10 @@ def run_daemon(config: DaemonConfig, stop: threading.Event | None = None) -> Non
 
     stop = stop or threading.Event()
     client = make_client(config.settings)
-    kibana_url = config.raw.get("alerts", {}).get("kibana_url")
+    alerts = config.raw.get("alerts", {})
+    kibana_url, space = alerts.get("kibana_url"), alerts.get("kibana_space")
     notifier = Notifier.from_config(config.raw.get("notify"), renotify=config.renotify,
-                                    dashboard_url=kibana_url.rstrip("/") + dashboard_path(config.prefix)
+                                    dashboard_url=kibana_url.rstrip("/") + dashboard_path(config.prefix, space)
                                     if kibana_url else None,
                                     state=StateDocument(client, config.prefix, "notifier:active", "notifier"))
     analyzer = Analyzer(client, config, notifier)

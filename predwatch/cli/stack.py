@@ -22,10 +22,10 @@ def _kibana(sub: Subparsers) -> None:
 
 
 def run_kibana_install(args: argparse.Namespace) -> int:
-    from kibana.dashboards import dashboard_path, ndjson
+    from kibana.dashboards import dashboard_id, dashboard_path, ndjson
     from kibana.install import KibanaAuth, import_saved_objects
 
-    result = import_saved_objects(args.kibana_url, ndjson(args.prefix), space=args.space, auth=KibanaAuth.from_env(),
+    result = import_saved_objects(args.kibana_url, ndjson(args.prefix, args.space), space=args.space, auth=KibanaAuth.from_env(),
                                   ca_certs=args.ca_certs)
     for line in result.created:
         print(f"imported {line}")
@@ -33,8 +33,8 @@ def run_kibana_install(args: argparse.Namespace) -> int:
         print(f"failed: {line}", file=sys.stderr)
     if not result.ok:
         return EXIT_USAGE
-    base = args.kibana_url.rstrip("/") + (f"/s/{args.space}" if args.space else "")
-    print(f"dashboard: {base}{dashboard_path(args.prefix)}")
+    dashboard = result.id_of(dashboard_id(args.prefix, args.space))
+    print(f"dashboard: {args.kibana_url.rstrip('/')}{dashboard_path(args.prefix, args.space, dashboard)}")
     return EXIT_OK
 
 

@@ -77,12 +77,12 @@ def run_es(workdir: str | Path, days: int | None, *, es_url: str, distribution: 
 
 def _kibana(kibana_url: str, prefix: str, client, progress: Callable[[str], None]) -> None:
     from alerting.watches import AlertConfig, install, watcher_available
-    from kibana.dashboards import dashboard_path, ndjson
+    from kibana.dashboards import dashboard_id, dashboard_path, ndjson
     from kibana.install import KibanaAuth, import_saved_objects
 
     result = import_saved_objects(kibana_url, ndjson(prefix), auth=KibanaAuth.from_env())
     if result.ok:
-        progress(f"dashboards: {kibana_url.rstrip('/')}{dashboard_path(prefix)}")
+        progress(f"dashboards: {kibana_url.rstrip('/')}{dashboard_path(prefix, dashboard=result.id_of(dashboard_id(prefix)))}")
     else:
         progress("dashboards NOT imported: " + "; ".join(result.errors))
     available, why = watcher_available(client)
