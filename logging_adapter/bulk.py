@@ -52,7 +52,7 @@ class BadRecord(ValueError):
 
 def doc_from_line(line: bytes, prefix: str = DEFAULT_PREFIX) -> Doc:
     """A JSONL line of a prediction record as a :class:`Doc`; raises :class:`BadRecord` with the reason."""
-    line = line.rstrip(b"\r\n")
+    line = c.strip_bom(line.rstrip(b"\r\n"))
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:

@@ -14,6 +14,8 @@ from typing import IO
 from .formatter import PredictionFormatter
 from .logger import DEFAULT_LOGGER
 
+CONFIGURED = "_predwatch_configured"  # marks the handler configure() installed
+
 
 def configure(
     *,
@@ -48,6 +50,10 @@ def configure(
     if handler.formatter is None:
         handler.setFormatter(PredictionFormatter(service=service))
     target = logging.getLogger(logger)
+    for old in [h for h in target.handlers if getattr(h, CONFIGURED, False) and h is not handler]:
+        target.removeHandler(old)  # configure() again (a re-run notebook cell) replaces, never doubles
+        old.close()
+    setattr(handler, CONFIGURED, True)
     target.addHandler(handler)
     target.setLevel(level)
     target.propagate = False

@@ -183,6 +183,13 @@ _DOTTED = NAMESPACE + "."
 MAX_LINE = 16 * 1024 * 1024  # bytes: a longer line is rejected, not parsed
 
 
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, which some editors and exporters put on line 1
+
+
+def strip_bom(line: bytes) -> bytes:
+    return line[3:] if line.startswith(BOM) else line
+
+
 def unparsable_reason(exc: Exception) -> str:
     """Why a JSONL line did not parse, in words for a dead letter or a rejection."""
     return "not valid UTF-8" if "utf-8" in str(exc).lower() else f"not valid JSON ({exc})"

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,8 @@ class Shipper:
     """
 
     def __init__(self, client: Elasticsearch, patterns: list[str], *, state_dir: str | Path,
-                 prefix: str = DEFAULT_PREFIX, batch_size: int = 500, poll_interval: float = 0.5) -> None:
+                 prefix: str = DEFAULT_PREFIX, batch_size: int = 500, poll_interval: float = 0.5,
+                 deadline: float | None = None) -> None:
         self.client = client.options(max_retries=0)
         self.patterns = patterns
         self.prefix = prefix
@@ -84,12 +86,19 @@ class Shipper:
         self.dead_letters = DeadLetters(self.state_dir / "dead-letter.jsonl")
         self.stats: Counter[str] = Counter()
         self.stop = threading.Event()
+        self.deadline = deadline  # seconds a run may wait for an unavailable Elasticsearch (None: forever)
+        self.undelivered = 0  # records that were still waiting when the deadline passed
+        self.incomplete: dict[str, int] = {}  # file -> bytes of a last line without its newline (yet)
         self._backoff = Backoff()
         self._say = Throttled(log.warning, every=60.0)
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self, once: bool = False) -> Counter[str]:
-        """Ship until stopped; with ``once``, ship what the files hold now and return."""
+        """Ship until stopped; with ``once``, ship what the files hold now and return.
+
+        With a ``deadline``, a run gives up waiting for Elasticsearch after that many
+        seconds: ``undelivered`` says how many records wait (their offsets are kept)."""
+        self._give_up_at = None if self.deadline is None else time.monotonic() + self.deadline
         while not self.stop.is_set():
             progressed = self.poll()
             if once:
@@ -145,6 +154,7 @@ class Shipper:
             state = FileState(0, head, str(path))
         state.head, state.path = head, str(path)
         self.offsets.files[key] = state
+        self.incomplete.pop(str(path), None)
         if st.st_size <= state.offset:
             return key, False
         return key, self._read(path, state)
@@ -176,6 +186,7 @@ class Shipper:
             if not line.endswith(b"\n"):
                 if len(line) <= c.MAX_LINE:
                     fh.seek(start)  # an incomplete last line: wait until its writer finishes it
+                    self.incomplete[str(path)] = len(line)
                     break
                 size = len(line) + _skip_line(fh)
                 self._dead(line, c.too_long_reason(size), path, start)
@@ -202,10 +213,24 @@ class Shipper:
                       f"{len(outcome.retry)} records waiting, next try in {delay:.1f} s")
 
         pending, _ = deliver(self.client, docs, stats=self.stats, dead_letters=self.dead_letters,
-                             waits=self._backoff.delays(), stop=self.stop, on_retry=waiting)
+                             waits=self._waits(), stop=self.stop, on_retry=waiting)
         if not pending:
             self._backoff.reset()
+        elif not self.stop.is_set():  # the deadline passed: stop here, offsets kept for the next run
+            self.undelivered += len(pending)
+            self.stop.set()
         return not pending
+
+    def _waits(self):
+        """Backoff delays, until the run's deadline (if any) would be passed."""
+        for delay in self._backoff.delays():
+            if self._give_up_at is not None and time.monotonic() + delay > self._give_up_at:
+                return
+            yield delay
+
+    def unmatched(self) -> list[str]:
+        """The patterns that name no file (a typo, or files not written yet)."""
+        return [p for p in self.patterns if not (glob.glob(p) if glob.has_magic(p) else Path(p).is_file())]
 
 
 def _rotation_number(path: Path) -> int:

@@ -179,3 +179,49 @@ def test_gzip_logs_are_read(cli_baseline, tmp_path):
             fh.write(json.dumps(rec).encode() + b"\n")
     proc = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(path), "--format", "json")
     assert json.loads(proc.stdout)["window"]["records"] == 200
+
+
+# -- exit codes: each means one thing -------------------------------------------------------------------
+
+def test_unusable_input_is_exit_2_with_one_line_naming_the_file(cli_baseline, train_csv, tmp_path):
+    logs = write_jsonl(tmp_path / "w.jsonl", synth.records(synth.table(50, seed=3)))
+    fake_gz = tmp_path / "w.jsonl.gz"
+    fake_gz.write_bytes(logs.read_bytes())  # named .gz, not gzip
+    cases = [
+        (["check", "--baseline", str(tmp_path), "--logs", str(logs)], str(tmp_path)),
+        (["check", "--baseline", str(cli_baseline), "--logs", str(fake_gz)], "not a gzip file"),
+        (["check", "--baseline", str(cli_baseline), "--logs", str(tmp_path)], "a directory"),
+        (["baseline", "--data", str(train_csv), "--model", "m", "--out", "/no/such/dir/b.json"], "/no/such/dir/b.json"),
+    ]
+    for args, named in cases:
+        proc = predwatch(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and named in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_an_internal_error_is_exit_3_and_its_traceback_waits_for_debug(cli_baseline, tmp_path, monkeypatch, capsys):
+    from predwatch.cli import main
+
+    logs = write_jsonl(tmp_path / "w.jsonl", synth.records(synth.table(50, seed=3)))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(local, "analyze_files", broken)
+    monkeypatch.delenv("PREDWATCH_DEBUG", raising=False)
+    assert main(["check", "--baseline", str(cli_baseline), "--logs", str(logs)]) == 3
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: a bug" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert main(["--debug", "check", "--baseline", str(cli_baseline), "--logs", str(logs)]) == 3
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_version_and_a_bom_on_line_one(cli_baseline, tmp_path):
+    proc = predwatch("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("predwatch ")
+    logs = write_jsonl(tmp_path / "w.jsonl", synth.records(synth.table(300, seed=3)))
+    logs.write_bytes(b"\xef\xbb\xbf" + logs.read_bytes())
+    proc = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(logs), "--format", "json")
+    assert proc.returncode in (0, 1), proc.stderr
+    assert json.loads(proc.stdout)["window"]["rejected"] == 0

@@ -306,3 +306,52 @@ def test_date_like_categories_mixed_labels_and_ecs_message(es):
     assert mapping["properties"]["labels"]["properties"]["tenant"]["type"] == "keyword"
     assert mapping["properties"]["message"]["type"] == "match_only_text"
     assert len(ids_in(es)) == 2
+
+
+# -- 11. smaller edges ----------------------------------------------------------------------------------
+
+def test_configure_twice_replaces_its_own_handler():
+    import io
+
+    from logging_adapter import PredictionLogger, configure
+
+    first, second = io.StringIO(), io.StringIO()
+    configure(stream=first, logger="test.configure.twice")
+    configure(stream=second, logger="test.configure.twice")  # a re-run notebook cell
+    PredictionLogger("m", "1", logger=logging.getLogger("test.configure.twice")).log({"a": 1}, 0.5)
+    assert first.getvalue() == "" and len(second.getvalue().splitlines()) == 1
+
+
+def test_ship_once_gives_up_on_an_unreachable_cluster_with_exit_4(tmp_path):
+    from conftest import free_port
+
+    log = write_jsonl(tmp_path / "p.jsonl", good_records(5))
+    started = time.monotonic()
+    proc = predwatch("ship", str(log), "--once", "--timeout", "2", "--state-dir", str(tmp_path / "s"),
+                     "--es-url", f"http://127.0.0.1:{free_port()}", "--es-distribution", "opensearch", timeout=60)
+    assert proc.returncode == 4, proc.stderr
+    assert time.monotonic() - started < 30
+    assert "did not take 5 record(s)" in proc.stderr and "run again" in proc.stderr
+
+
+def test_ship_once_says_what_it_could_not_ship(es, tmp_path):
+    log = write_jsonl(tmp_path / "p.jsonl", good_records(3))
+    with log.open("ab") as fh:
+        fh.write(orjson.dumps(good_records(1, start=50)[0]))  # no newline: its writer is not done
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + orjson.dumps(good_records(1, start=70)[0]) + b"\n")
+    es_args = ["--es-url", es.url, "--es-distribution", "opensearch", "--prefix", es.prefix]
+    proc = predwatch("ship", str(log), str(bom), "--once", "--state-dir", str(tmp_path / "s"), *es_args)
+    assert proc.returncode == 0, proc.stderr
+    assert "shipped 4 new" in proc.stdout and "0 dead-lettered" in proc.stdout, "the BOM line is accepted"
+    assert "has no newline yet" in proc.stderr and str(log) in proc.stderr
+    for args, said in (([str(tmp_path)], "a directory"), ([str(tmp_path / "nothing-*.jsonl")], "no file matches")):
+        proc = predwatch("ship", *args, "--once", "--state-dir", str(tmp_path / "s"), *es_args)
+        assert proc.returncode == 2 and said in proc.stderr, proc.stderr
+
+
+def test_report_from_elasticsearch_before_any_analysis_says_so(es, tmp_path):
+    proc = predwatch("report", "--es", "--model", "checkout-risk", "--out", str(tmp_path / "r.html"),
+                     "--es-url", es.url, "--es-distribution", "opensearch", "--prefix", es.prefix)
+    assert proc.returncode == 2 and "nothing analysed yet" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "r.html").exists()

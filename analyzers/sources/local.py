@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import gc
 import gzip
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
@@ -32,24 +33,45 @@ CHUNK = 20_000
 REASONS_KEPT = 10  # rejected lines whose reason is kept for the user
 
 
+class UnreadableFile(ValueError):
+    """A log file that cannot be read at all (not gzip after all, a directory, no permission): the
+    message names the file and the problem."""
+
+
 def read_jsonl(paths: Iterable[str | Path]) -> Iterator[tuple[str, dict[str, Any] | Rejected]]:
     """``(file:line, object)`` from JSONL files (``.gz`` too); bad lines come out as :class:`Rejected`."""
     for path in paths:
         path = Path(path)
         opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as fh:
-            yield from _parse_lines(path.name, fh, 1)
+        try:
+            with opener(path, "rb") as fh:
+                yield from _parse_lines(path.name, fh, 1)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise UnreadableFile(f"{path}: {_unreadable(exc)}") from None
 
 
 def read_jsonl_range(path: str | Path, start: int, end: int) -> Iterator[tuple[str, dict[str, Any] | Rejected]]:
     """The lines of a plain JSONL file that *start* at a byte offset in ``[start, end)``."""
     path = Path(path)
-    with open(path, "rb") as fh:
-        if start > 0:
-            fh.seek(start - 1)
-            if fh.read(1) != b"\n":
-                start += len(fh.readline())  # the line in progress belongs to the previous range
-        yield from _parse_lines(f"{path.name}@{start}", _lines_until(fh, end - start), None)
+    try:
+        with open(path, "rb") as fh:
+            if start > 0:
+                fh.seek(start - 1)
+                if fh.read(1) != b"\n":
+                    start += len(fh.readline())  # the line in progress belongs to the previous range
+            yield from _parse_lines(f"{path.name}@{start}", _lines_until(fh, end - start), None)
+    except OSError as exc:
+        raise UnreadableFile(f"{path}: {_unreadable(exc)}") from None
+
+
+def _unreadable(exc: BaseException) -> str:
+    if isinstance(exc, gzip.BadGzipFile) or isinstance(exc, zlib.error):
+        return f"not a gzip file, or a damaged one ({exc})"
+    if isinstance(exc, EOFError):
+        return "gzip data ends early (the file is cut short)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower() if not isinstance(exc, IsADirectoryError) else "a directory, not a file"
+    return str(exc)
 
 
 def _lines_until(fh, budget: int) -> Iterator[bytes]:
@@ -67,6 +89,9 @@ def _parse_lines(name: str, lines: Iterable[bytes], first: int | None) -> Iterat
         try:
             obj = loads(line)
         except decode_error as exc:
+            if line.startswith(c.BOM):  # a byte order mark on line 1: the line itself is fine
+                yield from _parse_lines(name, [line[3:]], number if first is not None else None)
+                continue
             if not line.strip():
                 continue
             reason = c.unparsable_reason(exc)

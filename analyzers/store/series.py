@@ -11,14 +11,26 @@ from logging_adapter.templates import predictions_pattern
 from . import results as res
 
 
+class NothingYet(LookupError):
+    """No window of this model was analysed in the range (or none at all yet)."""
+
+
 def fetch(client: Elasticsearch, prefix: str, model: str, start: str, end: str) -> dict[str, Any]:
-    """Metric documents, findings, and per-window prediction counts and percentiles."""
+    """Metric documents, findings, and per-window prediction counts and percentiles.
+
+    Raises :class:`NothingYet` when the range has no metric document: before the first analysis
+    the results indices do not even exist."""
     window = {"bool": {"filter": [{"term": {c.MODEL_NAME: model}},
                                   {"range": {res.WINDOW_START: {"gte": start, "lt": end}}}]}}
+    if not client.indices.exists(index=res.metrics_index(prefix)):
+        raise NothingYet(f"nothing analysed yet: {res.metrics_index(prefix)} does not exist (run `predwatch daemon` "
+                         "or `predwatch analyze` first)")
     metrics = [h["_source"]["predwatch"] for h in helpers.scan(
         client, index=res.metrics_index(prefix), query={"query": window}, size=1000,
         _source=["predwatch.window", "predwatch.feature", "predwatch.check", "predwatch.value",
                  "predwatch.threshold", "predwatch.observed", "predwatch.expected", "predwatch.status"])]
+    if not metrics:
+        raise NothingYet(f"no analysed window of model {model!r} in [{start}, {end})")
     found = client.search(index=res.findings_index(prefix), size=500, query=window, sort=[{res.WINDOW_START: "desc"}],
                           ignore_unavailable=True)["hits"]["hits"]
     seconds = max(60, int((c.parse_time(end) - c.parse_time(start)).total_seconds() / 120))

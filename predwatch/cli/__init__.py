@@ -1,21 +1,30 @@
 """The ``predwatch`` command line. Each subcommand is a thin shell over a library function.
 
-Exit codes: 0 all well, 1 findings, 2 bad usage or unusable input.
+Exit codes: 0 all well, 1 findings, 2 bad usage or unusable input, 3 internal error,
+4 unfinished (Elasticsearch did not take the work within the deadline).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from . import checks, demo, records, service, stack
-from .common import EXIT_USAGE, UsageError
+from .common import EXIT_INTERNAL, EXIT_USAGE, UsageError
 
 GROUPS = (checks, records, service, stack, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="predwatch", description="ML prediction monitoring on the Elastic stack.")
+    parser = argparse.ArgumentParser(prog="predwatch", description="ML prediction monitoring on the Elastic stack.",
+                                     epilog="Exit codes: 0 nothing found, 1 findings, 2 unusable input, "
+                                            "3 internal error, 4 unfinished (run again).")
+    parser.add_argument("--version", action="version", version=f"predwatch {_version()}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an internal error (or set PREDWATCH_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
         for add_command in group.COMMANDS:
@@ -23,9 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    try:
+        return version("predwatch")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("PREDWATCH_DEBUG", "") not in ("", "0")
     try:
         return args.run(args)
     except UsageError as exc:
@@ -33,3 +50,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        if exc.filename is None:
+            return _internal(args.command, exc, debug)
+        # a file the user named cannot be read or written: unusable input, not a crash
+        print(f"predwatch {args.command}: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - anything else is our bug, said in one line
+        return _internal(args.command, exc, debug)
+
+
+def _internal(command: str, exc: BaseException, debug: bool) -> int:
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    hint = "" if debug else " (run with --debug or PREDWATCH_DEBUG=1 for the traceback)"
+    print(f"predwatch {command}: internal error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
+    return EXIT_INTERNAL

@@ -51,7 +51,10 @@ def run_baseline(args: argparse.Namespace) -> int:
     if not args.out and not args.es:
         raise UsageError("say where the baseline goes: --out FILE and/or --es")
     if args.out:
-        baseline.save(args.out)
+        try:
+            baseline.save(args.out)
+        except OSError as exc:
+            raise UsageError(f"cannot write the baseline to {args.out}: {exc.strerror or exc}") from None
     where = [args.out] if args.out else []
     if args.es:
         from analyzers.store.baselines import store_baseline
@@ -83,22 +86,29 @@ def _check(sub: Subparsers) -> None:
 def _analyze_local(args: argparse.Namespace):
     from analyzers.core.baseline import Baseline
     from analyzers.core.config import CheckConfig
-    from analyzers.sources.local import analyze_files
+    from analyzers.sources.local import UnreadableFile, analyze_files
 
     try:
         baseline = Baseline.load(args.baseline)
     except FileNotFoundError:
         raise UsageError(f"baseline not found: {args.baseline}") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except IsADirectoryError:
+        raise UsageError(f"{args.baseline}: a directory, not a baseline file") from None
+    except (ValueError, KeyError, TypeError, OSError) as exc:
         raise UsageError(f"unusable baseline {args.baseline}: {exc}") from None
     for log in args.logs:
+        if Path(log).is_dir():
+            raise UsageError(f"{log}: a directory, not a log file (give the files, e.g. {log}/*.jsonl)")
         if not Path(log).is_file():
             raise UsageError(f"log file not found: {log}")
     try:
         config = CheckConfig.from_dict(load_config(getattr(args, "config", None)))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    result = analyze_files(args.logs, baseline, config, workers=max(1, args.workers))
+    try:
+        result = analyze_files(args.logs, baseline, config, workers=max(1, args.workers))
+    except UnreadableFile as exc:
+        raise UsageError(str(exc)) from None
     for r in result.rejections:
         print(f"rejected {r.where}: {r.reason}", file=sys.stderr)
     if result.profile.rejected:
@@ -173,6 +183,7 @@ def _report_from_es(args: argparse.Namespace) -> int:
     from logging_adapter.contract import parse_time, utc_iso
 
     from analyzers.report import series
+    from analyzers.store.series import NothingYet
 
     if not args.model:
         raise UsageError("--es needs --model")
@@ -183,8 +194,11 @@ def _report_from_es(args: argparse.Namespace) -> int:
         raise UsageError(f"not an ISO time: {exc}") from None
     settings, client = es_client(args)
     with elasticsearch_errors(settings):
-        out = series.write(client, args.prefix, args.model, utc_iso(start), utc_iso(end), args.out,
-                           source=settings.describe())
+        try:
+            out = series.write(client, args.prefix, args.model, utc_iso(start), utc_iso(end), args.out,
+                               source=settings.describe())
+        except NothingYet as exc:
+            raise UsageError(f"no report written: {exc}") from None
     print(f"report written to {out}")
     return EXIT_OK
 

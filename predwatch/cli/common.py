@@ -7,7 +7,12 @@ import os
 import tomllib
 from collections.abc import Iterator
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+# Exit codes: each means one thing.
+EXIT_OK = 0          # nothing found, or the work is done
+EXIT_FINDINGS = 1    # findings
+EXIT_USAGE = 2       # bad usage or unusable input: one line naming the file and the problem
+EXIT_INTERNAL = 3    # an internal error (a bug): a short message; the traceback with --debug or PREDWATCH_DEBUG=1
+EXIT_UNFINISHED = 4  # the destination did not take the work within the deadline; nothing lost, run again
 
 Subparsers = argparse._SubParsersAction
 

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from .common import EXIT_OK, Subparsers, add_es_args, elasticsearch_errors, es_client, service_logging
+from .common import (EXIT_OK, EXIT_UNFINISHED, Subparsers, UsageError, add_es_args, elasticsearch_errors, es_client,
+                     service_logging)
 
 
 def _setup(sub: Subparsers) -> None:
@@ -42,6 +44,9 @@ def _ship(sub: Subparsers) -> None:
                                    "dead letters; SIGTERM stops cleanly.")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--once", action="store_true", help="ship what the files hold now, then exit")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="with --once: how long to wait for an unavailable Elasticsearch before exiting with 4 "
+                        "(default 60)")
     p.add_argument("--state-dir", default=str(Path.home() / ".cache" / "predwatch" / "ship"),
                    help="offsets and dead letters (default: ~/.cache/predwatch/ship)")
     add_es_args(p)
@@ -51,14 +56,29 @@ def _ship(sub: Subparsers) -> None:
 def run_ship(args: argparse.Namespace) -> int:
     from logging_adapter.ship import Shipper, install_signal_handlers
 
+    for path in args.paths:
+        if Path(path).is_dir():
+            raise UsageError(f"{path}: a directory, not a log file (give the files, e.g. '{path}/*.jsonl')")
     service_logging()
     settings, client = es_client(args)
-    shipper = Shipper(client, args.paths, state_dir=args.state_dir, prefix=args.prefix)
+    shipper = Shipper(client, args.paths, state_dir=args.state_dir, prefix=args.prefix,
+                      deadline=args.timeout if args.once else None)
+    unmatched = shipper.unmatched()
+    if unmatched and args.once and len(unmatched) == len(args.paths):
+        raise UsageError(f"no file matches {', '.join(unmatched)}")
+    for pattern in unmatched:
+        print(f"predwatch ship: no file matches {pattern} (yet)", file=sys.stderr)
     install_signal_handlers(shipper)
     stats = shipper.run(once=args.once)
     print(f"shipped {stats['sent']:,} new, {stats['duplicates']:,} already indexed, "
           f"{stats['rejected']:,} dead-lettered to {shipper.dead_letters.path}")
+    for path, size in shipper.incomplete.items():
+        print(f"predwatch ship: {path}: the last line ({size:,} bytes) has no newline yet; it is shipped once "
+              "its writer ends it", file=sys.stderr)
+    if shipper.undelivered:
+        print(f"predwatch ship: Elasticsearch at {settings.describe()} did not take {shipper.undelivered:,} "
+              f"record(s) within {args.timeout:g} s; nothing is lost (offsets kept): run again", file=sys.stderr)
+        return EXIT_UNFINISHED
     return EXIT_OK
-
 
 COMMANDS = (_setup, _ship)  # each adds its subcommand to the parser
