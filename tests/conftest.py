@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import orjson
@@ -173,3 +174,18 @@ def terminate(proc, timeout: float = 60) -> tuple[str, str]:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+class LoopbackServer:
+    """A real HTTP server on 127.0.0.1 in a thread, for a request handler class; ``close()`` stops it."""
+
+    def serve(self, handler: type) -> None:
+        from http.server import ThreadingHTTPServer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -5,11 +5,10 @@ import fnmatch
 import json
 import subprocess
 import sys
-import threading
 from datetime import datetime, timedelta, timezone
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import orjson
@@ -26,7 +25,7 @@ from analyzers.store.baselines import store_baseline
 from analyzers.core.checks import CheckResult
 from analyzers.daemon.analyzer import Analyzer
 from analyzers.daemon.config import DaemonConfig, iso
-from conftest import free_port, screenshot
+from conftest import LoopbackServer, free_port, screenshot
 from kibana import dashboards
 from logging_adapter.bulk import Doc
 from logging_adapter.templates import prediction_mappings
@@ -40,7 +39,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 # -- a local HTTP receiver ---------------------------------------------------------------------------
 
-class Receiver:
+class Receiver(LoopbackServer):
     """A real HTTP server on loopback recording requests; ``fail_first`` answers 503 that many times."""
 
     def __init__(self, status: int = 200, body: dict | None = None, fail_first: int = 0) -> None:
@@ -65,13 +64,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
 
 
 @pytest.fixture

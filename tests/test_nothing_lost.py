@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,7 +20,7 @@ from analyzers.daemon.config import iso
 from analyzers.sources.elastic import EsWindowProfiler
 from analyzers.store import results as res
 from analyzers.store.baselines import store_baseline
-from conftest import osmem_settings, wait_until, write_jsonl
+from conftest import LoopbackServer, osmem_settings, wait_until, write_jsonl
 from logging_adapter import contract as c
 from logging_adapter.bulk import Doc, send_bulk
 from logging_adapter.elastic import make_client
@@ -53,7 +53,7 @@ def good_records(n: int, model: str = "checkout-risk", start: int = 0) -> list[d
     return recs
 
 
-class Gate:
+class Gate(LoopbackServer):
     """A proxy in front of the test server that can refuse: ``status`` for every request (401/403 phases),
     or 400 for a whole bulk request holding ``poison`` (as Elasticsearch refuses a request as a whole)."""
 
@@ -99,13 +99,7 @@ class Gate:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _any
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
 
 
 @pytest.fixture
