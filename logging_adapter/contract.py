@@ -85,7 +85,6 @@ class RecordError(ValueError):
 # Elasticsearch document): Elasticsearch's own limit is 20 (index.mapping.depth.limit), and a
 # record nested ~1000 levels deep would otherwise crash any recursive reader.
 MAX_DEPTH = 16
-SCALARS = (str, int, float, bool, type(None))
 
 
 def nest(record: Mapping[str, Any], _depth: int = 0) -> dict[str, Any]:
@@ -224,10 +223,10 @@ def read_prediction(record: Mapping[str, Any], *, flat: bool = True) -> Predicti
         features = {}
     elif type(features) is not dict:
         raise RecordError(f"'predwatch.features' is a {type(features).__name__}, not an object")
-    elif dict in set(map(type, features.values())) or list in set(map(type, features.values())):
+    elif not (kinds := set(map(type, features.values()))).isdisjoint((dict, list)):
         if too_deep(features, MAX_DEPTH):
             raise RecordError(f"'predwatch.features' nests objects deeper than {MAX_DEPTH} levels")
-        if flat:
+        if flat and dict in kinds:
             features = flatten(features)
     prediction = ns.get("prediction")
     if isinstance(prediction, (dict, list)) and too_deep({"p": prediction}, MAX_DEPTH):

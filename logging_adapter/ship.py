@@ -88,6 +88,7 @@ class Shipper:
         self.stop = threading.Event()
         self.deadline = deadline  # seconds a run may wait for an unavailable Elasticsearch (None: forever)
         self.undelivered = 0  # records that were still waiting when the deadline passed
+        self._give_up_at: float | None = None
         self.incomplete: dict[str, int] = {}  # file -> bytes of a last line without its newline (yet)
         self._backoff = Backoff()
         self._say = Throttled(log.warning, every=60.0)

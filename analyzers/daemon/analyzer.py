@@ -77,7 +77,7 @@ class Analyzer:
                                           reason=reason))
         res.write(self.client, docs, refresh=refresh)
         res.clear_stale(self.client, docs, prefix=self.prefix, model=job.name, version=job.version, start=s, end=e,
-                        all_versions=job.version is None, refresh=refresh)
+                        refresh=refresh)
         summary["findings"] += sum(1 for d in docs if d.index == res.findings_index(self.prefix))
         return summary
 

@@ -169,22 +169,21 @@ def error_doc(*, prefix: str, model: str, version: str | None, start: str, end: 
 
 
 def clear_stale(client: Elasticsearch, written: list[Doc], *, prefix: str, model: str, version: str | None,
-                start: str, end: str, all_versions: bool, refresh: bool = False) -> int:
+                start: str, end: str, refresh: bool = False) -> int:
     """Delete the window's earlier metric and finding documents that this analysis did not write again.
 
     Re-analysing a window (late records, backfill, a changed baseline) overwrites what
     still holds; what no longer holds (a ``no_data`` before the records arrived, a
     finding under a replaced baseline) must go, so the findings index shows exactly
-    the window's current verdict. ``all_versions``: the analysis covered every version.
+    the window's current verdict. ``version`` None: the analysis covered every version.
     """
     deleted = 0
     for index in (metrics_index(prefix), findings_index(prefix)):
         keep = [d.id for d in written if d.index == index]
         filters: list[dict[str, Any]] = [{"term": {c.MODEL_NAME: model}}, {"term": {WINDOW_START: start}},
                                          {"term": {WINDOW_END: end}}]
-        if not all_versions:
-            filters.append({"term": {c.MODEL_VERSION: version}} if version is not None
-                           else {"bool": {"must_not": {"exists": {"field": c.MODEL_VERSION}}}})
+        if version is not None:
+            filters.append({"term": {c.MODEL_VERSION: version}})
         resp = client.delete_by_query(index=index, query={"bool": {"filter": filters, "must_not": [{"ids": {"values": keep}}]}},
                                       ignore_unavailable=True, allow_no_indices=True, refresh=refresh or None,
                                       conflicts="proceed")

@@ -72,6 +72,13 @@ def elasticsearch_errors(settings) -> Iterator[None]:
         raise UsageError(f"cannot use Elasticsearch at {settings.describe()}: {type(exc).__name__}: {exc}") from None
 
 
+def install_parser(sub: Subparsers, group: str, group_help: str, help: str, description: str
+                   ) -> argparse.ArgumentParser:
+    """``predwatch GROUP install``: the parser of the one action a stack group has today."""
+    actions = sub.add_parser(group, help=group_help).add_subparsers(dest="action", required=True, metavar="ACTION")
+    return actions.add_parser("install", help=help, description=description)
+
+
 def add_config_args(p: argparse.ArgumentParser) -> None:
     """predwatch.toml, and the two connection settings worth overriding from the command line."""
     p.add_argument("--config", required=True, help="predwatch.toml")

@@ -5,15 +5,14 @@ import argparse
 import sys
 
 from .common import (EXIT_OK, EXIT_USAGE, Subparsers, UsageError, add_config_args, daemon_config,
-                     elasticsearch_errors)
+                     elasticsearch_errors, install_parser)
 
 
 def _kibana(sub: Subparsers) -> None:
-    p = sub.add_parser("kibana", help="Kibana dashboards: install (import the saved objects)")
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    inst = actions.add_parser("install", help="import the dashboards through the saved objects API",
-                              description="Auth from PREDWATCH_KIBANA_API_KEY or PREDWATCH_KIBANA_USERNAME/_PASSWORD "
-                                          "(else the PREDWATCH_ES_* credentials).")
+    inst = install_parser(sub, "kibana", "Kibana dashboards: install (import the saved objects)",
+                          "import the dashboards through the saved objects API",
+                          "Auth from PREDWATCH_KIBANA_API_KEY or PREDWATCH_KIBANA_USERNAME/_PASSWORD "
+                          "(else the PREDWATCH_ES_* credentials).")
     inst.add_argument("--kibana-url", required=True)
     inst.add_argument("--space", help="Kibana space id (default: the default space)")
     inst.add_argument("--prefix", default="predwatch")
@@ -25,8 +24,8 @@ def run_kibana_install(args: argparse.Namespace) -> int:
     from kibana.dashboards import dashboard_id, dashboard_path, ndjson
     from kibana.install import KibanaAuth, import_saved_objects
 
-    result = import_saved_objects(args.kibana_url, ndjson(args.prefix, args.space), space=args.space, auth=KibanaAuth.from_env(),
-                                  ca_certs=args.ca_certs)
+    result = import_saved_objects(args.kibana_url, ndjson(args.prefix, args.space), space=args.space,
+                                  auth=KibanaAuth.from_env(), ca_certs=args.ca_certs)
     for line in result.created:
         print(f"imported {line}")
     for line in result.errors:
@@ -39,11 +38,10 @@ def run_kibana_install(args: argparse.Namespace) -> int:
 
 
 def _alerts(sub: Subparsers) -> None:
-    p = sub.add_parser("alerts", help="Watcher alerts: install (or render) the watches")
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    inst = actions.add_parser("install", help="put the watches ([alerts] in predwatch.toml)",
-                              description="Reads the cluster licence first; without Watcher it says so and points "
-                                          "to the daemon's built-in notifier ([notify]).")
+    inst = install_parser(sub, "alerts", "Watcher alerts: install (or render) the watches",
+                          "put the watches ([alerts] in predwatch.toml)",
+                          "Reads the cluster licence first; without Watcher it says so and points "
+                          "to the daemon's built-in notifier ([notify]).")
     add_config_args(inst)
     inst.add_argument("--per-model", action="store_true", help="one watch per configured model")
     inst.add_argument("--print", action="store_true", help="print the watches instead of installing them")
