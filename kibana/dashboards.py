@@ -35,6 +35,7 @@ def data_views(prefix: str, space: str | None = None) -> dict[str, dict[str, Any
         f"{op}-predictions": (f"{prefix}-predictions-*", "predwatch prediction records"),
         f"{op}-metrics": (f"{r.metrics_index(prefix)}*", "predwatch metrics (every check, every window)"),
         f"{op}-findings": (f"{r.findings_index(prefix)}*", "predwatch findings"),
+        f"{op}-state": (r.state_index(prefix), "predwatch daemons (instances, leases, lag)"),
     }
     return {vid: {"type": "index-pattern", "id": vid,
                   "attributes": {"title": title, "name": name, "timeFieldName": c.TIMESTAMP},
@@ -71,8 +72,8 @@ def terms(fieldname: str, label: str, order_by: str, size: int = 10, secondary: 
             "sourceField": fieldname, "isBucketed": True, "scale": "ordinal", "params": params}
 
 
-def last_value(fieldname: str, label: str) -> dict[str, Any]:
-    return {"label": label, "customLabel": True, "dataType": "string", "operationType": "last_value",
+def last_value(fieldname: str, label: str, data_type: str = "string") -> dict[str, Any]:
+    return {"label": label, "customLabel": True, "dataType": data_type, "operationType": "last_value",
             "sourceField": fieldname, "isBucketed": False, "scale": "ordinal",
             "params": {"sortField": c.TIMESTAMP, "showArrayValues": True}}
 
@@ -189,6 +190,14 @@ def panels() -> list[Panel]:
                       "p50": metric("percentile", c.PREDICTION, "median", percentile=50),
                       "p90": metric("percentile", c.PREDICTION, "p90", percentile=90)},
                      grid=(0, 54, 48, 12), x="x", y=["p10", "p50", "p90"]))
+    out.append(Panel("monitor", "Monitoring of the monitor: which daemon analyses each model, how far behind",
+                     "state", "lnsDatatable",
+                     {"model": terms(r.STATE_MODEL, "Model", "n", size=200),
+                      "instance": last_value(r.STATE_INSTANCE, "Daemon instance"),
+                      "last": last_value(r.STATE_LAST_WINDOW_END, "Last analysed window ends", "date"),
+                      "lag": last_value(r.STATE_LAG, "Lag (s)", "number"),
+                      "n": count("Updates")},
+                     grid=(0, 66, 48, 10), kql=_kql("kind", r.MODEL_STATUS)))
     return out
 
 

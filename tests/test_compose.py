@@ -50,6 +50,7 @@ def test_compose_validates_and_comes_up_in_order(compose):
     assert services["kibana"]["depends_on"]["es01"]["condition"] == "service_healthy"
     for name in ("shipper", "daemon", "model"):
         assert services[name]["depends_on"]["predwatch-setup"]["condition"] == "service_completed_successfully"
+    assert services["daemon"]["deploy"]["replicas"] == 2, "two daemons share the models through leases"
     env = services["es01"]["environment"]
     assert env["discovery.type"] == "single-node" and env["xpack.security.enabled"] == "true"
     assert len(services["kibana"]["environment"]["XPACK_ENCRYPTEDSAVEDOBJECTS_ENCRYPTIONKEY"]) >= 32

@@ -209,7 +209,7 @@ def test_daemon_killed_mid_backfill_resumes_every_window_exactly_once(es, baseli
     seed(es, recs)
     cfg = tmp_path / "predwatch.toml"
     cfg.write_text(f'[elasticsearch]\nurl = "{es.url}"\ndistribution = "{es.settings.distribution}"\n'
-                   f'prefix = "{es.prefix}"\n\n[daemon]\nheartbeat = "1s"\n\n[[models]]\nname = "checkout-risk"\n'
+                   f'prefix = "{es.prefix}"\n\n[daemon]\nheartbeat = "1s"\nlease = "3s"\n\n[[models]]\nname = "checkout-risk"\n'
                    f'version = "7"\nwindow = "1m"\nlag = "0s"\nbackfill = "12m"\nevery = "1s"\n')
     cmd = [sys.executable, "-m", "predwatch", "daemon", "--config", str(cfg)]
     key = ModelJob("checkout-risk", "7").key
@@ -236,8 +236,9 @@ def test_daemon_killed_mid_backfill_resumes_every_window_exactly_once(es, baseli
     expected = [iso(first + i * window) for i in range(int((target - first) / window))]
     assert starts == expected, "every window from the backfill start to now"
     assert sum(v["value"] for v in volume) == 240
-    beat = get_state(es.client, es.prefix, f"heartbeat:{os.uname().nodename}")
-    assert beat and beat["models"] == ["checkout-risk"]
+    status = get_state(es.client, es.prefix, "status:checkout-risk:7")
+    assert status and status["instance"].startswith(os.uname().nodename + ":")
+    assert get_state(es.client, es.prefix, f"heartbeat:{status['instance']}") is None, "a clean stop says goodbye"
 
 
 def test_durations_and_config_errors():

@@ -96,6 +96,7 @@ def template_fields() -> tuple[set[str], list[str]]:
 
     walk(prediction_mappings()["properties"])
     walk(res.result_mappings()["properties"])
+    walk(res.state_mappings()["properties"])
     patterns = [next(iter(t.values()))["path_match"] for t in prediction_mappings()["dynamic_templates"]
                 if "path_match" in next(iter(t.values()))]
     return static, patterns
@@ -128,7 +129,7 @@ def test_ndjson_is_generated_from_the_definition_and_committed():
         "regenerate with: python -m kibana.dashboards"
     objects = [json.loads(line) for line in dashboards.ndjson().splitlines()]
     types = [o["type"] for o in objects]
-    assert types.count("index-pattern") == 3 and types.count("dashboard") == 1 and types.count("lens") >= 8
+    assert types.count("index-pattern") == 4 and types.count("dashboard") == 1 and types.count("lens") >= 8
     ids = {o["id"] for o in objects}
     assert all(o["typeMigrationVersion"].startswith("8.") and o["coreMigrationVersion"] for o in objects)
     for obj in objects:  # every reference resolves within the file
@@ -155,7 +156,7 @@ def test_every_field_a_panel_references_exists_in_our_templates():
     missing = [f for f in fields if f not in static and not any(fnmatch.fnmatch(f, p) or f == p for p in patterns)]
     assert not missing, missing
     titles = {o["attributes"]["title"] for o in objects if o["type"] == "index-pattern"}
-    assert titles == {"predwatch-predictions-*", "predwatch-metrics*", "predwatch-findings*"}
+    assert titles == {"predwatch-predictions-*", "predwatch-metrics*", "predwatch-findings*", "predwatch-state"}
 
 
 def test_kibana_install_sends_a_wellformed_multipart_import(receiver, monkeypatch):

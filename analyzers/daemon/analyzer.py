@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import statistics
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -161,14 +162,21 @@ class Analyzer:
             first += job.window
         return windows
 
-    def run_model(self, job: ModelJob, now: datetime | None = None, stop: threading.Event | None = None) -> int:
-        """Analyse every due window in order, moving the watermark after each; returns how many."""
+    def run_model(self, job: ModelJob, now: datetime | None = None, stop: threading.Event | None = None,
+                  held: Callable[[], bool] | None = None) -> int:
+        """Analyse every due window in order, moving the watermark after each; returns how many.
+
+        ``held``: whether this instance still holds the model's lease; the watermark moves only under it."""
         now = now or datetime.now(timezone.utc)
         done = 0
         for start, end in self.due_windows(job, now):
-            if stop is not None and stop.is_set():
+            if (stop is not None and stop.is_set()) or (held is not None and not held()):
                 break
             summary = self.analyze_window(job, start, end, refresh=True)
+            if held is not None and not held():
+                log.warning("%s: lease lost during [%s, %s); the next holder redoes that window", job.name,
+                            iso(start), iso(end))
+                break
             put_state(self.client, self.prefix, job.key, "watermark", {"model": job.name, "end": iso(end)})
             log.info("%s [%s, %s): %d records, %d findings, %d errors", job.name, iso(start), iso(end),
                      summary["records"], summary["findings"], summary["errors"])

@@ -1,6 +1,8 @@
 """The daemon's configuration: ``predwatch.toml`` read once, durations parsed here and handed on as values."""
 from __future__ import annotations
 
+import os
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -40,8 +42,18 @@ class ModelJob:
         return self.every or min(self.window, timedelta(minutes=5))
 
     @property
+    def model_key(self) -> str:
+        """The model (and version) this job watches: what a lease is for."""
+        return f"{self.name}:{self.version or '*'}"
+
+    @property
     def key(self) -> str:
-        return f"watermark:{self.name}:{self.version or '*'}"
+        return f"watermark:{self.model_key}"
+
+
+def default_instance() -> str:
+    """Host and process id: unique among the daemons sharing one cluster."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -52,6 +64,8 @@ class DaemonConfig:
     checks: CheckConfig = field(default_factory=CheckConfig)
     retention_days: int | None = None
     heartbeat: timedelta = timedelta(seconds=60)
+    instance: str = field(default_factory=default_instance)  # [daemon] instance: this process among several
+    lease: timedelta = timedelta(seconds=60)  # [daemon] lease: how soon another instance takes a dead one's models
     renotify: timedelta = timedelta(hours=6)  # [notify] renotify: when an open finding is said again
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -82,6 +96,8 @@ class DaemonConfig:
         return cls(settings=settings, prefix=prefix, models=models, checks=CheckConfig.from_dict(doc),
                    retention_days=daemon.get("retention_days"),
                    heartbeat=parse_duration(daemon.get("heartbeat", "60s")),
+                   instance=str(daemon.get("instance") or default_instance()),
+                   lease=parse_duration(daemon.get("lease", "60s")),
                    renotify=parse_duration(doc.get("notify", {}).get("renotify", "6h")), raw=doc)
 
     def model(self, name: str) -> ModelJob:

@@ -38,6 +38,12 @@ VALUE = "predwatch.value"
 THRESHOLD = "predwatch.threshold"
 P_VALUE = "predwatch.p_value"
 MESSAGE = "message"
+# Fields of the daemon's state documents (``<prefix>-state``), for ``predwatch status`` and the dashboard.
+STATE_MODEL = "model"
+STATE_INSTANCE = "instance"
+STATE_LAG = "lag_seconds"
+STATE_LAST_WINDOW_END = "last_window_end"
+MODEL_STATUS = "model_status"  # kind of the per-model status document
 CREATED = "event.created"  # when the result was written: what alerts look back on (windows end earlier)
 
 
@@ -81,6 +87,17 @@ def result_mappings() -> dict[str, Any]:
     }
 
 
+def state_mappings() -> dict[str, Any]:
+    """Baselines and daemon state: a whole ``document`` kept as is, and a few fields to search by."""
+    return {"dynamic": False, "properties": {
+        "@timestamp": {"type": "date"}, "kind": {"type": "keyword"},
+        "model": {"type": "keyword"}, "version": {"type": "keyword"},
+        # the daemon's own state, searchable: instances, who analyses which model, how far behind
+        "instance": {"type": "keyword"}, "models": {"type": "keyword"},
+        "lag_seconds": {"type": "double"}, "last_window_end": {"type": "date"},
+        "document": {"type": "object", "enabled": False}}}
+
+
 def result_templates(prefix: str) -> dict[str, Any]:
     """Template set for ``logging_adapter.templates.install`` (``predwatch setup``)."""
     return {
@@ -95,10 +112,7 @@ def result_templates(prefix: str) -> dict[str, Any]:
             f"{prefix}-baselines": {
                 "index_patterns": [baselines_index(prefix), state_index(prefix)],
                 "priority": PRIORITY,
-                "template": {"mappings": {"dynamic": False, "properties": {
-                    "@timestamp": {"type": "date"}, "kind": {"type": "keyword"},
-                    "model": {"type": "keyword"}, "version": {"type": "keyword"},
-                    "document": {"type": "object", "enabled": False}}}},
+                "template": {"mappings": state_mappings()},
                 "_meta": {"managed_by": "predwatch"},
             },
         },

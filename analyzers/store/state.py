@@ -19,9 +19,29 @@ def get_state(client: Elasticsearch, prefix: str, key: str) -> dict[str, Any] | 
         return None
 
 
-def put_state(client: Elasticsearch, prefix: str, key: str, kind: str, document: dict[str, Any]) -> None:
+def put_state(client: Elasticsearch, prefix: str, key: str, kind: str, document: dict[str, Any],
+              **indexed: Any) -> None:
+    """Write one state document whole; ``indexed`` fields (``instance``, ``model``, ``lag_seconds``...) are
+    searchable, for ``predwatch status`` and the dashboard's monitoring panel; ``document`` is kept as is."""
     client.index(index=state_index(prefix), id=key, refresh=True, document={
-        "@timestamp": c.utc_iso(datetime.now(timezone.utc)), "kind": kind, "document": document})
+        "@timestamp": c.utc_iso(datetime.now(timezone.utc)), "kind": kind, **indexed, "document": document})
+
+
+def delete_state(client: Elasticsearch, prefix: str, key: str) -> None:
+    try:
+        client.delete(index=state_index(prefix), id=key, refresh=True)
+    except NotFoundError:
+        pass
+
+
+def find_state(client: Elasticsearch, prefix: str, kind: str, size: int = 1000) -> list[dict[str, Any]]:
+    """Every state document of one kind, whole (``_source``), newest first."""
+    try:
+        resp = client.search(index=state_index(prefix), size=size, query={"term": {"kind": kind}},
+                             sort=[{"@timestamp": "desc"}], ignore_unavailable=True, allow_no_indices=True)
+    except NotFoundError:
+        return []
+    return [h["_source"] for h in resp["hits"]["hits"]]
 
 
 @dataclass

@@ -59,4 +59,21 @@ def run_analyze(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if findings else EXIT_OK
 
 
-COMMANDS = (_daemon, _analyze)  # each adds its subcommand to the parser
+def _status(sub: Subparsers) -> None:
+    p = sub.add_parser("status", help="the daemons: live instances, who analyses each model, how far behind",
+                       description="Reads the state index the daemons write (heartbeats, leases, watermarks).")
+    add_config_args(p)
+    p.set_defaults(run=run_status)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from analyzers.daemon.status import format_status, read_status
+    from logging_adapter.elastic import make_client
+
+    config = daemon_config(args)
+    with elasticsearch_errors(config.settings):
+        print(format_status(read_status(make_client(config.settings), config)))
+    return EXIT_OK
+
+
+COMMANDS = (_daemon, _analyze, _status)  # each adds its subcommand to the parser
