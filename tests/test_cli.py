@@ -208,7 +208,7 @@ def test_an_internal_error_is_exit_3_and_its_traceback_waits_for_debug(cli_basel
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(local, "analyze_files", broken)
+    monkeypatch.setattr(local, "analyze_local", broken)
     monkeypatch.delenv("PREDWATCH_DEBUG", raising=False)
     assert main(["check", "--baseline", str(cli_baseline), "--logs", str(logs)]) == 3
     err = capsys.readouterr().err
@@ -225,3 +225,24 @@ def test_version_and_a_bom_on_line_one(cli_baseline, tmp_path):
     proc = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(logs), "--format", "json")
     assert proc.returncode in (0, 1), proc.stderr
     assert json.loads(proc.stdout)["window"]["rejected"] == 0
+
+
+def test_hourly_windows_of_one_file_equal_each_hour_checked_alone(cli_baseline, tmp_path):
+    hours = [synth.records(synth.table(400, seed=40), start="2026-11-22T07:00:00"),
+             synth.records(incidents.unit_changes(400, 41)[0], start="2026-11-22T08:00:00"),
+             synth.records(synth.table(400, seed=42), start="2026-11-22T09:00:00")]
+    for i, recs in enumerate(hours):  # keep each hour inside its hour
+        for j, rec in enumerate(recs):
+            rec["@timestamp"] = f"2026-11-22T{7 + i:02d}:{j * 3600 // 400 // 60:02d}:{j * 3600 // 400 % 60:02d}.000Z"
+    both = write_jsonl(tmp_path / "all.jsonl", [r for recs in hours for r in recs])
+    proc = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(both), "--window", "1h", "--format", "json")
+    assert proc.returncode == 1, proc.stderr
+    windows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [w["window"]["start"] for w in windows] == [f"2026-11-22T{h:02d}:00:00.000Z" for h in (7, 8, 9)]
+    assert windows[0]["window"]["end"] == "2026-11-22T08:00:00.000Z"
+    for window, recs in zip(windows, hours):
+        alone = write_jsonl(tmp_path / f"h{window['window']['start'][11:13]}.jsonl", recs)
+        one = json.loads(predwatch("check", "--baseline", str(cli_baseline), "--logs", str(alone), "--format", "json").stdout)
+        assert window["window"]["records"] == one["window"]["records"] == 400
+        assert window["findings"] == one["findings"]
+    assert windows[1]["findings"] and not windows[0]["findings"]

@@ -46,6 +46,27 @@ def test_quiet_spring_days_are_mostly_quiet(demo):
                                                        "unseen_category"}, w
 
 
+def test_the_days_files_give_the_daily_timeline_with_every_incident_on_its_day(demo, tmp_path):
+    workdir, _ = demo
+    logs = sorted(str(p) for p in (workdir / "logs").glob("*.jsonl"))
+    base = ["--baseline", str(workdir / "baseline.json"), "--logs", *logs]
+    proc = subprocess.run([sys.executable, "-m", "predwatch", "check", *base, "--format", "json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    windows = {w["window"]["start"][:10]: {(f["check"], f["feature"]) for f in w["findings"]}
+               for w in map(json.loads, proc.stdout.splitlines())}
+    assert len(windows) >= 21, "one window per UTC day (several files: 1d by default)"
+    for day, finding in (("2013-04-05", ("missing_feature", "dep_delay")), ("2013-04-09", ("distribution_shift", "distance")),
+                         ("2013-04-13", ("unseen_category", "carrier")), ("2013-04-17", ("type_mismatch", "dep_delay")),
+                         ("2013-04-19", ("prediction_shift", "prediction.score"))):
+        assert finding in windows[day], (day, windows[day])
+    assert not windows["2013-04-10"] & {("missing_feature", "dep_delay"), ("type_mismatch", "dep_delay")}
+    report = tmp_path / "timeline.html"
+    proc = subprocess.run([sys.executable, "-m", "predwatch", "report", *base, "--out", str(report)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and f"in {len(windows)} window(s)" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_demo_report_renders(demo, browser, tmp_path):
     workdir, out = demo
     report = workdir / "report.html"

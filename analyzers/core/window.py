@@ -16,6 +16,7 @@ class WindowResult:
     profile: WindowProfile
     results: list[CheckResult]
     rejections: list[Rejected] = field(default_factory=list)
+    bounds: tuple[str, str] | None = None  # the window's [start, end) when it was cut from time, not from files
 
     @property
     def findings(self) -> list[CheckResult]:
@@ -24,10 +25,11 @@ class WindowResult:
     def to_json(self) -> dict[str, Any]:
         """The documented output of ``predwatch check --format json``."""
         p = self.profile
+        start, end = self.bounds or (p.start, p.end)
         return {
             "model": p.model or self.baseline.model,
             "baseline_version": self.baseline.version,
-            "window": {"start": p.start, "end": p.end, "records": p.records, "rejected": p.rejected,
+            "window": {"start": start, "end": end, "records": p.records, "rejected": p.rejected,
                        "versions": p.versions, "other_models": p.other_models},
             "findings": [r.finding() for r in self.findings],
         }

@@ -12,8 +12,10 @@ import gzip
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import islice
 from operator import itemgetter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -139,70 +141,118 @@ class LocalProfiler:
     ``rejections`` keeps the first few reasons for the caller to show.
     """
 
-    def __init__(self, baseline: Baseline, *, model: str | None = None, chunk: int = CHUNK) -> None:
+    def __init__(self, baseline: Baseline, *, model: str | None = None, chunk: int = CHUNK,
+                 window: timedelta | None = None) -> None:
         self.baseline = baseline
         self.model = model
         self.chunk = chunk
+        self.window = window  # None: one profile of everything; else one per UTC-aligned window of this size
         self.rejections: list[Rejected] = []
+        self.rejected = 0
         self._vocab = {name: frozenset(col.vocabulary or ()) for name, col in baseline.columns.items()
                        if col.kind == "text"}
         self._cats = {name: col.categories or {} for name, col in baseline.columns.items()
                       if col.kind in ("categorical", "boolean")}
 
     def profile_files(self, paths: Iterable[str | Path], workers: int = 1) -> WindowProfile:
-        """Profile JSONL files; with ``workers > 1`` large plain files are split by byte ranges
-        and profiled in parallel processes, and the profiles merged."""
+        """Profile JSONL files into one profile (see :meth:`windows_of_files` for one per window)."""
+        return self.merged(self.windows_of_files(paths, workers))
+
+    def windows_of_files(self, paths: Iterable[str | Path], workers: int = 1) -> dict[float | None, WindowProfile]:
+        """Profile JSONL files, one profile per window start (epoch seconds; ``None`` without ``window``).
+
+        With ``workers > 1`` large plain files are split by byte ranges and profiled in
+        parallel processes, and the profiles merged."""
         paths = [Path(p) for p in paths]
         ranges = _split(paths, workers)
         if workers <= 1 or len(ranges) <= 1:
-            return self.profile(read_predictions(read_jsonl(paths), flat=False))
+            return self.windows(read_predictions(read_jsonl(paths), flat=False))
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         # fork: the children inherit the loaded baseline instead of re-reading it
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             parts = list(pool.map(self._profile_range, ranges))
-        window = WindowProfile(model=self.model or self.baseline.model)
-        for profile, rejections in parts:
-            window = window.merge(profile)
+        windows: dict[float | None, WindowProfile] = {}
+        for profiles, rejections, rejected in parts:
+            _merge_into(windows, profiles)
+            self.rejected += rejected
             self.rejections.extend(rejections[: REASONS_KEPT - len(self.rejections)])
-        return window
+        return windows
 
-    def _profile_range(self, part: tuple[Path, int, int]) -> tuple[WindowProfile, list[Rejected]]:
+    def _profile_range(self, part: tuple[Path, int, int]
+                       ) -> tuple[dict[float | None, WindowProfile], list[Rejected], int]:
         path, start, end = part
         items = read_jsonl([path]) if end < 0 else read_jsonl_range(path, start, end)
-        profile = self.profile(read_predictions(items, flat=False))
-        return profile, self.rejections
+        profiles = self.windows(read_predictions(items, flat=False))
+        return profiles, self.rejections, self.rejected
 
     def profile(self, items: Iterable[c.Prediction | Rejected]) -> WindowProfile:
+        """One profile of all ``items``, whatever ``window`` says."""
+        return self.merged(self.windows(items))
+
+    def merged(self, windows: dict[float | None, WindowProfile]) -> WindowProfile:
+        """One profile of every window's records, with every rejected line counted."""
+        window = WindowProfile(model=self.model or self.baseline.model)
+        for key in sorted(windows, key=lambda k: -1 if k is None else k):
+            window = window.merge(windows[key])
+        window.rejected = self.rejected
+        return window
+
+    def windows(self, items: Iterable[c.Prediction | Rejected]) -> dict[float | None, WindowProfile]:
         # Parsing allocates millions of small dicts and no reference cycles: the cyclic
         # collector would run thousands of times for nothing (it tripled the run time).
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            return self._profile(items)
+            return self._windows(items)
         finally:
             if was_enabled:
                 gc.enable()
 
-    def _profile(self, items: Iterable[c.Prediction | Rejected]) -> WindowProfile:
+    def _windows(self, items: Iterable[c.Prediction | Rejected]) -> dict[float | None, WindowProfile]:
         model = self.model or self.baseline.model
-        window = WindowProfile(model=model)
+        windows: dict[float | None, WindowProfile] = {}
+        other: dict[str, int] = {}
         it = iter(items)
         while batch := list(islice(it, self.chunk)):
             good: list[c.Prediction] = []
             for item in batch:
                 if isinstance(item, Rejected):
-                    window.rejected += 1
-                    if len(self.rejections) < REASONS_KEPT:
-                        self.rejections.append(item)
+                    self._reject(item)
                 elif item.model is None or item.model == model:
                     good.append(item)
                 else:  # a log shared by several models: each is checked against its own baseline
-                    window.other_models[item.model] = window.other_models.get(item.model, 0) + 1
-            if good:
-                window = window.merge(self.profile_chunk(good))
-        return window
+                    other[item.model] = other.get(item.model, 0) + 1
+            for key, group in self._by_window(good):
+                _merge_into(windows, {key: self.profile_chunk(group)})
+        if other:  # said once, on the earliest window (or the only one)
+            first = min(windows, key=lambda k: -1 if k is None else k) if windows else None
+            windows.setdefault(first, WindowProfile(model=model)).other_models = other
+        return windows
+
+    def _reject(self, item: Rejected) -> None:
+        self.rejected += 1
+        if len(self.rejections) < REASONS_KEPT:
+            self.rejections.append(item)
+
+    def _by_window(self, records: list[c.Prediction]) -> Iterator[tuple[float | None, list[c.Prediction]]]:
+        """Records grouped by the UTC-aligned window their ``@timestamp`` falls in."""
+        if not records:
+            return
+        if self.window is None:
+            yield None, records
+            return
+        size = self.window.total_seconds()
+        stamps = pd.to_datetime([r.timestamp for r in records], utc=True, errors="coerce", format="ISO8601")
+        seconds = stamps.as_unit("ns").asi8 / 1e9
+        groups: dict[float, list[c.Prediction]] = {}
+        for record, t, bad in zip(records, seconds, stamps.isna()):
+            if bad:
+                self._reject(Rejected(f"record at {record.timestamp!r}", "no usable @timestamp to place it in a window"))
+                continue
+            groups.setdefault(float(t // size * size), []).append(record)
+        yield from sorted(groups.items())
 
     def profile_chunk(self, records: list[c.Prediction]) -> WindowProfile:
         stamps = pd.to_datetime([r.timestamp for r in records], utc=True, errors="coerce", format="ISO8601")
@@ -365,7 +415,53 @@ def _text(prof: ColumnProfile, values: Sequence[Any], vocab: frozenset[str]) -> 
 
 def analyze_files(paths: Iterable[str | Path], baseline: Baseline, config: CheckConfig | None = None,
                   workers: int = 1) -> WindowResult:
-    """Profile local JSONL files against a baseline and run every check."""
-    profiler = LocalProfiler(baseline)
-    profile = profiler.profile_files(paths, workers)
-    return analyze(profile, baseline, config, profiler.rejections)
+    """Profile local JSONL files against a baseline and run every check: one window of everything."""
+    return analyze_local(paths, baseline, config, workers).windows[0]
+
+
+def _merge_into(windows: dict[float | None, WindowProfile], more: dict[float | None, WindowProfile]) -> None:
+    for key, profile in more.items():
+        windows[key] = windows[key].merge(profile) if key in windows else profile
+
+
+@dataclass
+class LocalAnalysis:
+    """Local files checked against a baseline: the windows in time order, and what was left out."""
+
+    windows: list[WindowResult]
+    rejected: int
+    rejections: list[Rejected]
+    other_models: dict[str, int]
+
+    @property
+    def records(self) -> int:
+        return sum(w.profile.records for w in self.windows)
+
+    @property
+    def versions(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for w in self.windows:
+            for version, n in w.profile.versions.items():
+                out[version] = out.get(version, 0) + n
+        return out
+
+
+def analyze_local(paths: Iterable[str | Path], baseline: Baseline, config: CheckConfig | None = None,
+                  workers: int = 1, window: timedelta | None = None) -> LocalAnalysis:
+    """Profile local JSONL files against a baseline and run every check: one result per UTC-aligned
+    ``window`` in time order (each with its bounds), or one result of everything when ``window`` is None."""
+    profiler = LocalProfiler(baseline, window=window)
+    profiles = profiler.windows_of_files(paths, workers)
+    other: dict[str, int] = {}
+    for profile in profiles.values():
+        for model, n in profile.other_models.items():
+            other[model] = other.get(model, 0) + n
+    if window is None:
+        results = [analyze(profiler.merged(profiles), baseline, config, profiler.rejections)]
+    else:
+        results = []
+        for start in sorted(k for k in profiles if k is not None):
+            result = analyze(profiles[start], baseline, config, profiler.rejections)
+            result.bounds = (c.utc_iso(start), c.utc_iso(start + window.total_seconds()))
+            results.append(result)
+    return LocalAnalysis(results, profiler.rejected, profiler.rejections, other)

@@ -71,22 +71,51 @@ def run_baseline(args: argparse.Namespace) -> int:
 # -- check ---------------------------------------------------------------------------------
 
 def _check(sub: Subparsers) -> None:
-    p = sub.add_parser("check", help="check a window of prediction logs against a baseline",
-                       description="Check JSONL prediction logs against a baseline. Exit 0: no findings; "
-                                   "1: findings; 2: bad usage or unusable input.")
-    p.add_argument("--baseline", required=True)
+    p = sub.add_parser("check", help="check prediction logs against a baseline, window by window",
+                       description="Check JSONL prediction logs against a baseline, one window per --window. "
+                                   "Exit 0: no findings; 1: findings; 2: bad usage or unusable input; "
+                                   "3: internal error.")
+    p.add_argument("--baseline", required=True, help="the baseline JSON (from `predwatch baseline`)")
     p.add_argument("--logs", required=True, nargs="+", help="JSONL files of prediction records (.gz too)")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    add_window_arg(p)
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="json: one object per window, one per line, in time order")
     p.add_argument("--config", help="predwatch.toml with check thresholds")
+    add_workers_arg(p)
+    p.set_defaults(run=run_check)
+
+
+def add_window_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--window", metavar="SIZE",
+                   help="cut the records into UTC-aligned windows by @timestamp: 1h, 1d, 15m ...; 'all' for one "
+                        "window of everything (default: 1d for several files, all for one)")
+
+
+def add_workers_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=default_workers(),
                    help="processes for large files (default: the CPU count, at most 4)")
-    p.set_defaults(run=run_check)
+
+
+def window_size(args: argparse.Namespace):
+    """The ``--window`` as a timedelta, or None for one window of everything."""
+    from analyzers.daemon.config import parse_duration
+
+    text = args.window or ("1d" if len(args.logs) > 1 else "all")
+    if text == "all":
+        return None
+    try:
+        size = parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"--window: {exc}") from None
+    if size.total_seconds() <= 0 or 86400 % size.total_seconds() and size.total_seconds() % 86400:
+        raise UsageError(f"--window {text}: use a size that divides a day (1h, 15m) or whole days (1d, 7d)")
+    return size
 
 
 def _analyze_local(args: argparse.Namespace):
     from analyzers.core.baseline import Baseline
     from analyzers.core.config import CheckConfig
-    from analyzers.sources.local import UnreadableFile, analyze_files
+    from analyzers.sources.local import UnreadableFile, analyze_local
 
     try:
         baseline = Baseline.load(args.baseline)
@@ -106,32 +135,39 @@ def _analyze_local(args: argparse.Namespace):
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
-        result = analyze_files(args.logs, baseline, config, workers=max(1, args.workers))
+        analysis = analyze_local(args.logs, baseline, config, workers=max(1, args.workers), window=window_size(args))
     except UnreadableFile as exc:
         raise UsageError(str(exc)) from None
-    for r in result.rejections:
+    for r in analysis.rejections:
         print(f"rejected {r.where}: {r.reason}", file=sys.stderr)
-    if result.profile.rejected:
-        print(f"{result.profile.rejected:,} lines rejected in all", file=sys.stderr)
-    for model, n in result.profile.other_models.items():
+    if analysis.rejected:
+        print(f"{analysis.rejected:,} lines rejected in all", file=sys.stderr)
+    for model, n in analysis.other_models.items():
         print(f"left out {n:,} records of model {model!r} (the baseline is for {baseline.model!r})", file=sys.stderr)
-    if result.profile.records == 0:
+    others = {v: n for v, n in analysis.versions.items() if baseline.version is not None and v not in (baseline.version, "None")}
+    for version, n in others.items():
+        print(f"{n:,} records are of model version {version!r}, the baseline is of version {baseline.version!r}: "
+              "they were checked against it all the same (build a baseline per version to tell them apart)",
+              file=sys.stderr)
+    if analysis.records == 0:
         raise UsageError(f"no valid prediction record of model {baseline.model!r} in {', '.join(args.logs)}")
-    return result
+    return analysis
 
 
 def run_check(args: argparse.Namespace) -> int:
-    result = _analyze_local(args)
-    if args.format == "json":
-        sys.stdout.write(orjson.dumps(result.to_json()).decode() + "\n")
-    else:
-        print(format_text(result))
-    return EXIT_FINDINGS if result.findings else EXIT_OK
+    analysis = _analyze_local(args)
+    for window in analysis.windows:
+        if args.format == "json":
+            sys.stdout.write(orjson.dumps(window.to_json()).decode() + "\n")
+        else:
+            print(format_text(window))
+    return EXIT_FINDINGS if any(w.findings for w in analysis.windows) else EXIT_OK
 
 
 def format_text(result) -> str:
     p = result.profile
-    lines = [f"model {p.model}  window {p.start} .. {p.end}  records {p.records:,}  rejected {p.rejected:,}"]
+    start, end = result.bounds or (p.start, p.end)
+    lines = [f"model {p.model}  window {start} .. {end}  records {p.records:,}  rejected {p.rejected:,}"]
     found = result.findings
     if not found:
         lines.append("no findings")
@@ -148,14 +184,16 @@ def format_text(result) -> str:
 
 def _report(sub: Subparsers) -> None:
     p = sub.add_parser("report", help="write a self-contained HTML report",
-                       description="Local: check prediction logs against a baseline (--baseline, --logs). "
-                                   "Elasticsearch: render the results indices for a model and time range "
-                                   "(--es --model [--start --end]).")
-    p.add_argument("--baseline")
-    p.add_argument("--logs", nargs="+")
+                       description="Local: check prediction logs against a baseline (--baseline, --logs), one "
+                                   "window per --window. Elasticsearch: render the results indices for a model and "
+                                   "time range (--es --model [--start --end]). Exit 0: no findings; 1: findings; "
+                                   "2: bad usage or unusable input; 3: internal error.")
+    p.add_argument("--baseline", help="the baseline JSON (from `predwatch baseline`)")
+    p.add_argument("--logs", nargs="+", help="JSONL files of prediction records (.gz too)")
+    add_window_arg(p)
     p.add_argument("--config", help="predwatch.toml with check thresholds")
     p.add_argument("--out", required=True, help="the HTML file to write")
-    p.add_argument("--workers", type=int, default=default_workers())
+    add_workers_arg(p)
     p.add_argument("--es", action="store_true", help="read the results from Elasticsearch instead")
     p.add_argument("--model", help="with --es: the model")
     p.add_argument("--start", help="with --es: ISO time (default: 7 days before --end)")
@@ -171,10 +209,11 @@ def run_report(args: argparse.Namespace) -> int:
         return _report_from_es(args)
     if not args.baseline or not args.logs:
         raise UsageError("a local report needs --baseline and --logs (or use --es --model)")
-    result = _analyze_local(args)
-    out = write_report([result], args.out)
-    print(f"{len(result.findings)} finding(s); report written to {out}")
-    return EXIT_FINDINGS if result.findings else EXIT_OK
+    analysis = _analyze_local(args)
+    out = write_report(analysis.windows, args.out)
+    found = sum(len(w.findings) for w in analysis.windows)
+    print(f"{found} finding(s) in {len(analysis.windows)} window(s); report written to {out}")
+    return EXIT_FINDINGS if found else EXIT_OK
 
 
 def _report_from_es(args: argparse.Namespace) -> int:
