@@ -53,3 +53,97 @@ def test_report_renders_in_headless_chromium(window, browser, tmp_path):
     head = png.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(head[16:20], "big") == 1280 and int.from_bytes(head[20:24], "big") == 2000
+
+
+@pytest.fixture(scope="module")
+def timeline_page(baseline, tmp_path_factory):
+    """A report of 275 daily windows (the demo's length) with incidents on a few days."""
+    from datetime import datetime, timedelta, timezone
+
+    from analyzers.sources.local import analyze_local
+
+    tmp = tmp_path_factory.mktemp("timeline")
+    day0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    recs = []
+    for d in range(275):
+        frame = incidents.unit_changes(60, d)[0] if d in (40, 41, 200, 274) else synth.table(60, seed=d)
+        day = synth.records(frame, start=(day0 + timedelta(days=d)).strftime("%Y-%m-%dT00:00:00"))
+        for i, rec in enumerate(day):
+            rec["@timestamp"] = (day0 + timedelta(days=d, minutes=20 * i)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        recs += day
+    logs = write_jsonl(tmp / "logs.jsonl", recs)
+    analysis = analyze_local([logs], baseline, window=timedelta(days=1))
+    assert len(analysis.windows) == 275
+    return write_report(analysis.windows, tmp / "timeline.html"), analysis.windows
+
+
+def test_timeline_bars_check_columns_and_axis_share_their_x(timeline_page):
+    page, windows = timeline_page
+    html = page.read_text()
+    svg = html[html.index('<svg class="timeline-chart"'):html.index("</svg>", html.index('<svg class="timeline-chart"'))]
+    width = float(re.search(r'width="(\d+)"', svg).group(1))
+    bars = [float(x) for x in re.findall(r'<rect class="bar" x="([\d.]+)"', svg)]
+    assert len(bars) == 275 and bars == sorted(bars)
+    step = bars[1] - bars[0]
+    assert all(abs((b - a) - step) < 1e-9 for a, b in zip(bars, bars[1:])), "evenly spaced"
+    cells = re.findall(r'<rect class="cell (\w+)" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)"', svg)
+    rows: dict[str, list[float]] = {}
+    for _, x, y, w in cells:
+        rows.setdefault(y, []).append(float(x))
+        assert float(x) + float(w) <= width
+    assert rows and all(xs == bars for xs in rows.values()), "every check column sits under its bar"
+    ticks = [float(x) for x in re.findall(r'<text class="tick" x="([\d.]+)"', svg)]
+    assert 6 <= len(ticks) <= 14 and set(ticks) <= set(bars), "the date axis marks window columns"
+    assert "Jan 2026" in svg and ">Sep<" in svg, "month ticks for a long range"
+    assert width <= 1100, "fits the card at desktop width: no horizontal scrollbar"
+    assert "Feb 10, 2026 &middot;" in html, "window headings are short dates"
+    assert "T00:00:00.000Z to" not in html
+
+
+def test_most_severe_windows_come_first_whatever_the_check():
+    from analyzers.core.checks import CheckResult
+    from analyzers.report.html import severity
+
+    def window(*findings):
+        class W:
+            pass
+        w = W()
+        w.findings = [CheckResult(check=c, feature="f", role="input", status=s, value=v, threshold=0.1,
+                                  critical_threshold=0.25, p_value=0.0, adjusted_p_value=0.0, n_window=1,
+                                  n_baseline=1, observed=None, expected=None, message="", examples=[])
+                      for c, s, v in findings]
+        return w
+
+    unit_change = window(("distribution_shift", "critical", 0.84))
+    three_warnings = window(("missing_feature", "warning", 0.06), ("oov_rate", "warning", 0.12),
+                            ("unseen_category", "warning", 0.07))
+    assert severity(unit_change) > severity(three_warnings)
+
+
+def page_metrics(browser: str, page, tmp_path, width: int) -> dict:
+    """Load a copy of the page with a measuring script (the report itself runs none) and read what it measured."""
+    import json
+    import subprocess
+
+    probe = tmp_path / f"probe-{width}.html"
+    html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page.read_text())
+    script = ("<script>window.onload=()=>{const w=document.querySelector('details[open] td.what')||document.querySelector('main > table.findings td.what');document.title=JSON.stringify("
+              "{scroll:document.documentElement.scrollWidth,view:innerWidth,"
+              "what:w?w.getBoundingClientRect().width:null}).replaceAll('\"',\"'\")}</script>")
+    probe.write_text(html.replace("</body>", script + "</body>"))
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             f"--user-data-dir={tmp_path / 'probe-profile'}", f"--window-size={width},1200", "--dump-dom",
+             probe.as_uri()]
+    dom = subprocess.run(flags, check=True, capture_output=True, text=True, timeout=120).stdout
+    return json.loads(re.search(r"<title>(.*?)</title>", dom).group(1).replace("'", '"'))
+
+
+@pytest.mark.parametrize("width", [1400, 500])
+def test_timeline_report_fits_desktop_and_phone_widths(timeline_page, browser, tmp_path, width):
+    page, _ = timeline_page
+    png, dom = screenshot(browser, page, tmp_path / f"timeline-{width}.png", tmp_path, size=f"{width},1600")
+    assert png.stat().st_size > 30_000 and "Timeline" in dom
+    seen = page_metrics(browser, page, tmp_path, width)
+    assert seen["scroll"] <= seen["view"], f"the page scrolls sideways at {width} px: {seen}"
+    if seen["what"] is not None:
+        assert seen["what"] >= min(240, width * 0.45), f"'what happened' squeezed at {width} px: {seen}"

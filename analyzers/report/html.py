@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +131,18 @@ def _category_bars(col: ColumnBaseline, prof: ColumnProfile) -> tuple[list[Bar],
 
 
 environment.filters["example"] = example_text
+environment.filters["window_label"] = lambda w: window_label(w)
+environment.filters["number"] = lambda x: number(x)
+
+
+def number(x: float | None) -> str:
+    """Three decimals, never "-0.000"; large values with thousands separators."""
+    if x is None:
+        return "n/a"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    text = f"{x:.3f}"
+    return "0.000" if text == "-0.000" else text
 
 
 def _fmt(x: float | None) -> str:
@@ -158,38 +170,104 @@ def render(windows: Sequence[WindowResult], *, title: str | None = None) -> str:
 
 
 DETAIL_WINDOWS = 30
-DATA_QUALITY = frozenset({"missing_feature", "type_mismatch", "unseen_category", "out_of_range"})
+
+
+def severity(w: WindowResult) -> tuple[float, int, int]:
+    """How bad a window is, over every check: its worst finding's value against that check's critical
+    threshold (a PSI of 0.84 against 0.25 outranks three warnings), then how many criticals and warnings."""
+    worst = max((f.value / f.critical_threshold for f in w.findings if f.critical_threshold), default=0.0)
+    return (worst, sum(f.status == "critical" for f in w.findings), sum(f.status == "warning" for f in w.findings))
 
 
 def _detail_windows(windows: Sequence[WindowResult]) -> list[WindowResult]:
     """Every window of a single-window report; of a series, the last one and up to DETAIL_WINDOWS
-    with the most severe findings (the timeline shows them all), in time order."""
+    of the most severe ones (the timeline shows them all), in time order."""
     if len(windows) == 1:
         return list(windows)
-
-    def weight(w: WindowResult) -> tuple[int, int, int]:
-        broken = sum(f.check in DATA_QUALITY for f in w.findings)  # something broke, not just drifted
-        return (broken, sum(f.status == "critical" for f in w.findings), len(w.findings))
-
-    worst = sorted((w for w in windows if w.findings), key=weight, reverse=True)[:DETAIL_WINDOWS]
+    worst = sorted((w for w in windows if w.findings), key=severity, reverse=True)[:DETAIL_WINDOWS]
     chosen = set(map(id, worst)) | {id(windows[-1])}
     return [w for w in windows if id(w) in chosen]
 
 
+def window_span(w: WindowResult) -> tuple[datetime | None, datetime | None]:
+    start, end = w.bounds or (w.profile.start, w.profile.end)
+    return (c.parse_time(start) if start else None, c.parse_time(end) if end else None)
+
+
+def window_label(w: WindowResult) -> str:
+    """"Apr 9, 2013" for a UTC day, "Apr 9, 2013, 09:00–10:00 UTC" for less, a range for more."""
+    start, end = window_span(w)
+    if start is None or end is None:
+        return "a window without timestamps"
+    day = f"{start:%b} {start.day}, {start.year}"
+    if w.bounds and end - start == timedelta(days=1) and start.hour == start.minute == 0:
+        return day
+    if end - start <= timedelta(days=1) and (w.bounds or start.date() == end.date()):
+        closing = f"{end:%H:%M}" if end.date() == start.date() or end - start < timedelta(days=1) else f"{end:%b} {end.day} {end:%H:%M}"
+        return f"{day}, {start:%H:%M}–{closing} UTC"
+    return f"{day} – {end:%b} {end.day}, {end.year}"
+
+
+# Timeline geometry (px): one SVG, so the bars, the check cells and the date axis share their x.
+LABEL_WIDTH, TIMELINE_WIDTH, BARS_HEIGHT, ROW_HEIGHT = 270, 1100, 44, 16
+
+
 def _timeline(windows: Sequence[WindowResult]) -> dict[str, Any]:
-    """Rows (feature, check) x columns (windows), each cell the status of that check."""
+    """Rows (feature, check) x columns (windows) in one SVG: records per window above, the status of every
+    check below, a date axis under them; column i sits at the same x in all three."""
+    n = len(windows)
+    step = max(2, min(14, (TIMELINE_WIDTH - LABEL_WIDTH) // n))
+    width = max(1, step - 1)
+    xs = [LABEL_WIDTH + i * step for i in range(n)]
+    labels = [window_label(w) for w in windows]
+    top = max(w.profile.records for w in windows) or 1
+    bars = [{"x": x, "y": 4 + BARS_HEIGHT * (1 - w.profile.records / top), "h": BARS_HEIGHT * w.profile.records / top,
+             "title": f"{label}: {w.profile.records:,} records"} for x, w, label in zip(xs, windows, labels)]
     rows: dict[tuple[str, str], list[tuple[str, float | None]]] = {}
     for i, w in enumerate(windows):
         for r in w.results:
-            row = rows.setdefault((r.feature, r.check), [("none", None)] * len(windows))
-            row[i] = (r.status, r.value)
-    interesting = {k: v for k, v in rows.items() if any(s in ("warning", "critical") for s, _ in v)}
-    labels = [(w.profile.start or "")[:16].replace("T", " ") for w in windows]
-    counts = [(len([f for f in w.findings if f.status == "critical"]), len([f for f in w.findings if f.status == "warning"]))
-              for w in windows]
-    return {"labels": labels, "rows": sorted(interesting.items()), "counts": counts,
-            "records": [w.profile.records for w in windows],
-            "cell": max(3, min(12, 900 // len(windows)))}  # the whole range fits on a screen
+            rows.setdefault((r.feature, r.check), [("none", None)] * n)[i] = (r.status, r.value)
+    interesting = sorted((k, v) for k, v in rows.items() if any(s in ("warning", "critical") for s, _ in v))
+    first_row = BARS_HEIGHT + 14
+    grid = [{"feature": feature, "check": check, "y": first_row + j * ROW_HEIGHT,
+             "cells": [{"x": x, "status": status,
+                        "title": f"{label}: {status}" + (f" ({_fmt(value)})" if value is not None else "")}
+                       for x, (status, value), label in zip(xs, cells, labels)]}
+            for j, ((feature, check), cells) in enumerate(interesting)]
+    axis_y = first_row + len(grid) * ROW_HEIGHT + 4
+    ticks = _ticks(windows, xs)
+    for t in ticks:  # a label near the right edge ends at its tick instead of running out of the chart
+        t["anchor"] = "end" if t["x"] > LABEL_WIDTH + n * step - 60 else "start"
+    return {"bars": bars, "rows": grid, "ticks": ticks, "width": LABEL_WIDTH + n * step,
+            "cell": width, "row_height": ROW_HEIGHT - 2, "axis_y": axis_y, "height": axis_y + 22,
+            "label_width": LABEL_WIDTH, "first": labels[0], "last": labels[-1]}
+
+
+def _ticks(windows: Sequence[WindowResult], xs: list[int]) -> list[dict[str, Any]]:
+    """Date axis: months for long ranges, days for a few weeks, hours within days; about a dozen at most.
+    The first tick says the year (or the day), the others only what changed."""
+    starts = [window_span(w)[0] for w in windows]
+    known = [t for t in starts if t is not None]
+    if len(known) < 2:
+        return []
+    span = known[-1] - known[0]
+    if span >= timedelta(days=60):
+        every, key = 1, (lambda t: (t.year, t.month))
+        first, text = (lambda t: f"{t:%b} {t.year}"), (lambda t: f"{t:%b}" + (f" {t.year}" if t.month == 1 else ""))
+    elif span >= timedelta(days=2):
+        every, key = max(1, round(span.days / 12)), (lambda t: t.date())
+        first, text = (lambda t: f"{t:%b} {t.day}, {t.year}"), (lambda t: f"{t:%b} {t.day}")
+    else:
+        every, key = max(1, round(span.total_seconds() / 3600 / 12)), (lambda t: (t.date(), t.hour))
+        first, text = (lambda t: f"{t:%b} {t.day}, {t:%H:%M}"), (lambda t: f"{t:%H:%M}")
+    ticks, previous, seen = [], None, 0
+    for x, t in zip(xs, starts):
+        if t is None or key(t) == previous:
+            continue
+        if seen % every == 0:
+            ticks.append({"x": x, "label": text(t) if ticks else first(t)})
+        previous, seen = key(t), seen + 1
+    return ticks
 
 
 def write_report(windows: Sequence[WindowResult], out: str | Path, *, title: str | None = None) -> Path:
