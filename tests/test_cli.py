@@ -246,3 +246,86 @@ def test_hourly_windows_of_one_file_equal_each_hour_checked_alone(cli_baseline, 
         assert window["window"]["records"] == one["window"]["records"] == 400
         assert window["findings"] == one["findings"]
     assert windows[1]["findings"] and not windows[0]["findings"]
+
+
+def test_rejected_lines_are_located_as_file_and_line_also_in_parallel(cli_baseline, tmp_path):
+    from analyzers.sources.local import PARALLEL_MIN_BYTES
+
+    recs = synth.records(synth.table(400, seed=9))
+    line = len(json.dumps(recs[0])) + 1
+    n = max(2000, 2 * PARALLEL_MIN_BYTES // line + 10)
+    logs = tmp_path / "big.jsonl"
+    lines = [json.dumps(recs[i % 400]) for i in range(n)]
+    bad = {n - 7: "{not json", n // 2 + 3: '{"predwatch": {"model": {"name": {"x": 1}}}}'}
+    for number, text in bad.items():
+        lines[number - 1] = text
+    logs.write_text("\n".join(lines) + "\n")
+    for workers in ("1", "2"):
+        proc = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(logs), "--workers", workers,
+                         "--format", "json")
+        assert proc.returncode in (0, 1), proc.stderr
+        for number in bad:
+            assert f"rejected big.jsonl:{number}: " in proc.stderr, (workers, proc.stderr)
+        assert "@" not in proc.stderr and "(record" not in proc.stderr
+
+
+# -- one CLI ----------------------------------------------------------------------------------------------
+
+def all_parsers():
+    import argparse
+
+    from predwatch.cli import build_parser
+
+    def walk(parser, name):
+        yield name, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, child in action.choices.items():
+                    yield from walk(child, f"{name} {sub}".strip())
+
+    yield from walk(build_parser(), "")
+
+
+def test_every_option_has_a_help_line_and_elasticsearch_commands_share_the_connection_flags():
+    shared = ("--es-url", "--es-api-key", "--es-username", "--es-password", "--es-ca-certs", "--es-distribution")
+    talks_to_es = {"baseline", "report", "setup", "ship", "daemon", "analyze", "status", "alerts install"}
+    seen = set()
+    for name, parser in all_parsers():
+        for action in parser._actions:
+            if action.dest not in ("help", "command", "action"):
+                assert action.help, f"predwatch {name} {action.option_strings or action.dest}: no help line"
+        if name in talks_to_es:
+            seen.add(name)
+            text = parser.format_help()
+            assert all(flag in text for flag in shared), (name, [f for f in shared if f not in text])
+    assert seen == talks_to_es
+
+
+def test_an_unknown_flag_is_reported_by_the_subcommand_with_its_usage(tmp_path):
+    proc = predwatch("check", "--baseline", "b.json", "--logs", "l.jsonl", "--bogus")
+    assert proc.returncode == 2 and "usage: predwatch check" in proc.stderr
+    assert "predwatch check: error: unrecognized arguments: --bogus" in proc.stderr
+    proc = predwatch("kibana", "install", "--kibana-url", "http://k", "--nope")
+    assert proc.returncode == 2 and "usage: predwatch kibana install" in proc.stderr
+    proc = predwatch("demo", "--days", "0")
+    assert proc.returncode == 2 and "--days: must be 1 or more" in proc.stderr
+
+
+def test_a_bad_configuration_value_names_the_file_and_the_key(cli_baseline, tmp_path):
+    logs = write_jsonl(tmp_path / "w.jsonl", synth.records(synth.table(50, seed=3)))
+    for text, said in (('[checks]\nfdr = "x"\n', "[checks] fdr: not a number ('x')"),
+                       ("[features.age.out_of_range]\nwarning = true\n", "[age.out_of_range] warning: not a number")):
+        cfg = tmp_path / "predwatch.toml"
+        cfg.write_text(text)
+        proc = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(logs), "--config", str(cfg))
+        assert proc.returncode == 2 and f"{cfg}: " in proc.stderr and said in proc.stderr, proc.stderr
+
+
+def test_records_of_another_version_or_model_are_said_so(cli_baseline, tmp_path):
+    recs = synth.records(synth.table(300, seed=5), version="8")
+    logs = write_jsonl(tmp_path / "v8.jsonl", recs)
+    proc = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(logs))
+    assert "300 records are of model version '8', the baseline is of version '7'" in proc.stderr, proc.stderr
+    other = write_jsonl(tmp_path / "other.jsonl", synth.records(synth.table(300, seed=5), model="fraud"))
+    proc = predwatch("baseline", "--data", str(other), "--model", "checkout-risk", "--out", str(tmp_path / "b.json"))
+    assert proc.returncode == 0 and "other models than 'checkout-risk' (300 of 'fraud')" in proc.stderr, proc.stderr

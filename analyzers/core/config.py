@@ -64,9 +64,9 @@ class CheckConfig:
         doc = doc or {}
         cfg = cls()
         checks = dict(doc.get("checks", {}))
-        cfg.fdr = float(checks.pop("fdr", DEFAULT_FDR))
+        cfg.fdr = _number("checks", "fdr", checks.pop("fdr", DEFAULT_FDR))
         if not 0 < cfg.fdr < 1:
-            raise ValueError(f"checks.fdr must be between 0 and 1, got {cfg.fdr}")
+            raise ValueError(f"[checks] fdr must be between 0 and 1, got {cfg.fdr}")
         for check, values in checks.items():
             cfg.checks[check] = _level(check, values, cfg.checks.get(check))
         for feature, per_check in doc.get("features", {}).items():
@@ -87,11 +87,19 @@ def _level(where: str, values: Any, default: Level | None) -> Level:
     if unknown:
         raise ValueError(f"[{where}]: unknown keys {', '.join(sorted(unknown))}")
     base = default or Level(*DEFAULT_LEVELS[check])
-    level = Level(
-        warning=float(values.get("warning", base.warning)),
-        critical=float(values.get("critical", max(base.critical, float(values.get("warning", base.warning))))),
-        enabled=bool(values.get("enabled", base.enabled)),
-    )
+    warning = _number(where, "warning", values.get("warning", base.warning))
+    critical = _number(where, "critical", values.get("critical", max(base.critical, warning)))
+    enabled = values.get("enabled", base.enabled)
+    if not isinstance(enabled, bool):
+        raise ValueError(f"[{where}] enabled: not true or false ({enabled!r})")
+    level = Level(warning=warning, critical=critical, enabled=enabled)
     if level.critical < level.warning:
         raise ValueError(f"[{where}]: critical ({level.critical}) is below warning ({level.warning})")
     return level
+
+
+def _number(where: str, key: str, value: Any) -> float:
+    """A number from the configuration; the error names the table and the key."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"[{where}] {key}: not a number ({value!r})")
+    return float(value)

@@ -77,7 +77,8 @@ class DaemonConfig:
     @classmethod
     def from_dict(cls, doc: dict[str, Any], **overrides: Any) -> "DaemonConfig":
         es = dict(doc.get("elasticsearch", {}))
-        prefix = es.pop("prefix", "predwatch")
+        prefix = overrides.pop("prefix", None) or es.pop("prefix", "predwatch")
+        es.pop("prefix", None)
         unknown = set(es) - {"url", "distribution", "ca_certs", "verify_certs", "request_timeout", "username"}
         if unknown:
             raise ValueError(f"[elasticsearch]: unknown keys {', '.join(sorted(unknown))} (secrets come from the "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import re
 import gzip
 import zlib
 from collections import Counter
@@ -40,30 +41,62 @@ class UnreadableFile(ValueError):
     message names the file and the problem."""
 
 
-def read_jsonl(paths: Iterable[str | Path]) -> Iterator[tuple[str, dict[str, Any] | Rejected]]:
-    """``(file:line, object)`` from JSONL files (``.gz`` too); bad lines come out as :class:`Rejected`."""
+Line = tuple[str, int, "dict[str, Any] | Rejected"]  # (location prefix, line number, object): "f.jsonl:" + 12
+
+
+def read_jsonl(paths: Iterable[str | Path]) -> Iterator[Line]:
+    """``(prefix, line, object)`` from JSONL files (``.gz`` too); bad lines come out as :class:`Rejected`.
+    ``prefix + str(line)`` locates the line: ``predictions.jsonl:12``."""
     for path in paths:
         path = Path(path)
         opener = gzip.open if path.suffix == ".gz" else open
         try:
             with opener(path, "rb") as fh:
-                yield from _parse_lines(path.name, fh, 1)
+                yield from _parse_lines(f"{path.name}:", fh, 1)
         except (OSError, EOFError, zlib.error) as exc:
             raise UnreadableFile(f"{path}: {_unreadable(exc)}") from None
 
 
-def read_jsonl_range(path: str | Path, start: int, end: int) -> Iterator[tuple[str, dict[str, Any] | Rejected]]:
-    """The lines of a plain JSONL file that *start* at a byte offset in ``[start, end)``."""
+def read_jsonl_range(path: str | Path, start: int, end: int) -> Iterator[Line]:
+    """The lines of a plain JSONL file that *start* at a byte offset in ``[start, end)``. Their numbers
+    are relative to the range (``f.jsonl@OFFSET+N``) until :func:`locate` turns them into ``f.jsonl:LINE``."""
     path = Path(path)
     try:
         with open(path, "rb") as fh:
-            if start > 0:
-                fh.seek(start - 1)
-                if fh.read(1) != b"\n":
-                    start += len(fh.readline())  # the line in progress belongs to the previous range
-            yield from _parse_lines(f"{path.name}@{start}", _lines_until(fh, end - start), None)
+            start = _line_start(fh, start)
+            yield from _parse_lines(f"{path.name}@{start}+", _lines_until(fh, end - start), 1)
     except OSError as exc:
         raise UnreadableFile(f"{path}: {_unreadable(exc)}") from None
+
+
+def _line_start(fh, offset: int) -> int:
+    """The first line that starts at or after ``offset`` (the line in progress belongs to the range before)."""
+    if offset > 0:
+        fh.seek(offset - 1)
+        if fh.read(1) != b"\n":
+            offset += len(fh.readline())
+    fh.seek(offset)
+    return offset
+
+
+RELATIVE = re.compile(r"^(?P<name>.*)@(?P<offset>\d+)\+(?P<line>\d+)$")
+
+
+def locate(path: Path, where: str) -> str:
+    """``f.jsonl@OFFSET+N`` as ``f.jsonl:LINE``: counts the newlines before the offset (done only for the
+    few rejected lines that are shown)."""
+    m = RELATIVE.match(where)
+    if m is None or m["name"] != path.name:
+        return where
+    offset, before = int(m["offset"]), 0
+    with open(path, "rb") as fh:
+        while offset > 0:
+            block = fh.read(min(offset, 1 << 20))
+            if not block:
+                break
+            before += block.count(b"\n")
+            offset -= len(block)
+    return f"{path.name}:{before + int(m['line'])}"
 
 
 def _unreadable(exc: BaseException) -> str:
@@ -84,55 +117,48 @@ def _lines_until(fh, budget: int) -> Iterator[bytes]:
         yield line
 
 
-def _parse_lines(name: str, lines: Iterable[bytes], first: int | None) -> Iterator[tuple[str, Any]]:
-    """Parse JSON lines; ``first`` numbers them (None: positions are relative, shown as +N)."""
+def _parse_lines(prefix: str, lines: Iterable[bytes], first: int) -> Iterator[Line]:
+    """Parse JSON lines, numbered from ``first``."""
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
-    for number, line in enumerate(lines, first or 1):
+    for number, line in enumerate(lines, first):
         try:
             obj = loads(line)
         except decode_error as exc:
             if line.startswith(c.BOM):  # a byte order mark on line 1: the line itself is fine
-                yield from _parse_lines(name, [line[3:]], number if first is not None else None)
+                yield from _parse_lines(prefix, [line[3:]], number)
                 continue
             if not line.strip():
                 continue
             reason = c.unparsable_reason(exc)
             if not line.endswith(b"\n"):
                 reason = f"truncated last line ({reason})"
-            yield _where(name, number, first), Rejected(_where(name, number, first), reason)
+            yield prefix, number, Rejected(f"{prefix}{number}", reason)
             continue
         if len(line) > c.MAX_LINE:
-            yield _where(name, number, first), Rejected(
-                _where(name, number, first), c.too_long_reason(len(line)))
+            yield prefix, number, Rejected(f"{prefix}{number}", c.too_long_reason(len(line)))
         elif type(obj) is not dict:
-            yield _where(name, number, first), Rejected(
-                _where(name, number, first), f"a JSON {type(obj).__name__}, not an object")
+            yield prefix, number, Rejected(f"{prefix}{number}", f"a JSON {type(obj).__name__}, not an object")
         else:
-            yield name, obj
+            yield prefix, number, obj
 
 
-def _where(name: str, number: int, first: int | None) -> str:
-    return f"{name}:{number}" if first is not None else f"{name}+{number}"
-
-
-def read_predictions(items: Iterable[dict[str, Any] | tuple[str, dict[str, Any] | Rejected]], *, flat: bool = True
-                     ) -> Iterator[c.Prediction | Rejected]:
-    """Prediction records from parsed objects (or ``read_jsonl`` pairs); anything else is :class:`Rejected`.
+def read_predictions(items: Iterable[dict[str, Any] | Line], *, flat: bool = True) -> Iterator[c.Prediction | Rejected]:
+    """Prediction records from parsed objects (or ``read_jsonl`` lines); anything else is :class:`Rejected`.
 
     ``flat=False``: nested feature objects stay nested (``LocalProfiler`` flattens per chunk).
     """
     read = functools.partial(c.read_prediction, flat=flat)
     for number, item in enumerate(items, 1):
-        where = None
+        prefix = None
         if type(item) is tuple:
-            where, item = item
+            prefix, number, item = item
         if type(item) is Rejected:
             yield item
             continue
         try:
             yield read(item)
         except c.RecordError as exc:
-            yield Rejected(f"{where} (record {number})" if where else f"record {number}", str(exc))
+            yield Rejected(f"{prefix}{number}" if prefix else f"record {number}", str(exc))
 
 
 class LocalProfiler:
@@ -185,7 +211,8 @@ class LocalProfiler:
         path, start, end = part
         items = read_jsonl([path]) if end < 0 else read_jsonl_range(path, start, end)
         profiles = self.windows(read_predictions(items, flat=False))
-        return profiles, self.rejections, self.rejected
+        located = [Rejected(locate(path, r.where), r.reason) for r in self.rejections]
+        return profiles, located, self.rejected
 
     def profile(self, items: Iterable[c.Prediction | Rejected]) -> WindowProfile:
         """One profile of all ``items``, whatever ``window`` says."""

@@ -1,8 +1,8 @@
 """Training tables from files: CSV, Parquet, or JSONL (prediction records or plain objects)."""
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -22,19 +22,25 @@ def load_table(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, low_memory=False)
 
 
+MODELS = "predwatch_models"  # DataFrame.attrs key: records per model name, when the rows were prediction records
+
+
 def _records_table(path: Path) -> pd.DataFrame:
-    rows = []
-    for _, item in read_jsonl([path]):
-        if isinstance(item, dict):
-            rows.append(_columns_of(item))
+    """Prediction records as their columns (plain objects as their flattened keys); ``attrs[MODELS]``
+    counts the records per model, so a caller can tell records of another model from the one it means."""
+    rows, models = [], Counter()
+    for _, _, item in read_jsonl([path]):
+        if not isinstance(item, dict):
+            continue
+        try:
+            record = c.read_prediction(item)
+        except c.RecordError:
+            rows.append(c.flatten(item))
+            continue
+        models[record.model] += 1
+        rows.append(record.columns())
     if not rows:
         raise ValueError(f"{path}: no JSON object lines")
-    return pd.DataFrame.from_records(rows)
-
-
-def _columns_of(obj: dict[str, Any]) -> dict[str, Any]:
-    """A prediction record's columns, or a plain object's flattened keys."""
-    try:
-        return c.read_prediction(obj).columns()
-    except c.RecordError:
-        return c.flatten(obj)
+    table = pd.DataFrame.from_records(rows)
+    table.attrs[MODELS] = dict(models)
+    return table

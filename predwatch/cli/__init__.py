@@ -32,6 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)parser of the command that ``args`` came from: ``check``, or ``kibana install``."""
+    for name in ("command", "action"):
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is None or getattr(args, name, None) not in sub.choices:
+            break
+        parser = sub.choices[getattr(args, name)]
+    return parser
+
+
 def _version() -> str:
     try:
         return version("predwatch")
@@ -41,7 +51,9 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the subcommand that got them, with its own usage
+        command_parser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     debug = args.debug or os.environ.get("PREDWATCH_DEBUG", "") not in ("", "0")
     try:
         return args.run(args)

@@ -31,7 +31,7 @@ def _baseline(sub: Subparsers) -> None:
 
 def run_baseline(args: argparse.Namespace) -> int:
     from analyzers.core.baseline import build_baseline
-    from analyzers.sources.tables import load_table
+    from analyzers.sources.tables import MODELS, load_table
 
     path = Path(args.data)
     if not path.exists():
@@ -40,6 +40,12 @@ def run_baseline(args: argparse.Namespace) -> int:
         table = load_table(path)
     except (ValueError, OSError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from None
+    models = table.attrs.get(MODELS) or {}
+    others = {name: n for name, n in models.items() if name != args.model}
+    if others:
+        said = ", ".join(f"{n:,} of {name!r}" for name, n in sorted(others.items(), key=lambda kv: -kv[1]))
+        print(f"predwatch baseline: warning: {path} holds prediction records of other models than {args.model!r} "
+              f"({said}); they are summarised into this baseline too", file=sys.stderr)
     table = table.drop(columns=[c for c in args.drop if c in table.columns])
     kinds = {**{c: "text" for c in args.text}, **{c: "categorical" for c in args.categorical},
              **{c: "numeric" for c in args.numeric}}
@@ -131,9 +137,9 @@ def _analyze_local(args: argparse.Namespace):
         if not Path(log).is_file():
             raise UsageError(f"log file not found: {log}")
     try:
-        config = CheckConfig.from_dict(load_config(getattr(args, "config", None)))
+        config = CheckConfig.from_dict(load_config(args.config))
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(f"{args.config}: {exc}") from None
     try:
         analysis = analyze_local(args.logs, baseline, config, workers=max(1, args.workers), window=window_size(args))
     except UnreadableFile as exc:

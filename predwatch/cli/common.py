@@ -37,25 +37,32 @@ def load_config(path: str | None) -> dict:
         raise UsageError(f"{path}: not valid TOML ({exc})") from None
 
 
-def add_es_args(p: argparse.ArgumentParser) -> None:
-    """Connection flags; each falls back to its PREDWATCH_ES_* environment variable."""
+def add_es_args(p: argparse.ArgumentParser, prefix_default: str | None = "predwatch") -> None:
+    """Connection flags, the same on every command that talks to Elasticsearch; each falls back to its
+    PREDWATCH_ES_* environment variable (and, with --config, to predwatch.toml's [elasticsearch])."""
     g = p.add_argument_group("Elasticsearch (flags override PREDWATCH_ES_* environment variables)")
     g.add_argument("--es-url", help="e.g. https://localhost:9200 (PREDWATCH_ES_URL)")
     g.add_argument("--es-api-key", help="prefer PREDWATCH_ES_API_KEY: flags show up in process lists")
-    g.add_argument("--es-username")
+    g.add_argument("--es-username", help="basic auth user (PREDWATCH_ES_USERNAME)")
     g.add_argument("--es-password", help="prefer PREDWATCH_ES_PASSWORD")
-    g.add_argument("--es-ca-certs")
-    g.add_argument("--es-distribution", choices=("elasticsearch", "opensearch"))
-    g.add_argument("--prefix", default="predwatch", help="index name prefix (default: predwatch)")
+    g.add_argument("--es-ca-certs", metavar="PEM", help="CA bundle to verify the cluster (PREDWATCH_ES_CA_CERTS)")
+    g.add_argument("--es-distribution", choices=("elasticsearch", "opensearch"),
+                   help="opensearch: plain JSON media types (PREDWATCH_ES_DISTRIBUTION)")
+    g.add_argument("--prefix", default=prefix_default,
+                   help="index name prefix (default: " + (prefix_default or "[elasticsearch] prefix, else predwatch") + ")")
+
+
+def connection_overrides(args: argparse.Namespace) -> dict:
+    """The connection flags given on the command line, as EsSettings keywords."""
+    return {"url": args.es_url, "api_key": args.es_api_key, "username": args.es_username,
+            "password": args.es_password, "ca_certs": args.es_ca_certs, "distribution": args.es_distribution}
 
 
 def es_client(args: argparse.Namespace):
     from logging_adapter.elastic import EsSettings, make_client
 
     try:
-        settings = EsSettings.from_env(url=args.es_url, api_key=args.es_api_key, username=args.es_username,
-                                       password=args.es_password, ca_certs=args.es_ca_certs,
-                                       distribution=args.es_distribution)
+        settings = EsSettings.from_env(**connection_overrides(args))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return settings, make_client(settings)
@@ -80,17 +87,16 @@ def install_parser(sub: Subparsers, group: str, group_help: str, help: str, desc
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
-    """predwatch.toml, and the two connection settings worth overriding from the command line."""
+    """predwatch.toml, and the same connection flags as every other command (they override the file)."""
     p.add_argument("--config", required=True, help="predwatch.toml")
-    p.add_argument("--es-url", help="overrides [elasticsearch] url and PREDWATCH_ES_URL")
-    p.add_argument("--es-distribution", choices=("elasticsearch", "opensearch"))
+    add_es_args(p, prefix_default=None)
 
 
 def daemon_config(args: argparse.Namespace):
     from analyzers.daemon.config import DaemonConfig
 
     try:
-        return DaemonConfig.load(args.config, url=args.es_url, distribution=args.es_distribution)
+        return DaemonConfig.load(args.config, prefix=args.prefix, **connection_overrides(args))
     except FileNotFoundError:
         raise UsageError(f"config file not found: {args.config}") from None
     except (ValueError, KeyError, tomllib.TOMLDecodeError) as exc:

@@ -6,17 +6,28 @@ import argparse
 from .common import EXIT_OK, Subparsers, UsageError
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def _demo(sub: Subparsers) -> None:
     p = sub.add_parser("demo", help="the whole idea on real data (NYC flights 2013), locally or on Elasticsearch",
                        description="Train a small model on January-March 2013 flights, replay April-December "
                                    "through a model service that logs every prediction, check each day, and "
                                    "write an HTML report. With --es, do the same through Elasticsearch.")
     p.add_argument("--workdir", default="predwatch-demo", help="where logs, baseline and report go")
-    p.add_argument("--days", type=int, help="replay only the first N days of April onwards")
+    p.add_argument("--days", type=positive_int, help="replay only the first N days of April onwards")
     p.add_argument("--es", metavar="URL", help="run against Elasticsearch at URL")
-    p.add_argument("--es-distribution", choices=("elasticsearch", "opensearch"))
+    p.add_argument("--es-distribution", choices=("elasticsearch", "opensearch"),
+                   help="with --es: opensearch for plain JSON media types")
     p.add_argument("--kibana", metavar="URL", help="with --es: also install dashboards and alerts in Kibana")
-    p.add_argument("--prefix", default="predwatch")
+    p.add_argument("--prefix", default="predwatch", help="with --es: index name prefix (default: predwatch)")
     p.set_defaults(run=run_demo)
 
 
@@ -38,16 +49,16 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def _demo_service(sub: Subparsers) -> None:
     p = sub.add_parser("demo-service", help="the demo's model service over HTTP (POST /predict)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     p.add_argument("--log", default="logs/predictions.jsonl", help="the JSONL prediction log (rotated)")
     p.add_argument("--store-baseline", action="store_true", help="store the baseline in Elasticsearch (PREDWATCH_ES_*)")
-    p.add_argument("--prefix", default="predwatch")
+    p.add_argument("--prefix", default="predwatch", help="index name prefix for --store-baseline")
     p.set_defaults(run=lambda a: _demo_call("serve", a.port, a.log, a.store_baseline, a.prefix))
 
 
 def _demo_traffic(sub: Subparsers) -> None:
     p = sub.add_parser("demo-traffic", help="replay the April-December flights against demo-service")
-    p.add_argument("--url", default="http://localhost:8000")
+    p.add_argument("--url", default="http://localhost:8000", help="the demo service (default: http://localhost:8000)")
     p.add_argument("--rate", type=float, default=20.0, help="requests per second")
     p.add_argument("--limit", type=int, help="stop after this many predictions")
     p.set_defaults(run=lambda a: _demo_call("traffic", a.url, a.rate, a.limit))

@@ -42,7 +42,7 @@ def _ship(sub: Subparsers) -> None:
     p = sub.add_parser("ship", help="tail JSONL prediction logs into Elasticsearch",
                        description="Tail JSONL files (globs allowed) like Filebeat: persisted offsets, rotation, "
                                    "dead letters; SIGTERM stops cleanly.")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="JSONL files or globs (quote them); rotated siblings too")
     p.add_argument("--once", action="store_true", help="ship what the files hold now, then exit")
     p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                    help="with --once: how long to wait for an unavailable Elasticsearch before exiting with 4 "

@@ -28,9 +28,9 @@ def _analyze(sub: Subparsers) -> None:
                        description="Analyse [start, end) in the model's window size, as the daemon would; "
                                    "results are indexed. Exit 1 when there are findings.")
     add_config_args(p)
-    p.add_argument("--model", required=True)
-    p.add_argument("--start", required=True, help="ISO time, e.g. 2026-11-22T00:00:00Z")
-    p.add_argument("--end", required=True)
+    p.add_argument("--model", required=True, help="a model of the configuration")
+    p.add_argument("--start", required=True, help="ISO time, e.g. 2026-11-22T00:00:00Z (aligned down to a window)")
+    p.add_argument("--end", required=True, help="ISO time; windows that end by then are analysed")
     p.set_defaults(run=run_analyze)
 
 

@@ -13,10 +13,11 @@ def _kibana(sub: Subparsers) -> None:
                           "import the dashboards through the saved objects API",
                           "Auth from PREDWATCH_KIBANA_API_KEY or PREDWATCH_KIBANA_USERNAME/_PASSWORD "
                           "(else the PREDWATCH_ES_* credentials).")
-    inst.add_argument("--kibana-url", required=True)
+    inst.add_argument("--kibana-url", required=True, help="e.g. https://kibana:5601")
     inst.add_argument("--space", help="Kibana space id (default: the default space)")
-    inst.add_argument("--prefix", default="predwatch")
-    inst.add_argument("--ca-certs")
+    inst.add_argument("--prefix", default="predwatch", help="index name prefix the dashboards read (default: predwatch)")
+    inst.add_argument("--kibana-ca-certs", "--ca-certs", dest="ca_certs", metavar="PEM",
+                      help="CA bundle to verify Kibana")
     inst.set_defaults(run=run_kibana_install)
 
 
