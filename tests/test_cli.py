@@ -329,3 +329,47 @@ def test_records_of_another_version_or_model_are_said_so(cli_baseline, tmp_path)
     other = write_jsonl(tmp_path / "other.jsonl", synth.records(synth.table(300, seed=5), model="fraud"))
     proc = predwatch("baseline", "--data", str(other), "--model", "checkout-risk", "--out", str(tmp_path / "b.json"))
     assert proc.returncode == 0 and "other models than 'checkout-risk' (300 of 'fraud')" in proc.stderr, proc.stderr
+
+
+def run_on_a_terminal(args: list[str], timeout: float = 120) -> tuple[int, str]:
+    """Run predwatch with stderr on a pseudo-terminal (stdout a pipe); returns its exit code and what the
+    terminal showed."""
+    import os
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "predwatch", *args], stdout=subprocess.DEVNULL,
+                            stderr=follower, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    shown = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], timeout)
+        if not ready:
+            proc.kill()
+            break
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    return proc.wait(timeout), shown.decode("utf-8", "replace")
+
+
+def test_progress_is_shown_on_a_terminal_and_nowhere_else(cli_baseline, train_csv, tmp_path):
+    recs = synth.records(synth.table(2000, seed=12))
+    logs = tmp_path / "many.jsonl"
+    with logs.open("w") as fh:
+        for i in range(60_000):
+            fh.write(json.dumps(recs[i % 2000]) + "\n")
+    code, shown = run_on_a_terminal(["check", "--baseline", str(cli_baseline), "--logs", str(logs), "--workers", "1"])
+    assert code in (0, 1), shown
+    assert "reading: " in shown and "lines/s" in shown and "s left" in shown, shown
+    code, shown = run_on_a_terminal(["baseline", "--data", str(train_csv), "--model", "m", "--out",
+                                     str(tmp_path / "b.json")])
+    assert code == 0 and f"reading {train_csv} ..." in shown and "summarising" in shown, shown
+    piped = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(logs), "--workers", "1")
+    assert "reading: " not in piped.stderr and "\r" not in piped.stderr, "silent when stderr is not a terminal"

@@ -12,7 +12,7 @@ import re
 import gzip
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from operator import itemgetter
@@ -168,13 +168,15 @@ class LocalProfiler:
     """
 
     def __init__(self, baseline: Baseline, *, model: str | None = None, chunk: int = CHUNK,
-                 window: timedelta | None = None) -> None:
+                 window: timedelta | None = None, progress: Callable[[int], None] | None = None) -> None:
         self.baseline = baseline
         self.model = model
         self.chunk = chunk
         self.window = window  # None: one profile of everything; else one per UTC-aligned window of this size
         self.rejections: list[Rejected] = []
         self.rejected = 0
+        self.progress = progress  # called with the lines read so far (from the parent process only)
+        self._read: Any = None  # a counter shared with worker processes
         self._vocab = {name: frozenset(col.vocabulary or ()) for name, col in baseline.columns.items()
                        if col.kind == "text"}
         self._cats = {name: col.categories or {} for name, col in baseline.columns.items()
@@ -196,15 +198,45 @@ class LocalProfiler:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        # fork: the children inherit the loaded baseline instead of re-reading it
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            parts = list(pool.map(self._profile_range, ranges))
+        # fork: the children inherit the loaded baseline (and the shared counter) instead of re-reading it
+        context = multiprocessing.get_context("fork")
+        self._read = context.Value("q", 0)
+        global _FORKED
+        _FORKED = self  # the workers find the profiler here: nothing of it is pickled
+        try:
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                pending = pool.map(_profile_range_in_worker, ranges)
+                if self.progress is not None:
+                    pending = self._watch(pending)
+                parts = list(pending)
+        finally:
+            _FORKED = None
         windows: dict[float | None, WindowProfile] = {}
         for profiles, rejections, rejected in parts:
             _merge_into(windows, profiles)
             self.rejected += rejected
             self.rejections.extend(rejections[: REASONS_KEPT - len(self.rejections)])
         return windows
+
+    def _watch(self, pending: Iterator) -> Iterator:
+        """Report the workers' shared count while they run, then hand their results on."""
+        import threading
+
+        done = threading.Event()
+        results: list = []
+
+        def collect() -> None:
+            try:
+                results.extend(pending)
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=collect, daemon=True)
+        thread.start()
+        while not done.wait(0.2):
+            self.progress(self._read.value)
+        thread.join()
+        return iter(results)
 
     def _profile_range(self, part: tuple[Path, int, int]
                        ) -> tuple[dict[float | None, WindowProfile], list[Rejected], int]:
@@ -242,7 +274,14 @@ class LocalProfiler:
         windows: dict[float | None, WindowProfile] = {}
         other: dict[str, int] = {}
         it = iter(items)
+        read = 0
         while batch := list(islice(it, self.chunk)):
+            read += len(batch)
+            if self._read is not None:
+                with self._read.get_lock():
+                    self._read.value += len(batch)
+            elif self.progress is not None:
+                self.progress(read)
             good: list[c.Prediction] = []
             for item in batch:
                 if isinstance(item, Rejected):
@@ -446,6 +485,26 @@ def analyze_files(paths: Iterable[str | Path], baseline: Baseline, config: Check
     return analyze_local(paths, baseline, config, workers).windows[0]
 
 
+def estimate_lines(paths: Iterable[str | Path], sample: int = 1 << 20) -> int | None:
+    """About how many lines the files hold, from their sizes and the first MiB (None for gzip)."""
+    paths = [Path(p) for p in paths]
+    if not paths or any(p.suffix == ".gz" for p in paths):
+        return None
+    with open(paths[0], "rb") as fh:
+        head = fh.read(sample)
+    lines = head.count(b"\n")
+    if not lines:
+        return None
+    return int(sum(p.stat().st_size for p in paths) / (len(head) / lines))
+
+
+_FORKED: "LocalProfiler | None" = None
+
+
+def _profile_range_in_worker(part: tuple[Path, int, int]):
+    return _FORKED._profile_range(part)
+
+
 def _merge_into(windows: dict[float | None, WindowProfile], more: dict[float | None, WindowProfile]) -> None:
     for key, profile in more.items():
         windows[key] = windows[key].merge(profile) if key in windows else profile
@@ -474,10 +533,11 @@ class LocalAnalysis:
 
 
 def analyze_local(paths: Iterable[str | Path], baseline: Baseline, config: CheckConfig | None = None,
-                  workers: int = 1, window: timedelta | None = None) -> LocalAnalysis:
+                  workers: int = 1, window: timedelta | None = None,
+                  progress: Callable[[int], None] | None = None) -> LocalAnalysis:
     """Profile local JSONL files against a baseline and run every check: one result per UTC-aligned
     ``window`` in time order (each with its bounds), or one result of everything when ``window`` is None."""
-    profiler = LocalProfiler(baseline, window=window)
+    profiler = LocalProfiler(baseline, window=window, progress=progress)
     profiles = profiler.windows_of_files(paths, workers)
     other: dict[str, int] = {}
     for profile in profiles.values():

@@ -9,6 +9,7 @@ import orjson
 
 from .common import (EXIT_FINDINGS, EXIT_OK, Subparsers, UsageError, add_es_args, default_workers,
                      elasticsearch_errors, es_client, load_config)
+from .progress import Progress
 
 
 def _baseline(sub: Subparsers) -> None:
@@ -36,10 +37,14 @@ def run_baseline(args: argparse.Namespace) -> int:
     path = Path(args.data)
     if not path.exists():
         raise UsageError(f"training data not found: {path}")
+    bar = Progress("baseline")
+    bar.say(f"reading {path} ...")
     try:
         table = load_table(path)
     except (ValueError, OSError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from None
+    finally:
+        bar.close()
     models = table.attrs.get(MODELS) or {}
     others = {name: n for name, n in models.items() if name != args.model}
     if others:
@@ -49,11 +54,14 @@ def run_baseline(args: argparse.Namespace) -> int:
     table = table.drop(columns=[c for c in args.drop if c in table.columns])
     kinds = {**{c: "text" for c in args.text}, **{c: "categorical" for c in args.categorical},
              **{c: "numeric" for c in args.numeric}}
+    bar.say(f"summarising {len(table.columns)} columns of {len(table):,} rows ...")
     try:
         baseline = build_baseline(table, model=args.model, version=args.version, kinds=kinds,
                                   predictions=args.prediction, source=path.name)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    finally:
+        bar.close()
     if not args.out and not args.es:
         raise UsageError("say where the baseline goes: --out FILE and/or --es")
     if args.out:
@@ -121,7 +129,7 @@ def window_size(args: argparse.Namespace):
 def _analyze_local(args: argparse.Namespace):
     from analyzers.core.baseline import Baseline
     from analyzers.core.config import CheckConfig
-    from analyzers.sources.local import UnreadableFile, analyze_local
+    from analyzers.sources.local import UnreadableFile, analyze_local, estimate_lines
 
     try:
         baseline = Baseline.load(args.baseline)
@@ -140,10 +148,14 @@ def _analyze_local(args: argparse.Namespace):
         config = CheckConfig.from_dict(load_config(args.config))
     except ValueError as exc:
         raise UsageError(f"{args.config}: {exc}") from None
+    bar = Progress("reading", unit="lines", total=estimate_lines(args.logs))
     try:
-        analysis = analyze_local(args.logs, baseline, config, workers=max(1, args.workers), window=window_size(args))
+        analysis = analyze_local(args.logs, baseline, config, workers=max(1, args.workers), window=window_size(args),
+                                 progress=bar.update if bar.active else None)
     except UnreadableFile as exc:
         raise UsageError(str(exc)) from None
+    finally:
+        bar.close()
     for r in analysis.rejections:
         print(f"rejected {r.where}: {r.reason}", file=sys.stderr)
     if analysis.rejected:

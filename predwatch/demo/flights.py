@@ -235,6 +235,9 @@ def replay(workdir: str | Path, days: int | None, progress: Callable[[str], None
             plog.log({k: native(v) for k, v in feats.items()}, pred, timestamp=float(ts), latency_ms=0.4)
         handler.close()
         written.append((day, path, incident))
+        if len(written) % 30 == 0 or len(written) == len(replay_days):
+            progress(f"  served day {len(written):3d}/{len(replay_days)} {day}: {len(records):,} predictions logged")
+    progress(f"checking {len(written)} days against the training baseline ...")
     return Replay(baseline, written, incidents)
 
 
