@@ -4,8 +4,9 @@ Generates a window of prediction records (20 features as in the logging benchmar
 and training rows from the same generator, then measures, each in a fresh process:
 ``predwatch baseline`` on 1M CSV rows and ``predwatch check`` on the 1M-record window
 (seconds and peak RSS), and rows/s next to Evidently's ``DataDriftPreset`` on 100,000
-rows of the same data (the ``bench`` extra). Targets: check < 15 s and < 1 GB peak
-RSS; at least 10x Evidently's rows/s.
+rows of the same data (the ``bench`` extra), and the time ``pyarrow.json.read_json``
+takes to parse the same file. Targets: check < 15 s and < 1 GB peak RSS; at least 10x
+Evidently's rows/s; at most 1.5x ``read_json``'s time.
 
     python -m venv /tmp/ev && /tmp/ev/bin/pip install 'evidently==0.7.*' 'pandas<3'
     python bench/analyze.py [--records 1000000] [--evidently-rows 100000] --evidently-python /tmp/ev/bin/python
@@ -118,6 +119,10 @@ def main() -> None:
     print(f"predwatch check, {args.records:,} records: {c_sec:.1f} s, peak RSS {c_rss:,.0f} MB (all processes)"
           f"  -> {args.records / c_sec:,.0f} rows/s")
     print(f"  target: < 15 s {'met' if c_sec < 15 else 'NOT met'}; < 1 GB {'met' if c_rss < 1024 else 'see note'}")
+    arrow = [sys.executable, "-c", f"import pyarrow.json as j; j.read_json({str(window)!r})"]
+    a_sec, a_rss = timed(arrow)
+    print(f"pyarrow.json.read_json on the same file (a fresh process, its threads): {a_sec:.1f} s, peak RSS "
+          f"{a_rss:,.0f} MB -> predwatch check / read_json = {c_sec / a_sec:.2f}x (target <= 1.5x)")
     ev = evidently_rows_per_second(args.evidently_python, train_csv, args.evidently_rows)
     if ev:
         ratio = (args.records / c_sec) / ev

@@ -420,15 +420,29 @@ def _numeric(prof: ColumnProfile, col: ColumnBaseline, values: Sequence[Any]) ->
         prof.sum, prof.sumsq = float(arr.sum()), float(np.dot(arr, arr))
 
 
+_NONE = frozenset({type(None)})
+
+
 def _categorical(prof: ColumnProfile, col: ColumnBaseline, values: Sequence[Any], known: dict[str, int]) -> None:
-    # Counted by (type, value): True, 1 and 1.0 are equal in Python, but only one of them has the right type.
-    try:
-        counts = Counter(zip(map(type, values), values))
-    except TypeError:  # unhashable values (objects, lists)
-        counts = Counter((type(v), v if isinstance(v, (str, int, float, bool, type(None))) else _Unhashable(v))
-                         for v in values)
+    # True, 1 and 1.0 are equal in Python, but only one of them has the right type: with values of more
+    # than one type (None aside, which equals nothing else), count by (type, value).
+    counts = None
+    if len(set(map(type, values)) - _NONE) <= 1:
+        try:
+            counts = Counter(values)
+        except TypeError:  # lists or objects: below
+            pass
+    if counts is not None:
+        pairs = iter(counts.items())
+    else:
+        try:
+            typed = Counter(zip(map(type, values), values))
+        except TypeError:  # unhashable values (objects, lists)
+            typed = Counter((type(v), v if isinstance(v, (str, int, float, bool, type(None))) else _Unhashable(v))
+                            for v in values)
+        pairs = ((value, n) for (_, value), n in typed.items())
     unseen: dict[str, int] = {}
-    for (_, value), n in counts.items():
+    for value, n in pairs:
         if value is None:
             prof.nulls += n
             continue
