@@ -13,15 +13,14 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from . import checks, demo, records, service, stack
-from .common import EXIT_INTERNAL, EXIT_USAGE, UsageError
+from .common import EXIT_HELP, EXIT_INTERNAL, EXIT_USAGE, UsageError
 
 GROUPS = (checks, records, service, stack, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="predwatch", description="ML prediction monitoring on the Elastic stack.",
-                                     epilog="Exit codes: 0 nothing found, 1 findings, 2 unusable input, "
-                                            "3 internal error, 4 unfinished (run again).")
+                                     epilog=EXIT_HELP)
     parser.add_argument("--version", action="version", version=f"predwatch {_version()}")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an internal error (or set PREDWATCH_DEBUG=1)")

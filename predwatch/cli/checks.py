@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from .common import (EXIT_FINDINGS, EXIT_OK, Subparsers, UsageError, add_es_args, default_workers,
+from .common import (EXIT_FINDINGS, EXIT_HELP, EXIT_OK, Subparsers, UsageError, add_es_args, default_workers,
                      elasticsearch_errors, es_client, load_config)
 from .progress import Progress
 
@@ -87,8 +87,7 @@ def run_baseline(args: argparse.Namespace) -> int:
 def _check(sub: Subparsers) -> None:
     p = sub.add_parser("check", help="check prediction logs against a baseline, window by window",
                        description="Check JSONL prediction logs against a baseline, one window per --window. "
-                                   "Exit 0: no findings; 1: findings; 2: bad usage or unusable input; "
-                                   "3: internal error.")
+                                   + EXIT_HELP)
     p.add_argument("--baseline", required=True, help="the baseline JSON (from `predwatch baseline`)")
     p.add_argument("--logs", required=True, nargs="+", help="JSONL files of prediction records (.gz too)")
     add_window_arg(p)
@@ -204,8 +203,7 @@ def _report(sub: Subparsers) -> None:
     p = sub.add_parser("report", help="write a self-contained HTML report",
                        description="Local: check prediction logs against a baseline (--baseline, --logs), one "
                                    "window per --window. Elasticsearch: render the results indices for a model and "
-                                   "time range (--es --model [--start --end]). Exit 0: no findings; 1: findings; "
-                                   "2: bad usage or unusable input; 3: internal error.")
+                                   "time range (--es --model [--start --end]). " + EXIT_HELP)
     p.add_argument("--baseline", help="the baseline JSON (from `predwatch baseline`)")
     p.add_argument("--logs", nargs="+", help="JSONL files of prediction records (.gz too)")
     add_window_arg(p)

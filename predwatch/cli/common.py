@@ -13,6 +13,8 @@ EXIT_FINDINGS = 1    # findings
 EXIT_USAGE = 2       # bad usage or unusable input: one line naming the file and the problem
 EXIT_INTERNAL = 3    # an internal error (a bug): a short message; the traceback with --debug or PREDWATCH_DEBUG=1
 EXIT_UNFINISHED = 4  # the destination did not take the work within the deadline; nothing lost, run again
+EXIT_HELP = ("Exit codes: 0 nothing found, 1 findings, 2 unusable input or bad usage, 3 internal error, "
+             "4 unfinished (run again).")
 
 Subparsers = argparse._SubParsersAction
 
