@@ -25,7 +25,7 @@ from analyzers.store.baselines import store_baseline
 from analyzers.core.checks import CheckResult
 from analyzers.daemon.analyzer import Analyzer
 from analyzers.daemon.config import DaemonConfig, iso
-from conftest import LoopbackServer, free_port, screenshot
+from conftest import LoopbackServer, free_port, page_metrics, screenshot
 from kibana import dashboards
 from logging_adapter.bulk import Doc
 from logging_adapter.templates import prediction_mappings
@@ -425,3 +425,7 @@ def test_report_from_elasticsearch_shows_the_dashboard_series(es, baseline, brow
     assert html.count('class="feature critical"') + html.count('class="feature warning"') >= 2
     png, dom = screenshot(browser, out, tmp_path / "es-report.png", tmp_path)
     assert png.stat().st_size > 20_000 and "Checks over time" in dom
+    for width in (1400, 500):
+        seen = page_metrics(browser, out, tmp_path, width)
+        assert seen["scroll"] <= seen["view"], f"the page scrolls sideways at {width} px: {seen}"
+        assert seen["what"] >= min(240, width * 0.45), seen

@@ -7,7 +7,7 @@ import pytest
 
 import incidents
 import synth
-from conftest import screenshot, write_jsonl
+from conftest import page_metrics, screenshot, write_jsonl
 from analyzers.report.html import render, write_report
 from analyzers.sources.local import analyze_files
 
@@ -118,24 +118,6 @@ def test_most_severe_windows_come_first_whatever_the_check():
     three_warnings = window(("missing_feature", "warning", 0.06), ("oov_rate", "warning", 0.12),
                             ("unseen_category", "warning", 0.07))
     assert severity(unit_change) > severity(three_warnings)
-
-
-def page_metrics(browser: str, page, tmp_path, width: int) -> dict:
-    """Load a copy of the page with a measuring script (the report itself runs none) and read what it measured."""
-    import json
-    import subprocess
-
-    probe = tmp_path / f"probe-{width}.html"
-    html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page.read_text())
-    script = ("<script>window.onload=()=>{const w=document.querySelector('details[open] td.what')||document.querySelector('main > table.findings td.what');document.title=JSON.stringify("
-              "{scroll:document.documentElement.scrollWidth,view:innerWidth,"
-              "what:w?w.getBoundingClientRect().width:null}).replaceAll('\"',\"'\")}</script>")
-    probe.write_text(html.replace("</body>", script + "</body>"))
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             f"--user-data-dir={tmp_path / 'probe-profile'}", f"--window-size={width},1200", "--dump-dom",
-             probe.as_uri()]
-    dom = subprocess.run(flags, check=True, capture_output=True, text=True, timeout=120).stdout
-    return json.loads(re.search(r"<title>(.*?)</title>", dom).group(1).replace("'", '"'))
 
 
 @pytest.mark.parametrize("width", [1400, 500])

@@ -100,7 +100,9 @@ def render(data: dict[str, Any], *, model: str, start: str, end: str, source: st
                                   width=2 * WIDTH)
     findings = [{"end": f["predwatch"]["window"]["end"], "severity": f["predwatch"].get("severity"),
                  "check": f["predwatch"]["check"], "feature": f["predwatch"]["feature"],
-                 "value": f["predwatch"].get("value"), "threshold": f["predwatch"].get("threshold"),
+                 "value": f["predwatch"].get("value"),
+                 "threshold": f["predwatch"].get("critical_threshold" if f["predwatch"].get("severity") == "critical"
+                                                 else "threshold"),
                  "message": f.get("message", ""),
                  "examples": [example_text(e) for e in (f["predwatch"].get("examples") or [])][:5]}
                 for f in data["findings"]]
