@@ -2,8 +2,9 @@
 
 False alarms: windows drawn from the training distribution (natural nulls, a Zipf long
 tail of categories, rare words) at several sizes; any finding counts. Detection: each
-incident of ``tests/incidents.py`` injected into 1,000-row windows. Target: no false
-alarm, every incident caught.
+incident of ``tests/incidents.py`` injected into windows of 300 and 1,000 rows, and small
+rates (1% -> 5.5% nulls, about 0% -> 6% unknown words) at 2,000. Target: no false alarm,
+every incident caught.
 
     python bench/detection.py [--seeds 40]
 """
@@ -36,16 +37,32 @@ def main() -> None:
         return {(f.check, f.feature) for f in findings(evaluate(profile, baseline))}
 
     print("false alarms (windows from the training distribution with any finding):")
-    for rows in (500, 2_000, 20_000):
+    for rows in (300, 500, 2_000, 20_000):
         alarms = sum(bool(found(synth.table(rows, seed=10_000 + s))) for s in range(args.seeds))
         print(f"  {rows:>7,} rows: {alarms} of {args.seeds} windows")
-    print("detection at 1,000 rows:")
-    for incident in incidents.ALL:
+    for rows in (300, 1000):
+        print(f"detection at {rows:,} rows:")
+        for incident in incidents.ALL:
+            caught = 0
+            for s in range(args.seeds // 2):
+                frame, expected = incident(rows, 20_000 + s)
+                caught += expected in found(frame)
+            print(f"  {incident.__name__:30s} {caught} of {args.seeds // 2}")
+    print("small rates at 2,000 rows (Cohen's h; a plain difference of shares misses both):")
+    import numpy as np
+
+    for name, expected in (("nulls 1% -> 5.5%", ("missing_feature", "country")),
+                           ("unknown words ~0% -> 6%", ("oov_rate", "query"))):
         caught = 0
         for s in range(args.seeds // 2):
-            frame, expected = incident(1000, 20_000 + s)
+            frame, rng = synth.table(2000, seed=30_000 + s), np.random.default_rng(s)
+            if expected[0] == "missing_feature":
+                frame.loc[rng.random(len(frame)) < 0.046, "country"] = None
+            else:
+                frame["query"] = [" ".join("zz" + t if rng.random() < 0.06 else t for t in q.split())
+                                  for q in frame["query"]]
             caught += expected in found(frame)
-        print(f"  {incident.__name__:30s} {caught} of {args.seeds // 2}")
+        print(f"  {name:30s} {caught} of {args.seeds // 2}")
 
 
 if __name__ == "__main__":

@@ -60,8 +60,8 @@ def test_findings_carry_their_evidence(baseline):
     frame, _ = incidents.new_category_takes_a_tenth(1000, 51)
     (f,) = [f for f in findings(check(baseline, frame)) if f.check == "unseen_category"]
     doc = f.finding()
-    assert doc["severity"] == "warning" and doc["threshold"] == 0.05
-    assert 0.07 < doc["value"] < 0.13 and doc["p_value"] < 1e-10
+    assert doc["severity"] == "critical" and doc["threshold"] == 0.2  # Cohen's h of about 0.64 for 10%
+    assert 0.07 < doc["observed"] < 0.13 and 0.53 < doc["value"] < 0.74 and doc["p_value"] < 1e-10
     assert doc["examples"][0] == {"value": "XX", "count": pytest.approx(100, abs=30)}
     assert doc["n_window"] > 900 and doc["n_baseline"] > 40_000 and doc["expected"] == 0.0
     assert "never seen in training" in doc["message"]
@@ -100,3 +100,41 @@ def test_psi_is_zero_for_identical_counts_and_grows_with_shift():
     assert stats.psi([100, 100], [150, 50]) < stats.psi([100, 100], [190, 10])
     assert stats.psi_p_value(0.0, 1000, 1000, 10) == pytest.approx(1.0)
     assert stats.psi_p_value(0.5, 1000, 1000, 10) < 1e-30
+
+
+def test_small_rates_are_judged_on_their_own_scale(baseline):
+    """1% -> 5.5% nulls and ~0% -> 6% unknown words: small in absolute terms (below the old 0.05 and
+    0.10 differences), large on the arcsine scale (Cohen's h), and caught."""
+    import numpy as np
+
+    frame = synth.table(2000, seed=70)
+    rng = np.random.default_rng(71)
+    frame.loc[rng.random(len(frame)) < 0.046, "country"] = None
+    frame["query"] = [" ".join("zz" + t if rng.random() < 0.06 else t for t in q.split()) for q in frame["query"]]
+    found = {f.check: f for f in findings(check(baseline, frame)) if f.feature in ("country", "query")}
+    nulls, oov = found["missing_feature"], found["oov_rate"]
+    assert nulls.observed - nulls.expected < 0.05 and nulls.value >= 0.2 and nulls.status == "warning"
+    assert oov.observed - oov.expected < 0.10 and oov.value >= 0.2
+    assert stats.cohens_h(0.07, 0.015) > stats.cohens_h(0.60, 0.40) * 0.7, "1.5% -> 7% weighs like 40% -> 60%"
+
+
+@pytest.mark.parametrize("incident", [incidents.feature_vanishes, incidents.null_rate_jumps, incidents.unit_changes,
+                                      incidents.strings_in_numeric, incidents.scores_go_wrong])
+def test_incidents_are_caught_in_300_prediction_windows(baseline, incident):
+    for seed in range(5):
+        frame, want = incident(300, 400 + seed)
+        assert want in {(f.check, f.feature) for f in findings(check(baseline, frame))}, (incident.__name__, seed)
+
+
+def test_a_quarter_of_nulls_and_a_new_category_at_15_percent_in_300_predictions(baseline):
+    import numpy as np
+
+    for seed in range(5):
+        frame = synth.table(300, seed=500 + seed)
+        rng = np.random.default_rng(seed)
+        frame.loc[rng.random(300) < 0.25, "age"] = None
+        frame.loc[rng.random(300) < 0.15, "country"] = "XX"
+        found = {(f.check, f.feature) for f in findings(check(baseline, frame))}
+        assert {("missing_feature", "age"), ("unseen_category", "country")} <= found, found
+    quiet = [findings(check(baseline, synth.table(300, seed=600 + s))) for s in range(10)]
+    assert not any(quiet), [[f.message for f in q] for q in quiet if q]

@@ -146,7 +146,7 @@ def test_config_file_changes_thresholds(cli_baseline, tmp_path):
     frame, _ = incidents.strings_in_numeric(1000, 7)
     path = write_jsonl(tmp_path / "w.jsonl", synth.records(frame))
     cfg = tmp_path / "predwatch.toml"
-    cfg.write_text("[features.visits.type_mismatch]\nwarning = 0.5\ncritical = 0.9\n")
+    cfg.write_text("[features.visits.type_mismatch]\nwarning = 1.0\ncritical = 1.5\n")  # Cohen's h of 20%: 0.93
     proc = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(path), "--config", str(cfg))
     assert proc.returncode == 0, proc.stdout
     cfg.write_text("[checks.nonsense]\nwarning = 1\n")

@@ -88,14 +88,15 @@ Detector = Callable[[ColumnBaseline, ColumnProfile, WindowProfile], "Measurement
 def missing_feature(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
     """Share of records where the feature is absent or null, above the training null rate.
 
-    Statistic: ``(absent + null) / records - baseline_null_rate``; one-sided binomial
-    test against the baseline rate. A feature that vanishes scores about 1.0.
+    Statistic: Cohen's h between ``(absent + null) / records`` and the baseline null
+    rate (:func:`analyzers.core.stats.cohens_h`); one-sided binomial test against the
+    baseline rate. A feature that vanishes scores about 3.1 (pi).
 
-    >>> from analyzers.baseline import ColumnBaseline
+    >>> from analyzers.core.baseline import ColumnBaseline
     >>> col = ColumnBaseline("amount", "numeric", rows=1000, nulls=20)
     >>> m = missing_feature(col, ColumnProfile("numeric", present=600, nulls=10), WindowProfile(records=1000))
-    >>> round(m.value, 2), m.p_value < 1e-10
-    (0.39, True)
+    >>> round(m.value, 2), round(m.observed, 2), m.p_value < 1e-10
+    (1.11, 0.41, True)
     """
     n = window.records
     if n == 0:
@@ -110,15 +111,15 @@ def missing_feature(col: ColumnBaseline, prof: ColumnProfile, window: WindowProf
     if prof.nulls:
         parts.append(f"null in {prof.nulls / n:.1%}")
     detail = (" and ".join(parts) or "never missing") + f" of {n:,} records (training: {expected:.1%} null)"
-    return Measurement(rate - expected, stats.excess_rate_p_value(missing, n, expected), n, col.rows,
-                       rate, expected, detail)
+    return Measurement(stats.cohens_h(rate, expected), stats.excess_rate_p_value(missing, n, expected), n,
+                       col.rows, rate, expected, detail)
 
 
 def type_mismatch(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
     """Share of non-null values whose JSON type does not fit the feature's kind.
 
-    Statistic: ``mismatched / non-null values - baseline mismatch rate``; one-sided
-    binomial test. Examples are the offending values.
+    Statistic: Cohen's h between ``mismatched / non-null values`` and the baseline
+    mismatch rate; one-sided binomial test. Examples are the offending values.
     """
     n = prof.present - prof.nulls
     if n <= 0:
@@ -127,14 +128,14 @@ def type_mismatch(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfil
     expected = col.mismatched / base_n if base_n else 0.0
     rate = prof.mismatched / n
     detail = f"{prof.mismatched:,} of {n:,} values are not {_kind_phrase(col.kind)}"
-    return Measurement(rate - expected, stats.excess_rate_p_value(prof.mismatched, n, expected), n, base_n,
-                       rate, expected, detail, [_example(v) for v in prof.mismatch_examples[:SHOWN]])
+    return Measurement(stats.cohens_h(rate, expected), stats.excess_rate_p_value(prof.mismatched, n, expected), n,
+                       base_n, rate, expected, detail, [_example(v) for v in prof.mismatch_examples[:SHOWN]])
 
 
 def unseen_category(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
     """Share of values never seen in training, above the share training predicts.
 
-    Statistic: ``unseen / values - expected``, where ``expected`` is the Good-Turing
+    Statistic: Cohen's h between ``unseen / values`` and ``expected``, the Good-Turing
     estimate of unseen mass (training singletons / values, plus categories the
     baseline did not store); one-sided binomial test. A long tail of rare values
     therefore stays quiet, a new value taking a tenth of the traffic does not.
@@ -151,15 +152,16 @@ def unseen_category(col: ColumnBaseline, prof: ColumnProfile, window: WindowProf
     distinct = f"{len(prof.unseen_values):,}{'+' if len(prof.unseen_values) >= UNSEEN_KEEP else ''}"
     detail = (f"{rate:.1%} of {n:,} values were never seen in training "
               f"({distinct} distinct; expected {expected:.1%})")
-    return Measurement(rate - expected, stats.excess_rate_p_value(prof.unseen, n, expected), n, col.values,
-                       rate, expected, detail, [{"value": v, "count": k} for v, k in top])
+    return Measurement(stats.cohens_h(rate, expected), stats.excess_rate_p_value(prof.unseen, n, expected), n,
+                       col.values, rate, expected, detail, [{"value": v, "count": k} for v, k in top])
 
 
 def out_of_range(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
     """Share of numeric values outside the training minimum..maximum.
 
-    Statistic: ``outside / values - 2 / (training values + 1)`` (the chance a new draw
-    from the training distribution beats its extremes); one-sided binomial test.
+    Statistic: Cohen's h between ``outside / values`` and ``2 / (training values + 1)``
+    (the chance a new draw from the training distribution beats its extremes);
+    one-sided binomial test.
     """
     if col.kind != "numeric" or not prof.bins or col.min is None:
         return None
@@ -176,14 +178,15 @@ def out_of_range(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile
         examples.append({"above_max": col.max, "window_max": prof.max, "count": above})
     detail = (f"{rate:.1%} of {n:,} values outside the training range "
               f"[{_num(col.min)}, {_num(col.max)}] (window range [{_num(prof.min)}, {_num(prof.max)}])")
-    return Measurement(rate - expected, stats.excess_rate_p_value(below + above, n, expected), n, col.values,
-                       rate, expected, detail, examples)
+    return Measurement(stats.cohens_h(rate, expected), stats.excess_rate_p_value(below + above, n, expected), n,
+                       col.values, rate, expected, detail, examples)
 
 
 def oov_rate(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
     """Out-of-vocabulary token rate of a text feature, above the held-out training rate.
 
-    Statistic: ``oov tokens / tokens - expected_oov_rate``. The test counts texts, not
+    Statistic: Cohen's h between ``oov tokens / tokens`` and the held-out OOV rate, so
+    a rise from 1.5% to 7% of unknown words counts. The test counts texts, not
     tokens, as independent trials (words of one text are not independent), so its
     evidence is conservative; from Elasticsearch it counts the sampled texts only.
     """
@@ -196,7 +199,7 @@ def oov_rate(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) ->
     top = sorted(prof.oov_values.items(), key=lambda kv: -kv[1])[:SHOWN]
     detail = (f"{rate:.1%} of {prof.tokens:,} words in {prof.texts:,} texts are not in the model's vocabulary "
               f"(expected {expected:.1%})")
-    return Measurement(rate - expected, p, prof.texts, col.values, rate, expected, detail,
+    return Measurement(stats.cohens_h(rate, expected), p, prof.texts, col.values, rate, expected, detail,
                        [{"word": w, "count": k} for w, k in top])
 
 

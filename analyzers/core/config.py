@@ -28,16 +28,19 @@ CHECKS = (
     "prediction_shift",
 )
 
-# What each threshold is measured in, and its default (warning, critical) level.
+# What each threshold is measured in, and its default (warning, critical) level. Rates (nulls, wrong types,
+# unseen values, values out of range, unknown words) are judged as Cohen's h against what training predicts:
+# the arcsine scale weighs 1% -> 6% like 40% -> 61%, and 0.2 / 0.5 are Cohen's "small" and "medium" effects.
 DEFAULT_LEVELS: dict[str, tuple[float, float]] = {
-    "missing_feature": (0.05, 0.25),    # missing share above the training null rate
-    "type_mismatch": (0.01, 0.10),      # share of values of the wrong type
-    "unseen_category": (0.05, 0.20),    # unseen share above the expected unseen share
-    "out_of_range": (0.01, 0.10),       # share outside the training min..max, above expectation
-    "oov_rate": (0.10, 0.25),           # out-of-vocabulary token rate above the held-out rate
+    "missing_feature": (0.2, 0.5),      # Cohen's h: missing share against the training null rate
+    "type_mismatch": (0.2, 0.5),        # Cohen's h: share of values of the wrong type (0.2 ~ 1% from none)
+    "unseen_category": (0.2, 0.5),      # Cohen's h: unseen share against the Good-Turing expected share
+    "out_of_range": (0.2, 0.5),         # Cohen's h: share outside the training min..max against chance
+    "oov_rate": (0.2, 0.5),             # Cohen's h: out-of-vocabulary rate against the held-out rate
     "distribution_shift": (0.10, 0.25),  # PSI on baseline bins
     "prediction_shift": (0.10, 0.25),   # PSI on baseline bins of the model output
 }
+
 DEFAULT_FDR = 0.01
 
 

@@ -46,6 +46,22 @@ def psi_p_value(value: float, n_expected: float, n_observed: float, bins: int) -
     return float(_special.chdtrc(bins - 1, max(n_eff * value, 0.0)))
 
 
+def cohens_h(observed_rate: float, expected_rate: float) -> float:
+    """Cohen's h: the difference of two proportions on the arcsine (variance-stabilised) scale.
+
+    ``h = 2*asin(sqrt(p1)) - 2*asin(sqrt(p0))``. A rise from 1% to 6% (h 0.30) weighs
+    more than one from 40% to 45% (h 0.10), as it should for rates of nulls, unknown
+    words or bad values; the scale is the same at any rate. Conventions: 0.2 small,
+    0.5 medium, 0.8 large (Cohen, *Statistical Power Analysis*, 1988).
+
+    >>> round(cohens_h(0.06, 0.01), 2), round(cohens_h(0.45, 0.40), 2), round(cohens_h(1.0, 0.0), 2)
+    (0.29, 0.1, 3.14)
+    """
+    p1 = min(max(observed_rate, 0.0), 1.0)
+    p0 = min(max(expected_rate, 0.0), 1.0)
+    return 2.0 * math.asin(math.sqrt(p1)) - 2.0 * math.asin(math.sqrt(p0))
+
+
 def excess_rate_p_value(successes: int, trials: int, expected_rate: float) -> float:
     """One-sided binomial test: is the observed rate above ``expected_rate``?
 

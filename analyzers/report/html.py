@@ -195,16 +195,23 @@ def window_span(w: WindowResult) -> tuple[datetime | None, datetime | None]:
 
 
 def window_label(w: WindowResult) -> str:
-    """"Apr 9, 2013" for a UTC day, "Apr 9, 2013, 09:00–10:00 UTC" for less, a range for more."""
+    """"Apr 9, 2013" for a day, "Apr 9, 2013, 09:00–10:00 UTC" for less, a range for more.
+
+    A window cut from time (``bounds``) is named by its bounds. A window read from a file is named by
+    its records: a file of about one day (in any time zone, e.g. a New York day) by the date it mostly
+    covers, a shorter one by its hours."""
     start, end = window_span(w)
     if start is None or end is None:
         return "a window without timestamps"
+    span = end - start
+    if not w.bounds and timedelta(hours=12) < span <= timedelta(hours=25):
+        start = start + span / 2
     day = f"{start:%b} {start.day}, {start.year}"
-    if w.bounds and end - start == timedelta(days=1) and start.hour == start.minute == 0:
+    if (w.bounds and span == timedelta(days=1) and start.hour == start.minute == 0) or \
+            (not w.bounds and timedelta(hours=12) < span <= timedelta(hours=25)):
         return day
-    if end - start <= timedelta(days=1) and (w.bounds or start.date() == end.date()):
-        closing = f"{end:%H:%M}" if end.date() == start.date() or end - start < timedelta(days=1) else f"{end:%b} {end.day} {end:%H:%M}"
-        return f"{day}, {start:%H:%M}–{closing} UTC"
+    if span <= timedelta(days=1):
+        return f"{day}, {start:%H:%M}–{end:%H:%M} UTC"
     return f"{day} – {end:%b} {end.day}, {end.year}"
 
 
