@@ -138,3 +138,19 @@ def test_a_quarter_of_nulls_and_a_new_category_at_15_percent_in_300_predictions(
         assert {("missing_feature", "age"), ("unseen_category", "country")} <= found, found
     quiet = [findings(check(baseline, synth.table(300, seed=600 + s))) for s in range(10)]
     assert not any(quiet), [[f.message for f in q] for q in quiet if q]
+
+
+def test_a_check_with_too_few_values_says_so_instead_of_guessing(baseline):
+    frame = synth.table(300, seed=80)
+    frame.loc[frame.index[12:], "visits"] = None  # only 12 values left to judge the type and range of
+    results = check(baseline, frame)
+    unjudged = {(r.check, r.feature) for r in results if not r.judged}
+    assert ("type_mismatch", "visits") in unjudged and ("distribution_shift", "visits") in unjudged
+    assert all(r.status == "ok" and "not judged, only 12 values" in r.message
+               for r in results if not r.judged)
+    assert ("missing_feature", "visits") not in unjudged, "the nulls themselves are judged on all 300 records"
+    from analyzers.core.window import WindowResult
+
+    doc = WindowResult(baseline, LocalProfiler(baseline).profile(read_predictions(synth.records(frame))),
+                       results).to_json()
+    assert {"check": "type_mismatch", "feature": "visits", "n_window": 12} in doc["not_judged"]

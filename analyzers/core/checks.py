@@ -23,6 +23,7 @@ from .config import CheckConfig
 from .profile import UNSEEN_KEEP, ColumnProfile, WindowProfile
 
 SHOWN = 5  # examples per finding
+MIN_JUDGED = 20  # values below which a check does not judge: it says so instead of guessing
 RARE = 5  # training count below which a category is too rare to take part in shift bins
 
 
@@ -59,6 +60,7 @@ class CheckResult:
     expected: float | None
     message: str
     examples: list[Any]
+    judged: bool = True  # False: too few values in the window to judge (status stays ok)
 
     @property
     def severity(self) -> str | None:
@@ -286,7 +288,10 @@ def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | N
     for (check, col, m), q in zip(pending, adjusted):
         level = config.level(check, col.name)
         significant = q <= config.fdr
-        if significant and m.value >= level.critical:
+        judged = m.n_window >= MIN_JUDGED
+        if not judged:
+            status = "ok"
+        elif significant and m.value >= level.critical:
             status = "critical"
         elif significant and m.value >= level.warning:
             status = "warning"
@@ -296,7 +301,9 @@ def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | N
             check=check, feature=col.name, role=col.role, status=status, value=m.value,
             threshold=level.warning, critical_threshold=level.critical, p_value=m.p_value,
             adjusted_p_value=q, n_window=m.n_window, n_baseline=m.n_baseline, observed=m.observed,
-            expected=m.expected, message=f"{col.name}: {m.detail}", examples=m.examples,
+            expected=m.expected, examples=m.examples, judged=judged,
+            message=f"{col.name}: {m.detail}" if judged else
+            f"{col.name}: not judged, only {m.n_window} values in the window (at least {MIN_JUDGED} needed)",
         ))
     return results
 

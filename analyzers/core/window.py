@@ -32,6 +32,8 @@ class WindowResult:
             "window": {"start": start, "end": end, "records": p.records, "rejected": p.rejected,
                        "versions": p.versions, "other_models": p.other_models},
             "findings": [r.finding() for r in self.findings],
+            "not_judged": [{"check": r.check, "feature": r.feature, "n_window": r.n_window}
+                           for r in self.results if not r.judged],
         }
 
 

@@ -185,6 +185,10 @@ def format_text(result) -> str:
     p = result.profile
     start, end = result.bounds or (p.start, p.end)
     lines = [f"model {p.model}  window {start} .. {end}  records {p.records:,}  rejected {p.rejected:,}"]
+    unjudged = [r for r in result.results if not r.judged]
+    if unjudged:
+        lines.append("not judged (too few values): " + ", ".join(f"{r.feature} {r.check} ({r.n_window})"
+                                                                  for r in unjudged))
     found = result.findings
     if not found:
         lines.append("no findings")
