@@ -127,13 +127,15 @@ class Leases:
             self.release(key)
         for key in mine[:share]:
             self.acquire(key, leases[key], read=False)
+        held = {k for k in keys if k in self.held}
         for key in keys:
-            if len([k for k in keys if k in self.held]) >= share:
+            if len(held) >= share:
                 break
             lease = leases[key]
-            if key not in self.held and (lease is None or lease.expires <= self.clock()):
-                self.acquire(key, lease, read=False)
-        return {k for k in keys if k in self.held}
+            if key not in held and (lease is None or lease.expires <= self.clock()) \
+                    and self.acquire(key, lease, read=False):
+                held.add(key)
+        return held
 
     def release_all(self) -> None:
         for key in list(self.held):
