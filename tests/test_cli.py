@@ -373,3 +373,16 @@ def test_progress_is_shown_on_a_terminal_and_nowhere_else(cli_baseline, train_cs
     assert code == 0 and f"reading {train_csv} ..." in shown and "summarising" in shown, shown
     piped = predwatch("check", "--baseline", str(cli_baseline), "--logs", str(logs), "--workers", "1")
     assert "reading: " not in piped.stderr and "\r" not in piped.stderr, "silent when stderr is not a terminal"
+
+
+def test_an_unreadable_file_among_parallel_work_with_progress_on_is_still_exit_2(cli_baseline, tmp_path):
+    from analyzers.sources.local import PARALLEL_MIN_BYTES
+
+    big = tmp_path / "big.jsonl"
+    line = json.dumps(synth.records(synth.table(1, seed=1))[0]) + "\n"
+    big.write_text(line * (PARALLEL_MIN_BYTES // len(line) + 100))
+    fake = tmp_path / "w.jsonl.gz"
+    fake.write_text(line)
+    code, shown = run_on_a_terminal(["check", "--baseline", str(cli_baseline), "--logs", str(big), str(fake),
+                                     "--workers", "2"])
+    assert code == 2 and "not a gzip file" in shown, shown

@@ -224,10 +224,13 @@ class LocalProfiler:
 
         done = threading.Event()
         results: list = []
+        failed: list[BaseException] = []
 
         def collect() -> None:
             try:
                 results.extend(pending)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller below, never lost
+                failed.append(exc)
             finally:
                 done.set()
 
@@ -236,6 +239,8 @@ class LocalProfiler:
         while not done.wait(0.2):
             self.progress(self._read.value)
         thread.join()
+        if failed:
+            raise failed[0]
         return iter(results)
 
     def _profile_range(self, part: tuple[Path, int, int]
