@@ -99,6 +99,10 @@ class Baseline:
     created: str = field(default_factory=lambda: c.utc_iso(datetime.now(timezone.utc)))
     source: str | None = None
     schema_version: int = SCHEMA_VERSION
+    # The training traffic of each UTC hour of day (``--time-column``): {"hours": {"0": slice, ...},
+    # "slices": [{"rows": n, "columns": {name: {"nulls": k, "bins" | "categories": ...}}}]}; thin hours
+    # are merged with their neighbours. None: one reference for every hour.
+    time_slices: dict[str, Any] | None = field(default=None, repr=False)
 
     def inputs(self) -> list[ColumnBaseline]:
         return [col for col in self.columns.values() if col.role == "input"]
@@ -113,6 +117,7 @@ class Baseline:
             "source": self.source,
             "rows": self.rows,
             "columns": {name: col.to_dict() for name, col in self.columns.items()},
+            **({"time_slices": self.time_slices} if self.time_slices else {}),
         }
 
     @classmethod
@@ -122,7 +127,8 @@ class Baseline:
             raise ValueError(f"baseline schema version {version!r} is not supported (expected {SCHEMA_VERSION})")
         columns = {name: ColumnBaseline(**col) for name, col in doc["columns"].items()}
         return cls(model=doc["model"], version=doc.get("version"), rows=doc["rows"], columns=columns,
-                   created=doc.get("created", ""), source=doc.get("source"), schema_version=version)
+                   created=doc.get("created", ""), source=doc.get("source"), schema_version=version,
+                   time_slices=doc.get("time_slices"))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_bytes(orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2))
@@ -148,6 +154,7 @@ def build_baseline(
     kinds: dict[str, str] | None = None,
     predictions: Sequence[str] = (),
     source: str | None = None,
+    time_column: str | None = None,
 ) -> Baseline:
     """Summarise a training table, one column per feature.
 
@@ -157,8 +164,18 @@ def build_baseline(
         predictions: columns holding model outputs. One becomes ``prediction``,
             several become ``prediction.<column>``; columns already named
             ``prediction``/``prediction.*`` (from prediction records) are outputs too.
+        time_column: each row's timestamp; the baseline then also keeps the traffic of each UTC hour
+            of day (:func:`hour_slices`), so that a night window is compared with the night.
     """
     kinds = dict(kinds or {})
+    stamps = None
+    if time_column is not None:
+        if time_column not in table.columns:
+            raise ValueError(f"time column {time_column!r} is not in the data")
+        stamps = pd.to_datetime(table[time_column], utc=True, errors="coerce", format="mixed")
+        if stamps.notna().sum() == 0:
+            raise ValueError(f"time column {time_column!r} holds no readable timestamps")
+        table = table.drop(columns=[time_column])
     renamed: dict[str, str] = {}
     for col in predictions:
         if col not in table.columns:
@@ -181,8 +198,54 @@ def build_baseline(
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r} for {col!r}; choose from {', '.join(KINDS)}")
         columns[name] = summarise_column(name, kind, role, series)
+    by_name = {renamed.get(col, str(col)): col for col in table.columns}
     return Baseline(model=model, version=None if version is None else str(version), rows=len(table),
-                    columns=columns, source=source)
+                    columns=columns, source=source,
+                    time_slices=None if stamps is None else hour_slices(table, by_name, columns, stamps))
+
+
+HOUR_SLICE_MIN_ROWS = 500  # an hour with fewer training rows is merged with its neighbours
+
+
+def hour_slices(table: pd.DataFrame, source_of: dict[str, Any], columns: dict[str, ColumnBaseline],
+                stamps: pd.Series, min_rows: int = HOUR_SLICE_MIN_ROWS) -> dict[str, Any]:
+    """The training counts of each UTC hour of day on the global bins and categories; neighbouring
+    hours (around the clock) merge while a slice has fewer than ``min_rows`` rows."""
+    hours = stamps.dt.hour
+    groups = [[h] for h in range(24)]
+    size = lambda g: int(hours.isin(g).sum())  # noqa: E731
+    while len(groups) > 1 and min(map(size, groups)) < min_rows:
+        i = min(range(len(groups)), key=lambda k: size(groups[k]))
+        j = min(((i - 1) % len(groups), (i + 1) % len(groups)), key=lambda k: size(groups[k]))
+        merged = sorted(groups[i] + groups[j])
+        groups = [g for k, g in enumerate(groups) if k not in (i, j)] + [merged]
+        groups.sort(key=min)
+    slices = []
+    for group in groups:
+        mask = hours.isin(group).to_numpy()
+        part = table[mask]
+        slices.append({"rows": int(mask.sum()), "columns": {
+            name: _slice_counts(col, part[source_of[name]]) for name, col in columns.items()}})
+    return {"hours": {str(h): i for i, g in enumerate(groups) for h in g}, "slices": slices}
+
+
+def _slice_counts(col: ColumnBaseline, series: pd.Series) -> dict[str, Any]:
+    """One column of one time slice, counted on the column's global bins or categories."""
+    nulls = _null_mask(series)
+    out: dict[str, Any] = {"nulls": int(nulls.sum())}
+    present = series[~nulls]
+    if col.kind == "numeric" and col.edges:
+        values = pd.to_numeric(present, errors="coerce").to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        out["bins"] = np.bincount(bin_index(col.edges, values), minlength=len(col.edges) + 1).tolist()
+    elif col.kind in ("categorical", "boolean") and col.categories:
+        counts: Counter[str] = Counter()
+        for value, n in present.value_counts(sort=False).items():
+            cat = category_of(value)
+            if cat in col.categories:
+                counts[cat] += int(n)
+        out["categories"] = dict(counts)
+    return out
 
 
 def infer_kind(series: pd.Series) -> str:

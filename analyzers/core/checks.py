@@ -61,6 +61,7 @@ class CheckResult:
     message: str
     examples: list[Any]
     judged: bool = True  # False: too few values in the window to judge (status stays ok)
+    reference: str = "training"  # what the window was judged against ("training, same hours of day")
 
     @property
     def severity(self) -> str | None:
@@ -81,6 +82,7 @@ class CheckResult:
             "expected": stats.finite_or_none(self.expected),
             "n_window": self.n_window,
             "n_baseline": self.n_baseline,
+            "reference": self.reference,
         }
 
 
@@ -269,8 +271,11 @@ DETECTORS: dict[str, Detector] = {
 }
 
 
-def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | None = None) -> list[CheckResult]:
-    """Every applicable check of every column, decided together (one FDR family per window)."""
+def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | None = None,
+             reference: str = "training") -> list[CheckResult]:
+    """Every applicable check of every column, decided together (one FDR family per window).
+
+    ``baseline`` is the reference the window is judged against; ``reference`` names it in the results."""
     config = config or CheckConfig()
     pending: list[tuple[str, ColumnBaseline, Measurement]] = []
     for name, col in baseline.columns.items():
@@ -301,7 +306,7 @@ def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | N
             check=check, feature=col.name, role=col.role, status=status, value=m.value,
             threshold=level.warning, critical_threshold=level.critical, p_value=m.p_value,
             adjusted_p_value=q, n_window=m.n_window, n_baseline=m.n_baseline, observed=m.observed,
-            expected=m.expected, examples=m.examples, judged=judged,
+            expected=m.expected, examples=m.examples, judged=judged, reference=reference,
             message=f"{col.name}: {m.detail}" if judged else
             f"{col.name}: not judged, only {m.n_window} values in the window (at least {MIN_JUDGED} needed)",
         ))

@@ -116,6 +116,7 @@ class WindowProfile:
     columns: dict[str, ColumnProfile] = field(default_factory=dict)
     unknown_columns: dict[str, int] = field(default_factory=dict)  # in the logs, not in the baseline
     other_models: dict[str, int] = field(default_factory=dict)  # records of other models, left out
+    hours: dict[str, int] = field(default_factory=dict)  # records per UTC hour of day ("0".."23")
 
     def absent(self, name: str) -> int:
         """Records in which the column's key is missing altogether."""
@@ -136,6 +137,7 @@ class WindowProfile:
             columns=columns,
             unknown_columns=_add(self.unknown_columns, other.unknown_columns),
             other_models=_add(self.other_models, other.other_models),
+            hours=_add(self.hours, other.hours),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from .baseline import Baseline
 from .checks import CheckResult, evaluate, findings
 from .config import CheckConfig
 from .profile import Rejected, WindowProfile
+from .reference import reference_for
 
 
 @dataclass
@@ -17,6 +18,11 @@ class WindowResult:
     results: list[CheckResult]
     rejections: list[Rejected] = field(default_factory=list)
     bounds: tuple[str, str] | None = None  # the window's [start, end) when it was cut from time, not from files
+    reference: Baseline | None = None  # what it was judged against (the same hours of training), if not baseline
+
+    @property
+    def judged_against(self) -> Baseline:
+        return self.reference or self.baseline
 
     @property
     def findings(self) -> list[CheckResult]:
@@ -39,5 +45,10 @@ class WindowResult:
 
 def analyze(profile: WindowProfile, baseline: Baseline, config: CheckConfig | None = None,
             rejections: list[Rejected] | None = None) -> WindowResult:
-    return WindowResult(baseline, profile, evaluate(profile, baseline, config), rejections or [])
+    """The one place a profile meets the checks: against the same hours of training when the baseline
+    has them (:func:`analyzers.core.reference.reference_for`), else against all of training."""
+    reference, name = reference_for(baseline, profile)
+    result = WindowResult(baseline, profile, evaluate(profile, reference, config, name), rejections or [])
+    result.reference = reference if reference is not baseline else None
+    return result
 

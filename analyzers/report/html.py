@@ -49,12 +49,13 @@ class FeatureView:
 
 
 def feature_views(window: WindowResult) -> list[FeatureView]:
-    """Per column: its check results and the bars comparing training with the window."""
+    """Per column: its check results and the bars comparing training (the reference the window was judged
+    against: the same hours of day when the baseline has them) with the window."""
     by_feature: dict[str, list[CheckResult]] = {}
     for r in window.results:
         by_feature.setdefault(r.feature, []).append(r)
     views = []
-    for name, col in window.baseline.columns.items():
+    for name, col in window.judged_against.columns.items():
         prof = window.profile.columns.get(name) or ColumnProfile(kind=col.kind)
         results = by_feature.get(name, [])
         status = "critical" if any(r.status == "critical" for r in results) else (

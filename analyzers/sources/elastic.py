@@ -70,6 +70,7 @@ class EsWindowProfiler:
             "first": {"min": {"field": c.TIMESTAMP}},
             "last": {"max": {"field": c.TIMESTAMP}},
             "versions": {"terms": {"field": c.MODEL_VERSION, "size": 50}},
+            "hours": {"date_histogram": {"field": c.TIMESTAMP, "fixed_interval": "1h", "min_doc_count": 1}},
         })
         aggs = head.get("aggregations", {})
         records = head["hits"]["total"]["value"]
@@ -79,6 +80,7 @@ class EsWindowProfiler:
             start=aggs.get("first", {}).get("value_as_string"),
             end=aggs.get("last", {}).get("value_as_string"),
             versions={b["key"]: b["doc_count"] for b in aggs.get("versions", {}).get("buckets", [])},
+            hours=_hours_of_day(aggs.get("hours", {}).get("buckets", [])),
         )
         if records == 0:
             window.columns = {n: ColumnProfile.empty(col.kind, col.edges) for n, col in self.baseline.columns.items()}
@@ -119,6 +121,15 @@ class EsWindowProfiler:
             if sample.mismatched and values:  # scaled from the sample to the window's values
                 exact.mismatched = round(sample.mismatched * (exact.present - exact.nulls) / len(values))
                 exact.mismatch_examples = sample.mismatch_examples
+
+
+def _hours_of_day(buckets: list[dict[str, Any]]) -> dict[str, int]:
+    """Records per UTC hour of day, from an hourly date histogram (keys in epoch milliseconds)."""
+    out: dict[str, int] = {}
+    for b in buckets:
+        hour = str(int(b["key"]) // 3_600_000 % 24)
+        out[hour] = out.get(hour, 0) + b["doc_count"]
+    return out
 
 
 def _seed(text: str) -> int:

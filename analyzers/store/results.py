@@ -80,6 +80,7 @@ def result_mappings() -> dict[str, Any]:
                 "value": num, "threshold": num, "critical_threshold": num, "p_value": num,
                 "adjusted_p_value": num, "observed": num, "expected": num,
                 "n_window": {"type": "long"}, "n_baseline": {"type": "long"}, "judged": {"type": "boolean"},
+                "reference": keyword,
                 "examples": {"type": "object", "enabled": False},
                 "examples_text": {"type": "keyword", "ignore_above": 1024},
             }},
@@ -142,7 +143,7 @@ def result_doc(r: CheckResult, *, model: str, version: str | None, start: str, e
             "severity": r.severity, "value": finite_or_none(r.value), "threshold": r.threshold,
             "critical_threshold": r.critical_threshold, "p_value": finite_or_none(r.p_value),
             "adjusted_p_value": finite_or_none(r.adjusted_p_value), "observed": finite_or_none(r.observed), "expected": finite_or_none(r.expected),
-            "n_window": r.n_window, "n_baseline": r.n_baseline, "judged": r.judged,
+            "n_window": r.n_window, "n_baseline": r.n_baseline, "judged": r.judged, "reference": r.reference,
             "examples": examples, "examples_text": [example_text(e) for e in examples][:5],
         },
     }

@@ -24,6 +24,9 @@ def _baseline(sub: Subparsers) -> None:
     p.add_argument("--prediction", action="append", default=[], metavar="COL",
                    help="column holding the model output (repeat for several outputs)")
     p.add_argument("--drop", action="append", default=[], metavar="COL", help="ignore COL (ids, labels, timestamps)")
+    p.add_argument("--time-column", metavar="COL",
+                   help="each row's timestamp: keep the training traffic of every UTC hour of day, so that windows "
+                        "are compared with the same hours (a night window with the night)")
     p.add_argument("--out", help="where to write the baseline JSON")
     p.add_argument("--es", action="store_true", help="also store the baseline in Elasticsearch (<prefix>-baselines)")
     add_es_args(p)
@@ -57,7 +60,7 @@ def run_baseline(args: argparse.Namespace) -> int:
     bar.say(f"summarising {len(table.columns)} columns of {len(table):,} rows ...")
     try:
         baseline = build_baseline(table, model=args.model, version=args.version, kinds=kinds,
-                                  predictions=args.prediction, source=path.name)
+                                  predictions=args.prediction, source=path.name, time_column=args.time_column)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     finally:
@@ -77,6 +80,8 @@ def run_baseline(args: argparse.Namespace) -> int:
         with elasticsearch_errors(settings):
             where.append(f"{settings.url} {args.prefix}-baselines/{store_baseline(client, baseline, args.prefix)}")
     print(f"baseline for {baseline.model} {baseline.version or ''} from {baseline.rows:,} rows -> {', '.join(where)}")
+    if baseline.time_slices:
+        print(f"  time of day: {len(baseline.time_slices['slices'])} slices of the 24 UTC hours")
     for name, col in baseline.columns.items():
         print(f"  {name:30s} {col.kind:12s} {col.role:10s} null {col.null_rate:6.1%}")
     return EXIT_OK
@@ -184,7 +189,8 @@ def run_check(args: argparse.Namespace) -> int:
 def format_text(result) -> str:
     p = result.profile
     start, end = result.bounds or (p.start, p.end)
-    lines = [f"model {p.model}  window {start} .. {end}  records {p.records:,}  rejected {p.rejected:,}"]
+    lines = [f"model {p.model}  window {start} .. {end}  records {p.records:,}  rejected {p.rejected:,}"
+             + (f"  judged against {result.results[0].reference}" if result.results else "")]
     unjudged = [r for r in result.results if not r.judged]
     if unjudged:
         lines.append("not judged (too few values): " + ", ".join(f"{r.feature} {r.check} ({r.n_window})"

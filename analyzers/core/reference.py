@@ -1,0 +1,80 @@
+"""What a window is compared with: the training traffic of the same hours of day, when the baseline knows them.
+
+An hourly window is not a random sample of training traffic: at 03:00 the mix is the
+night's. With a baseline built with ``--time-column``, the reference of a window is
+the mixture of the training hour slices, weighted by the window's own records per
+hour of day: a night window meets the night, a day-long window the whole day.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from .baseline import Baseline, ColumnBaseline
+from .profile import WindowProfile
+
+TRAINING = "training"
+SAME_HOURS = "training, same hours of day"
+
+
+def reference_for(baseline: Baseline, profile: WindowProfile) -> tuple[Baseline, str]:
+    """The baseline to judge ``profile`` against, and its name for the findings.
+
+    >>> from analyzers.core.baseline import Baseline
+    >>> reference_for(Baseline("m", None, 0, {}), WindowProfile(hours={"3": 10}))[1]
+    'training'
+    """
+    slices = baseline.time_slices
+    total = sum(profile.hours.values())
+    if not slices or not total:
+        return baseline, TRAINING
+    weights: dict[int, float] = {}
+    for hour, n in profile.hours.items():
+        index = slices["hours"].get(str(hour))
+        if index is not None:
+            weights[index] = weights.get(index, 0.0) + n / total
+    used = [(w, slices["slices"][i]) for i, w in weights.items() if slices["slices"][i]["rows"]]
+    if not used:
+        return baseline, TRAINING
+    rows = sum(part["rows"] for _, part in used)  # the training rows behind this reference
+    columns = {name: _mix(col, name, used, rows) for name, col in baseline.columns.items()}
+    return replace(baseline, rows=rows, columns=columns), SAME_HOURS
+
+
+def _mix(col: ColumnBaseline, name: str, used: list[tuple[float, dict[str, Any]]], rows: int) -> ColumnBaseline:
+    """One column as the weighted mixture of its hour slices (shares mixed, counts scaled to ``rows``)."""
+    parts = [(w, part["rows"], part["columns"].get(name)) for w, part in used]
+    if any(counts is None for _, _, counts in parts):
+        return col
+    null_rate = sum(w * counts["nulls"] / n for w, n, counts in parts)
+    mismatch_rate = col.mismatched / col.rows if col.rows else 0.0
+    scale = rows / col.rows if col.rows else 0.0
+    changes: dict[str, Any] = {"rows": rows, "nulls": null_rate * rows, "mismatched": mismatch_rate * rows,
+                               # the unseen mass stays training's as a share: its counts scale with the rows
+                               "singletons": col.singletons * scale, "other_count": col.other_count * scale}
+    present = rows * (1.0 - null_rate)
+    if col.kind == "numeric" and col.bin_counts and all("bins" in counts for _, _, counts in parts):
+        changes["bin_counts"] = _mixed_counts([(w, counts["bins"]) for w, _, counts in parts], present)
+    if col.kind in ("categorical", "boolean") and col.categories and all("categories" in c for _, _, c in parts):
+        names = list(col.categories)
+        shares = [(w, [counts["categories"].get(k, 0) for k in names]) for w, _, counts in parts]
+        changes["categories"] = dict(zip(names, _mixed_counts(shares, present * _known_share(col))))
+    return replace(col, **changes)
+
+
+def _known_share(col: ColumnBaseline) -> float:
+    """Share of a column's values that fall in its stored categories (the rest is the unseen mass)."""
+    known = sum((col.categories or {}).values())
+    return known / col.values if col.values else 1.0
+
+
+def _mixed_counts(parts: list[tuple[float, list[float]]], total: float) -> list[float]:
+    """Weighted mixture of the parts' shares, as counts summing to ``total``."""
+    mixed = [0.0] * len(parts[0][1])
+    for w, counts in parts:
+        n = sum(counts)
+        if n:
+            for i, k in enumerate(counts):
+                mixed[i] += w * k / n
+    norm = sum(mixed) or 1.0
+    return [total * m / norm for m in mixed]

@@ -1,0 +1,107 @@
+"""References that match production: windows compared with the training traffic of the same hours of day."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analyzers.core.baseline import build_baseline
+from analyzers.core.checks import findings
+from analyzers.core.window import analyze
+from analyzers.sources.local import LocalProfiler, read_predictions
+
+KINDS = {"channel": "categorical", "amount": "numeric", "items": "numeric"}
+
+
+def traffic(n: int, seed: int, hours: list[int], day: str = "2026-11-02") -> pd.DataFrame:
+    """Night (0-5 UTC) traffic is app and small amounts; day traffic web and larger ones."""
+    rng = np.random.default_rng(seed)
+    hour = rng.choice(hours, n)
+    night = hour < 6
+    channel = np.where(night, rng.choice(["app", "web", "partner"], n, p=[0.8, 0.15, 0.05]),
+                       rng.choice(["app", "web", "partner"], n, p=[0.25, 0.65, 0.10]))
+    amount = np.round(np.where(night, rng.lognormal(2.5, 0.5, n), rng.lognormal(3.6, 0.5, n)), 2)
+    stamps = pd.Timestamp(day, tz="UTC") + pd.to_timedelta(hour, unit="h") + pd.to_timedelta(
+        rng.integers(0, 3600, n), unit="s")
+    return pd.DataFrame({"ts": stamps, "channel": channel, "amount": amount, "items": rng.integers(1, 6, n),
+                         "score": np.round(rng.random(n), 4)})
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    return [{"@timestamp": row.ts.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+             "predwatch": {"model": {"name": "m", "version": "1"},
+                           "features": {"channel": row.channel, "amount": row.amount, "items": int(row.items)},
+                           "prediction": row.score}} for row in frame.itertuples()]
+
+
+@pytest.fixture(scope="module")
+def baselines():
+    train = pd.concat([traffic(60_000, 1, list(range(24)), day=f"2026-10-{d:02d}") for d in (5, 6, 7)])
+    kw = dict(model="m", version="1", kinds=KINDS, predictions=["score"])
+    return (build_baseline(train, time_column="ts", **kw), build_baseline(train.drop(columns=["ts"]), **kw))
+
+
+def found(baseline, frame) -> set[tuple[str, str]]:
+    profile = LocalProfiler(baseline).profile(read_predictions(records(frame)))
+    return {(f.check, f.feature) for f in findings(analyze(profile, baseline).results)}
+
+
+@pytest.mark.parametrize("hour", [3, 9, 14, 22])
+@pytest.mark.parametrize("rows", [300, 5000])
+def test_hourly_windows_raise_nothing_against_the_same_hours(baselines, hour, rows):
+    by_hour, _ = baselines
+    assert found(by_hour, traffic(rows, 100 + hour + rows, [hour])) == set()
+
+
+def test_without_a_time_column_the_night_looks_like_drift(baselines):
+    by_hour, flat = baselines
+    night = traffic(5000, 7, [3])
+    assert found(by_hour, night) == set()
+    assert {("distribution_shift", "channel"), ("distribution_shift", "amount")} <= found(flat, night)
+
+
+def test_a_night_window_with_daytime_traffic_is_caught(baselines):
+    by_hour, _ = baselines
+    day = traffic(300, 8, [14])
+    day["ts"] = day["ts"] - pd.Timedelta(hours=11)  # the day's traffic, stamped 03:00
+    assert {("distribution_shift", "channel"), ("distribution_shift", "amount")} <= found(by_hour, day)
+
+
+def test_the_output_names_the_reference_and_the_baseline_keeps_thin_hours_together(baselines):
+    by_hour, flat = baselines
+    profile = LocalProfiler(by_hour).profile(read_predictions(records(traffic(300, 9, [3]))))
+    result = analyze(profile, by_hour)
+    assert {r.reference for r in result.results} == {"training, same hours of day"}
+    assert {r.reference for r in analyze(profile, flat).results} == {"training"}
+    assert len(by_hour.time_slices["slices"]) == 24 and set(by_hour.time_slices["hours"]) == {str(h) for h in range(24)}
+    thin = build_baseline(traffic(3000, 2, list(range(24))), model="m", kinds=KINDS, time_column="ts")
+    assert len(thin.time_slices["slices"]) < 24, "hours with too few rows merge with their neighbours"
+    assert all(s["rows"] >= 500 for s in thin.time_slices["slices"])
+    from analyzers.core.baseline import Baseline
+
+    assert Baseline.from_dict(by_hour.to_dict()).time_slices == by_hour.time_slices
+
+
+def test_elasticsearch_windows_meet_the_same_hours_too(es, baselines):
+    import orjson
+
+    from analyzers.sources.elastic import EsWindowProfiler
+    from analyzers.store.baselines import store_baseline
+    from logging_adapter.bulk import doc_from_line, send_bulk
+
+    by_hour, _ = baselines
+    store_baseline(es.client, by_hour, es.prefix)
+    night = traffic(300, 11, [3])
+    recs = records(night)
+    for i, rec in enumerate(recs):
+        rec["predwatch"]["prediction_id"] = f"n{i}"
+    outcome = send_bulk(es.client, [doc_from_line(orjson.dumps(r), es.prefix) for r in recs])
+    assert outcome.created == 300
+    es.refresh()
+    profile = EsWindowProfiler(es.client, by_hour, prefix=es.prefix).profile("2026-11-02T03:00:00.000Z",
+                                                                           "2026-11-02T04:00:00.000Z", "1")
+    assert profile.hours == {"3": 300}
+    local = LocalProfiler(by_hour).profile(read_predictions(recs))
+    assert local.hours == profile.hours
+    result = analyze(profile, by_hour)
+    assert findings(result.results) == [] and result.results[0].reference == "training, same hours of day"
