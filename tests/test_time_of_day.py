@@ -105,3 +105,54 @@ def test_elasticsearch_windows_meet_the_same_hours_too(es, baselines):
     assert local.hours == profile.hours
     result = analyze(profile, by_hour)
     assert findings(result.results) == [] and result.results[0].reference == "training, same hours of day"
+
+
+def test_a_persistent_change_is_news_once_against_recent_days_and_stays_against_training(es, baselines):
+    """Through the daemon's analyzer on the test server: the same hour on five days; from day 3 the amounts
+    of the night double and stay so. Against yesterday it is news on day 3 only; against training, every day."""
+    import orjson
+
+    from analyzers.daemon.analyzer import Analyzer
+    from analyzers.daemon.config import DaemonConfig
+    from analyzers.store import results as res
+    from analyzers.store.baselines import store_baseline
+    from logging_adapter.bulk import doc_from_line, send_bulk
+
+    by_hour, _ = baselines
+    store_baseline(es.client, by_hour, es.prefix)
+    config = DaemonConfig.from_dict({"elasticsearch": {"url": es.url, "distribution": es.settings.distribution,
+                                                       "prefix": es.prefix},
+                                     "models": [{"name": "m", "version": "1", "window": "1h", "lag": "0s",
+                                                 "recent_days": 1, "alert_on": ["recent"]}]})
+    job = config.models[0]
+
+    class Told:  # what the notifier is given: only the references the model alerts on
+        seen: list = []
+
+        def observe(self, model, version, window, results):
+            self.seen += [r for r in results if r.status != "ok"]
+
+    told = Told()
+    analyzer = Analyzer(es.client, config, notifier=told)
+    verdicts = {}
+    for d in range(5):
+        day = f"2026-11-{10 + d:02d}"
+        night = traffic(400, 200 + d, [3], day=day)
+        if d >= 2:
+            night["amount"] = night["amount"] * 2
+        recs = records(night)
+        for i, rec in enumerate(recs):
+            rec["predwatch"]["prediction_id"] = f"{day}-{i}"
+        assert send_bulk(es.client, [doc_from_line(orjson.dumps(r), es.prefix) for r in recs]).created == 400
+        es.refresh()
+        start = pd.Timestamp(f"{day}T03:00:00Z").to_pydatetime()
+        analyzer.analyze_window(job, start, start + pd.Timedelta(hours=1).to_pytimedelta(), refresh=True)
+        es.refresh()
+        hits = es.client.search(index=res.findings_index(es.prefix), size=100, ignore_unavailable=True, query={"bool": {"filter": [
+            {"term": {res.WINDOW_START: f"{day}T03:00:00.000Z"}}, {"term": {res.FEATURE: "amount"}}]}})["hits"]["hits"]
+        verdicts[day] = sorted(h["_source"]["predwatch"]["reference"] for h in hits)
+    assert verdicts["2026-11-10"] == [] and verdicts["2026-11-11"] == []
+    assert verdicts["2026-11-12"] == ["recent", "training, same hours of day"], verdicts
+    for day in ("2026-11-13", "2026-11-14"):
+        assert verdicts[day] == ["training, same hours of day"], ("no longer news", day, verdicts)
+    assert told.seen and {r.reference for r in told.seen} == {"recent"}, "alert_on = ['recent']"

@@ -15,6 +15,8 @@ from .profile import WindowProfile
 
 TRAINING = "training"
 SAME_HOURS = "training, same hours of day"
+RECENT = "recent"
+NOT_AGAINST_RECENT = frozenset({"out_of_range"})  # judged against training's range only (PSI sees the tails)
 
 
 def reference_for(baseline: Baseline, profile: WindowProfile) -> tuple[Baseline, str]:
@@ -78,3 +80,27 @@ def _mixed_counts(parts: list[tuple[float, list[float]]], total: float) -> list[
                 mixed[i] += w * k / n
     norm = sum(mixed) or 1.0
     return [total * m / norm for m in mixed]
+
+
+def recent_reference(baseline: Baseline, recent: WindowProfile) -> Baseline:
+    """The recent past as a baseline: the counts of ``recent`` (merged profiles of the same window on
+    previous days) on the training bins and categories, so that the checks ask "did something change
+    since then?" instead of "is this still the training data?"."""
+    columns = {}
+    for name, col in baseline.columns.items():
+        prof = recent.columns.get(name)
+        if prof is None:
+            columns[name] = col
+            continue
+        rows = recent.records
+        changes: dict[str, Any] = {"rows": rows, "nulls": rows - prof.present + prof.nulls,
+                                   "mismatched": prof.mismatched}
+        if col.kind == "numeric" and prof.bins and col.bin_counts and len(prof.bins) == len(col.bin_counts):
+            changes["bin_counts"] = list(prof.bins)
+        if col.kind in ("categorical", "boolean") and col.categories is not None:
+            changes["categories"] = {k: prof.categories.get(k, 0) for k in col.categories}
+            changes["singletons"], changes["other_count"] = 0, prof.unseen  # unseen in training: expected now
+        if col.kind == "text" and prof.tokens:
+            changes["expected_oov_rate"] = prof.oov_tokens / prof.tokens
+        columns[name] = replace(col, **changes)
+    return replace(baseline, rows=recent.records, columns=columns, time_slices=None)

@@ -21,11 +21,14 @@ from logging_adapter import contract as c
 from logging_adapter.contract import parse_time
 from logging_adapter.templates import predictions_pattern
 
-from ..core.checks import CheckResult
+from ..core.checks import CheckResult, evaluate
+from ..core.profile import WindowProfile
+from ..core.reference import NOT_AGAINST_RECENT, RECENT, recent_reference
 from ..core.window import analyze
 from ..sources.elastic import EsWindowProfiler
 from ..store import results as res
 from ..store.baselines import BaselineCache
+from ..store.profiles import load_profiles, profile_doc
 from ..store.state import get_state, put_state
 from .config import DaemonConfig, ModelJob, align, iso
 
@@ -34,6 +37,7 @@ log = logging.getLogger("predwatch.daemon")
 NO_VERSION = "__no_version__"  # records logged without a model version
 VOLUME_MIN_EXPECTED = 20  # below this usual volume, a drop is not judged
 VOLUME_WARNING, VOLUME_CRITICAL = 0.5, 0.2  # fractions of the usual volume
+RECENT_MIN_RECORDS = 100  # earlier records needed before the recent past is a reference
 
 
 class Analyzer:
@@ -107,9 +111,33 @@ class Analyzer:
         summary["records"] += profile.records
         result = analyze(profile, baseline, self.config.checks)
         volume = self.volume_checks(job, version, start, end, profile.records)
-        self._notify(job, version, s, e, profile.records, result.results + volume)
-        return res.window_docs(result, prefix=self.prefix, model=job.name, version=version, start=s, end=e,
-                               extra=volume)
+        recent = self.recent_checks(job, version, baseline, profile, start)
+        alerting = [r for r in result.results + recent if r.reference.split(",")[0] in job.alert_on]
+        self._notify(job, version, s, e, profile.records, alerting + volume)
+        return [*res.window_docs(result, prefix=self.prefix, model=job.name, version=version, start=s, end=e,
+                                 extra=[*volume, *recent]),
+                profile_doc(profile, prefix=self.prefix, model=job.name, version=version, start=s, end=e)]
+
+    def recent_checks(self, job: ModelJob, version: str | None, baseline: Any, profile: WindowProfile,
+                      start: datetime) -> list[CheckResult]:
+        """The window against the same window on the previous ``recent_days`` days, merged from their stored
+        profiles: "did something change since then?" (``reference: recent``). Empty without enough history."""
+        if not job.recent_days or profile.records == 0:
+            return []
+        starts = [iso(start - timedelta(days=d)) for d in range(1, job.recent_days + 1)]
+        try:
+            earlier = load_profiles(self.client, self.prefix, job.name, version, starts)
+        except Exception as exc:  # noqa: BLE001 - no history yet is not an error
+            log.debug("recent profiles not read: %s", exc)
+            return []
+        self.requests += 1
+        merged = WindowProfile(model=job.name)
+        for past in earlier:
+            merged = merged.merge(past)
+        if merged.records < RECENT_MIN_RECORDS:
+            return []
+        checked = evaluate(profile, recent_reference(baseline, merged), self.config.checks, reference=RECENT)
+        return [r for r in checked if r.check not in NOT_AGAINST_RECENT]
 
     def _notify(self, job: ModelJob, version: str | None, start: str, end: str, records: int,
                 checked: list[CheckResult]) -> None:

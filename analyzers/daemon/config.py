@@ -36,6 +36,8 @@ class ModelJob:
     lag: timedelta = timedelta(minutes=5)
     every: timedelta | None = None
     backfill: timedelta = timedelta(days=1)
+    recent_days: int = 7  # the recent reference: the same window on this many previous days (0: none)
+    alert_on: tuple[str, ...] = ("training",)  # which references' findings are notified
 
     @property
     def interval(self) -> timedelta:
@@ -49,6 +51,22 @@ class ModelJob:
     @property
     def key(self) -> str:
         return f"watermark:{self.model_key}"
+
+
+REFERENCES = ("training", "recent")
+
+
+def _whole(table: dict[str, Any], key: str, default: int) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"[[models]] {key}: a whole number of 0 or more, not {value!r}")
+    return value
+
+
+def _references(values: Any) -> tuple[str, ...]:
+    if not isinstance(values, list) or not set(values) <= set(REFERENCES):
+        raise ValueError(f"[[models]] alert_on: a list of {', '.join(REFERENCES)}, not {values!r}")
+    return tuple(values)
 
 
 def default_instance() -> str:
@@ -93,7 +111,8 @@ class DaemonConfig:
                 name=m["name"], version=None if m.get("version") is None else str(m["version"]),
                 window=parse_duration(m.get("window", "1h")), lag=parse_duration(m.get("lag", "5m")),
                 every=parse_duration(m["every"]) if "every" in m else None,
-                backfill=parse_duration(m.get("backfill", "1d"))))
+                backfill=parse_duration(m.get("backfill", "1d")),
+                recent_days=_whole(m, "recent_days", 7), alert_on=_references(m.get("alert_on", ["training"]))))
         return cls(settings=settings, prefix=prefix, models=models, checks=CheckConfig.from_dict(doc),
                    retention_days=daemon.get("retention_days"),
                    heartbeat=parse_duration(daemon.get("heartbeat", "60s")),

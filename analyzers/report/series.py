@@ -67,13 +67,15 @@ def line_chart(label: str, series: dict[str, list[tuple[str, float | None]]], cl
 
 
 def render(data: dict[str, Any], *, model: str, start: str, end: str, source: str) -> str:
-    by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    by_key: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for m in data["metrics"]:
         if m.get("check") == "volume":
             continue
-        by_key.setdefault((m["feature"], m["check"]), []).append(m)
+        # against training and against the recent past are two questions: two charts
+        against = "recent" if m.get("reference") == "recent" else ""
+        by_key.setdefault((m["feature"], m["check"], against), []).append(m)
     series = []
-    for (feature, check), rows in sorted(by_key.items()):
+    for (feature, check, against), rows in sorted(by_key.items()):
         rows.sort(key=lambda m: m["window"]["start"])
         use_observed = check in ("missing_feature", "unseen_category", "oov_rate", "type_mismatch", "out_of_range")
         named = {"value": [(m["window"]["end"], m.get("observed") if use_observed else m.get("value")) for m in rows]}
@@ -86,8 +88,9 @@ def render(data: dict[str, Any], *, model: str, start: str, end: str, source: st
                for m in rows if m.get("status") in ("warning", "critical")]
         status = "critical" if any(m["status"] == "critical" for m in rows) else (
             "warning" if any(m["status"] == "warning" for m in rows) else "ok")
-        series.append({"feature": feature, "check": check, "status": status,
-                       "chart": line_chart(f"{feature} {check}", named, classes, bad)})
+        label = f"{check} (against recent days)" if against else check
+        series.append({"feature": feature, "check": label, "status": status,
+                       "chart": line_chart(f"{feature} {label}", named, classes, bad)})
     order = {"critical": 0, "warning": 1, "ok": 2}
     series.sort(key=lambda s: (order[s["status"]], s["feature"], s["check"]))
     volume = [{"t": b["key_as_string"], "count": b["doc_count"]} for b in data["histogram"]]

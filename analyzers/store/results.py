@@ -55,6 +55,10 @@ def findings_index(prefix: str) -> str:
     return f"{prefix}-findings"
 
 
+def profiles_index(prefix: str) -> str:
+    return f"{prefix}-profiles"
+
+
 def baselines_index(prefix: str) -> str:
     return f"{prefix}-baselines"
 
@@ -110,6 +114,18 @@ def result_templates(prefix: str) -> dict[str, Any]:
                 "composed_of": [f"{prefix}-results-mappings"],
                 "_meta": {"managed_by": "predwatch"},
             },
+            f"{prefix}-profiles": {
+                "index_patterns": [profiles_index(prefix)],
+                "priority": PRIORITY,
+                "template": {"mappings": {"dynamic": False, "properties": {
+                    "@timestamp": {"type": "date"},
+                    "predwatch": {"properties": {
+                        "model": {"properties": {"name": {"type": "keyword"}, "version": {"type": "keyword"}}},
+                        "window": {"properties": {"start": {"type": "date"}, "end": {"type": "date"},
+                                                  "records": {"type": "long"}}}}},
+                    "profile": {"type": "object", "enabled": False}}}},
+                "_meta": {"managed_by": "predwatch"},
+            },
             f"{prefix}-baselines": {
                 "index_patterns": [baselines_index(prefix), state_index(prefix)],
                 "priority": PRIORITY,
@@ -161,7 +177,8 @@ def result_docs(checked: Iterable[CheckResult], *, prefix: str, model: str, vers
     """Metric documents for every result, finding documents for the alert-worthy ones."""
     docs = []
     for r in checked:
-        key = (model, version, start, end, r.feature, r.check)
+        key = (model, version, start, end, r.feature, r.check) + (() if r.reference.startswith("training")
+                                                                   else (r.reference,))
         doc = result_doc(r, model=model, version=version, start=start, end=end, records=records, rejected=rejected)
         docs.append(Doc(metrics_index(prefix), result_id(*key), orjson.dumps(doc)))
         if r.status != "ok":

@@ -28,7 +28,8 @@ def fetch(client: Elasticsearch, prefix: str, model: str, start: str, end: str) 
     metrics = [h["_source"]["predwatch"] for h in helpers.scan(
         client, index=res.metrics_index(prefix), query={"query": window}, size=1000,
         _source=["predwatch.window", "predwatch.feature", "predwatch.check", "predwatch.value",
-                 "predwatch.threshold", "predwatch.observed", "predwatch.expected", "predwatch.status"])]
+                 "predwatch.threshold", "predwatch.observed", "predwatch.expected", "predwatch.status",
+                 "predwatch.reference"])]
     if not metrics:
         raise NothingYet(f"no analysed window of model {model!r} in [{start}, {end})")
     found = client.search(index=res.findings_index(prefix), size=500, query=window, sort=[{res.WINDOW_START: "desc"}],
