@@ -3,7 +3,8 @@
 False alarms: windows drawn from the training distribution (natural nulls, a Zipf long
 tail of categories, rare words) at several sizes; any finding counts. Detection: each
 incident of ``tests/incidents.py`` injected into windows of 300 and 1,000 rows, and small
-rates (1% -> 5.5% nulls, about 0% -> 6% unknown words) at 2,000. Target: no false alarm,
+rates (1% -> 5.5% nulls, about 0% -> 6% unknown words, a 0.3% category at 5%) at 2,000.
+Target: no false alarm,
 every incident caught.
 
     python bench/detection.py [--seeds 40]
@@ -48,16 +49,19 @@ def main() -> None:
                 frame, expected = incident(rows, 20_000 + s)
                 caught += expected in found(frame)
             print(f"  {incident.__name__:30s} {caught} of {args.seeds // 2}")
-    print("small rates at 2,000 rows (Cohen's h; a plain difference of shares misses both):")
+    print("small rates at 2,000 rows (Cohen's h; a plain difference of shares, or PSI, misses them):")
     import numpy as np
 
     for name, expected in (("nulls 1% -> 5.5%", ("missing_feature", "country")),
-                           ("unknown words ~0% -> 6%", ("oov_rate", "query"))):
+                           ("unknown words ~0% -> 6%", ("oov_rate", "query")),
+                           ("merchant m31 0.3% -> 5%", ("category_share", "merchant"))):
         caught = 0
         for s in range(args.seeds // 2):
             frame, rng = synth.table(2000, seed=30_000 + s), np.random.default_rng(s)
             if expected[0] == "missing_feature":
                 frame.loc[rng.random(len(frame)) < 0.046, "country"] = None
+            elif expected[0] == "category_share":
+                frame.loc[rng.random(len(frame)) < 0.05, "merchant"] = "m31"
             else:
                 frame["query"] = [" ".join("zz" + t if rng.random() < 0.06 else t for t in q.split())
                                   for q in frame["query"]]

@@ -154,3 +154,16 @@ def test_a_check_with_too_few_values_says_so_instead_of_guessing(baseline):
     doc = WindowResult(baseline, LocalProfiler(baseline).profile(read_predictions(synth.records(frame))),
                        results).to_json()
     assert {"check": "type_mismatch", "feature": "visits", "n_window": 12} in doc["not_judged"]
+
+
+def test_a_rare_category_rising_is_seen_on_its_own_not_in_the_other_bin(baseline):
+    import numpy as np
+
+    frame = synth.table(2000, seed=90)
+    share = baseline.columns["merchant"].categories["m31"] / baseline.columns["merchant"].values
+    assert share < 0.005, "a minor category: PSI bins it with the rest"
+    frame.loc[np.random.default_rng(91).random(2000) < 0.05, "merchant"] = "m31"
+    found = {(f.check, f.feature): f for f in findings(check(baseline, frame))}
+    assert ("distribution_shift", "merchant") not in found, "diluted in the 'other' bin"
+    rise = found[("category_share", "merchant")]
+    assert rise.examples[0]["value"] == "m31" and rise.value >= 0.2 and "training 0.3%" in rise.message

@@ -42,8 +42,8 @@ def test_quiet_spring_days_are_mostly_quiet(demo):
     assert len(quiet) >= 0.5 * len(others), [(w["window"]["start"][:10], [f["check"] for f in w["findings"]])
                                              for w in others if w["findings"]]
     for w in others:  # what fires on ordinary days is drift of delays and scores, never a data-quality check
-        assert {f["check"] for f in w["findings"]} <= {"distribution_shift", "prediction_shift", "missing_feature",
-                                                       "unseen_category"}, w
+        assert {f["check"] for f in w["findings"]} <= {"distribution_shift", "category_share", "prediction_shift",
+                                                       "missing_feature", "unseen_category"}, w
 
 
 def test_the_days_files_give_the_daily_timeline_with_every_incident_on_its_day(demo, tmp_path):

@@ -225,6 +225,38 @@ def distribution_shift(col: ColumnBaseline, prof: ColumnProfile, window: WindowP
                        None, None, f"PSI {value:.3f} over {len(expected)} bins; {detail}")
 
 
+def category_share(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
+    """The largest rise of one known category's share, judged on its own (Cohen's h).
+
+    PSI bins the rare categories together, so a value at 0.3% of training rising to 5%
+    would vanish into that bin; this check looks at every category seen at least
+    ``RARE`` times in training. Statistic: the largest Cohen's h between a category's
+    window share and its training share; one-sided binomial test, Bonferroni-corrected
+    for the number of categories looked at.
+    """
+    if col.kind != "categorical" or col.role != "input" or not col.categories or col.values <= 0:
+        return None  # model outputs have few labels, each its own bin of prediction_shift
+    n = prof.values
+    if n <= 0:
+        return None
+    best: tuple[float, str, int, float, float] | None = None
+    for cat, k in prof.categories.items():
+        base = col.categories.get(cat, 0)
+        if base < RARE:
+            continue
+        expected, observed = base / col.values, k / n
+        h = stats.cohens_h(observed, expected)
+        if best is None or h > best[0]:
+            best = (h, cat, k, expected, observed)
+    if best is None:
+        return None
+    h, cat, k, expected, observed = best
+    p = min(1.0, stats.excess_rate_p_value(k, n, expected) * len(prof.categories))
+    return Measurement(h, p, n, col.values, observed, expected,
+                       f"{cat!r} is {observed:.1%} of {n:,} values (training {expected:.1%})",
+                       [{"value": cat, "count": k}])
+
+
 def _shift_bins(col: ColumnBaseline, prof: ColumnProfile) -> tuple[list[float], list[float], str]:
     if col.kind == "numeric":
         base, win = list(col.bin_counts or []), list(prof.bins or [])
@@ -268,6 +300,7 @@ DETECTORS: dict[str, Detector] = {
     "out_of_range": out_of_range,
     "oov_rate": oov_rate,
     "distribution_shift": distribution_shift,
+    "category_share": category_share,
 }
 
 

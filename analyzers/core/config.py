@@ -26,6 +26,7 @@ CHECKS = (
     "oov_rate",
     "distribution_shift",
     "prediction_shift",
+    "category_share",
 )
 
 # What each threshold is measured in, and its default (warning, critical) level. Rates (nulls, wrong types,
@@ -39,6 +40,7 @@ DEFAULT_LEVELS: dict[str, tuple[float, float]] = {
     "oov_rate": (0.2, 0.5),             # Cohen's h: out-of-vocabulary rate against the held-out rate
     "distribution_shift": (0.10, 0.25),  # PSI on baseline bins
     "prediction_shift": (0.10, 0.25),   # PSI on baseline bins of the model output
+    "category_share": (0.2, 0.5),       # Cohen's h: one known category's share against training's
 }
 
 DEFAULT_FDR = 0.01
