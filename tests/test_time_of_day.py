@@ -100,7 +100,7 @@ def test_elasticsearch_windows_meet_the_same_hours_too(es, baselines):
     es.refresh()
     profile = EsWindowProfiler(es.client, by_hour, prefix=es.prefix).profile("2026-11-02T03:00:00.000Z",
                                                                            "2026-11-02T04:00:00.000Z", "1")
-    assert profile.hours == {"3": 300}
+    assert profile.hours == {str(pd.Timestamp("2026-11-02").day_of_week * 24 + 3): 300}  # hour of the week
     local = LocalProfiler(by_hour).profile(read_predictions(recs))
     assert local.hours == profile.hours
     result = analyze(profile, by_hour)
@@ -156,3 +156,25 @@ def test_a_persistent_change_is_news_once_against_recent_days_and_stays_against_
     for day in ("2026-11-13", "2026-11-14"):
         assert verdicts[day] == ["training, same hours of day"], ("no longer news", day, verdicts)
     assert told.seen and {r.reference for r in told.seen} == {"recent"}, "alert_on = ['recent']"
+
+
+def test_two_weeks_of_training_tell_the_hours_of_the_week_apart():
+    """Weekend nights differ from weekday nights: with two weeks of data the slices are hours of the week."""
+    days = pd.date_range("2026-10-05", periods=15, freq="D")  # Monday 5 October onwards, over two weeks
+    frames = []
+    for i, day in enumerate(days):
+        frame = traffic(6000, 300 + i, list(range(24)), day=day.strftime("%Y-%m-%d"))
+        if day.day_of_week >= 5:  # weekends: the partner channel takes over
+            frame["channel"] = np.where(frame["ts"].dt.hour < 6, "partner", frame["channel"])
+        frames.append(frame)
+    train = pd.concat(frames)
+    weekly = build_baseline(train, model="m", version="1", kinds=KINDS, predictions=["score"], time_column="ts")
+    assert weekly.time_slices["period"] == "week" and len(weekly.time_slices["hours"]) == 168
+    saturday_night = traffic(400, 999, [3], day="2026-11-07")
+    saturday_night["channel"] = "partner"
+    assert found(weekly, saturday_night) == set(), "a Saturday night meets Saturday nights"
+    profile = LocalProfiler(weekly).profile(read_predictions(records(saturday_night)))
+    assert analyze(profile, weekly).results[0].reference == "training, same hours of the week"
+    tuesday_night = traffic(400, 998, [3], day="2026-11-03")
+    tuesday_night["channel"] = "partner"
+    assert ("distribution_shift", "channel") in found(weekly, tuesday_night), "the same mix on a Tuesday is news"

@@ -204,15 +204,20 @@ def build_baseline(
                     time_slices=None if stamps is None else hour_slices(table, by_name, columns, stamps))
 
 
-HOUR_SLICE_MIN_ROWS = 500  # an hour with fewer training rows is merged with its neighbours
+HOUR_SLICE_MIN_ROWS = 500  # a slice with fewer training rows is merged with its neighbours
+WEEK_SPAN = pd.Timedelta(days=14)  # training data this long also tells the hours of the week apart
 
 
 def hour_slices(table: pd.DataFrame, source_of: dict[str, Any], columns: dict[str, ColumnBaseline],
                 stamps: pd.Series, min_rows: int = HOUR_SLICE_MIN_ROWS) -> dict[str, Any]:
-    """The training counts of each UTC hour of day on the global bins and categories; neighbouring
-    hours (around the clock) merge while a slice has fewer than ``min_rows`` rows."""
-    hours = stamps.dt.hour
-    groups = [[h] for h in range(24)]
+    """The training counts of each UTC hour of day (of the week, when the data spans two weeks or more)
+    on the global bins and categories; neighbouring hours (around the clock) merge while a slice has
+    fewer than ``min_rows`` rows. ``period`` says which: "day" (24 hours) or "week" (168, Monday 00h = 0)."""
+    known = stamps.dropna()
+    week = len(known) > 0 and known.max() - known.min() >= WEEK_SPAN
+    period, count = ("week", 168) if week else ("day", 24)
+    hours = (stamps.dt.day_of_week * 24 + stamps.dt.hour) if week else stamps.dt.hour
+    groups = [[h] for h in range(count)]
     size = lambda g: int(hours.isin(g).sum())  # noqa: E731
     while len(groups) > 1 and min(map(size, groups)) < min_rows:
         i = min(range(len(groups)), key=lambda k: size(groups[k]))
@@ -226,7 +231,7 @@ def hour_slices(table: pd.DataFrame, source_of: dict[str, Any], columns: dict[st
         part = table[mask]
         slices.append({"rows": int(mask.sum()), "columns": {
             name: _slice_counts(col, part[source_of[name]]) for name, col in columns.items()}})
-    return {"hours": {str(h): i for i, g in enumerate(groups) for h in g}, "slices": slices}
+    return {"period": period, "hours": {str(h): i for i, g in enumerate(groups) for h in g}, "slices": slices}
 
 
 def _slice_counts(col: ColumnBaseline, series: pd.Series) -> dict[str, Any]:

@@ -116,7 +116,7 @@ class WindowProfile:
     columns: dict[str, ColumnProfile] = field(default_factory=dict)
     unknown_columns: dict[str, int] = field(default_factory=dict)  # in the logs, not in the baseline
     other_models: dict[str, int] = field(default_factory=dict)  # records of other models, left out
-    hours: dict[str, int] = field(default_factory=dict)  # records per UTC hour of day ("0".."23")
+    hours: dict[str, int] = field(default_factory=dict)  # records per UTC hour of the week ("0" Monday 00h .. "167")
 
     def absent(self, name: str) -> int:
         """Records in which the column's key is missing altogether."""

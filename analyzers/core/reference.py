@@ -1,4 +1,5 @@
-"""What a window is compared with: the training traffic of the same hours of day, when the baseline knows them.
+"""What a window is compared with: the training traffic of the same hours (of the day, or of the week when the
+training data spans two weeks), when the baseline knows them.
 
 An hourly window is not a random sample of training traffic: at 03:00 the mix is the
 night's. With a baseline built with ``--time-column``, the reference of a window is
@@ -15,6 +16,7 @@ from .profile import WindowProfile
 
 TRAINING = "training"
 SAME_HOURS = "training, same hours of day"
+SAME_WEEK_HOURS = "training, same hours of the week"
 RECENT = "recent"
 NOT_AGAINST_RECENT = frozenset({"out_of_range"})  # judged against training's range only (PSI sees the tails)
 
@@ -30,9 +32,10 @@ def reference_for(baseline: Baseline, profile: WindowProfile) -> tuple[Baseline,
     total = sum(profile.hours.values())
     if not slices or not total:
         return baseline, TRAINING
+    weeks = slices.get("period") == "week"
     weights: dict[int, float] = {}
-    for hour, n in profile.hours.items():
-        index = slices["hours"].get(str(hour))
+    for hour, n in profile.hours.items():  # the profile counts hours of the week
+        index = slices["hours"].get(str(int(hour) if weeks else int(hour) % 24))
         if index is not None:
             weights[index] = weights.get(index, 0.0) + n / total
     used = [(w, slices["slices"][i]) for i, w in weights.items() if slices["slices"][i]["rows"]]
@@ -40,7 +43,7 @@ def reference_for(baseline: Baseline, profile: WindowProfile) -> tuple[Baseline,
         return baseline, TRAINING
     rows = sum(part["rows"] for _, part in used)  # the training rows behind this reference
     columns = {name: _mix(col, name, used, rows) for name, col in baseline.columns.items()}
-    return replace(baseline, rows=rows, columns=columns), SAME_HOURS
+    return replace(baseline, rows=rows, columns=columns), SAME_WEEK_HOURS if weeks else SAME_HOURS
 
 
 def _mix(col: ColumnBaseline, name: str, used: list[tuple[float, dict[str, Any]]], rows: int) -> ColumnBaseline:

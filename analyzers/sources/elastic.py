@@ -80,7 +80,7 @@ class EsWindowProfiler:
             start=aggs.get("first", {}).get("value_as_string"),
             end=aggs.get("last", {}).get("value_as_string"),
             versions={b["key"]: b["doc_count"] for b in aggs.get("versions", {}).get("buckets", [])},
-            hours=_hours_of_day(aggs.get("hours", {}).get("buckets", [])),
+            hours=_hours_of_week(aggs.get("hours", {}).get("buckets", [])),
         )
         if records == 0:
             window.columns = {n: ColumnProfile.empty(col.kind, col.edges) for n, col in self.baseline.columns.items()}
@@ -123,11 +123,12 @@ class EsWindowProfiler:
                 exact.mismatch_examples = sample.mismatch_examples
 
 
-def _hours_of_day(buckets: list[dict[str, Any]]) -> dict[str, int]:
-    """Records per UTC hour of day, from an hourly date histogram (keys in epoch milliseconds)."""
+def _hours_of_week(buckets: list[dict[str, Any]]) -> dict[str, int]:
+    """Records per UTC hour of the week (Monday 00h is 0), from an hourly date histogram (epoch ms keys;
+    1970-01-01 was a Thursday, hour 72 of its week)."""
     out: dict[str, int] = {}
     for b in buckets:
-        hour = str(int(b["key"]) // 3_600_000 % 24)
+        hour = str((int(b["key"]) // 3_600_000 + 72) % 168)
         out[hour] = out.get(hour, 0) + b["doc_count"]
     return out
 

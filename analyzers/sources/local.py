@@ -334,7 +334,7 @@ class LocalProfiler:
             start=c.utc_iso(stamps.min().to_pydatetime()) if len(stamps) else None,
             end=c.utc_iso(stamps.max().to_pydatetime()) if len(stamps) else None,
             versions={str(k): n for k, n in Counter(r.version for r in records).items()},
-            hours={str(h): int(n) for h, n in Counter(stamps.hour).items()},
+            hours={str(h): int(n) for h, n in Counter(stamps.day_of_week * 24 + stamps.hour).items()},
         )
         predictions = [r.prediction for r in records]
         if dict in set(map(type, predictions)):  # object outputs: prediction.<key> columns
