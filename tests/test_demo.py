@@ -30,6 +30,7 @@ def test_demo_finds_every_injected_incident(demo):
                  "caught  2013-04-19 prediction_shift on prediction.score"):
         assert line in out
     assert "day   5/21 2013-04-05" in out, "progress is shown while it runs"
+    assert "against the previous 7 days instead of training: findings on" in out
 
 
 def test_quiet_spring_days_are_mostly_quiet(demo):
@@ -41,6 +42,9 @@ def test_quiet_spring_days_are_mostly_quiet(demo):
     quiet = [w for w in others if not w["findings"]]
     assert len(quiet) >= 0.5 * len(others), [(w["window"]["start"][:10], [f["check"] for f in w["findings"]])
                                              for w in others if w["findings"]]
+    by_day = {w["window"]["start"][:10]: w for w in windows}
+    recent = {(f["check"], f["feature"]) for f in by_day["2013-04-05"].get("recent_findings", [])}
+    assert ("missing_feature", "dep_delay") in recent, "the dropped feature is news against the previous days too"
     for w in others:  # what fires on ordinary days is drift of delays and scores, never a data-quality check
         assert {f["check"] for f in w["findings"]} <= {"distribution_shift", "category_share", "prediction_shift",
                                                        "missing_feature", "unseen_category"}, w

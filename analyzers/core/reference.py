@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from .baseline import Baseline, ColumnBaseline
+from .checks import evaluate
 from .profile import WindowProfile
 
 TRAINING = "training"
@@ -107,3 +108,20 @@ def recent_reference(baseline: Baseline, recent: WindowProfile) -> Baseline:
             changes["expected_oov_rate"] = prof.oov_tokens / prof.tokens
         columns[name] = replace(col, **changes)
     return replace(baseline, rows=recent.records, columns=columns, time_slices=None)
+
+
+RECENT_MIN_RECORDS = 100  # earlier records needed before the recent past is a reference
+
+
+def recent_results(profile: WindowProfile, baseline: Baseline, earlier: list[WindowProfile],
+                   config: Any = None) -> list[Any]:
+    """The window judged against ``earlier`` windows (the same window on previous days), merged:
+    "did something change since then?". Empty without enough history. One implementation for the
+    daemon (profiles stored in Elasticsearch) and for local files."""
+    merged = WindowProfile(model=profile.model)
+    for past in earlier:
+        merged = merged.merge(past)
+    if merged.records < RECENT_MIN_RECORDS or profile.records == 0:
+        return []
+    checked = evaluate(profile, recent_reference(baseline, merged), config, reference=RECENT)
+    return [r for r in checked if r.check not in NOT_AGAINST_RECENT]

@@ -19,6 +19,7 @@ class WindowResult:
     rejections: list[Rejected] = field(default_factory=list)
     bounds: tuple[str, str] | None = None  # the window's [start, end) when it was cut from time, not from files
     reference: Baseline | None = None  # what it was judged against (the same hours of training), if not baseline
+    recent: list[CheckResult] = field(default_factory=list)  # against the same window on previous days
 
     @property
     def judged_against(self) -> Baseline:
@@ -40,7 +41,12 @@ class WindowResult:
             "findings": [r.finding() for r in self.findings],
             "not_judged": [{"check": r.check, "feature": r.feature, "n_window": r.n_window}
                            for r in self.results if not r.judged],
+            **({"recent_findings": [r.finding() for r in findings(self.recent)]} if self.recent else {}),
         }
+
+    @property
+    def recent_findings(self) -> list[CheckResult]:
+        return findings(self.recent)
 
 
 def analyze(profile: WindowProfile, baseline: Baseline, config: CheckConfig | None = None,

@@ -21,9 +21,9 @@ from logging_adapter import contract as c
 from logging_adapter.contract import parse_time
 from logging_adapter.templates import predictions_pattern
 
-from ..core.checks import CheckResult, evaluate
+from ..core.checks import CheckResult
 from ..core.profile import WindowProfile
-from ..core.reference import NOT_AGAINST_RECENT, RECENT, recent_reference
+from ..core.reference import recent_results
 from ..core.window import analyze
 from ..sources.elastic import EsWindowProfiler
 from ..store import results as res
@@ -37,7 +37,6 @@ log = logging.getLogger("predwatch.daemon")
 NO_VERSION = "__no_version__"  # records logged without a model version
 VOLUME_MIN_EXPECTED = 20  # below this usual volume, a drop is not judged
 VOLUME_WARNING, VOLUME_CRITICAL = 0.5, 0.2  # fractions of the usual volume
-RECENT_MIN_RECORDS = 100  # earlier records needed before the recent past is a reference
 
 
 class Analyzer:
@@ -123,7 +122,7 @@ class Analyzer:
         """The window against the same window on the previous ``recent_days`` days, merged from their stored
         profiles: "did something change since then?" (``reference: recent``). Empty without enough history."""
         if not job.recent_days or profile.records == 0:
-            return []
+            return []  # (the stored profiles are only read when there is something to compare)
         starts = [iso(start - timedelta(days=d)) for d in range(1, job.recent_days + 1)]
         try:
             earlier = load_profiles(self.client, self.prefix, job.name, version, starts)
@@ -131,13 +130,7 @@ class Analyzer:
             log.debug("recent profiles not read: %s", exc)
             return []
         self.requests += 1
-        merged = WindowProfile(model=job.name)
-        for past in earlier:
-            merged = merged.merge(past)
-        if merged.records < RECENT_MIN_RECORDS:
-            return []
-        checked = evaluate(profile, recent_reference(baseline, merged), self.config.checks, reference=RECENT)
-        return [r for r in checked if r.check not in NOT_AGAINST_RECENT]
+        return recent_results(profile, baseline, earlier, self.config.checks)
 
     def _notify(self, job: ModelJob, version: str | None, start: str, end: str, records: int,
                 checked: list[CheckResult]) -> None:

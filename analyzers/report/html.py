@@ -217,7 +217,7 @@ def window_label(w: WindowResult) -> str:
 
 
 # Timeline geometry (px): one SVG, so the bars, the check cells and the date axis share their x.
-LABEL_WIDTH, TIMELINE_WIDTH, BARS_HEIGHT, ROW_HEIGHT = 270, 1100, 44, 16
+LABEL_WIDTH, TIMELINE_WIDTH, BARS_HEIGHT, ROW_HEIGHT = 330, 1100, 44, 16
 
 
 def _timeline(windows: Sequence[WindowResult]) -> dict[str, Any]:
@@ -235,6 +235,8 @@ def _timeline(windows: Sequence[WindowResult]) -> dict[str, Any]:
     for i, w in enumerate(windows):
         for r in w.results:
             rows.setdefault((r.feature, r.check), [("none", None)] * n)[i] = (r.status, r.value)
+        for r in w.recent:  # against the previous days: rows of their own
+            rows.setdefault((r.feature, f"{r.check} · recent"), [("none", None)] * n)[i] = (r.status, r.value)
     interesting = sorted((k, v) for k, v in rows.items() if any(s in ("warning", "critical") for s, _ in v))
     first_row = BARS_HEIGHT + 14
     grid = [{"feature": feature, "check": check, "y": first_row + j * ROW_HEIGHT,
@@ -248,7 +250,8 @@ def _timeline(windows: Sequence[WindowResult]) -> dict[str, Any]:
         t["anchor"] = "end" if t["x"] > LABEL_WIDTH + n * step - 60 else "start"
     return {"bars": bars, "rows": grid, "ticks": ticks, "width": LABEL_WIDTH + n * step,
             "cell": width, "row_height": ROW_HEIGHT - 2, "axis_y": axis_y, "height": axis_y + 22,
-            "label_width": LABEL_WIDTH, "first": labels[0], "last": labels[-1]}
+            "label_width": LABEL_WIDTH, "first": labels[0], "last": labels[-1],
+            "has_recent": any(w.recent for w in windows)}
 
 
 def _ticks(windows: Sequence[WindowResult], xs: list[int]) -> list[dict[str, Any]]:

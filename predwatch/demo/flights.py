@@ -26,6 +26,7 @@ import pandas as pd
 from logging_adapter import PredictionFormatter, PredictionLogger
 
 from analyzers.core.baseline import Baseline, build_baseline
+from analyzers.core.reference import recent_results
 from analyzers.core.window import WindowResult
 from analyzers.report.html import write_report
 from analyzers.sources.local import analyze_files
@@ -197,6 +198,9 @@ class Replay:
     incidents: dict[date, Incident]
 
 
+RECENT_DAYS = 7  # the demo's recent reference: the previous week
+
+
 def replay(workdir: str | Path, days: int | None, progress: Callable[[str], None]) -> Replay:
     """Train on January-March, build the baseline, and log April onwards into daily JSONL files."""
     workdir = Path(workdir)
@@ -251,6 +255,9 @@ def run(workdir: str | Path = "predwatch-demo", days: int | None = None, *,
     with (workdir / "results.jsonl").open("wb") as results_out:
         for n, (day, path, incident) in enumerate(served.days, 1):
             window = analyze_files([path], served.baseline)
+            # and against the previous week: "did something change since then?"
+            window.recent = recent_results(window.profile, served.baseline,
+                                           [w.profile for w in windows[-RECENT_DAYS:]])
             windows.append(window)
             results_out.write(orjson.dumps(window.to_json()) + b"\n")
             if n % 20 == 0 or n == len(served.days) or incident:
@@ -275,17 +282,21 @@ def summarize(windows: list[WindowResult], incidents: dict[date, Incident], repo
         found = {(f.check, f.feature) for f in window.findings}
         (caught if incident.expect in found else missed).append((day, incident))
     quiet = sum(1 for w in windows if not w.findings)
+    recent_days = sum(1 for w in windows if w.recent_findings)
     lines = [
         "",
         f"checked {len(windows)} daily windows, {sum(w.profile.records for w in windows):,} predictions, "
         f"in {seconds:.0f} s",
         f"quiet days: {quiet}; findings by check: " + ", ".join(f"{k} {v}" for k, v in per_check.most_common()),
+        f"against the previous {RECENT_DAYS} days instead of training: findings on {recent_days} days "
+        "(what changed, not the season)",
     ]
     for day, incident in caught:
         lines.append(f"  caught  {day} {incident.expect[0]} on {incident.expect[1]} ({incident.title})")
     for day, incident in missed:
         lines.append(f"  MISSED  {day} {incident.expect[0]} on {incident.expect[1]} ({incident.title})")
     lines.append(f"report: {report.resolve()}")
-    return {"windows": len(windows), "quiet": quiet, "per_check": dict(per_check), "report": str(report),
+    return {"windows": len(windows), "quiet": quiet, "recent_days": recent_days, "per_check": dict(per_check),
+            "report": str(report),
             "caught": [str(d) for d, _ in caught], "missed": [str(d) for d, _ in missed], "lines": lines,
             "seconds": seconds}
