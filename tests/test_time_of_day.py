@@ -178,3 +178,33 @@ def test_two_weeks_of_training_tell_the_hours_of_the_week_apart():
     tuesday_night = traffic(400, 998, [3], day="2026-11-03")
     tuesday_night["channel"] = "partner"
     assert ("distribution_shift", "channel") in found(weekly, tuesday_night), "the same mix on a Tuesday is news"
+
+
+def test_check_with_windows_judges_each_against_the_previous_days_too(baselines, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import orjson
+
+    by_hour, _ = baselines
+    path = tmp_path / "b.json"
+    by_hour.save(path)
+    lines = []
+    for d in range(4):
+        night = traffic(400, 700 + d, [3], day=f"2026-11-{10 + d:02d}")
+        if d >= 2:
+            night["amount"] = night["amount"] * 2
+        lines += [orjson.dumps(r) for r in records(night)]
+    logs = tmp_path / "nights.jsonl"
+    logs.write_bytes(b"\n".join(lines) + b"\n")
+    proc = subprocess.run([sys.executable, "-m", "predwatch", "check", "--baseline", str(path), "--logs", str(logs),
+                           "--window", "1h", "--recent-days", "1", "--format", "json"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    windows = [json.loads(line) for line in proc.stdout.splitlines()]
+    recent = [sorted({(f["check"], f["feature"]) for f in w.get("recent_findings", [])}) for w in windows]
+    training = [{(f["check"], f["feature"]) for f in w["findings"]} for w in windows]
+    assert recent[0] == recent[1] == [] and ("distribution_shift", "amount") in recent[2]
+    assert ("distribution_shift", "amount") not in recent[3], "the second day of the change is no longer news"
+    assert all(("distribution_shift", "amount") in t for t in training[2:]), "against training it stays"

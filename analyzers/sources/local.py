@@ -30,6 +30,7 @@ from ..core.baseline import Baseline, ColumnBaseline, bin_index
 from ..core.config import CheckConfig
 from ..core.profile import EXAMPLES, UNSEEN_KEEP, ColumnProfile, Rejected, WindowProfile, add_examples
 from ..core.values import category_of, is_number, tokenize_all
+from ..core.reference import recent_results
 from ..core.window import WindowResult, analyze
 
 CHUNK = 20_000
@@ -554,9 +555,10 @@ class LocalAnalysis:
 
 def analyze_local(paths: Iterable[str | Path], baseline: Baseline, config: CheckConfig | None = None,
                   workers: int = 1, window: timedelta | None = None,
-                  progress: Callable[[int], None] | None = None) -> LocalAnalysis:
+                  progress: Callable[[int], None] | None = None, recent_days: int = 7) -> LocalAnalysis:
     """Profile local JSONL files against a baseline and run every check: one result per UTC-aligned
-    ``window`` in time order (each with its bounds), or one result of everything when ``window`` is None."""
+    ``window`` in time order (each with its bounds, and judged against the same window on the previous
+    ``recent_days`` days too), or one result of everything when ``window`` is None."""
     profiler = LocalProfiler(baseline, window=window, progress=progress)
     profiles = profiler.windows_of_files(paths, workers)
     other: dict[str, int] = {}
@@ -570,5 +572,8 @@ def analyze_local(paths: Iterable[str | Path], baseline: Baseline, config: Check
         for start in sorted(k for k in profiles if k is not None):
             result = analyze(profiles[start], baseline, config, profiler.rejections)
             result.bounds = (c.utc_iso(start), c.utc_iso(start + window.total_seconds()))
+            # and against the same window on the previous days, as the daemon does
+            earlier = [profiles[start - d * 86400] for d in range(1, recent_days + 1) if start - d * 86400 in profiles]
+            result.recent = recent_results(profiles[start], baseline, earlier, config)
             results.append(result)
     return LocalAnalysis(results, profiler.rejected, profiler.rejections, other)

@@ -107,6 +107,9 @@ def add_window_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", metavar="SIZE",
                    help="cut the records into UTC-aligned windows by @timestamp: 1h, 1d, 15m ...; 'all' for one "
                         "window of everything (default: 1d for several files, all for one)")
+    p.add_argument("--recent-days", type=int, default=7, metavar="N",
+                   help="also judge each window against the same window on the previous N days (recent_findings; "
+                        "default 7, 0: off)")
 
 
 def add_workers_arg(p: argparse.ArgumentParser) -> None:
@@ -155,7 +158,7 @@ def _analyze_local(args: argparse.Namespace):
     bar = Progress("reading", unit="lines", total=estimate_lines(args.logs))
     try:
         analysis = analyze_local(args.logs, baseline, config, workers=max(1, args.workers), window=window_size(args),
-                                 progress=bar.update if bar.active else None)
+                                 progress=bar.update if bar.active else None, recent_days=max(0, args.recent_days))
     except UnreadableFile as exc:
         raise UsageError(str(exc)) from None
     finally:
