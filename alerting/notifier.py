@@ -141,7 +141,8 @@ class Notifier:
         return {"source": "predwatch", "status": status, "model": model, "version": version,
                 "feature": res.feature, "check": res.check, "severity": res.status if status == "firing" else "ok",
                 "value": res.value, "threshold": res.threshold, "message": res.message, "window": window,
-                "examples": res.examples, "dashboard": self.dashboard_url}
+                "examples": res.examples, "segments": res.segments or [],
+                "dashboard": self.dashboard_url}
 
     def _send(self, event: dict[str, Any]) -> None:
         for target in self.targets:

@@ -167,6 +167,7 @@ def panels() -> list[Panel]:
                "value": metric("max", r.VALUE, "Value (max)"),
                "threshold": metric("max", r.THRESHOLD, "Threshold"),
                "examples": last_value("predwatch.examples_text", "Examples"),
+               "segments": last_value("predwatch.segments_text", "Concentrated in"),
                "n": count("Windows")},
               grid=(0, 12, 48, 14)),
         Panel("drift-by-feature", "Distribution shift (PSI) by feature, against its threshold", "metrics", "lnsXY",

@@ -21,6 +21,7 @@ from . import stats
 from .baseline import Baseline, ColumnBaseline
 from .config import CheckConfig
 from .profile import UNSEEN_KEEP, ColumnProfile, WindowProfile
+from .segments import explain
 
 SHOWN = 5  # examples per finding
 MIN_JUDGED = 20  # values below which a check does not judge: it says so instead of guessing
@@ -62,6 +63,7 @@ class CheckResult:
     examples: list[Any]
     judged: bool = True  # False: too few values in the window to judge (status stays ok)
     reference: str = "training"  # what the window was judged against ("training, same hours of day")
+    segments: list[dict[str, Any]] | None = None  # where the offending records concentrate (None: not looked at)
 
     @property
     def severity(self) -> str | None:
@@ -83,6 +85,7 @@ class CheckResult:
             "n_window": self.n_window,
             "n_baseline": self.n_baseline,
             "reference": self.reference,
+            "segments": self.segments or [],
         }
 
 
@@ -343,6 +346,7 @@ def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | N
             message=f"{col.name}: {m.detail}" if judged else
             f"{col.name}: not judged, only {m.n_window} values in the window (at least {MIN_JUDGED} needed)",
         ))
+    explain(results, profile)
     return results
 
 

@@ -47,6 +47,9 @@ class ColumnProfile:
     tokens: int = 0
     oov_tokens: int = 0
     oov_values: dict[str, int] = field(default_factory=dict)
+    # problem ("missing", "mismatch", "unseen", "out_of_range") -> segment feature -> value -> offending
+    # records: where the problem concentrates (see analyzers.core.segments)
+    offending: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
     @property
     def values(self) -> int:
@@ -88,6 +91,7 @@ class ColumnProfile:
             tokens=self.tokens + other.tokens,
             oov_tokens=self.oov_tokens + other.oov_tokens,
             oov_values=_top(_add(self.oov_values, other.oov_values), UNSEEN_KEEP),
+            offending=merge_offending(self.offending, other.offending),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,6 +168,24 @@ def add_examples(examples: list[Any], more: list[Any]) -> list[Any]:
             break
         if not any(type(seen) is type(value) and seen == value for seen in out):
             out.append(value)
+    return out
+
+
+SEGMENT_VALUES_KEPT = 100  # values per segment feature kept in ``offending``
+
+
+def merge_offending(a: dict[str, dict[str, dict[str, int]]], b: dict[str, dict[str, dict[str, int]]]
+                    ) -> dict[str, dict[str, dict[str, int]]]:
+    """Offending counts of two windows added, problem by problem and feature by feature."""
+    if not b:
+        return a
+    if not a:
+        return b
+    out = {}
+    for problem in a.keys() | b.keys():
+        x, y = a.get(problem, {}), b.get(problem, {})
+        out[problem] = {name: _top(_add(x.get(name, {}), y.get(name, {})), SEGMENT_VALUES_KEPT)
+                        for name in x.keys() | y.keys()}
     return out
 
 

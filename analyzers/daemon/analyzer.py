@@ -7,6 +7,7 @@ code over any past range.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import statistics
 import threading
@@ -24,6 +25,7 @@ from logging_adapter.templates import predictions_pattern
 from ..core.checks import CheckResult
 from ..core.profile import WindowProfile
 from ..core.reference import recent_results
+from ..core.segments import explain
 from ..core.window import analyze
 from ..sources.elastic import EsWindowProfiler
 from ..store import results as res
@@ -107,10 +109,13 @@ class Analyzer:
         profiler = EsWindowProfiler(self.client, baseline, prefix=self.prefix)
         profile = profiler.profile(s, e, version)
         self.requests += profiler.requests
+        before = profiler.requests
         summary["records"] += profile.records
         result = analyze(profile, baseline, self.config.checks)
         volume = self.volume_checks(job, version, start, end, profile.records)
         recent = self.recent_checks(job, version, baseline, profile, start)
+        explain(result.results + recent, profile, fetch=functools.partial(profiler.offending, s, e, version))
+        self.requests += profiler.requests - before
         alerting = [r for r in result.results + recent if r.reference.split(",")[0] in job.alert_on]
         self._notify(job, version, s, e, profile.records, alerting + volume)
         return [*res.window_docs(result, prefix=self.prefix, model=job.name, version=version, start=s, end=e,

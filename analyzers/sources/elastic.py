@@ -22,7 +22,8 @@ from logging_adapter import contract as c
 from logging_adapter.templates import predictions_pattern
 
 from ..core.baseline import Baseline, ColumnBaseline
-from ..core.profile import UNSEEN_KEEP, ColumnProfile, WindowProfile
+from ..core.profile import SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, WindowProfile
+from ..core.segments import MISSING, segment_features
 from .local import LocalProfiler
 
 MAX_BUCKETS = 65_536  # search.max_buckets default, across one response
@@ -97,6 +98,30 @@ class EsWindowProfiler:
             self._add_text_sample(window, query, texts, seed=f"{start}/{end}")
         return window
 
+    def offending(self, start: str, end: str, version: str | None, feature: str, problem: str
+                  ) -> dict[str, dict[str, int]]:
+        """How the window's records with ``problem`` in ``feature`` spread over the segment features' values:
+        one filtered search with a ``terms`` (and ``missing``) aggregation per segment feature
+        (:func:`analyzers.core.segments.explain` calls it for each finding that has offending records)."""
+        col = self.baseline.columns[feature]
+        segments = [s for s in segment_features(self.baseline) if s.name != feature]
+        if not segments:
+            return {}
+        aggs: dict[str, Any] = {}
+        for i, seg in enumerate(segments):
+            aggs[f"s{i}"] = {"terms": {"field": seg.field, "size": SEGMENT_VALUES_KEPT}}
+            aggs[f"s{i}_missing"] = {"missing": {"field": seg.field}}
+        window = self.window_query(start, end, version)
+        query = {"bool": {"filter": [window, _problem_query(col, problem)]}}
+        found = self._search(size=0, query=query, aggs=aggs).get("aggregations", {})
+        out: dict[str, dict[str, int]] = {}
+        for i, seg in enumerate(segments):
+            counts = {str(b.get("key_as_string", b["key"])): b["doc_count"] for b in found[f"s{i}"]["buckets"]}
+            if found[f"s{i}_missing"]["doc_count"]:
+                counts[MISSING] = found[f"s{i}_missing"]["doc_count"]
+            out[seg.name] = counts
+        return out
+
     def _add_text_sample(self, window: WindowProfile, query: dict, cols: list[ColumnBaseline], seed: str) -> None:
         """Tokens, OOV and type problems of text columns, from a seeded random sample of the window
         (the same sample on a re-run). Presence counts stay the exact ones from the aggregations."""
@@ -121,6 +146,26 @@ class EsWindowProfiler:
             if sample.mismatched and values:  # scaled from the sample to the window's values
                 exact.mismatched = round(sample.mismatched * (exact.present - exact.nulls) / len(values))
                 exact.mismatch_examples = sample.mismatch_examples
+
+
+def _problem_query(col: ColumnBaseline, problem: str) -> dict[str, Any]:
+    """The records with ``problem`` in ``col``, as the profile's aggregations count them."""
+    f = col.field
+    refused = {"term": {"_ignored": f}}  # a value the mapping did not index: present, of the wrong type
+    if problem == "missing":
+        return {"bool": {"must_not": [{"exists": {"field": f}}, refused]}}
+    if problem == "mismatch":
+        return refused
+    if problem == "unseen":
+        known = list(col.categories or {})
+        new = {"bool": {"filter": [{"exists": {"field": f}}],
+                        "must_not": [{"terms": {f: known}}] if known else []}}
+        return {"bool": {"should": [new, refused], "minimum_should_match": 1}}
+    if problem == "out_of_range":
+        edges = col.edges or []
+        return {"bool": {"should": [{"range": {f: {"lt": edges[0]}}}, {"range": {f: {"gte": edges[-1]}}}],
+                         "minimum_should_match": 1}}
+    raise ValueError(f"no query for problem {problem!r}")
 
 
 def _hours_of_week(buckets: list[dict[str, Any]]) -> dict[str, int]:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import functools
 import gc
+import math
 import re
 import gzip
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
-from operator import itemgetter
+from itertools import compress, islice, repeat
+from operator import is_, itemgetter, not_
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ from logging_adapter import contract as c
 
 from ..core.baseline import Baseline, ColumnBaseline, bin_index
 from ..core.config import CheckConfig
-from ..core.profile import EXAMPLES, UNSEEN_KEEP, ColumnProfile, Rejected, WindowProfile, add_examples
+from ..core.profile import (EXAMPLES, SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, Rejected, WindowProfile,
+                            add_examples)
+from ..core.segments import MISSING, segment_features
 from ..core.values import category_of, is_number, tokenize_all
 from ..core.reference import recent_results
 from ..core.window import WindowResult, analyze
@@ -182,6 +185,7 @@ class LocalProfiler:
                        if col.kind == "text"}
         self._cats = {name: col.categories or {} for name, col in baseline.columns.items()
                       if col.kind in ("categorical", "boolean")}
+        self._segments = [col.name for col in segment_features(baseline)]
 
     def profile_files(self, paths: Iterable[str | Path], workers: int = 1) -> WindowProfile:
         """Profile JSONL files into one profile (see :meth:`windows_of_files` for one per window)."""
@@ -354,20 +358,40 @@ class LocalProfiler:
         prof.unknown_columns = {k: n for k, n in presence.items() if k not in known}
         # One shape: transpose all columns at C speed; otherwise pick them out one by one.
         columns = dict(zip(next(iter(shapes)), zip(*map(dict.values, rows)))) if len(shapes) == 1 else {}
+        aligned: dict[str, Sequence[Any]] = {}  # values of every record, in record order
         for name, col in known.items():
             if name == c.PREDICTION_COLUMN and name not in presence:
-                values = predictions
+                values = aligned[name] = predictions
             elif name in columns:
-                values = columns[name]
+                values = aligned[name] = columns[name]
             elif presence[name] == len(rows):
-                values = list(map(itemgetter(name), rows))
+                values = aligned[name] = list(map(itemgetter(name), rows))
             elif presence[name]:
                 values = [row[name] for row in rows if name in row]
             else:
                 prof.columns[name] = ColumnProfile.empty(col.kind, col.edges)
                 continue
             prof.columns[name] = self.profile_column(name, col, values)
+        if self._segments:
+            self._count_offending(prof, rows, aligned)
         return prof
+
+    def _count_offending(self, prof: WindowProfile, rows: list[dict[str, Any]],
+                         aligned: dict[str, Sequence[Any]]) -> None:
+        """Per problem of each column, how its offending records spread over the segment features' values
+        (read by :mod:`analyzers.core.segments`). Costs a pass over a column only where it has a problem."""
+        def column(name: str) -> Sequence[Any]:
+            if name not in aligned:
+                aligned[name] = [row.get(name, _ABSENT) for row in rows]
+            return aligned[name]
+
+        for name, col in self.baseline.columns.items():
+            cp = prof.columns[name]
+            for problem, count in _problem_counts(col, cp, prof.records):
+                if count:
+                    rows_at = _offending_rows(problem, col, column(name), self._cats.get(name, {}), count)
+                    cp.offending[problem] = {s: _segment_counts(column(s), rows_at)
+                                             for s in self._segments if s != name}
 
     def profile_column(self, name: str, col: ColumnBaseline, values: Sequence[Any]) -> ColumnProfile:
         """One column of one chunk: the values of the records that have its key."""
@@ -400,6 +424,71 @@ def _split(paths: list[Path], workers: int) -> list[tuple[Path, int, int]]:
         else:
             units.append((path, 0, -1))
     return units
+
+
+_ABSENT = object()  # a record without the key
+
+
+def _problem_counts(col: ColumnBaseline, prof: ColumnProfile, records: int) -> list[tuple[str, int]]:
+    out = [("missing", records - prof.present + prof.nulls), ("mismatch", prof.mismatched)]
+    if col.kind == "categorical":
+        out.append(("unseen", prof.unseen))
+    elif col.kind == "numeric" and prof.bins and col.edges:
+        out.append(("out_of_range", prof.bins[0] + prof.bins[-1]))
+    return out
+
+
+def _offending_rows(problem: str, col: ColumnBaseline, values: Sequence[Any], known: dict[str, int],
+                    count: int) -> list[int]:
+    """Positions of the ``count`` values with ``problem``, decided as the column profile decides it."""
+    absent, kind = _ABSENT, col.kind
+    if problem == "missing":
+        at = _positions_of(values, None) + _positions_of(values, absent)
+        if kind == "numeric" and len(at) < count:  # NaN and infinities count as nulls too
+            at += [i for i, v in enumerate(values) if v.__class__ is float and not math.isfinite(v)]
+        return at
+    if problem == "unseen" and set(map(type, values)) <= _STRING_OR_NONE:
+        # strings: C-speed membership; None and absent are not "unseen" but missing
+        return [i for i in compress(range(len(values)), map(not_, map(known.__contains__, values)))
+                if values[i] is not None and values[i] is not absent]
+    if problem == "mismatch":
+        if kind == "numeric":
+            return [i for i, v in enumerate(values) if v is not None and v is not absent and not is_number(v)]
+        if kind == "text":
+            return [i for i, v in enumerate(values) if v is not None and v is not absent and v.__class__ is not str]
+        boolean = kind == "boolean"
+        return [i for i, v in enumerate(values) if v is not None and v is not absent
+                and (category_of(v) is None or (boolean and not isinstance(v, bool)))]
+    if problem == "unseen":
+        return [i for i, v in enumerate(values) if v is not None and v is not absent
+                and (cat := category_of(v)) is not None and cat not in known]
+    low, high = col.edges[0], col.edges[-1]  # out_of_range: the outer bins
+    if bool not in set(map(type, values)):
+        try:
+            numbers = np.asarray(values, dtype=float)  # None reads as NaN, which is in neither bin
+        except (TypeError, ValueError):
+            pass
+        else:
+            return np.flatnonzero((numbers < low) | (numbers >= high)).tolist()
+    return [i for i, v in enumerate(values) if is_number(v) and math.isfinite(v) and (v < low or v >= high)]
+
+
+_STRING_OR_NONE = frozenset({str, type(None), object})  # object: the type of _ABSENT
+
+
+def _positions_of(values: Sequence[Any], marker: Any) -> list[int]:
+    return list(compress(range(len(values)), map(is_, values, repeat(marker))))
+
+
+def _segment_counts(values: Sequence[Any], rows_at: list[int]) -> dict[str, int]:
+    counts = Counter(_segment_value(values[i]) for i in rows_at)
+    return dict(counts.most_common(SEGMENT_VALUES_KEPT))
+
+
+def _segment_value(value: Any) -> str:
+    if value is None or value is _ABSENT:
+        return MISSING
+    return category_of(value) or "(not a category)"
 
 
 def _numeric(prof: ColumnProfile, col: ColumnBaseline, values: Sequence[Any]) -> None:

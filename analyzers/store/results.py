@@ -87,6 +87,9 @@ def result_mappings() -> dict[str, Any]:
                 "reference": keyword,
                 "examples": {"type": "object", "enabled": False},
                 "examples_text": {"type": "keyword", "ignore_above": 1024},
+                "segments": {"properties": {"feature": keyword, "value": keyword, "count": {"type": "long"},
+                                            "share_of_offending": num, "share_of_window": num}},
+                "segments_text": {"type": "keyword", "ignore_above": 1024},
             }},
         },
     }
@@ -161,6 +164,7 @@ def result_doc(r: CheckResult, *, model: str, version: str | None, start: str, e
             "adjusted_p_value": finite_or_none(r.adjusted_p_value), "observed": finite_or_none(r.observed), "expected": finite_or_none(r.expected),
             "n_window": r.n_window, "n_baseline": r.n_baseline, "judged": r.judged, "reference": r.reference,
             "examples": examples, "examples_text": [example_text(e) for e in examples][:5],
+            "segments": r.segments or [], "segments_text": [f"{s['feature']}={s['value']}" for s in r.segments or []],
         },
     }
 
