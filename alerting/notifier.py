@@ -76,12 +76,12 @@ class Notifier:
     stats: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
-        self._active: dict[tuple[str, str, str], _Active] = {}
+        self._active: dict[tuple[str, str, str, str], _Active] = {}  # (model, feature, check, metric)
         if self.state is not None:
             try:
                 for item in (self.state.load() or {}).get("active", []):
-                    self._active[(item["model"], item["feature"], item["check"])] = _Active(item["severity"],
-                                                                                          item["sent_at"])
+                    key = (item["model"], item["feature"], item["check"], item.get("metric") or "")
+                    self._active[key] = _Active(item["severity"], item["sent_at"])
             except Exception as exc:  # noqa: BLE001 - a lost memory means one repeated message, not a crash
                 log.warning("notifier state not loaded: %s", exc)
         self._queue: queue.Queue[tuple[Target, dict[str, Any]] | None] = queue.Queue()
@@ -108,7 +108,7 @@ class Notifier:
         changed = False
         with self._lock:
             for res in results:
-                key = (model, res.feature, res.check)
+                key = (model, res.feature, res.check, res.metric or "")
                 active = self._active.get(key)
                 if res.status == "ok":
                     if active is not None:
@@ -130,8 +130,8 @@ class Notifier:
     def _save(self) -> None:
         if self.state is None:
             return
-        active = [{"model": m, "feature": f, "check": c, "severity": a.severity, "sent_at": a.sent_at}
-                  for (m, f, c), a in self._active.items()]
+        active = [{"model": m, "feature": f, "check": c, "metric": metric, "severity": a.severity, "sent_at": a.sent_at}
+                  for (m, f, c, metric), a in self._active.items()]
         try:
             self.state.save({"active": active})
         except Exception as exc:  # noqa: BLE001
@@ -139,7 +139,7 @@ class Notifier:
 
     def _event(self, status: str, model: str, version: str | None, window: dict[str, Any], res: Any) -> dict[str, Any]:
         return {"source": "predwatch", "status": status, "model": model, "version": version,
-                "feature": res.feature, "check": res.check, "severity": res.status if status == "firing" else "ok",
+                "feature": res.feature, "check": res.check, "metric": res.metric, "severity": res.status if status == "firing" else "ok",
                 "value": res.value, "threshold": res.threshold, "message": res.message, "window": window,
                 "examples": res.examples, "segments": res.segments or [],
                 "dashboard": self.dashboard_url}

@@ -24,7 +24,7 @@ from elastic_transport import ConnectionTimeout, TransportError
 from elasticsearch import ApiError, Elasticsearch
 
 from . import contract as c
-from .templates import DEFAULT_PREFIX, predictions_index
+from .templates import DEFAULT_PREFIX, record_index
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # Refused credentials are an outage of the destination, never a verdict on the records: an expired or
@@ -58,7 +58,7 @@ def doc_from_line(line: bytes, prefix: str = DEFAULT_PREFIX) -> Doc:
     except orjson.JSONDecodeError as exc:
         raise BadRecord(c.unparsable_reason(exc)) from None
     try:
-        pred = c.read_prediction(obj)
+        pred = c.read_outcome(obj) if type(obj) is dict and c.is_outcome(obj) else c.read_prediction(obj)
     except c.RecordError as exc:
         raise BadRecord(str(exc)) from None
     if not pred.model:
@@ -66,7 +66,7 @@ def doc_from_line(line: bytes, prefix: str = DEFAULT_PREFIX) -> Doc:
     stamp = pred.timestamp
     if not isinstance(stamp, str) or len(stamp) < 10 or stamp[4] != "-" or stamp[7] != "-":
         raise BadRecord(f"no usable @timestamp ({stamp!r})")
-    return Doc(predictions_index(pred.model, stamp, prefix), record_id(pred.prediction_id, line), line)
+    return Doc(record_index(pred, stamp, prefix), record_id(pred.prediction_id, line), line)
 
 
 def line_id(line: bytes) -> str:

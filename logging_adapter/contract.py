@@ -45,6 +45,19 @@ LATENCY_MS = "predwatch.latency_ms"
 
 PREDICTION_MESSAGE = "prediction"
 
+# Outcome records: the actual result of one prediction, logged when it becomes known (``@timestamp``).
+OUTCOME_DATASET = "predwatch.outcome"
+OUTCOME_MESSAGE = "outcome"
+ACTUAL = "predwatch.actual"
+# What the daemon writes into a prediction document when it joins its outcome (see analyzers.sources.outcomes).
+OUTCOME = "predwatch.outcome"
+OUTCOME_ACTUAL = "predwatch.outcome.actual"  # keyword: the outcome as a category string
+OUTCOME_POSITIVE = "predwatch.outcome.positive"  # binary: the outcome was the positive class
+OUTCOME_ERROR = "predwatch.outcome.error"  # regression: prediction - actual
+OUTCOME_ABS_ERROR = "predwatch.outcome.abs_error"
+OUTCOME_TIMESTAMP = "predwatch.outcome.timestamp"
+OUTCOME_DELAY_S = "predwatch.outcome.delay_s"
+
 # Name of the column that holds a scalar prediction; object predictions become
 # ``prediction.<key>`` columns.
 PREDICTION_COLUMN = "prediction"
@@ -174,6 +187,56 @@ class Prediction:
         elif pred is not None or PREDICTION_COLUMN not in cols:
             cols[PREDICTION_COLUMN] = pred
         return cols
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One outcome record: the actual result of the prediction ``prediction_id``, known at ``timestamp``."""
+
+    timestamp: str | None
+    model: str | None
+    version: str | None
+    prediction_id: str
+    actual: Any
+
+
+def is_outcome(record: Mapping[str, Any]) -> bool:
+    """Whether a parsed record is an outcome: it has ``predwatch.actual`` and no prediction (cheap: it runs
+    on every line read)."""
+    ns = record.get(NAMESPACE)
+    if type(ns) is dict:
+        return "actual" in ns and "prediction" not in ns
+    return ACTUAL in record and PREDICTION not in record
+
+
+def read_outcome(record: Mapping[str, Any]) -> Outcome:
+    """Read an outcome record (nested or dotted); :class:`RecordError` with the reason when unusable."""
+    ns = record.get(NAMESPACE)
+    if type(ns) is not dict or any(k.startswith(_DOTTED) for k in record):
+        ns = nest(record).get(NAMESPACE)
+    if not isinstance(ns, dict):
+        raise RecordError("no 'predwatch' object: not an outcome record")
+    prediction_id, actual = ns.get("prediction_id"), ns.get("actual")
+    if prediction_id is None or type(prediction_id) not in (str, int):
+        raise RecordError("outcome without a 'predwatch.prediction_id' string: it cannot be joined")
+    if actual is None or type(actual) not in (str, int, float, bool):
+        raise RecordError(f"outcome 'predwatch.actual' is a {_json_type(actual)}, not a number, string or boolean")
+    stamp = record.get(TIMESTAMP)
+    if stamp is not None and type(stamp) is not str:
+        raise RecordError(f"'@timestamp' is a {_json_type(stamp)}, not an ISO-8601 string")
+    model = ns.get("model") or {}
+    if type(model) is not dict:
+        model = {"name": model}
+    version = model.get("version")
+    return Outcome(stamp, model.get("name"), None if version is None else str(version), str(prediction_id), actual)
+
+
+def outcome_record(prediction_id: str, actual: Any, *, model: str, version: str | None,
+                   timestamp: str) -> dict[str, Any]:
+    """An outcome record in canonical form (what :meth:`PredictionLogger.log_outcome` writes)."""
+    return {TIMESTAMP: timestamp, "event": {"kind": "event", "dataset": OUTCOME_DATASET},
+            NAMESPACE: {"model": {"name": model, "version": version}, "prediction_id": prediction_id,
+                        "actual": actual}}
 
 
 _DOTTED = NAMESPACE + "."

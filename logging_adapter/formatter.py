@@ -26,6 +26,7 @@ SERVICE_ATTR = "service_name"
 LABELS_ATTR = "labels"
 
 _ECS_EVENT = {"kind": "event", "dataset": c.DATASET}
+_ECS_OUTCOME_EVENT = {"kind": "event", "dataset": c.OUTCOME_DATASET}
 
 
 class _TimestampCache:
@@ -85,7 +86,7 @@ class PredictionFormatter(OrjsonFormatter):
         }
         if service:
             doc["service"] = {"name": service}
-        doc["event"] = _ECS_EVENT
+        doc["event"] = _ECS_OUTCOME_EVENT if msg == c.OUTCOME_MESSAGE else _ECS_EVENT
         return "," + dumps(doc).decode()[1:-1]
 
     # -- ordinary application logs -------------------------------------------------

@@ -31,7 +31,7 @@ from .bulk import Backoff, DeadLetters, Doc, Throttled, deliver, outage_message,
 from .elastic import EsSettings, make_client
 from .formatter import PAYLOAD_ATTR, PredictionFormatter
 from .spool import Spool, SpoolFull
-from .templates import DEFAULT_PREFIX, predictions_index
+from .templates import DEFAULT_PREFIX, record_index
 
 report = logging.getLogger("predwatch.shipper")
 NEVER_SHIPPED = ("elastic_transport", "elasticsearch", "urllib3", "predwatch.shipper")
@@ -152,14 +152,14 @@ class ElasticsearchHandler(logging.Handler):
                 self.stats["ignored"] += 1
                 return
             try:  # the contract, checked where records enter: a poison pill is dead-lettered, never shipped
-                pred = c.read_prediction({c.NAMESPACE: payload}, flat=False)
+                pred = (c.read_outcome({c.NAMESPACE: payload}) if "actual" in payload
+                        else c.read_prediction({c.NAMESPACE: payload}, flat=False))
             except c.RecordError as exc:
                 self._reject(record, str(exc))
                 return
             line = self.format(record).encode("utf-8", "replace")
             day = time.strftime("%Y-%m-%d", time.gmtime(record.created))
-            doc = Doc(predictions_index(pred.model or "unknown", day, self.prefix), record_id(pred.prediction_id, line),
-                      line)
+            doc = Doc(record_index(pred, day, self.prefix), record_id(pred.prediction_id, line), line)
             self._idle.clear()
             try:
                 self._queue.put_nowait(doc)

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+from .contract import OUTCOME_MESSAGE
 from .formatter import LABELS_ATTR, PAYLOAD_ATTR, SERVICE_ATTR
 from .values import scrub
 
@@ -68,6 +69,7 @@ class PredictionLogger:
         self._hash_key = key.encode() if isinstance(key, str) else key
         self._scrub = bool(self._redact or self._hashed)
         self.records = 0
+        self.outcomes = 0
         self.failures = 0
         self._last_report = 0.0
         self._template = dict(self.logger.makeRecord(self.logger.name, level, "", 0, "prediction", None, None).__dict__)
@@ -110,6 +112,28 @@ class PredictionLogger:
         except Exception as exc:  # noqa: BLE001 - logging must never break the model service
             self._failed(exc)
             return None
+
+    def log_outcome(self, prediction_id: str, actual: Any, *, timestamp: float | None = None) -> bool:
+        """Log the actual outcome of an earlier prediction, when it becomes known (a label, a chargeback,
+        an arrival); ``timestamp`` (epoch seconds) is when it became known, default now. Goes through the
+        same logging path as predictions; the analyzers join it to its prediction by ``prediction_id``.
+        Returns whether it was logged (never raises)."""
+        try:
+            logger = self.logger
+            if not logger.isEnabledFor(self.level):
+                return False
+            record = self._record(timestamp)
+            record.msg = OUTCOME_MESSAGE
+            attrs = record.__dict__
+            attrs[PAYLOAD_ATTR] = {"model": self._model, "prediction_id": str(prediction_id), "actual": actual}
+            if self.service:
+                attrs[SERVICE_ATTR] = self.service
+            logger.handle(record)
+            self.outcomes += 1
+            return True
+        except Exception as exc:  # noqa: BLE001 - logging must never break the model service
+            self._failed(exc)
+            return False
 
     def _record(self, timestamp: float | None = None) -> logging.LogRecord:
         """A LogRecord like ``makeRecord`` gives, without re-deriving the constant attributes.

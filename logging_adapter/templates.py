@@ -33,6 +33,22 @@ def predictions_index(model: str, timestamp: str, prefix: str = DEFAULT_PREFIX) 
     return c.prediction_index(model, timestamp, prefix=f"{prefix}-predictions")
 
 
+def outcomes_pattern(prefix: str = DEFAULT_PREFIX, model: str | None = None) -> str:
+    """Every daily outcome index, or one model's."""
+    return f"{prefix}-outcomes-{c.index_safe(model)}.*" if model else f"{prefix}-outcomes-*"
+
+
+def outcomes_index(model: str, timestamp: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """Outcome records live apart from predictions (they are never read as predictions), by their own day."""
+    return c.prediction_index(model, timestamp, prefix=f"{prefix}-outcomes")
+
+
+def record_index(record: "c.Prediction | c.Outcome", timestamp: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """The daily index of a prediction or an outcome record."""
+    route = outcomes_index if isinstance(record, c.Outcome) else predictions_index
+    return route(record.model or "unknown", timestamp, prefix)
+
+
 def prediction_mappings() -> dict[str, Any]:
     """Mappings of the record contract; features and outputs typed by dynamic templates."""
     # A stray string (even "12.5": no coercion) is flagged in _ignored, not rejected and not silently converted.

@@ -27,6 +27,7 @@ import pandas as pd
 
 from logging_adapter import contract as c
 
+from .quality import QualityReference, build_quality
 from .values import category_of, tokenize
 
 SCHEMA_VERSION = 1
@@ -103,6 +104,10 @@ class Baseline:
     # "slices": [{"rows": n, "columns": {name: {"nulls": k, "bins" | "categories": ...}}}]}; thin hours
     # are merged with their neighbours. None: one reference for every hour.
     time_slices: dict[str, Any] | None = field(default=None, repr=False)
+    # The model's quality on held-out data with actual outcomes (``--actual``), for quality_drop.
+    quality: QualityReference | None = field(default=None, repr=False)
+    # Latency histogram of the reference traffic (the recent past; training data has none), for latency_regression.
+    latency: dict[str, int] | None = field(default=None, repr=False)
 
     def inputs(self) -> list[ColumnBaseline]:
         return [col for col in self.columns.values() if col.role == "input"]
@@ -118,6 +123,7 @@ class Baseline:
             "rows": self.rows,
             "columns": {name: col.to_dict() for name, col in self.columns.items()},
             **({"time_slices": self.time_slices} if self.time_slices else {}),
+            **({"quality": self.quality.to_dict()} if self.quality else {}),
         }
 
     @classmethod
@@ -128,7 +134,8 @@ class Baseline:
         columns = {name: ColumnBaseline(**col) for name, col in doc["columns"].items()}
         return cls(model=doc["model"], version=doc.get("version"), rows=doc["rows"], columns=columns,
                    created=doc.get("created", ""), source=doc.get("source"), schema_version=version,
-                   time_slices=doc.get("time_slices"))
+                   time_slices=doc.get("time_slices"),
+                   quality=QualityReference.from_dict(doc["quality"]) if doc.get("quality") else None)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_bytes(orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2))
@@ -155,6 +162,9 @@ def build_baseline(
     predictions: Sequence[str] = (),
     source: str | None = None,
     time_column: str | None = None,
+    actual: str | None = None,
+    task: str | None = None,
+    threshold: float | None = None,
 ) -> Baseline:
     """Summarise a training table, one column per feature.
 
@@ -166,8 +176,21 @@ def build_baseline(
             ``prediction``/``prediction.*`` (from prediction records) are outputs too.
         time_column: each row's timestamp; the baseline then also keeps the traffic of each UTC hour
             of day (:func:`hour_slices`), so that a night window is compared with the night.
+        actual: the actual outcome of each row (held-out data with the model's outputs): the baseline then
+            keeps the model's reference quality (:func:`analyzers.core.quality.build_quality`) for ``task``
+            (inferred when None) at ``threshold`` (binary scores; default 0.5).
     """
     kinds = dict(kinds or {})
+    quality = None
+    if actual is not None:
+        if actual not in table.columns:
+            raise ValueError(f"actual column {actual!r} is not in the data")
+        if len(predictions) != 1:
+            raise ValueError("--actual needs exactly one --prediction column: the model output it judges")
+        if predictions[0] not in table.columns:
+            raise ValueError(f"prediction column {predictions[0]!r} is not in the data")
+        quality = build_quality(table[predictions[0]], table[actual], task=task, threshold=threshold)
+        table = table.drop(columns=[actual])
     stamps = None
     if time_column is not None:
         if time_column not in table.columns:
@@ -201,7 +224,8 @@ def build_baseline(
     by_name = {renamed.get(col, str(col)): col for col in table.columns}
     return Baseline(model=model, version=None if version is None else str(version), rows=len(table),
                     columns=columns, source=source,
-                    time_slices=None if stamps is None else hour_slices(table, by_name, columns, stamps))
+                    time_slices=None if stamps is None else hour_slices(table, by_name, columns, stamps),
+                    quality=quality)
 
 
 HOUR_SLICE_MIN_ROWS = 500  # a slice with fewer training rows is merged with its neighbours

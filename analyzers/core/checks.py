@@ -21,6 +21,7 @@ from . import stats
 from .baseline import Baseline, ColumnBaseline
 from .config import CheckConfig
 from .profile import UNSEEN_KEEP, ColumnProfile, WindowProfile
+from .quality import latency_measurement, quality_measurements
 from .segments import explain
 
 SHOWN = 5  # examples per finding
@@ -64,6 +65,7 @@ class CheckResult:
     judged: bool = True  # False: too few values in the window to judge (status stays ok)
     reference: str = "training"  # what the window was judged against ("training, same hours of day")
     segments: list[dict[str, Any]] | None = None  # where the offending records concentrate (None: not looked at)
+    metric: str | None = None  # quality checks: which metric (accuracy, roc_auc, mae, ...); latency: p95
 
     @property
     def severity(self) -> str | None:
@@ -86,6 +88,7 @@ class CheckResult:
             "n_baseline": self.n_baseline,
             "reference": self.reference,
             "segments": self.segments or [],
+            **({"metric": self.metric} if self.metric else {}),
         }
 
 
@@ -313,7 +316,7 @@ def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | N
 
     ``baseline`` is the reference the window is judged against; ``reference`` names it in the results."""
     config = config or CheckConfig()
-    pending: list[tuple[str, ColumnBaseline, Measurement]] = []
+    pending: list[tuple[str, str, str, str | None, Measurement]] = []  # (check, feature, role, metric, measured)
     for name, col in baseline.columns.items():
         prof = profile.columns.get(name) or ColumnProfile(kind=col.kind)
         for check, detector in DETECTORS.items():
@@ -323,11 +326,23 @@ def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | N
                 continue
             measured = detector(col, prof, profile)
             if measured is not None:
-                pending.append((check, col, measured))
-    adjusted = stats.benjamini_hochberg([m.p_value if m.p_value is not None else 1.0 for _, _, m in pending])
+                pending.append((check, col.name, col.role, None, measured))
+    if baseline.quality is not None and profile.quality is not None:
+        for q in quality_measurements(profile.quality, baseline.quality):
+            if config.level(q.check, baseline.quality.column).enabled:
+                pending.append((q.check, baseline.quality.column, "prediction", q.metric,
+                                Measurement(q.value, q.p_value, q.n_window, baseline.quality.rows, q.observed,
+                                            q.expected, q.detail)))
+    if baseline.latency and profile.latency and config.level("latency_regression", "latency").enabled:
+        lat = latency_measurement(profile.latency, baseline.latency)
+        if lat is not None:
+            pending.append((lat.check, "latency", "latency", lat.metric,
+                            Measurement(lat.value, lat.p_value, lat.n_window, sum(baseline.latency.values()),
+                                        lat.observed, lat.expected, lat.detail)))
+    adjusted = stats.benjamini_hochberg([m.p_value if m.p_value is not None else 1.0 for *_, m in pending])
     results = []
-    for (check, col, m), q in zip(pending, adjusted):
-        level = config.level(check, col.name)
+    for (check, feature, role, metric, m), q in zip(pending, adjusted):
+        level = config.level(check, feature)
         significant = q <= config.fdr
         judged = m.n_window >= MIN_JUDGED
         if not judged:
@@ -339,12 +354,12 @@ def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | N
         else:
             status = "ok"
         results.append(CheckResult(
-            check=check, feature=col.name, role=col.role, status=status, value=m.value,
+            check=check, feature=feature, role=role, status=status, value=m.value,
             threshold=level.warning, critical_threshold=level.critical, p_value=m.p_value,
             adjusted_p_value=q, n_window=m.n_window, n_baseline=m.n_baseline, observed=m.observed,
-            expected=m.expected, examples=m.examples, judged=judged, reference=reference,
-            message=f"{col.name}: {m.detail}" if judged else
-            f"{col.name}: not judged, only {m.n_window} values in the window (at least {MIN_JUDGED} needed)",
+            expected=m.expected, examples=m.examples, judged=judged, reference=reference, metric=metric,
+            message=f"{feature}: {m.detail}" if judged else
+            f"{feature}: not judged, only {m.n_window} values in the window (at least {MIN_JUDGED} needed)",
         ))
     explain(results, profile)
     return results

@@ -27,6 +27,9 @@ CHECKS = (
     "distribution_shift",
     "prediction_shift",
     "category_share",
+    "quality_drop",
+    "estimated_quality_drop",
+    "latency_regression",
 )
 
 # What each threshold is measured in, and its default (warning, critical) level. Rates (nulls, wrong types,
@@ -41,6 +44,9 @@ DEFAULT_LEVELS: dict[str, tuple[float, float]] = {
     "distribution_shift": (0.10, 0.25),  # PSI on baseline bins
     "prediction_shift": (0.10, 0.25),   # PSI on baseline bins of the model output
     "category_share": (0.2, 0.5),       # Cohen's h: one known category's share against training's
+    "quality_drop": (0.05, 0.15),       # relative degradation of a quality metric against the reference
+    "estimated_quality_drop": (0.05, 0.15),  # the same, of the accuracy expected from calibrated scores
+    "latency_regression": (1.5, 3.0),   # window p95 latency as a multiple of the reference p95
 }
 
 DEFAULT_FDR = 0.01

@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .quality import QualityProfile
+
 EXAMPLES = 5  # examples kept per kind of problem
 UNSEEN_KEEP = 1000  # distinct unseen values tracked with counts (the total stays exact)
 
@@ -121,6 +123,8 @@ class WindowProfile:
     unknown_columns: dict[str, int] = field(default_factory=dict)  # in the logs, not in the baseline
     other_models: dict[str, int] = field(default_factory=dict)  # records of other models, left out
     hours: dict[str, int] = field(default_factory=dict)  # records per UTC hour of the week ("0" Monday 00h .. "167")
+    latency: dict[str, int] = field(default_factory=dict)  # latency histogram (analyzers.core.quality.latency_bins)
+    quality: QualityProfile | None = None  # outcomes joined to the window's predictions (baselines with quality)
 
     def absent(self, name: str) -> int:
         """Records in which the column's key is missing altogether."""
@@ -142,17 +146,23 @@ class WindowProfile:
             unknown_columns=_add(self.unknown_columns, other.unknown_columns),
             other_models=_add(self.other_models, other.other_models),
             hours=_add(self.hours, other.hours),
+            latency=_add(self.latency, other.latency),
+            quality=_pick(QualityProfile.merge, self.quality, other.quality),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        doc = {k: v for k, v in self.__dict__.items() if k != "columns"}
+        doc = {k: v for k, v in self.__dict__.items() if k not in ("columns", "quality")}
         doc["columns"] = {name: col.to_dict() for name, col in self.columns.items()}
+        if self.quality is not None:
+            doc["quality"] = self.quality.to_dict()
         return doc
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> "WindowProfile":
         doc = dict(doc)
         doc["columns"] = {n: ColumnProfile.from_dict(c) for n, c in doc.get("columns", {}).items()}
+        if doc.get("quality") is not None:
+            doc["quality"] = QualityProfile.from_dict(doc["quality"])
         return cls(**doc)
 
 

@@ -107,7 +107,8 @@ def recent_reference(baseline: Baseline, recent: WindowProfile) -> Baseline:
         if col.kind == "text" and prof.tokens:
             changes["expected_oov_rate"] = prof.oov_tokens / prof.tokens
         columns[name] = replace(col, **changes)
-    return replace(baseline, rows=recent.records, columns=columns, time_slices=None)
+    return replace(baseline, rows=recent.records, columns=columns, time_slices=None, quality=None,
+                   latency=recent.latency or None)
 
 
 RECENT_MIN_RECORDS = 100  # earlier records needed before the recent past is a reference

@@ -8,6 +8,7 @@ from .baseline import Baseline
 from .checks import CheckResult, evaluate, findings
 from .config import CheckConfig
 from .profile import Rejected, WindowProfile
+from .quality import latency_percentiles, quality_section
 from .reference import reference_for
 
 
@@ -20,6 +21,7 @@ class WindowResult:
     bounds: tuple[str, str] | None = None  # the window's [start, end) when it was cut from time, not from files
     reference: Baseline | None = None  # what it was judged against (the same hours of training), if not baseline
     recent: list[CheckResult] = field(default_factory=list)  # against the same window on previous days
+    unmatched_outcomes: int = 0  # outcome records read whose prediction no window holds
 
     @property
     def judged_against(self) -> Baseline:
@@ -42,6 +44,9 @@ class WindowResult:
             "not_judged": [{"check": r.check, "feature": r.feature, "n_window": r.n_window}
                            for r in self.results if not r.judged],
             **({"recent_findings": [r.finding() for r in findings(self.recent)]} if self.recent else {}),
+            **({"quality": quality_section(p.quality, self.baseline.quality, self.unmatched_outcomes)}
+               if self.baseline.quality else {}),
+            **({"latency": latency_percentiles(p.latency)} if p.latency else {}),
         }
 
     @property

@@ -31,6 +31,7 @@ from ..core.baseline import Baseline, ColumnBaseline, bin_index
 from ..core.config import CheckConfig
 from ..core.profile import (EXAMPLES, SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, Rejected, WindowProfile,
                             add_examples)
+from ..core.quality import QualityProfile, add_labelled, add_scored, latency_bins
 from ..core.segments import MISSING, segment_features
 from ..core.values import category_of, is_number, tokenize_all
 from ..core.reference import recent_results
@@ -146,12 +147,15 @@ def _parse_lines(prefix: str, lines: Iterable[bytes], first: int) -> Iterator[Li
             yield prefix, number, obj
 
 
-def read_predictions(items: Iterable[dict[str, Any] | Line], *, flat: bool = True) -> Iterator[c.Prediction | Rejected]:
-    """Prediction records from parsed objects (or ``read_jsonl`` lines); anything else is :class:`Rejected`.
+def read_predictions(items: Iterable[dict[str, Any] | Line], *, flat: bool = True
+                     ) -> Iterator[c.Prediction | c.Outcome | Rejected]:
+    """Prediction records from parsed objects (or ``read_jsonl`` lines), and outcome records as
+    :class:`~logging_adapter.contract.Outcome` (never as predictions); anything else is :class:`Rejected`.
 
     ``flat=False``: nested feature objects stay nested (``LocalProfiler`` flattens per chunk).
     """
     read = functools.partial(c.read_prediction, flat=flat)
+    is_outcome = c.is_outcome
     for number, item in enumerate(items, 1):
         prefix = None
         if type(item) is tuple:
@@ -160,7 +164,7 @@ def read_predictions(items: Iterable[dict[str, Any] | Line], *, flat: bool = Tru
             yield item
             continue
         try:
-            yield read(item)
+            yield c.read_outcome(item) if is_outcome(item) else read(item)
         except c.RecordError as exc:
             yield Rejected(f"{prefix}{number}" if prefix else f"record {number}", str(exc))
 
@@ -186,6 +190,10 @@ class LocalProfiler:
         self._cats = {name: col.categories or {} for name, col in baseline.columns.items()
                       if col.kind in ("categorical", "boolean")}
         self._segments = [col.name for col in segment_features(baseline)]
+        self._quality = baseline.quality
+        self.pending: dict[str, tuple[float | None, Any, str | None]] = {}  # prediction_id -> (window, output, time)
+        self.outcomes: dict[str, tuple[str, Any]] = {}  # prediction_id -> (time, actual): the latest outcome
+        self.unmatched_outcomes = 0  # outcomes whose prediction none of the windows holds
 
     def profile_files(self, paths: Iterable[str | Path], workers: int = 1) -> WindowProfile:
         """Profile JSONL files into one profile (see :meth:`windows_of_files` for one per window)."""
@@ -199,7 +207,9 @@ class LocalProfiler:
         paths = [Path(p) for p in paths]
         ranges = _split(paths, workers)
         if workers <= 1 or len(ranges) <= 1:
-            return self.windows(read_predictions(read_jsonl(paths), flat=False))
+            windows = self.windows(read_predictions(read_jsonl(paths), flat=False))
+            self.join_outcomes(windows)
+            return windows
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -217,10 +227,14 @@ class LocalProfiler:
         finally:
             _FORKED = None
         windows: dict[float | None, WindowProfile] = {}
-        for profiles, rejections, rejected in parts:
+        for profiles, rejections, rejected, pending, outcomes in parts:
             _merge_into(windows, profiles)
             self.rejected += rejected
             self.rejections.extend(rejections[: REASONS_KEPT - len(self.rejections)])
+            self.pending.update(pending)
+            for pid, (stamp, actual) in outcomes.items():
+                self._outcome(c.Outcome(stamp, None, None, pid, actual))
+        self.join_outcomes(windows)
         return windows
 
     def _watch(self, pending: Iterator) -> Iterator:
@@ -254,11 +268,13 @@ class LocalProfiler:
         items = read_jsonl([path]) if end < 0 else read_jsonl_range(path, start, end)
         profiles = self.windows(read_predictions(items, flat=False))
         located = [Rejected(locate(path, r.where), r.reason) for r in self.rejections]
-        return profiles, located, self.rejected
+        return profiles, located, self.rejected, self.pending, self.outcomes
 
-    def profile(self, items: Iterable[c.Prediction | Rejected]) -> WindowProfile:
-        """One profile of all ``items``, whatever ``window`` says."""
-        return self.merged(self.windows(items))
+    def profile(self, items: Iterable[c.Prediction | c.Outcome | Rejected]) -> WindowProfile:
+        """One profile of all ``items`` (outcomes joined to their predictions), whatever ``window`` says."""
+        windows = self.windows(items)
+        self.join_outcomes(windows)
+        return self.merged(windows)
 
     def merged(self, windows: dict[float | None, WindowProfile]) -> WindowProfile:
         """One profile of every window's records, with every rejected line counted."""
@@ -296,16 +312,66 @@ class LocalProfiler:
             for item in batch:
                 if isinstance(item, Rejected):
                     self._reject(item)
+                elif type(item) is c.Outcome:
+                    if item.model is None or item.model == model:
+                        self._outcome(item)
                 elif item.model is None or item.model == model:
                     good.append(item)
                 else:  # a log shared by several models: each is checked against its own baseline
                     other[item.model] = other.get(item.model, 0) + 1
             for key, group in self._by_window(good):
-                _merge_into(windows, {key: self.profile_chunk(group)})
+                chunk = self.profile_chunk(group)
+                if self._quality is not None:
+                    self._remember(key, group, chunk)
+                _merge_into(windows, {key: chunk})
         if other:  # said once, on the earliest window (or the only one)
             first = min(windows, key=lambda k: -1 if k is None else k) if windows else None
             windows.setdefault(first, WindowProfile(model=model)).other_models = other
         return windows
+
+    def _outcome(self, item: c.Outcome) -> None:
+        """Keep the latest outcome of each prediction (a repeated outcome counts once)."""
+        stamp = item.timestamp or ""
+        kept = self.outcomes.get(item.prediction_id)
+        if kept is None or stamp >= kept[0]:
+            self.outcomes[item.prediction_id] = (stamp, item.actual)
+
+    def _remember(self, key: float | None, records: list[c.Prediction], chunk: WindowProfile) -> None:
+        """Keep each prediction's window and output until its outcome is joined; count every output into
+        the quality profile's score bins (the estimate needs no outcome)."""
+        ref = self._quality
+        column = ref.column.removeprefix(c.PREDICTION_COLUMN).removeprefix(".")
+        outputs = [r.prediction if not column or type(r.prediction) is not dict
+                   else c.flatten(r.prediction).get(column) for r in records]
+        chunk.quality = QualityProfile()
+        add_scored(chunk.quality, ref, outputs)
+        pending = self.pending
+        for record, output in zip(records, outputs):
+            if record.prediction_id is not None:
+                pending[record.prediction_id] = (key, output, record.timestamp)
+
+    def join_outcomes(self, windows: dict[float | None, WindowProfile]) -> None:
+        """Outcomes into the quality profile of their prediction's window, whatever their own time."""
+        ref = self._quality
+        if ref is None:
+            return
+        joined: dict[float | None, tuple[list, list, list]] = {}
+        for pid, (stamp, actual) in self.outcomes.items():
+            hit = self.pending.get(pid)
+            if hit is None or hit[0] not in windows:
+                self.unmatched_outcomes += 1
+                continue
+            key, output, predicted_at = hit
+            outputs, actuals, delays = joined.setdefault(key, ([], [], []))
+            outputs.append(output)
+            actuals.append(actual)
+            delay = _seconds_between(predicted_at, stamp)
+            if delay is not None:
+                delays.append(delay)
+        for key, (outputs, actuals, delays) in joined.items():
+            window = windows[key]
+            window.quality = window.quality or QualityProfile()
+            add_labelled(window.quality, ref, outputs, actuals, delays)
 
     def _reject(self, item: Rejected) -> None:
         self.rejected += 1
@@ -341,6 +407,9 @@ class LocalProfiler:
             versions={str(k): n for k, n in Counter(r.version for r in records).items()},
             hours={str(h): int(n) for h, n in Counter(stamps.day_of_week * 24 + stamps.hour).items()},
         )
+        latencies = [r.latency_ms for r in records if r.latency_ms is not None]
+        if latencies:
+            prof.latency = latency_bins(latencies)
         predictions = [r.prediction for r in records]
         if dict in set(map(type, predictions)):  # object outputs: prediction.<key> columns
             rows = [r.columns() for r in records]
@@ -406,6 +475,14 @@ class LocalProfiler:
 
 
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024
+
+
+def _seconds_between(earlier: str | None, later: str | None) -> float | None:
+    """Seconds from one record time to another (label delay); None when either is unreadable."""
+    try:
+        return max(0.0, (c.parse_time(later) - c.parse_time(earlier)).total_seconds())
+    except (TypeError, ValueError, AttributeError):
+        return None
 
 
 def _has_objects(rows: list[dict[str, Any]], known: dict[str, Any]) -> bool:
@@ -665,4 +742,6 @@ def analyze_local(paths: Iterable[str | Path], baseline: Baseline, config: Check
             earlier = [profiles[start - d * 86400] for d in range(1, recent_days + 1) if start - d * 86400 in profiles]
             result.recent = recent_results(profiles[start], baseline, earlier, config)
             results.append(result)
+    for result in results:
+        result.unmatched_outcomes = profiler.unmatched_outcomes
     return LocalAnalysis(results, profiler.rejected, profiler.rejections, other)

@@ -84,7 +84,7 @@ def result_mappings() -> dict[str, Any]:
                 "value": num, "threshold": num, "critical_threshold": num, "p_value": num,
                 "adjusted_p_value": num, "observed": num, "expected": num,
                 "n_window": {"type": "long"}, "n_baseline": {"type": "long"}, "judged": {"type": "boolean"},
-                "reference": keyword,
+                "reference": keyword, "metric": keyword,
                 "examples": {"type": "object", "enabled": False},
                 "examples_text": {"type": "keyword", "ignore_above": 1024},
                 "segments": {"properties": {"feature": keyword, "value": keyword, "count": {"type": "long"},
@@ -163,6 +163,7 @@ def result_doc(r: CheckResult, *, model: str, version: str | None, start: str, e
             "critical_threshold": r.critical_threshold, "p_value": finite_or_none(r.p_value),
             "adjusted_p_value": finite_or_none(r.adjusted_p_value), "observed": finite_or_none(r.observed), "expected": finite_or_none(r.expected),
             "n_window": r.n_window, "n_baseline": r.n_baseline, "judged": r.judged, "reference": r.reference,
+            "metric": r.metric,
             "examples": examples, "examples_text": [example_text(e) for e in examples][:5],
             "segments": r.segments or [], "segments_text": [f"{s['feature']}={s['value']}" for s in r.segments or []],
         },
@@ -182,7 +183,8 @@ def result_docs(checked: Iterable[CheckResult], *, prefix: str, model: str, vers
     docs = []
     for r in checked:
         key = (model, version, start, end, r.feature, r.check) + (() if r.reference.startswith("training")
-                                                                   else (r.reference,))
+                                                                   else (r.reference,)) + \
+              ((r.metric,) if r.metric else ())
         doc = result_doc(r, model=model, version=version, start=start, end=end, records=records, rejected=rejected)
         docs.append(Doc(metrics_index(prefix), result_id(*key), orjson.dumps(doc)))
         if r.status != "ok":

@@ -27,6 +27,13 @@ def _baseline(sub: Subparsers) -> None:
     p.add_argument("--time-column", metavar="COL",
                    help="each row's timestamp: keep the training traffic of every UTC hour of day, so that windows "
                         "are compared with the same hours (a night window with the night)")
+    p.add_argument("--actual", metavar="COL",
+                   help="the actual outcome of each row (held-out data with the model's --prediction): keep the "
+                        "model's reference quality, so that windows with outcomes are judged by quality_drop")
+    p.add_argument("--task", choices=("binary", "multiclass", "regression"),
+                   help="what the model does (default: inferred from --actual)")
+    p.add_argument("--threshold", type=float, metavar="T",
+                   help="binary scores: predicted positive at score >= T (default 0.5)")
     p.add_argument("--out", help="where to write the baseline JSON")
     p.add_argument("--es", action="store_true", help="also store the baseline in Elasticsearch (<prefix>-baselines)")
     add_es_args(p)
@@ -60,7 +67,8 @@ def run_baseline(args: argparse.Namespace) -> int:
     bar.say(f"summarising {len(table.columns)} columns of {len(table):,} rows ...")
     try:
         baseline = build_baseline(table, model=args.model, version=args.version, kinds=kinds,
-                                  predictions=args.prediction, source=path.name, time_column=args.time_column)
+                                  predictions=args.prediction, source=path.name, time_column=args.time_column,
+                                  actual=args.actual, task=args.task, threshold=args.threshold)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     finally:
@@ -84,6 +92,10 @@ def run_baseline(args: argparse.Namespace) -> int:
         print(f"  time of day: {len(baseline.time_slices['slices'])} slices of the 24 UTC hours")
     for name, col in baseline.columns.items():
         print(f"  {name:30s} {col.kind:12s} {col.role:10s} null {col.null_rate:6.1%}")
+    if baseline.quality:
+        q = baseline.quality
+        said = ", ".join(f"{k} {v:.4g}" for k, v in q.metrics.items())
+        print(f"  quality ({q.task}, {q.rows:,} labelled rows): {said}; {q.estimate_note}")
     return EXIT_OK
 
 
@@ -194,6 +206,12 @@ def format_text(result) -> str:
     start, end = result.bounds or (p.start, p.end)
     lines = [f"model {p.model}  window {start} .. {end}  records {p.records:,}  rejected {p.rejected:,}"
              + (f"  judged against {result.results[0].reference}" if result.results else "")]
+    summary = result.to_json()
+    if summary.get("quality"):
+        lines.append(quality_line(summary["quality"]))
+    if summary.get("latency"):
+        lat = summary["latency"]
+        lines.append(f"latency: p50 {lat['p50']:.3g} ms, p95 {lat['p95']:.3g} ms, p99 {lat['p99']:.3g} ms")
     unjudged = [r for r in result.results if not r.judged]
     if unjudged:
         lines.append("not judged (too few values): " + ", ".join(f"{r.feature} {r.check} ({r.n_window})"
@@ -208,6 +226,24 @@ def format_text(result) -> str:
         pv = f"{f.p_value:.1e}" if f.p_value is not None else "n/a"
         lines.append(f"{f.status:9s} {f.check:19s} {f.feature[:20]:20s} {f.value:9.3f} {f.threshold:9.3g} {pv:>9s}  {f.message}")
     return "\n".join(lines)
+
+
+def quality_line(q: dict) -> str:
+    """The ``quality`` section of a window as one line of text."""
+    coverage = f" ({q['label_coverage']:.0%})" if q["label_coverage"] is not None else ""
+    delay = q["median_label_delay_s"]
+    said = [f"quality: {q['labelled']:,} of {q['predictions']:,} predictions labelled{coverage}"
+            + (f", median label delay {delay / 3600:.1f} h" if delay is not None else "")]
+    if q["labelled"]:
+        said.append(", ".join(f"{k} {v['value']:.3g} (reference {v['reference']:.3g})"
+                              for k, v in q["metrics"].items() if v["value"] is not None and v["reference"] is not None))
+    if q["estimated"]:
+        said.append(f"estimated accuracy {q['estimated']['accuracy']:.3g}")
+    else:
+        said.append(q["estimate_note"])
+    if q["outcomes_without_prediction"]:
+        said.append(f"{q['outcomes_without_prediction']:,} outcomes without their prediction in the files, left out")
+    return "; ".join(said)
 
 
 # -- report --------------------------------------------------------------------------------

@@ -1,0 +1,516 @@
+"""Model quality from delayed outcomes, an estimate until they arrive, and latency.
+
+The reference (:class:`QualityReference`, in the baseline) is the model's quality on
+a held-out evaluation set, with the bootstrap spread of every metric, the score
+bins and the calibration map. A window's :class:`QualityProfile` holds only
+mergeable counts (labelled positives and negatives per score bin, a confusion
+matrix, error sums, label delays, latencies), the same from local files and from
+Elasticsearch aggregations, so every metric is computed here, once.
+
+Judging (:func:`quality_measurements`): the effect is the metric's relative
+degradation against the reference (``(ref - window) / ref`` for a score,
+``(window - ref) / ref`` for an error, the bias shift in reference RMSEs); the
+p-value is one-sided normal with the reference's bootstrap spread scaled to both
+sample sizes. It joins the window's false-discovery family like every check.
+
+The estimate is confidence-based performance estimation (CBPE, NannyML): each
+prediction's calibrated probability of being right gives the window's expected
+accuracy and confusion matrix without a single label. It assumes the relation of
+inputs to outcomes has not changed (concept drift is what the realised metrics see).
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from .values import category_of
+
+TASKS = ("binary", "multiclass", "regression")
+HIGHER_IS_BETTER = {"roc_auc", "accuracy", "precision", "recall", "f1", "macro_f1"}
+JUDGED = {  # metric -> how it is judged (the rest are reported only)
+    "binary": ("roc_auc", "accuracy", "precision", "recall", "f1", "brier"),
+    "multiclass": ("accuracy", "macro_f1"),
+    "regression": ("mae", "rmse", "mean_error"),
+}
+SCORE_BINS = 100  # quantile bins of the reference scores (AUC from binned counts is within ~0.005)
+CALIBRATION_MIN_ROWS = 50  # labelled reference rows per calibration bin (thinner bins are merged)
+CALIBRATION_MAX_ERROR = 0.02  # held-out calibration error beyond noise above which no estimate is made
+CALIBRATION_GROUPS = 10
+CALIBRATION_MIN_LABELLED = 500
+BOOTSTRAP = 200
+MIN_LABELLED = 100  # labelled predictions below which quality is reported but not judged
+DELAY_BASE = 2.0  # label delay histogram: bin k holds delays in [2^(k-1), 2^k) seconds
+LATENCY_RATIO = 1.05  # latency histogram: bin k holds [0.01 ms * 1.05^k, ... * 1.05^(k+1))
+
+
+@dataclass
+class QualityReference:
+    """The model's quality on its evaluation data: what a window's quality is judged against."""
+
+    task: str
+    rows: int  # labelled reference rows
+    metrics: dict[str, float]
+    spread: dict[str, float]  # bootstrap standard deviation of each metric at ``rows``
+    column: str = "prediction"  # the baseline column holding the model's output
+    threshold: float | None = None  # binary with scores: predicted positive at score >= threshold
+    positive: str | None = None  # binary: the positive class, as a category string
+    classes: list[str] | None = None
+    edges: list[float] | None = None  # binary with scores: score bin edges (the threshold is one)
+    calibration: list[float] | None = None  # per score bin: share of positives (CBPE's calibration map)
+    calibration_error: float | None = None  # held-out expected calibration error of that map
+    scored: bool = False  # binary with probability scores (else labels)
+
+    @property
+    def can_estimate(self) -> bool:
+        return self.calibration is not None and (self.calibration_error or 0) <= CALIBRATION_MAX_ERROR
+
+    @property
+    def estimate_note(self) -> str:
+        if self.task != "binary" or not self.scored:
+            return "no estimate: it needs a binary classifier's probability scores"
+        if self.calibration is None:
+            return f"no estimate: fewer than {CALIBRATION_MIN_LABELLED} labelled reference rows to calibrate on"
+        if not self.can_estimate:
+            return (f"no estimate: the scores are not calibrated enough (held-out calibration error beyond "
+                    f"noise {self.calibration_error:.3f} > {CALIBRATION_MAX_ERROR})")
+        return "estimated from calibrated scores (CBPE); assumes no concept drift"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> "QualityReference":
+        return cls(**doc)
+
+
+@dataclass
+class QualityProfile:
+    """Mergeable quality counts of one window (labelled by joining outcomes to its predictions)."""
+
+    predictions: int = 0  # predictions of the window (for coverage)
+    labelled: int = 0
+    scored: list[int] | None = None  # every prediction per score bin (binary with scores)
+    positives: list[int] | None = None  # labelled predictions whose outcome was positive, per score bin
+    negatives: list[int] | None = None
+    brier: float = 0.0  # sum of squared (score - outcome)
+    confusion: dict[str, dict[str, int]] = field(default_factory=dict)  # predicted -> actual -> n
+    errors: int = 0  # regression: predictions with numeric outcomes
+    error_sum: float = 0.0
+    abs_error_sum: float = 0.0
+    sq_error_sum: float = 0.0
+    delays: dict[str, int] = field(default_factory=dict)  # label delay histogram (DELAY_BASE bins)
+
+    def merge(self, other: "QualityProfile") -> "QualityProfile":
+        def vec(a, b):
+            if a is None or b is None:
+                return a if b is None else b
+            return [x + y for x, y in zip(a, b)]
+        confusion = {k: dict(v) for k, v in self.confusion.items()}
+        for pred, row in other.confusion.items():
+            into = confusion.setdefault(pred, {})
+            for actual, n in row.items():
+                into[actual] = into.get(actual, 0) + n
+        return QualityProfile(
+            predictions=self.predictions + other.predictions, labelled=self.labelled + other.labelled,
+            scored=vec(self.scored, other.scored), positives=vec(self.positives, other.positives),
+            negatives=vec(self.negatives, other.negatives), brier=self.brier + other.brier, confusion=confusion,
+            errors=self.errors + other.errors, error_sum=self.error_sum + other.error_sum,
+            abs_error_sum=self.abs_error_sum + other.abs_error_sum, sq_error_sum=self.sq_error_sum + other.sq_error_sum,
+            delays=dict(Counter(self.delays) + Counter(other.delays)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> "QualityProfile":
+        return cls(**doc)
+
+    def median_delay(self) -> float | None:
+        """Median label delay in seconds (to the resolution of the histogram: a factor of 2)."""
+        return _histogram_quantile(self.delays, 0.5, lambda k: DELAY_BASE ** (k - 0.5) if k > 0 else 0.0)
+
+
+# -- building the reference ------------------------------------------------------------------------
+def infer_task(actual: pd.Series) -> str:
+    """binary for two distinct outcomes, multiclass for a few labels, regression for many numbers."""
+    values = actual.dropna()
+    distinct = values.nunique()
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if distinct <= 2:
+        return "binary"
+    if numeric and (distinct > 20 or not np.allclose(values, np.round(values))):
+        return "regression"
+    return "multiclass"
+
+
+def positive_class(actual: pd.Series) -> str:
+    """The positive class of a binary outcome: 1, true, "yes"..., else the rarer one."""
+    cats = [category_of(v) for v in actual.dropna().unique().tolist()]
+    for name in ("1", "true", "1.0", "yes", "positive", "pos"):
+        if name in cats:
+            return name
+    counts = Counter(category_of(v) for v in actual.dropna().tolist())
+    return min(counts, key=lambda k: (counts[k], k))
+
+
+def build_quality(predicted: pd.Series, actual: pd.Series, *, task: str | None = None,
+                  threshold: float | None = None, column: str = "prediction", seed: int = 0) -> QualityReference:
+    """The reference quality of a model from its outputs and the actual outcomes of held-out data."""
+    keep = predicted.notna() & actual.notna()
+    predicted, actual = predicted[keep].reset_index(drop=True), actual[keep].reset_index(drop=True)
+    if len(actual) == 0:
+        raise ValueError("no rows with both a prediction and an actual outcome")
+    task = task or infer_task(actual)
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    ref = QualityReference(task=task, rows=len(actual), metrics={}, spread={}, column=column)
+    if task == "binary":
+        ref.positive = positive_class(actual)
+        ref.classes = sorted({category_of(v) for v in actual.unique().tolist()} | {ref.positive})
+        numeric = pd.api.types.is_numeric_dtype(predicted) and not pd.api.types.is_bool_dtype(predicted)
+        if numeric and predicted.nunique() > 2:
+            ref.scored = True
+            ref.threshold = 0.5 if threshold is None else float(threshold)
+            ref.edges = score_edges(predicted.to_numpy(float), ref.threshold)
+    elif task == "multiclass":
+        ref.classes = sorted({category_of(v) for v in actual.unique().tolist()})
+    elif pd.api.types.is_numeric_dtype(actual) is False:
+        raise ValueError("a regression needs numeric actual outcomes")
+    profile_of = lambda idx: reference_profile(ref, predicted.iloc[idx], actual.iloc[idx])  # noqa: E731
+    full = profile_of(np.arange(len(actual)))
+    ref.metrics = metrics(full, ref)
+    rng = np.random.default_rng(seed)
+    draws = [metrics(profile_of(rng.integers(0, len(actual), len(actual))), ref) for _ in range(BOOTSTRAP)]
+    ref.spread = {name: float(np.nanstd([d.get(name, np.nan) for d in draws])) for name in ref.metrics}
+    if ref.scored and len(actual) >= CALIBRATION_MIN_LABELLED:
+        ref.calibration, ref.calibration_error = calibration_map(ref, predicted, actual)
+    return ref
+
+
+def score_edges(scores: np.ndarray, threshold: float) -> list[float]:
+    """Quantile edges of the reference scores, with the threshold as one of them."""
+    edges = set(np.unique(np.quantile(scores[np.isfinite(scores)], np.linspace(0, 1, SCORE_BINS + 1))).tolist())
+    edges.add(float(threshold))
+    return sorted(edges)
+
+
+def score_bins(ref: QualityReference, scores: np.ndarray) -> np.ndarray:
+    """Bin of each score: 0 below the first edge, ``len(edges)`` at or above the last."""
+    return np.searchsorted(np.asarray(ref.edges), scores, side="right")
+
+
+def reference_profile(ref: QualityReference, predicted: pd.Series, actual: pd.Series) -> QualityProfile:
+    prof = QualityProfile()
+    add_labelled(prof, ref, predicted.tolist(), actual.tolist())
+    return prof
+
+
+def add_labelled(prof: QualityProfile, ref: QualityReference, predicted: list[Any], actual: list[Any],
+                 delays: list[float] | None = None) -> None:
+    """Count labelled predictions (``predicted[i]`` with outcome ``actual[i]``) into ``prof``."""
+    pairs = [(p, a) for p, a in zip(predicted, actual) if p is not None and a is not None]
+    prof.labelled += len(pairs)
+    if delays:
+        for d in delays:
+            k = str(max(0, math.ceil(math.log(d, DELAY_BASE))) if d >= 1 else 0)
+            prof.delays[k] = prof.delays.get(k, 0) + 1
+    if not pairs:
+        return
+    if ref.task == "regression":
+        err = np.array([float(p) - float(a) for p, a in pairs if _number(p) and _number(a)])
+        prof.errors += len(err)
+        prof.error_sum += float(err.sum())
+        prof.abs_error_sum += float(np.abs(err).sum())
+        prof.sq_error_sum += float(np.dot(err, err))
+        return
+    if ref.scored:
+        scores = np.array([float(p) if _number(p) else np.nan for p, _ in pairs])
+        positive = np.array([category_of(a) == ref.positive for _, a in pairs])
+        ok = np.isfinite(scores)
+        scores, positive = scores[ok], positive[ok]
+        bins = score_bins(ref, scores)
+        size = len(ref.edges) + 1
+        prof.positives = _add(prof.positives, np.bincount(bins[positive], minlength=size))
+        prof.negatives = _add(prof.negatives, np.bincount(bins[~positive], minlength=size))
+        prof.brier += float(np.sum((scores - positive) ** 2))
+        return
+    for p, a in pairs:
+        row = prof.confusion.setdefault(category_of(p) or "?", {})
+        key = category_of(a) or "?"
+        row[key] = row.get(key, 0) + 1
+
+
+def add_scored(prof: QualityProfile, ref: QualityReference, predicted: list[Any]) -> None:
+    """Count every prediction of the window (labelled or not) into the score bins, for the estimate."""
+    prof.predictions += len(predicted)
+    if not ref.scored:
+        return
+    scores = np.array([float(p) for p in predicted if _number(p)])
+    scores = scores[np.isfinite(scores)]
+    prof.scored = _add(prof.scored, np.bincount(score_bins(ref, scores), minlength=len(ref.edges) + 1))
+
+
+def calibration_map(ref: QualityReference, predicted: pd.Series, actual: pd.Series) -> tuple[list[float], float]:
+    """Per score bin, the reference's share of positives (bins merged to CALIBRATION_MIN_ROWS), and the
+    expected calibration error of a map built on one half of the reference measured on the other."""
+    scores = predicted.to_numpy(float)
+    positive = np.array([category_of(a) == ref.positive for a in actual.tolist()])
+
+    def fit(idx: np.ndarray) -> np.ndarray:
+        bins = score_bins(ref, scores[idx])
+        size = len(ref.edges) + 1
+        pos = np.bincount(bins[positive[idx]], minlength=size)
+        tot = np.bincount(bins, minlength=size)
+        rates = np.full(size, np.nan)
+        start = 0
+        while start < size:  # merge bins left to right until each holds enough rows
+            end, count = start, 0
+            while end < size and (count < CALIBRATION_MIN_ROWS or end == start):
+                count += tot[end]
+                end += 1
+            if end < size and tot[end:].sum() < CALIBRATION_MIN_ROWS:
+                end = size  # a thin tail joins the last group
+            rate = pos[start:end].sum() / max(tot[start:end].sum(), 1)
+            rates[start:end] = rate
+            start = end
+        return rates
+
+    rows = np.arange(len(scores))
+    half_a, half_b = rows[rows % 2 == 0], rows[rows % 2 == 1]
+    expected = fit(half_a)[score_bins(ref, scores[half_b])]
+    actual_b = positive[half_b].astype(float)
+    # Expected calibration error over ten equal-count groups of the held-out half, less what sampling noise
+    # alone gives a perfectly calibrated map (E|mean - p| = sqrt(2/pi) * sd): the error the map would add.
+    order = np.argsort(expected, kind="stable")
+    excess = 0.0
+    for group in np.array_split(order, CALIBRATION_GROUPS):
+        if not len(group):
+            continue
+        p = float(expected[group].mean())
+        noise = math.sqrt(2 / math.pi) * math.sqrt(max(p * (1 - p), 1e-12) / len(group))
+        excess += len(group) / len(order) * max(0.0, abs(p - float(actual_b[group].mean())) - noise)
+    return [float(r) for r in fit(rows)], excess
+
+
+# -- metrics -------------------------------------------------------------------------------------
+def metrics(prof: QualityProfile, ref: QualityReference) -> dict[str, float]:
+    """Every metric of the task from a window's counts (NaN where undefined, e.g. no positives)."""
+    return {name: float(value) for name, value in _metrics(prof, ref).items()}
+
+
+def _metrics(prof: QualityProfile, ref: QualityReference) -> dict[str, float]:
+    if ref.task == "regression":
+        n = prof.errors
+        if not n:
+            return {}
+        return {"mae": prof.abs_error_sum / n, "rmse": math.sqrt(prof.sq_error_sum / n),
+                "mean_error": prof.error_sum / n}
+    if ref.scored:
+        pos = np.asarray(prof.positives or [0] * (len(ref.edges) + 1), dtype=float)
+        neg = np.asarray(prof.negatives or [0] * (len(ref.edges) + 1), dtype=float)
+        t = int(np.searchsorted(ref.edges, ref.threshold, side="right"))  # first bin at or above the threshold
+        tp, fp, fn, tn = pos[t:].sum(), neg[t:].sum(), pos[:t].sum(), neg[:t].sum()
+        n_pos, n_neg = pos.sum(), neg.sum()
+        auc = float("nan")
+        if n_pos and n_neg:  # Mann-Whitney on the bins: ties within a bin count one half
+            above = np.cumsum(pos[::-1])[::-1] - pos  # positives in higher bins
+            auc = float(np.sum(neg * (above + 0.5 * pos)) / (n_pos * n_neg))
+        n = n_pos + n_neg
+        return {"roc_auc": auc, **_confusion_metrics(tp, fp, fn, tn), "brier": prof.brier / n if n else float("nan")}
+    labels = sorted({*prof.confusion, *(a for row in prof.confusion.values() for a in row)})
+    total = sum(n for row in prof.confusion.values() for n in row.values())
+    if not total:
+        return {}
+    if ref.task == "binary":
+        p = ref.positive
+        get = lambda pred, act: prof.confusion.get(pred, {}).get(act, 0)  # noqa: E731
+        tp = get(p, p)
+        fp = sum(get(p, a) for a in labels if a != p)
+        fn = sum(get(q, p) for q in labels if q != p)
+        return _confusion_metrics(tp, fp, fn, total - tp - fp - fn)
+    correct = sum(prof.confusion.get(k, {}).get(k, 0) for k in labels)
+    f1s = []
+    for k in ref.classes or labels:
+        tp = prof.confusion.get(k, {}).get(k, 0)
+        predicted = sum(prof.confusion.get(k, {}).values())
+        actual = sum(row.get(k, 0) for row in prof.confusion.values())
+        f1s.append(2 * tp / (predicted + actual) if predicted + actual else 0.0)
+    return {"accuracy": correct / total, "macro_f1": float(np.mean(f1s))}
+
+
+def _confusion_metrics(tp: float, fp: float, fn: float, tn: float) -> dict[str, float]:
+    n = tp + fp + fn + tn
+    nan = float("nan")
+    precision = tp / (tp + fp) if tp + fp else nan
+    recall = tp / (tp + fn) if tp + fn else nan
+    f1 = 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else nan
+    return {"accuracy": (tp + tn) / n if n else nan, "precision": precision, "recall": recall, "f1": f1}
+
+
+def estimate(prof: QualityProfile, ref: QualityReference) -> dict[str, Any] | None:
+    """CBPE: the expected accuracy and confusion matrix of every prediction of the window, from the
+    calibrated probability that each is right. None when the reference cannot estimate."""
+    if not ref.can_estimate or not prof.scored:
+        return None
+    scored = np.asarray(prof.scored, dtype=float)
+    n = float(scored.sum())
+    if not n:
+        return None
+    cal = np.asarray(ref.calibration)
+    t = int(np.searchsorted(ref.edges, ref.threshold, side="right"))
+    tp, fp = float(np.sum(scored[t:] * cal[t:])), float(np.sum(scored[t:] * (1 - cal[t:])))
+    fn, tn = float(np.sum(scored[:t] * cal[:t])), float(np.sum(scored[:t] * (1 - cal[:t])))
+    right = np.concatenate([1 - cal[:t], cal[t:]])  # each bin's probability that its predictions are right
+    sd = math.sqrt(float(np.sum(scored * right * (1 - right)))) / n  # Poisson-binomial spread of the count right
+    return {"accuracy": (tp + tn) / n, "accuracy_sd": sd, "predictions": int(n),
+            "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn}, **{
+                k: v for k, v in _confusion_metrics(tp, fp, fn, tn).items() if k != "accuracy"}}
+
+
+@dataclass
+class QualityMeasurement:
+    check: str  # quality_drop | estimated_quality_drop
+    metric: str
+    value: float  # relative degradation
+    p_value: float
+    n_window: int
+    observed: float
+    expected: float
+    detail: str
+
+
+def degradation(metric: str, window: float, ref: QualityReference) -> float:
+    """How much worse the window is, relative to the reference (0 or less: as good or better)."""
+    base = ref.metrics[metric]
+    if metric in HIGHER_IS_BETTER:
+        return (base - window) / base if base else 0.0
+    if metric == "mean_error":
+        scale = ref.metrics.get("rmse") or 1.0
+        return abs(window - base) / scale
+    return (window - base) / base if base else 0.0
+
+
+def quality_measurements(prof: QualityProfile, ref: QualityReference) -> list[QualityMeasurement]:
+    """Each judged metric of the window against the reference, and the estimate when it can be made."""
+    out = []
+    if prof.labelled >= MIN_LABELLED:
+        window = metrics(prof, ref)
+        for name in JUDGED[ref.task]:
+            w, base, sd = window.get(name), ref.metrics.get(name), ref.spread.get(name)
+            if w is None or base is None or not sd or math.isnan(w) or math.isnan(base):
+                continue
+            spread = sd * math.sqrt(ref.rows / max(prof.labelled, 1) + 1.0)
+            worse = abs(w - base) if name == "mean_error" else (base - w if name in HIGHER_IS_BETTER else w - base)
+            p = float(sps.norm.sf(worse / spread)) * (2 if name == "mean_error" else 1)
+            out.append(QualityMeasurement("quality_drop", name, degradation(name, w, ref), min(p, 1.0),
+                                          prof.labelled, w, base,
+                                          f"{name} {w:.4g} on {prof.labelled:,} labelled predictions "
+                                          f"(reference {base:.4g})"))
+    est = estimate(prof, ref)
+    if est is not None and "accuracy" in ref.metrics:
+        base = ref.metrics["accuracy"]
+        spread = math.hypot(est["accuracy_sd"], ref.spread.get("accuracy", 0.0))
+        p = float(sps.norm.sf((base - est["accuracy"]) / spread)) if spread else 1.0
+        out.append(QualityMeasurement("estimated_quality_drop", "accuracy", degradation("accuracy", est["accuracy"], ref),
+                                      p, est["predictions"], est["accuracy"], base,
+                                      f"expected accuracy {est['accuracy']:.4g} of {est['predictions']:,} predictions "
+                                      f"from calibrated scores (reference {base:.4g})"))
+    return out
+
+
+def quality_section(prof: QualityProfile | None, ref: QualityReference | None, unmatched: int = 0
+                    ) -> dict[str, Any] | None:
+    """The ``quality`` section of ``predwatch check --format json``."""
+    if ref is None:
+        return None
+    prof = prof or QualityProfile()
+    window = metrics(prof, ref) if prof.labelled else {}
+    est = estimate(prof, ref)
+    return {
+        "task": ref.task,
+        "labelled": prof.labelled,
+        "predictions": prof.predictions,
+        "label_coverage": round(prof.labelled / prof.predictions, 6) if prof.predictions else None,
+        "median_label_delay_s": prof.median_delay(),
+        "outcomes_without_prediction": unmatched,
+        "judged": prof.labelled >= MIN_LABELLED,
+        "metrics": {name: {"value": _finite(window.get(name)), "reference": _finite(ref.metrics.get(name))}
+                    for name in ref.metrics},
+        "estimated": None if est is None else {k: (round(v, 6) if isinstance(v, float) else v)
+                                               for k, v in est.items() if k != "accuracy_sd"},
+        "estimate_note": ref.estimate_note,
+    }
+
+
+# -- latency -------------------------------------------------------------------------------------
+def latency_bin(ms: float) -> int:
+    return max(0, int(math.floor(math.log(max(ms, 0.01) / 0.01, LATENCY_RATIO))))
+
+
+def latency_bins(values: list[float]) -> dict[str, int]:
+    arr = np.asarray([v for v in values if v is not None and v >= 0], dtype=float)
+    if not len(arr):
+        return {}
+    bins = np.floor(np.log(np.maximum(arr, 0.01) / 0.01) / math.log(LATENCY_RATIO)).astype(int)
+    return {str(k): int(n) for k, n in zip(*np.unique(bins, return_counts=True))}
+
+
+def latency_percentiles(hist: dict[str, int]) -> dict[str, float] | None:
+    """p50, p95 and p99 in milliseconds from a latency histogram (to within 5%)."""
+    if not hist:
+        return None
+    value = lambda k: 0.01 * LATENCY_RATIO ** (k + 0.5)  # noqa: E731 - the middle of the bin
+    return {f"p{q}": round(_histogram_quantile(hist, q / 100, value), 4) for q in (50, 95, 99)}
+
+
+LATENCY_MIN = 50  # latencies in the window below which latency is not judged
+
+
+def latency_measurement(window: dict[str, int], reference: dict[str, int]) -> QualityMeasurement | None:
+    """The window's p95 latency as a multiple of the reference's (``latency_regression``).
+
+    Evidence: the share of the window's latencies above the reference p95, one-sided binomial
+    against the 5% expected there."""
+    n = sum(window.values())
+    if n < LATENCY_MIN or sum(reference.values()) < LATENCY_MIN:
+        return None
+    ours, theirs = latency_percentiles(window), latency_percentiles(reference)
+    cut = latency_bin(theirs["p95"])
+    above = sum(k for b, k in window.items() if int(b) > cut)
+    p = float(sps.binom.sf(above - 1, n, 0.05))
+    return QualityMeasurement("latency_regression", "p95", ours["p95"] / theirs["p95"], p, n, ours["p95"],
+                              theirs["p95"], f"p95 latency {ours['p95']:.4g} ms over {n:,} predictions "
+                                             f"(reference {theirs['p95']:.4g} ms; p50 {ours['p50']:.4g}, "
+                                             f"p99 {ours['p99']:.4g})")
+
+
+def _histogram_quantile(hist: dict[str, int], q: float, value) -> float | None:
+    if not hist:
+        return None
+    items = sorted((int(k), n) for k, n in hist.items())
+    total = sum(n for _, n in items)
+    seen = 0
+    for k, n in items:
+        seen += n
+        if seen >= q * total:
+            return value(k)
+    return value(items[-1][0])
+
+
+def _add(a: list[int] | None, b: np.ndarray) -> list[int]:
+    return b.tolist() if a is None else (np.asarray(a) + b).tolist()
+
+
+def _number(v: Any) -> bool:
+    return (v.__class__ is float or v.__class__ is int) and v == v
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else round(float(x), 6)

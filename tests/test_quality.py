@@ -1,0 +1,214 @@
+"""Model quality from delayed outcomes on local files: the outcome contract, quality_drop on realised
+labels, estimated_quality_drop before they arrive, and latency_regression."""
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+
+from analyzers.core.baseline import Baseline, build_baseline
+from analyzers.core.checks import findings
+from analyzers.core.quality import build_quality, metrics, reference_profile
+from analyzers.sources.local import analyze_local
+from conftest import write_jsonl
+from logging_adapter import contract as c
+
+MODEL = "checkout-risk"
+T0 = datetime(2026, 11, 23, 0, 0, tzinfo=timezone.utc)
+
+
+def draw(n: int, seed: int, *, spread: float = 1.0, flipped: float = 0.0, noise: float = 0.0) -> pd.DataFrame:
+    """A binary model whose scores are calibrated: P(label=1 | x) = score. ``flipped``: the share of rows
+    whose truth has turned around (concept drift: same inputs, same scores); ``noise``: labels flipped at random;
+    ``spread``: how far the inputs (hence the scores) reach from the decision boundary."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, spread, n)
+    device = rng.choice(["ios", "android", "web"], n, p=[0.5, 0.3, 0.2])
+    score = 1 / (1 + np.exp(-2.5 * x))
+    truth = np.where(rng.random(n) < flipped, 1 - score, score)
+    label = (rng.random(n) < truth).astype(int)
+    label = np.where(rng.random(n) < noise, 1 - label, label)
+    return pd.DataFrame({"x": x.round(4), "device": device, "score": score.round(4), "label": label})
+
+
+@pytest.fixture(scope="module")
+def quality_baseline() -> Baseline:
+    return build_baseline(draw(20_000, 1), model=MODEL, version="7", predictions=["score"], actual="label")
+
+
+def records(frame: pd.DataFrame, start: datetime = T0, span: float = 3600.0, tag: str = "p"):
+    """Prediction records spread over ``span`` seconds, and their outcome records known 3 to 30 hours later."""
+    preds, outs = [], []
+    for i, row in enumerate(frame.itertuples()):
+        at = start + timedelta(seconds=span * i / len(frame))
+        pid = f"{tag}-{i}"
+        preds.append({"@timestamp": c.utc_iso(at), "event": {"kind": "event", "dataset": c.DATASET},
+                      "predwatch": {"model": {"name": MODEL, "version": "7"}, "prediction_id": pid,
+                                    "features": {"x": row.x, "device": row.device}, "prediction": row.score,
+                                    "latency_ms": 2.0 + (i % 7) * 0.1}})
+        known = at + timedelta(hours=3 + (i % 28))
+        outs.append(c.outcome_record(pid, int(row.label), model=MODEL, version="7", timestamp=c.utc_iso(known)))
+    return preds, outs
+
+
+def check(baseline: Baseline, tmp: Path, *files: list[dict], window=None):
+    paths = [write_jsonl(tmp / f"f{i}.jsonl", recs) for i, recs in enumerate(files)]
+    return analyze_local(paths, baseline, window=window).windows
+
+
+def quality_findings(result) -> set[tuple[str, str]]:
+    return {(f.check, f.metric) for f in result.findings if f.check in ("quality_drop", "estimated_quality_drop")}
+
+
+def test_the_reference_quality_is_kept_with_its_spread_and_calibration(quality_baseline, tmp_path):
+    q = quality_baseline.quality
+    assert (q.task, q.positive, q.threshold, q.scored) == ("binary", "1", 0.5, True)
+    assert set(q.metrics) == {"roc_auc", "accuracy", "precision", "recall", "f1", "brier"}
+    assert 0.8 < q.metrics["roc_auc"] < 0.95 and 0 < q.spread["accuracy"] < 0.01
+    assert q.can_estimate and q.calibration_error < 0.02
+    path = tmp_path / "b.json"
+    quality_baseline.save(path)
+    assert Baseline.load(path).quality == q
+    # the task is inferred: multiclass labels, numbers for a regression
+    three = pd.Series(np.random.default_rng(0).choice(["a", "b", "c"], 500))
+    assert build_quality(three, three).task == "multiclass"
+    y = pd.Series(np.random.default_rng(1).normal(10, 3, 500))
+    reg = build_quality(y + 1.0, y)
+    assert reg.task == "regression" and reg.metrics["mean_error"] == pytest.approx(1.0)
+    assert reg.metrics["mae"] == pytest.approx(1.0) and reg.metrics["rmse"] == pytest.approx(1.0)
+
+
+def test_binned_metrics_match_scikit_learn_formulas(quality_baseline):
+    frame = draw(5000, 2)
+    prof = reference_profile(quality_baseline.quality, frame["score"], frame["label"])
+    got = metrics(prof, quality_baseline.quality)
+    y, s = frame["label"].to_numpy(), frame["score"].to_numpy()
+    pred = s >= 0.5
+    tp, fp, fn = np.sum(pred & (y == 1)), np.sum(pred & (y == 0)), np.sum(~pred & (y == 1))
+    assert got["accuracy"] == pytest.approx(np.mean(pred == y))
+    assert got["precision"] == pytest.approx(tp / (tp + fp)) and got["recall"] == pytest.approx(tp / (tp + fn))
+    assert got["brier"] == pytest.approx(np.mean((s - y) ** 2))
+    ranks = pd.Series(s).rank().to_numpy()  # exact AUC (Mann-Whitney)
+    n1, n0 = y.sum(), len(y) - y.sum()
+    exact_auc = (ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
+    assert got["roc_auc"] == pytest.approx(exact_auc, abs=0.005)
+
+
+@pytest.mark.parametrize("rows", [1000, 100_000])
+def test_quiet_labelled_windows_raise_nothing(quality_baseline, tmp_path, rows):
+    preds, outs = records(draw(rows, 10 + rows))
+    (window,) = check(quality_baseline, tmp_path, preds, outs)
+    assert window.findings == [], [f.message for f in window.findings]
+    quality = json.loads(orjson.dumps(window.to_json()))["quality"]  # plain JSON all through
+    assert quality["labelled"] == rows and quality["label_coverage"] == 1.0 and quality["judged"]
+    assert quality["metrics"]["accuracy"]["reference"] == pytest.approx(quality_baseline.quality.metrics["accuracy"],
+                                                                        abs=1e-6)
+    assert abs(quality["metrics"]["accuracy"]["value"] - quality["metrics"]["accuracy"]["reference"]) < 0.05
+    assert quality["estimated"]["accuracy"] == pytest.approx(quality["metrics"]["accuracy"]["value"], abs=0.03)
+
+
+@pytest.mark.parametrize("case", ["concept_drift", "label_noise", "partial_labels"])
+def test_quality_problems_are_caught_at_2000_predictions(quality_baseline, tmp_path, case):
+    frame = draw(2000, 20, flipped=0.4 if case != "label_noise" else 0.0, noise=0.25 if case == "label_noise" else 0.0)
+    preds, outs = records(frame)
+    if case == "partial_labels":
+        outs = outs[::3]  # a third of the outcomes known so far
+    (window,) = check(quality_baseline, tmp_path, preds, outs)
+    found = quality_findings(window)
+    assert ("quality_drop", "accuracy") in found, [f.message for f in window.findings]
+    # the inputs and the scores did not change: only quality can see this
+    assert {f.check for f in window.findings} <= {"quality_drop"}, [f.message for f in window.findings]
+    doc = next(f for f in window.to_json()["findings"] if f.get("metric") == "accuracy")
+    assert doc["feature"] == "prediction" and doc["check"] == "quality_drop" and doc["expected"] > doc["observed"]
+    coverage = window.to_json()["quality"]["label_coverage"]
+    assert coverage == pytest.approx(1 / 3, abs=0.01) if case == "partial_labels" else coverage == 1.0
+
+
+def test_scores_drifting_to_the_boundary_raise_the_estimate_before_any_label(quality_baseline, tmp_path):
+    preds, _ = records(draw(2000, 30, spread=0.25))
+    (window,) = check(quality_baseline, tmp_path, preds)
+    assert ("estimated_quality_drop", "accuracy") in quality_findings(window)
+    quality = window.to_json()["quality"]
+    assert quality["labelled"] == 0 and quality["label_coverage"] == 0.0 and not quality["judged"]
+    assert quality["estimated"]["accuracy"] < quality["metrics"]["accuracy"]["reference"] - 0.1
+    assert set(quality["estimated"]["confusion"]) == {"tp", "fp", "fn", "tn"}
+    assert "CBPE" in quality["estimate_note"]
+
+
+def test_outcomes_join_in_any_order_file_and_delay_once_each(quality_baseline, tmp_path):
+    preds, outs = records(draw(1500, 40, flipped=0.4))
+    shuffled = list(outs)
+    random.Random(0).shuffle(shuffled)
+    stale = [dict(o, **{"@timestamp": "2026-11-22T00:00:00.000Z"}) for o in outs[:200]]  # older repeats
+    for o in stale:
+        o["predwatch"] = dict(o["predwatch"], actual=1 - o["predwatch"]["actual"])
+    strays = [c.outcome_record(f"elsewhere-{i}", 1, model=MODEL, version="7", timestamp="2026-11-23T05:00:00.000Z")
+              for i in range(30)]
+    mixed = preds[:700] + shuffled[:600] + stale + preds[700:] + strays
+    (apart,) = check(quality_baseline, tmp_path, preds, outs)
+    (together,) = check(quality_baseline, tmp_path / "..", mixed, shuffled[600:], window=None)
+    a, b = apart.to_json(), together.to_json()
+    assert a["quality"]["metrics"] == b["quality"]["metrics"], "the latest outcome of each prediction, once"
+    assert b["quality"]["labelled"] == 1500 and b["quality"]["outcomes_without_prediction"] == 30
+    assert b["window"]["records"] == 1500 and b["window"]["rejected"] == 0, "outcomes are never predictions"
+    delay = b["quality"]["median_label_delay_s"]
+    assert 8 * 3600 < delay < 40 * 3600  # delays of 3 to 30 hours: a median of about 16 h, within a factor of 2
+
+
+def test_an_outcome_belongs_to_its_predictions_window_whatever_its_own_time(quality_baseline, tmp_path):
+    good, good_outs = records(draw(1000, 50), start=T0, tag="a")
+    bad, bad_outs = records(draw(1000, 51, flipped=0.5), start=T0 + timedelta(days=1), tag="b")
+    windows = check(quality_baseline, tmp_path, good + bad, bad_outs + good_outs, window=timedelta(days=1))
+    assert [w.to_json()["quality"]["labelled"] for w in windows] == [1000, 1000]
+    assert not quality_findings(windows[0]) and ("quality_drop", "accuracy") in quality_findings(windows[1])
+
+
+def test_latency_percentiles_and_a_regression_against_recent_days(quality_baseline, tmp_path):
+    days = []
+    for d in range(4):
+        preds, _ = records(draw(400, 60 + d), start=T0 + timedelta(days=d), tag=f"d{d}")
+        if d == 3:
+            for i, p in enumerate(preds):
+                p["predwatch"]["latency_ms"] = 9.0 + (i % 5)
+        days += preds
+    windows = check(quality_baseline, tmp_path, days, window=timedelta(days=1))
+    lat = windows[0].to_json()["latency"]
+    assert lat["p50"] == pytest.approx(2.3, rel=0.06) and lat["p99"] == pytest.approx(2.6, rel=0.06)
+    assert not [f for w in windows[:3] for f in w.recent_findings if f.check == "latency_regression"]
+    (slow,) = [f for f in windows[3].recent_findings if f.check == "latency_regression"]
+    assert slow.metric == "p95" and slow.value > 3 and slow.status == "critical"
+    assert slow.finding()["reference"] == "recent"
+
+
+def test_cli_contract_baseline_with_actual_and_check_json(tmp_path):
+    data = tmp_path / "ref.csv"
+    draw(5000, 70).to_csv(data, index=False)
+    out = tmp_path / "b.json"
+    made = subprocess.run([sys.executable, "-m", "predwatch", "baseline", "--data", str(data), "--model", MODEL,
+                           "--version", "7", "--prediction", "score", "--actual", "label", "--task", "binary",
+                           "--threshold", "0.5", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    assert "quality (binary, 5,000 labelled rows)" in made.stdout
+    assert "label" not in json.loads(out.read_text())["columns"], "the outcome is not a feature"
+    preds, outs = records(draw(2000, 71, flipped=0.4))
+    logs = [write_jsonl(tmp_path / "preds.jsonl", preds), write_jsonl(tmp_path / "outcomes.jsonl", outs)]
+    run = subprocess.run([sys.executable, "-m", "predwatch", "check", "--baseline", str(out), "--logs",
+                          *map(str, logs), "--format", "json"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr
+    (line,) = run.stdout.splitlines()
+    doc = json.loads(line)
+    assert doc["quality"]["labelled"] == 2000
+    assert any(f["check"] == "quality_drop" and f["metric"] == "accuracy" and f["feature"] == "prediction"
+               for f in doc["findings"])
+    bad = subprocess.run([sys.executable, "-m", "predwatch", "baseline", "--data", str(data), "--model", MODEL,
+                          "--prediction", "score", "--actual", "nope", "--out", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "actual column 'nope' is not in the data" in bad.stderr
