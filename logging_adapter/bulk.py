@@ -66,7 +66,7 @@ def doc_from_line(line: bytes, prefix: str = DEFAULT_PREFIX) -> Doc:
     stamp = pred.timestamp
     if not isinstance(stamp, str) or len(stamp) < 10 or stamp[4] != "-" or stamp[7] != "-":
         raise BadRecord(f"no usable @timestamp ({stamp!r})")
-    return Doc(record_index(pred, stamp, prefix), record_id(pred.prediction_id, line), line)
+    return Doc(record_index(pred, stamp, prefix), doc_id(pred, stamp, line), line)
 
 
 def line_id(line: bytes) -> str:
@@ -82,6 +82,14 @@ def record_id(prediction_id: str | None, line: bytes) -> str:
     if len(prediction_id.encode("utf-8")) > MAX_ID_BYTES:
         return "sha1-" + hashlib.sha1(prediction_id.encode("utf-8")).hexdigest()
     return prediction_id
+
+
+def doc_id(record: "c.Prediction | c.Outcome", timestamp: str, line: bytes) -> str:
+    """The ``_id`` of a record's document. An outcome's is its prediction and its time: a retry of the same
+    outcome is a duplicate, a corrected one (a later time) is kept beside it and the join takes the latest."""
+    if isinstance(record, c.Outcome):
+        return "outcome-" + hashlib.sha1(f"{record.prediction_id}\n{timestamp}".encode("utf-8")).hexdigest()
+    return record_id(record.prediction_id, line)
 
 
 def refusal(doc: Doc) -> str | None:

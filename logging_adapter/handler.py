@@ -27,7 +27,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from . import contract as c
-from .bulk import Backoff, DeadLetters, Doc, Throttled, deliver, outage_message, record_id, send_bulk
+from .bulk import Backoff, DeadLetters, Doc, Throttled, deliver, doc_id, outage_message, send_bulk
 from .elastic import EsSettings, make_client
 from .formatter import PAYLOAD_ATTR, PredictionFormatter
 from .spool import Spool, SpoolFull
@@ -159,7 +159,7 @@ class ElasticsearchHandler(logging.Handler):
                 return
             line = self.format(record).encode("utf-8", "replace")
             day = time.strftime("%Y-%m-%d", time.gmtime(record.created))
-            doc = Doc(record_index(pred, day, self.prefix), record_id(pred.prediction_id, line), line)
+            doc = Doc(record_index(pred, day, self.prefix), doc_id(pred, c.utc_iso(record.created), line), line)
             self._idle.clear()
             try:
                 self._queue.put_nowait(doc)

@@ -85,6 +85,29 @@ def prediction_mappings() -> dict[str, Any]:
                 "prediction_id": {"type": "keyword"},
                 "latency_ms": {"type": "double"},
                 "features": {"type": "object", "dynamic": True},
+                # written by the daemon when it joins the prediction's outcome (analyzers.sources.outcomes)
+                "outcome": {"properties": {
+                    "actual": {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE},
+                    "positive": {"type": "boolean"}, "error": {"type": "double"}, "abs_error": {"type": "double"},
+                    "timestamp": {"type": "date"}, "delay_s": {"type": "double"}}},
+            }},
+        },
+    }
+
+
+def outcome_mappings() -> dict[str, Any]:
+    """Outcome records: the actual outcome as a keyword whatever its JSON type (the daemon reads _source)."""
+    keyword = {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE}
+    return {
+        "dynamic": False,
+        "properties": {
+            "@timestamp": {"type": "date"},
+            "event": {"properties": {"kind": {"type": "keyword"}, "dataset": {"type": "keyword"}}},
+            "predwatch": {"properties": {
+                "model": {"properties": {"name": {"type": "keyword"}, "version": {"type": "keyword"}}},
+                "prediction_id": {"type": "keyword"}, "actual": keyword,
+                "joined": {"type": "keyword"},  # "yes", or "no prediction" once given up
+                "join_attempts": {"type": "integer"},
             }},
         },
     }
@@ -108,6 +131,13 @@ def prediction_templates(prefix: str, caps: Capabilities, retention_days: int | 
                 "priority": PRIORITY,
                 "composed_of": [f"{prefix}-predictions-settings", f"{prefix}-predictions-mappings"],
                 "_meta": {"managed_by": "predwatch", "record": c.DATASET},
+            },
+            f"{prefix}-outcomes": {
+                "index_patterns": [outcomes_pattern(prefix)],
+                "priority": PRIORITY,
+                "composed_of": [f"{prefix}-predictions-settings"],
+                "template": {"mappings": outcome_mappings()},
+                "_meta": {"managed_by": "predwatch", "record": c.OUTCOME_DATASET},
             },
         },
     }

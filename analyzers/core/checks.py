@@ -66,6 +66,7 @@ class CheckResult:
     reference: str = "training"  # what the window was judged against ("training, same hours of day")
     segments: list[dict[str, Any]] | None = None  # where the offending records concentrate (None: not looked at)
     metric: str | None = None  # quality checks: which metric (accuracy, roc_auc, mae, ...); latency: p95
+    labels_pending: bool | None = None  # label trends: the window's outcomes are still arriving
 
     @property
     def severity(self) -> str | None:

@@ -45,7 +45,8 @@ CALIBRATION_GROUPS = 10
 CALIBRATION_MIN_LABELLED = 500
 BOOTSTRAP = 200
 MIN_LABELLED = 100  # labelled predictions below which quality is reported but not judged
-DELAY_BASE = 2.0  # label delay histogram: bin k holds delays in [2^(k-1), 2^k) seconds
+DELAY_BASE = 2.0  # label delay histogram: bin 0 holds delays under 1 s, bin k delays in [2^(k-1), 2^k) s
+DELAY_EDGES = [DELAY_BASE ** k for k in range(0, 40)]  # 1 s .. 17,000 years
 LATENCY_RATIO = 1.05  # latency histogram: bin k holds [0.01 ms * 1.05^k, ... * 1.05^(k+1))
 
 
@@ -133,8 +134,9 @@ class QualityProfile:
         return cls(**doc)
 
     def median_delay(self) -> float | None:
-        """Median label delay in seconds (to the resolution of the histogram: a factor of 2)."""
-        return _histogram_quantile(self.delays, 0.5, lambda k: DELAY_BASE ** (k - 0.5) if k > 0 else 0.0)
+        """Median label delay in seconds, to the resolution of the histogram (the geometric middle of its
+        bin: within a factor of 1.41)."""
+        return _histogram_quantile(self.delays, 0.5, lambda k: DELAY_BASE ** (k - 0.5) if k > 0 else 0.5)
 
 
 # -- building the reference ------------------------------------------------------------------------
@@ -218,9 +220,8 @@ def add_labelled(prof: QualityProfile, ref: QualityReference, predicted: list[An
     pairs = [(p, a) for p, a in zip(predicted, actual) if p is not None and a is not None]
     prof.labelled += len(pairs)
     if delays:
-        for d in delays:
-            k = str(max(0, math.ceil(math.log(d, DELAY_BASE))) if d >= 1 else 0)
-            prof.delays[k] = prof.delays.get(k, 0) + 1
+        for k in np.searchsorted(np.asarray(DELAY_EDGES), np.asarray(delays, dtype=float), side="right").tolist():
+            prof.delays[str(k)] = prof.delays.get(str(k), 0) + 1
     if not pairs:
         return
     if ref.task == "regression":
@@ -450,15 +451,24 @@ def quality_section(prof: QualityProfile | None, ref: QualityReference | None, u
 
 
 # -- latency -------------------------------------------------------------------------------------
+LATENCY_TOP = 378  # the last latency bin holds everything from 0.01 ms * 1.05^378 (about 1,000 s) up
+
+
+def latency_edges() -> list[float]:
+    """The lower edge of every latency bin but the first (which starts at 0): Elasticsearch's ranges."""
+    return [0.01 * LATENCY_RATIO ** k for k in range(1, LATENCY_TOP + 1)]
+
+
 def latency_bin(ms: float) -> int:
-    return max(0, int(math.floor(math.log(max(ms, 0.01) / 0.01, LATENCY_RATIO))))
+    return min(LATENCY_TOP, max(0, int(math.floor(math.log(max(ms, 0.01) / 0.01, LATENCY_RATIO)))))
 
 
 def latency_bins(values: list[float]) -> dict[str, int]:
+    """A latency histogram of milliseconds: bin k holds [0.01 * 1.05^k, 0.01 * 1.05^(k+1)) ms."""
     arr = np.asarray([v for v in values if v is not None and v >= 0], dtype=float)
     if not len(arr):
         return {}
-    bins = np.floor(np.log(np.maximum(arr, 0.01) / 0.01) / math.log(LATENCY_RATIO)).astype(int)
+    bins = np.searchsorted(np.asarray(latency_edges()), arr, side="right")
     return {str(k): int(n) for k, n in zip(*np.unique(bins, return_counts=True))}
 
 

@@ -32,6 +32,8 @@ from ..store import results as res
 from ..store.baselines import BaselineCache
 from ..store.profiles import load_profiles, profile_doc
 from ..store.state import get_state, put_state
+from ..core.quality import latency_percentiles
+from ..sources.outcomes import join_outcomes
 from .config import DaemonConfig, ModelJob, align, iso
 
 log = logging.getLogger("predwatch.daemon")
@@ -39,6 +41,7 @@ log = logging.getLogger("predwatch.daemon")
 NO_VERSION = "__no_version__"  # records logged without a model version
 VOLUME_MIN_EXPECTED = 20  # below this usual volume, a drop is not judged
 VOLUME_WARNING, VOLUME_CRITICAL = 0.5, 0.2  # fractions of the usual volume
+QUALITY_CHECKS = ("quality_drop", "estimated_quality_drop")
 
 
 class Analyzer:
@@ -53,8 +56,14 @@ class Analyzer:
         self.requests = 0
 
     # -- one window ------------------------------------------------------------------------------
-    def analyze_window(self, job: ModelJob, start: datetime, end: datetime, *, refresh: bool = False) -> dict[str, int]:
-        """Analyse ``[start, end)`` for every model version in it; returns counts for the caller."""
+    def analyze_window(self, job: ModelJob, start: datetime, end: datetime, *, refresh: bool = False,
+                       backfill: bool = False, now: datetime | None = None) -> dict[str, int]:
+        """Analyse ``[start, end)`` for every model version in it; returns counts for the caller.
+
+        ``backfill``: a window analysed before, again because outcomes arrived for it: its documents are
+        overwritten, and only its quality findings are notified (the rest was said the first time). ``now``
+        decides whether the window's labels are still arriving (``labels_within``)."""
+        now = now or datetime.now(timezone.utc)
         s, e = iso(start), iso(end)
         summary = {"records": 0, "findings": 0, "errors": 0}
         docs = []
@@ -70,7 +79,7 @@ class Analyzer:
             docs += res.result_docs(volume, prefix=self.prefix, model=job.name, version=None, start=s, end=e, records=0)
         for version in versions or ([job.version] if job.version else []):
             try:
-                docs += self._analyze_version(job, version, start, end, summary)
+                docs += self._analyze_version(job, version, start, end, summary, backfill, now)
             except Exception as exc:  # noqa: BLE001 - one version's failure does not stop the rest
                 log.exception("analysis of %s %s [%s, %s) failed", job.name, version, s, e)
                 summary["errors"] += 1
@@ -98,7 +107,7 @@ class Analyzer:
                 for b in resp.get("aggregations", {}).get("v", {}).get("buckets", [])]
 
     def _analyze_version(self, job: ModelJob, version: str | None, start: datetime, end: datetime,
-                         summary: dict[str, int]) -> list:
+                         summary: dict[str, int], backfill: bool = False, now: datetime | None = None) -> list:
         s, e = iso(start), iso(end)
         baseline = self.baselines.get(job.name, version)
         if baseline is None:
@@ -117,9 +126,15 @@ class Analyzer:
         explain(result.results + recent, profile, fetch=functools.partial(profiler.offending, s, e, version))
         self.requests += profiler.requests - before
         alerting = [r for r in result.results + recent if r.reference.split(",")[0] in job.alert_on]
-        self._notify(job, version, s, e, profile.records, alerting + volume)
+        if backfill:
+            alerting, volume_said = [r for r in alerting if r.check in QUALITY_CHECKS and r.status != "ok"], []
+        else:
+            volume_said = volume
+        self._notify(job, version, s, e, profile.records, alerting + volume_said)
+        trends = label_results(profile, baseline, pending=end > (now or datetime.now(timezone.utc)) - job.labels_within)
+        trends += latency_results(profile)
         return [*res.window_docs(result, prefix=self.prefix, model=job.name, version=version, start=s, end=e,
-                                 extra=[*volume, *recent]),
+                                 extra=[*volume, *recent, *trends]),
                 profile_doc(profile, prefix=self.prefix, model=job.name, version=version, start=s, end=e)]
 
     def recent_checks(self, job: ModelJob, version: str | None, baseline: Any, profile: WindowProfile,
@@ -177,6 +192,31 @@ class Analyzer:
         values = [h["_source"]["predwatch"]["value"] for h in resp["hits"]["hits"]]
         return statistics.median(values) if values else None
 
+    # -- outcomes ------------------------------------------------------------------------------------
+    def backfill_outcomes(self, job: ModelJob, now: datetime) -> list[datetime]:
+        """Join the outcomes that arrived to their predictions, then re-analyse the already analysed windows
+        they belong to, so that those windows' quality documents are overwritten with the new labels."""
+        try:
+            report = join_outcomes(self.client, self.prefix, job.name, lambda v: self.baselines.get(job.name, v),
+                                   now=now)
+        except Exception as exc:  # noqa: BLE001 - a failed join is retried next tick
+            log.warning("%s: outcomes not joined this time: %s", job.name, exc)
+            return []
+        if report.unmatched:
+            log.info("%s: %d outcomes whose prediction is not indexed yet (%d given up)", job.name, report.unmatched,
+                     report.given_up)
+        state = get_state(self.client, self.prefix, job.key)
+        watermark = parse_time(state["end"]) if state else None
+        starts = sorted({align(parse_time(t), job.window) for v, t in report.predictions
+                         if t and (job.version is None or v == job.version)})
+        redone = [s for s in starts if watermark is not None and s + job.window <= watermark]
+        for start in redone:
+            self.analyze_window(job, start, start + job.window, refresh=True, backfill=True, now=now)
+        if redone:
+            log.info("%s: %d outcomes joined; re-analysed %d windows with new labels", job.name, report.joined,
+                     len(redone))
+        return redone
+
     # -- windows that are due ----------------------------------------------------------------------
     def due_windows(self, job: ModelJob, now: datetime) -> list[tuple[datetime, datetime]]:
         state = get_state(self.client, self.prefix, job.key)
@@ -195,10 +235,12 @@ class Analyzer:
         ``held``: whether this instance still holds the model's lease; the watermark moves only under it."""
         now = now or datetime.now(timezone.utc)
         done = 0
+        if held is None or held():
+            self.backfill_outcomes(job, now)
         for start, end in self.due_windows(job, now):
             if (stop is not None and stop.is_set()) or (held is not None and not held()):
                 break
-            summary = self.analyze_window(job, start, end, refresh=True)
+            summary = self.analyze_window(job, start, end, refresh=True, now=now)
             if held is not None and not held():
                 log.warning("%s: lease lost during [%s, %s); the next holder redoes that window", job.name,
                             iso(start), iso(end))
@@ -208,6 +250,43 @@ class Analyzer:
                      summary["records"], summary["findings"], summary["errors"])
             done += 1
         return done
+
+
+def label_results(profile: WindowProfile, baseline: Any, *, pending: bool) -> list[CheckResult]:
+    """Trend metrics of a labelled model's window: label coverage and median label delay. ``pending``: the
+    window is younger than the model's ``labels_within``, so its outcomes are still arriving."""
+    if baseline.quality is None:
+        return []
+    q = profile.quality
+    labelled, predictions = (q.labelled, q.predictions) if q else (0, profile.records)
+    coverage = labelled / predictions if predictions else 0.0
+    delay = q.median_delay() if q else None
+    said = " (labels still arriving)" if pending else ""
+    out = [_trend("label_coverage", "prediction", coverage, labelled, predictions,
+                  f"{labelled:,} of {predictions:,} predictions labelled ({coverage:.0%}){said}")]
+    if delay is not None:
+        out.append(_trend("label_delay", "prediction", delay, labelled, predictions,
+                          f"median label delay {delay / 3600:.1f} h{said}"))
+    for r in out:
+        r.labels_pending = pending
+    return out
+
+
+def latency_results(profile: WindowProfile) -> list[CheckResult]:
+    """p50, p95 and p99 latency of the window as trend metrics (nothing when no record had a latency)."""
+    said = latency_percentiles(profile.latency)
+    if not said:
+        return []
+    n = sum(profile.latency.values())
+    return [_trend("latency", "latency", value, n, profile.records, f"{name} latency {value:.4g} ms", metric=name)
+            for name, value in said.items()]
+
+
+def _trend(check: str, feature: str, value: float, observed: int, n: int, message: str,
+           metric: str | None = None) -> CheckResult:
+    return CheckResult(check=check, feature=feature, role=feature, status="ok", value=float(value), threshold=0.0,
+                       critical_threshold=0.0, p_value=None, adjusted_p_value=None, n_window=n, n_baseline=0,
+                       observed=float(observed), expected=None, message=message, examples=[], metric=metric)
 
 
 def _volume_result(check: str, status: str, records: int, usual: float | None, p: float | None,

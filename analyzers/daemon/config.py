@@ -38,6 +38,7 @@ class ModelJob:
     backfill: timedelta = timedelta(days=1)
     recent_days: int = 7  # the recent reference: the same window on this many previous days (0: none)
     alert_on: tuple[str, ...] = ("training",)  # which references' findings are notified
+    labels_within: timedelta = timedelta(days=7)  # outcomes usually known by then: windows younger are "pending"
 
     @property
     def interval(self) -> timedelta:
@@ -112,7 +113,8 @@ class DaemonConfig:
                 window=parse_duration(m.get("window", "1h")), lag=parse_duration(m.get("lag", "5m")),
                 every=parse_duration(m["every"]) if "every" in m else None,
                 backfill=parse_duration(m.get("backfill", "1d")),
-                recent_days=_whole(m, "recent_days", 7), alert_on=_references(m.get("alert_on", ["training"]))))
+                recent_days=_whole(m, "recent_days", 7), alert_on=_references(m.get("alert_on", ["training"])),
+                labels_within=parse_duration(m.get("labels_within", "7d"))))
         return cls(settings=settings, prefix=prefix, models=models, checks=CheckConfig.from_dict(doc),
                    retention_days=daemon.get("retention_days"),
                    heartbeat=parse_duration(daemon.get("heartbeat", "60s")),

@@ -23,6 +23,7 @@ from logging_adapter.templates import predictions_pattern
 
 from ..core.baseline import Baseline, ColumnBaseline
 from ..core.profile import SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, WindowProfile
+from ..core.quality import DELAY_EDGES, QualityProfile, latency_edges
 from ..core.segments import MISSING, segment_features
 from .local import LocalProfiler
 
@@ -72,6 +73,7 @@ class EsWindowProfiler:
             "last": {"max": {"field": c.TIMESTAMP}},
             "versions": {"terms": {"field": c.MODEL_VERSION, "size": 50}},
             "hours": {"date_histogram": {"field": c.TIMESTAMP, "fixed_interval": "1h", "min_doc_count": 1}},
+            "latency": {"range": {"field": c.LATENCY_MS, "ranges": _ranges(latency_edges(), first=None)}},
         })
         aggs = head.get("aggregations", {})
         records = head["hits"]["total"]["value"]
@@ -82,6 +84,8 @@ class EsWindowProfiler:
             end=aggs.get("last", {}).get("value_as_string"),
             versions={b["key"]: b["doc_count"] for b in aggs.get("versions", {}).get("buckets", [])},
             hours=_hours_of_week(aggs.get("hours", {}).get("buckets", [])),
+            latency={str(i): b["doc_count"] for i, b in enumerate(aggs.get("latency", {}).get("buckets", []))
+                     if b["doc_count"]},
         )
         if records == 0:
             window.columns = {n: ColumnProfile.empty(col.kind, col.edges) for n, col in self.baseline.columns.items()}
@@ -96,7 +100,57 @@ class EsWindowProfiler:
         texts = [col for col in self.baseline.columns.values() if col.kind == "text"]
         if texts:
             self._add_text_sample(window, query, texts, seed=f"{start}/{end}")
+        if self.baseline.quality is not None:
+            window.quality = self.quality(query, records)
         return window
+
+    def quality(self, query: dict[str, Any], records: int) -> QualityProfile:
+        """The window's quality counts from one search: over the predictions whose outcome was joined
+        (:mod:`analyzers.sources.outcomes`), labelled positives per score bin and the Brier sums (binary
+        scores), a confusion matrix (labels), error sums (regression), label delays; over every
+        prediction, the score bins the estimate needs."""
+        ref = self.baseline.quality
+        score = c.column_field(ref.column)
+        labelled: dict[str, Any] = {"delays": {"range": {"field": c.OUTCOME_DELAY_S,
+                                                         "ranges": _ranges(DELAY_EDGES, first=0.0)}}}
+        aggs: dict[str, Any] = {}
+        if ref.task == "regression":
+            labelled["error"] = {"extended_stats": {"field": c.OUTCOME_ERROR}}
+            labelled["abs_error"] = {"sum": {"field": c.OUTCOME_ABS_ERROR}}
+        elif ref.scored:
+            bins = _ranges(ref.edges, first=None)
+            labelled["bins"] = {"range": {"field": score, "ranges": bins},
+                                "aggs": {"positive": {"filter": {"term": {c.OUTCOME_POSITIVE: True}}}}}
+            labelled["squares"] = {"extended_stats": {"field": score}}
+            labelled["positive"] = {"filter": {"term": {c.OUTCOME_POSITIVE: True}},
+                                    "aggs": {"score": {"sum": {"field": score}}}}
+            aggs["scored"] = {"range": {"field": score, "ranges": bins}}
+        else:
+            labelled["predicted"] = {"terms": {"field": score, "size": 200},
+                                     "aggs": {"actual": {"terms": {"field": c.OUTCOME_ACTUAL, "size": 200}}}}
+        aggs["labelled"] = {"filter": {"exists": {"field": c.OUTCOME_ACTUAL}}, "aggs": labelled}
+        found = self._search(size=0, query=query, aggs=aggs)["aggregations"]
+        got = found["labelled"]
+        prof = QualityProfile(predictions=records, labelled=got["doc_count"])
+        prof.delays = {str(i): b["doc_count"] for i, b in enumerate(got["delays"]["buckets"]) if b["doc_count"]}
+        if ref.task == "regression":
+            err = got["error"]
+            prof.errors = err.get("count") or 0
+            prof.error_sum, prof.sq_error_sum = err.get("sum") or 0.0, err.get("sum_of_squares") or 0.0
+            prof.abs_error_sum = got["abs_error"].get("value") or 0.0
+        elif ref.scored:
+            prof.positives = [b["positive"]["doc_count"] for b in got["bins"]["buckets"]]
+            prof.negatives = [b["doc_count"] - b["positive"]["doc_count"] for b in got["bins"]["buckets"]]
+            n_pos = got["positive"]["doc_count"]
+            squares = got["squares"].get("sum_of_squares") or 0.0
+            # sum of (score - outcome)^2 = sum of score^2 - 2 * sum of positives' scores + positives
+            prof.brier = squares - 2 * (got["positive"]["score"].get("value") or 0.0) + n_pos
+            prof.scored = [b["doc_count"] for b in found["scored"]["buckets"]]
+        else:
+            prof.confusion = {str(b.get("key_as_string", b["key"])):
+                              {a["key"]: a["doc_count"] for a in b["actual"]["buckets"]}
+                              for b in got["predicted"]["buckets"]}
+        return prof
 
     def offending(self, start: str, end: str, version: str | None, feature: str, problem: str
                   ) -> dict[str, dict[str, int]]:
@@ -146,6 +200,15 @@ class EsWindowProfiler:
             if sample.mismatched and values:  # scaled from the sample to the window's values
                 exact.mismatched = round(sample.mismatched * (exact.present - exact.nulls) / len(values))
                 exact.mismatch_examples = sample.mismatch_examples
+
+
+def _ranges(edges: list[float], first: float | None) -> list[dict[str, float]]:
+    """``range`` aggregation ranges for the bins of ``bin_index``: below the first edge (from ``first``), between
+    each pair, and from the last edge up."""
+    ranges: list[dict[str, float]] = [{"to": edges[0]} if first is None else {"from": first, "to": edges[0]}]
+    ranges += [{"from": lo, "to": hi} for lo, hi in zip(edges, edges[1:])]
+    ranges.append({"from": edges[-1]})
+    return ranges
 
 
 def _problem_query(col: ColumnBaseline, problem: str) -> dict[str, Any]:

@@ -1,0 +1,161 @@
+"""Outcomes joined to their predictions inside Elasticsearch, so that quality comes from aggregations.
+
+Outcome records are indexed apart (``<prefix>-outcomes-<model>.<day>``, ``_id`` the
+prediction's id). Each daemon tick, :func:`join_outcomes` walks the outcomes not yet
+joined, looks their predictions up by ``_id`` (one ``ids`` search per page; a
+prediction's ``_id`` is its ``prediction_id``) and writes into each prediction
+document what quality needs: the actual outcome, whether it was the positive class
+or the error of a regression, when it became known and the delay. A repeated
+outcome counts once: the latest by its ``@timestamp`` wins. The aggregations of
+:meth:`EsWindowProfiler.quality` then read labelled predictions by the prediction's
+own time, whatever the outcome's, and the daemon re-analyses the windows an
+outcome landed in (backfill). Only the outcomes of one page and their
+predictions pass through Python, never a window.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from logging_adapter import contract as c
+from logging_adapter.bulk import record_id
+from logging_adapter.templates import outcomes_pattern, predictions_pattern
+
+from ..core.baseline import Baseline
+from ..core.values import category_of
+
+PAGE = 1000
+JOINED = "predwatch.joined"
+GIVE_UP = timedelta(days=7)  # an outcome whose prediction is still not found this long after it is set aside
+
+
+@dataclass
+class JoinReport:
+    """What one pass joined: counts, and the (version, prediction time) of each joined prediction."""
+
+    joined: int = 0
+    unmatched: int = 0  # outcomes whose prediction is not (yet) indexed
+    given_up: int = 0
+    predictions: list[tuple[str | None, str]] = field(default_factory=list)
+
+
+def outcome_fields(actual: Any, predicted: Any, known_at: str | None, predicted_at: str | None,
+                   baseline: Baseline | None) -> dict[str, Any]:
+    """The ``predwatch.outcome`` object written into a prediction document."""
+    out: dict[str, Any] = {"actual": category_of(actual), "timestamp": known_at}
+    try:
+        out["delay_s"] = max(0.0, (c.parse_time(known_at) - c.parse_time(predicted_at)).total_seconds())
+    except (TypeError, ValueError, AttributeError):
+        pass
+    quality = baseline.quality if baseline is not None else None
+    if quality is not None and quality.task == "binary":
+        out["positive"] = category_of(actual) == quality.positive
+    if quality is not None and quality.task == "regression" and _number(actual) and _number(predicted):
+        out["error"] = float(predicted) - float(actual)
+        out["abs_error"] = abs(out["error"])
+    return out
+
+
+def join_outcomes(client: Elasticsearch, prefix: str, model: str, baseline_for: Callable[[str | None], Baseline | None],
+                  *, limit: int = 20 * PAGE, now: datetime | None = None) -> JoinReport:
+    """Join up to ``limit`` outcomes not joined yet to their predictions (see the module docstring)."""
+    now = now or datetime.now(timezone.utc)
+    report = JoinReport()
+    after: list[Any] | None = None
+    seen = 0
+    while seen < limit:
+        body: dict[str, Any] = {
+            "size": PAGE, "sort": [{c.TIMESTAMP: "asc"}, {c.PREDICTION_ID: "asc"}],
+            "query": {"bool": {"filter": [{"term": {c.MODEL_NAME: model}}],
+                               "must_not": [{"exists": {"field": JOINED}}]}},
+        }
+        if after is not None:
+            body["search_after"] = after
+        hits = client.search(index=outcomes_pattern(prefix, model), ignore_unavailable=True, allow_no_indices=True,
+                             **body)["hits"]["hits"]
+        if not hits:
+            break
+        seen += len(hits)
+        after = hits[-1]["sort"]
+        _join_page(client, prefix, model, hits, baseline_for, now, report)
+        if len(hits) < PAGE:
+            break
+    if report.joined:
+        client.indices.refresh(index=predictions_pattern(prefix, model), ignore_unavailable=True,
+                               allow_no_indices=True)
+    return report
+
+
+def _join_page(client: Elasticsearch, prefix: str, model: str, hits: list[dict], baseline_for, now: datetime,
+               report: JoinReport) -> None:
+    latest: dict[str, dict] = {}  # prediction id -> the latest outcome of this page
+    for hit in hits:
+        try:
+            outcome = c.read_outcome(hit["_source"])
+        except c.RecordError:
+            continue
+        kept = latest.get(outcome.prediction_id)
+        if kept is None or (outcome.timestamp or "") >= (kept["outcome"].timestamp or ""):
+            latest[outcome.prediction_id] = {"outcome": outcome, "hit": hit}
+    ids = {record_id(pid, b""): pid for pid in latest}
+    found = client.search(index=predictions_pattern(prefix, model), size=len(ids), query={"ids": {"values": list(ids)}},
+                          _source=[c.TIMESTAMP, c.PREDICTION, c.MODEL_VERSION, c.OUTCOME_TIMESTAMP, c.NAMESPACE],
+                          ignore_unavailable=True, allow_no_indices=True)["hits"]["hits"]
+    actions: list[dict] = []
+    matched: set[str] = set()
+    for hit in found:
+        pid = ids.get(hit["_id"])
+        if pid is None or pid in matched:
+            continue
+        matched.add(pid)
+        try:
+            pred = c.read_prediction(hit["_source"])
+        except c.RecordError:
+            continue
+        outcome = latest[pid]["outcome"]
+        ns = hit["_source"].get(c.NAMESPACE) or {}
+        earlier = (ns.get("outcome") or {}).get("timestamp") if isinstance(ns, dict) else None
+        if earlier is not None and earlier > (outcome.timestamp or ""):
+            continue  # a later outcome was joined before: it stays
+        baseline = baseline_for(pred.version)
+        predicted = pred.prediction
+        if isinstance(predicted, dict) and baseline is not None and baseline.quality is not None:
+            predicted = pred.columns().get(baseline.quality.column)
+        fields = outcome_fields(outcome.actual, predicted, outcome.timestamp, pred.timestamp, baseline)
+        actions += [{"update": {"_index": hit["_index"], "_id": hit["_id"]}},
+                    {"doc": {c.NAMESPACE: {"outcome": fields}}}]
+        report.joined += 1
+        report.predictions.append((pred.version, pred.timestamp))
+    for pid, item in latest.items():
+        hit = item["hit"]
+        if pid in matched:
+            mark: dict[str, Any] = {"joined": "yes"}
+        else:
+            try:
+                old = now - c.parse_time(item["outcome"].timestamp) > GIVE_UP
+            except (TypeError, ValueError, AttributeError):
+                old = True
+            attempts = int((hit["_source"].get(c.NAMESPACE) or {}).get("join_attempts") or 0) + 1
+            mark = {"joined": "no prediction"} if old else {"join_attempts": attempts}
+            report.given_up += old
+            report.unmatched += 1
+        actions += [{"update": {"_index": hit["_index"], "_id": hit["_id"]}}, {"doc": {c.NAMESPACE: mark}}]
+    # repeats of one prediction within the page: joined by the latest, marked too
+    kept_ids = {id(item["hit"]) for item in latest.values()}
+    for hit in hits:
+        if id(hit) not in kept_ids:
+            actions += [{"update": {"_index": hit["_index"], "_id": hit["_id"]}}, {"doc": {c.NAMESPACE: {"joined": "yes"}}}]
+    if actions:
+        resp = client.bulk(operations=actions, refresh=False)
+        if resp.get("errors"):
+            failed = [i for i in resp["items"] if i.get("update", {}).get("error")]
+            raise RuntimeError(f"{len(failed)} outcome join updates failed: {failed[0]['update']['error']}")
+    client.indices.refresh(index=outcomes_pattern(prefix, model), ignore_unavailable=True, allow_no_indices=True)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
