@@ -55,11 +55,14 @@ def count(label: str = "Records") -> dict[str, Any]:
             "sourceField": RECORDS, "isBucketed": False, "scale": "ratio"}
 
 
-def metric(op: str, fieldname: str, label: str, **params: Any) -> dict[str, Any]:
+def metric(op: str, fieldname: str, label: str, kql: str = "", **params: Any) -> dict[str, Any]:
+    """A metric column; ``kql`` filters the documents this column alone reads (Lens' "filter by")."""
     col = {"label": label, "customLabel": True, "dataType": "number", "operationType": op, "sourceField": fieldname,
            "isBucketed": False, "scale": "ratio"}
     if params:
         col["params"] = params
+    if kql:
+        col["filter"] = {"query": kql, "language": "kuery"}
     return col
 
 
@@ -191,6 +194,34 @@ def panels() -> list[Panel]:
                       "p50": metric("percentile", c.PREDICTION, "median", percentile=50),
                       "p90": metric("percentile", c.PREDICTION, "p90", percentile=90)},
                      grid=(0, 54, 48, 12), x="x", y=["p10", "p50", "p90"]))
+    realised = f'{_kql(r.CHECK, "quality_drop")} and {_kql(r.METRIC, "accuracy")}'
+    out += [
+        Panel("quality-per-version", "Model quality per version (accuracy; MAE for regression), against the reference",
+              "metrics", "lnsXY",
+              {"x": date_histogram(), "y": metric("max", r.OBSERVED, "Realised"),
+               "b": terms(r.MODEL_VERSION, "Version", "y", size=10)},
+              grid=(0, 66, 24, 14), x="x", y=["y"], split="b",
+              reference={"tx": date_histogram(), "t": metric("max", r.EXPECTED, "Reference (evaluation data)")},
+              kql=f'{_kql(r.CHECK, "quality_drop")} and ({_kql(r.METRIC, "accuracy")} or {_kql(r.METRIC, "mae")})'),
+        Panel("estimated-vs-realised", "Estimated (CBPE, before the labels) and realised accuracy", "metrics", "lnsXY",
+              {"x": date_histogram(),
+               "real": metric("max", r.OBSERVED, "Realised accuracy", kql=realised),
+               "est": metric("max", r.OBSERVED, "Estimated accuracy", kql=_kql(r.CHECK, "estimated_quality_drop")),
+               "ref": metric("max", r.EXPECTED, "Reference", kql=realised)},
+              grid=(24, 66, 24, 14), x="x", y=["real", "est", "ref"], kql=_kql(r.METRIC, "accuracy")),
+        Panel("label-coverage", "Label coverage: share of predictions whose outcome is known", "metrics", "lnsXY",
+              {"x": date_histogram(), "y": metric("max", r.VALUE, "Coverage"),
+               "b": terms(c.MODEL_NAME, "Model", "y", size=20)},
+              grid=(0, 80, 16, 12), x="x", y=["y"], split="b", kql=_kql(r.CHECK, "label_coverage")),
+        Panel("label-delay", "Median label delay (seconds)", "metrics", "lnsXY",
+              {"x": date_histogram(), "y": metric("max", r.VALUE, "Median delay (s)"),
+               "b": terms(c.MODEL_NAME, "Model", "y", size=20)},
+              grid=(16, 80, 16, 12), x="x", y=["y"], split="b", kql=_kql(r.CHECK, "label_delay")),
+        Panel("latency", "Latency percentiles (ms)", "metrics", "lnsXY",
+              {"x": date_histogram(), "y": metric("max", r.VALUE, "Latency (ms)"),
+               "b": terms(r.METRIC, "Percentile", "y", size=3)},
+              grid=(32, 80, 16, 12), x="x", y=["y"], split="b", kql=_kql(r.CHECK, "latency")),
+    ]
     out.append(Panel("monitor", "Monitoring of the monitor: which daemon analyses each model, how far behind",
                      "state", "lnsDatatable",
                      {"model": terms(r.STATE_MODEL, "Model", "n", size=200),
@@ -198,7 +229,7 @@ def panels() -> list[Panel]:
                       "last": last_value(r.STATE_LAST_WINDOW_END, "Last analysed window ends", "date"),
                       "lag": last_value(r.STATE_LAG, "Lag (s)", "number"),
                       "n": count("Updates")},
-                     grid=(0, 66, 48, 10), kql=_kql("kind", r.MODEL_STATUS)))
+                     grid=(0, 92, 48, 10), kql=_kql("kind", r.MODEL_STATUS)))
     return out
 
 

@@ -1,4 +1,4 @@
-"""``predwatch demo`` on the real flights data, reduced to three weeks of April."""
+"""``predwatch demo`` on the real flights data, reduced to 23 days of April."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,7 @@ pytest.importorskip("sklearn", reason="the demo model: pip install -e '.[demo]'"
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("demo")
-    proc = subprocess.run([sys.executable, "-m", "predwatch", "demo", "--workdir", str(workdir), "--days", "21"],
+    proc = subprocess.run([sys.executable, "-m", "predwatch", "demo", "--workdir", str(workdir), "--days", "23"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return workdir, proc.stdout
@@ -27,17 +27,18 @@ def test_demo_finds_every_injected_incident(demo):
     assert "MISSED" not in out
     for line in ("caught  2013-04-05 missing_feature on dep_delay", "caught  2013-04-09 distribution_shift on distance",
                  "caught  2013-04-13 unseen_category on carrier", "caught  2013-04-17 type_mismatch on dep_delay",
-                 "caught  2013-04-19 prediction_shift on prediction.score"):
+                 "caught  2013-04-19 prediction_shift on prediction.score",
+                 "caught  2013-04-23 quality_drop on prediction"):
         assert line in out
-    assert "day   5/21 2013-04-05" in out, "progress is shown while it runs"
+    assert "day   5/23 2013-04-05" in out, "progress is shown while it runs"
     assert "against the previous 7 days instead of training: findings on" in out
 
 
 def test_quiet_spring_days_are_mostly_quiet(demo):
     workdir, _ = demo
     windows = [json.loads(line) for line in (workdir / "results.jsonl").read_text().splitlines()]
-    assert len(windows) == 21
-    incident_days = {"2013-04-05", "2013-04-09", "2013-04-13", "2013-04-17", "2013-04-19"}
+    assert len(windows) == 23
+    incident_days = {"2013-04-05", "2013-04-09", "2013-04-13", "2013-04-17", "2013-04-19", "2013-04-23"}
     others = [w for w in windows if w["window"]["start"][:10] not in incident_days]
     quiet = [w for w in others if not w["findings"]]
     assert len(quiet) >= 0.5 * len(others), [(w["window"]["start"][:10], [f["check"] for f in w["findings"]])
@@ -45,9 +46,18 @@ def test_quiet_spring_days_are_mostly_quiet(demo):
     by_day = {w["window"]["start"][:10]: w for w in windows}
     recent = {(f["check"], f["feature"]) for f in by_day["2013-04-05"].get("recent_findings", [])}
     assert ("missing_feature", "dep_delay") in recent, "the dropped feature is news against the previous days too"
-    for w in others:  # what fires on ordinary days is drift of delays and scores, never a data-quality check
+    for w in others:  # what fires on ordinary days is drift of delays and scores (and the model's accuracy on a
+        # day of many delays), never a data-quality check
         assert {f["check"] for f in w["findings"]} <= {"distribution_shift", "category_share", "prediction_shift",
-                                                       "missing_feature", "unseen_category"}, w
+                                                       "missing_feature", "unseen_category", "quality_drop"}, w
+    # the arrivals were logged hours after the predictions: every day has its realised and estimated quality
+    for w in windows:
+        q = w["quality"]
+        assert q["label_coverage"] > 0.9 and 3600 < q["median_label_delay_s"] < 12 * 3600, q
+        assert q["estimated"]["accuracy"] > 0.8
+    shuffled = {(f["check"], f.get("metric")) for f in by_day["2013-04-23"]["findings"]}
+    assert ("quality_drop", "roc_auc") in shuffled and not {c for c, _ in shuffled} - {"quality_drop"}, \
+        "outputs right in distribution, wrong per row: only quality sees it"
 
 
 def test_the_days_files_give_the_daily_timeline_with_every_incident_on_its_day(demo, tmp_path):
@@ -59,10 +69,11 @@ def test_the_days_files_give_the_daily_timeline_with_every_incident_on_its_day(d
     assert proc.returncode == 1, proc.stderr
     windows = {w["window"]["start"][:10]: {(f["check"], f["feature"]) for f in w["findings"]}
                for w in map(json.loads, proc.stdout.splitlines())}
-    assert len(windows) >= 21, "one window per UTC day (several files: 1d by default)"
+    assert len(windows) >= 23, "one window per UTC day (several files: 1d by default)"
     for day, finding in (("2013-04-05", ("missing_feature", "dep_delay")), ("2013-04-09", ("distribution_shift", "distance")),
                          ("2013-04-13", ("unseen_category", "carrier")), ("2013-04-17", ("type_mismatch", "dep_delay")),
-                         ("2013-04-19", ("prediction_shift", "prediction.score"))):
+                         ("2013-04-19", ("prediction_shift", "prediction.score")),
+                         ("2013-04-23", ("quality_drop", "prediction"))):
         assert finding in windows[day], (day, windows[day])
     assert not windows["2013-04-10"] & {("missing_feature", "dep_delay"), ("type_mismatch", "dep_delay")}
     report = tmp_path / "timeline.html"
@@ -78,6 +89,7 @@ def test_demo_report_renders(demo, browser, tmp_path):
     png, dom = screenshot(browser, report, tmp_path / "demo.png", tmp_path, size="1400,1600")
     assert png.stat().st_size > 50_000
     assert "Timeline" in dom and "dep_delay · missing_feature" in dom
+    assert "model quality: accuracy" in dom and "Model quality" in dom
 
 
 def test_demo_through_elasticsearch_and_kibana(es, tmp_path):

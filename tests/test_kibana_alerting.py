@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -118,10 +119,15 @@ def referenced_fields(objects: list[dict]) -> set[str]:
                     out.update(params.get("secondaryFields", []))
                     if params.get("sortField"):
                         out.add(params["sortField"])
-            for clause in state["query"]["query"].split(" or "):
-                if clause.strip():
-                    out.add(clause.split(":")[0].strip())
+                    if col.get("filter"):
+                        out |= kql_fields(col["filter"]["query"])
+            out |= kql_fields(state["query"]["query"])
     return out
+
+
+def kql_fields(kql: str) -> set[str]:
+    """The fields of a KQL query made of ``field : "value"`` clauses joined by and / or (with parentheses)."""
+    return {clause.split(":")[0].strip(" ()") for clause in re.split(r" or | and ", kql) if clause.strip()}
 
 
 def test_ndjson_is_generated_from_the_definition_and_committed():
@@ -429,3 +435,15 @@ def test_report_from_elasticsearch_shows_the_dashboard_series(es, baseline, brow
         seen = page_metrics(browser, out, tmp_path, width)
         assert seen["scroll"] <= seen["view"], f"the page scrolls sideways at {width} px: {seen}"
         assert seen["what"] >= min(240, width * 0.45), seen
+
+
+def test_a_watch_names_the_quality_metric_of_a_quality_finding():
+    from alerting.watches import FINDING_LINE
+
+    finding = {"predwatch": {"severity": "critical", "model": {"name": "churn", "version": "3"},
+                             "feature": "prediction", "check": "quality_drop", "metric": "roc_auc", "value": 0.2,
+                             "threshold": 0.05}, "message": "prediction: roc_auc 0.61 (reference 0.8)"}
+    line = watcher_mustache.render(FINDING_LINE, {"_source": finding})
+    assert line.startswith("critical: churn v3 prediction quality_drop roc_auc value 0.2")
+    del finding["predwatch"]["metric"]
+    assert "quality_drop value 0.2" in watcher_mustache.render(FINDING_LINE, {"_source": finding})

@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 
 from analyzers.core.baseline import Baseline, build_baseline
-from analyzers.core.checks import findings
 from analyzers.core.quality import build_quality, metrics, reference_profile
 from analyzers.sources.local import analyze_local
 from conftest import write_jsonl

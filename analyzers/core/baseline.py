@@ -181,16 +181,6 @@ def build_baseline(
             (inferred when None) at ``threshold`` (binary scores; default 0.5).
     """
     kinds = dict(kinds or {})
-    quality = None
-    if actual is not None:
-        if actual not in table.columns:
-            raise ValueError(f"actual column {actual!r} is not in the data")
-        if len(predictions) != 1:
-            raise ValueError("--actual needs exactly one --prediction column: the model output it judges")
-        if predictions[0] not in table.columns:
-            raise ValueError(f"prediction column {predictions[0]!r} is not in the data")
-        quality = build_quality(table[predictions[0]], table[actual], task=task, threshold=threshold)
-        table = table.drop(columns=[actual])
     stamps = None
     if time_column is not None:
         if time_column not in table.columns:
@@ -199,6 +189,17 @@ def build_baseline(
         if stamps.notna().sum() == 0:
             raise ValueError(f"time column {time_column!r} holds no readable timestamps")
         table = table.drop(columns=[time_column])
+    quality = None
+    if actual is not None:
+        if actual not in table.columns:
+            raise ValueError(f"actual column {actual!r} is not in the data")
+        if len(predictions) != 1:
+            raise ValueError("--actual needs exactly one --prediction column: the model output it judges")
+        if predictions[0] not in table.columns:
+            raise ValueError(f"prediction column {predictions[0]!r} is not in the data")
+        days = None if stamps is None else stamps.dt.floor("D")  # the variation between days, too
+        quality = build_quality(table[predictions[0]], table[actual], task=task, threshold=threshold, groups=days)
+        table = table.drop(columns=[actual])
     renamed: dict[str, str] = {}
     for col in predictions:
         if col not in table.columns:

@@ -25,6 +25,7 @@ from .quality import latency_measurement, quality_measurements
 from .segments import explain
 
 SHOWN = 5  # examples per finding
+PREDICTION_FEATURE = "prediction"  # the feature quality findings name, whichever output holds the scores
 MIN_JUDGED = 20  # values below which a check does not judge: it says so instead of guessing
 RARE = 5  # training count below which a category is too rare to take part in shift bins
 
@@ -330,8 +331,8 @@ def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | N
                 pending.append((check, col.name, col.role, None, measured))
     if baseline.quality is not None and profile.quality is not None:
         for q in quality_measurements(profile.quality, baseline.quality):
-            if config.level(q.check, baseline.quality.column).enabled:
-                pending.append((q.check, baseline.quality.column, "prediction", q.metric,
+            if config.level(q.check, PREDICTION_FEATURE).enabled:
+                pending.append((q.check, PREDICTION_FEATURE, "prediction", q.metric,
                                 Measurement(q.value, q.p_value, q.n_window, baseline.quality.rows, q.observed,
                                             q.expected, q.detail)))
     if baseline.latency and profile.latency and config.level("latency_regression", "latency").enabled:

@@ -33,10 +33,14 @@ from .values import category_of
 
 TASKS = ("binary", "multiclass", "regression")
 HIGHER_IS_BETTER = {"roc_auc", "accuracy", "precision", "recall", "f1", "macro_f1"}
-JUDGED = {  # metric -> how it is judged (the rest are reported only)
-    "binary": ("roc_auc", "accuracy", "precision", "recall", "f1", "brier"),
+# The metrics judged for quality_drop; the others are reported. Precision, recall, F1 and the Brier score move
+# with the share of positives (a stormy day has more late flights), so they would fire on prevalence alone;
+# ROC AUC is blind to prevalence and accuracy is what CBPE estimates. Labels without scores: accuracy and F1.
+JUDGED = {
+    "binary": ("roc_auc", "accuracy"),
+    "binary_labels": ("accuracy", "f1"),
     "multiclass": ("accuracy", "macro_f1"),
-    "regression": ("mae", "rmse", "mean_error"),
+    "regression": ("mae", "mean_error"),
 }
 SCORE_BINS = 100  # quantile bins of the reference scores (AUC from binned counts is within ~0.005)
 CALIBRATION_MIN_ROWS = 50  # labelled reference rows per calibration bin (thinner bins are merged)
@@ -58,6 +62,9 @@ class QualityReference:
     rows: int  # labelled reference rows
     metrics: dict[str, float]
     spread: dict[str, float]  # bootstrap standard deviation of each metric at ``rows``
+    # standard deviation of each metric between windows beyond sampling (days differ: weather, mix), measured
+    # on the reference's own days when it has a time column; it does not shrink with a window's size
+    between: dict[str, float] = field(default_factory=dict)
     column: str = "prediction"  # the baseline column holding the model's output
     threshold: float | None = None  # binary with scores: predicted positive at score >= threshold
     positive: str | None = None  # binary: the positive class, as a category string
@@ -163,9 +170,15 @@ def positive_class(actual: pd.Series) -> str:
 
 
 def build_quality(predicted: pd.Series, actual: pd.Series, *, task: str | None = None,
-                  threshold: float | None = None, column: str = "prediction", seed: int = 0) -> QualityReference:
-    """The reference quality of a model from its outputs and the actual outcomes of held-out data."""
+                  threshold: float | None = None, column: str = "prediction", seed: int = 0,
+                  groups: pd.Series | None = None) -> QualityReference:
+    """The reference quality of a model from its outputs and the actual outcomes of held-out data.
+
+    ``groups`` (e.g. each row's day) lets the spread include how much the metrics differ between windows
+    beyond sampling noise (:func:`between_windows`), as NannyML derives thresholds from reference chunks."""
     keep = predicted.notna() & actual.notna()
+    if groups is not None:
+        groups = pd.Series(np.asarray(groups), index=predicted.index)[keep].reset_index(drop=True)
     predicted, actual = predicted[keep].reset_index(drop=True), actual[keep].reset_index(drop=True)
     if len(actual) == 0:
         raise ValueError("no rows with both a prediction and an actual outcome")
@@ -191,9 +204,38 @@ def build_quality(predicted: pd.Series, actual: pd.Series, *, task: str | None =
     rng = np.random.default_rng(seed)
     draws = [metrics(profile_of(rng.integers(0, len(actual), len(actual))), ref) for _ in range(BOOTSTRAP)]
     ref.spread = {name: float(np.nanstd([d.get(name, np.nan) for d in draws])) for name in ref.metrics}
+    if groups is not None:
+        ref.between = between_windows(ref, predicted, actual, groups)
     if ref.scored and len(actual) >= CALIBRATION_MIN_LABELLED:
         ref.calibration, ref.calibration_error = calibration_map(ref, predicted, actual)
     return ref
+
+
+MIN_GROUPS = 5  # reference windows needed to measure the variation between windows
+
+
+def between_windows(ref: QualityReference, predicted: pd.Series, actual: pd.Series, groups: pd.Series
+                    ) -> dict[str, float]:
+    """Per metric, the standard deviation between reference windows (groups) that sampling does not explain:
+    ``sqrt(max(0, var(metric per window) - sampling variance at the mean window size))``, a random-effects
+    split of the window-to-window variance."""
+    per: list[dict[str, float]] = []
+    sizes = []
+    for _, idx in groups.groupby(groups).groups.items():
+        if len(idx) >= MIN_LABELLED:
+            per.append(metrics(reference_profile(ref, predicted.loc[idx], actual.loc[idx]), ref))
+            sizes.append(len(idx))
+    if len(per) < MIN_GROUPS:
+        return {}
+    size = float(np.mean(sizes))
+    out = {}
+    for name, sd in ref.spread.items():
+        values = np.array([m.get(name, np.nan) for m in per], dtype=float)
+        values = values[np.isfinite(values)]
+        if len(values) >= MIN_GROUPS:
+            sampling = sd * sd * ref.rows / size
+            out[name] = float(math.sqrt(max(0.0, float(np.var(values, ddof=1)) - sampling)))
+    return out
 
 
 def score_edges(scores: np.ndarray, threshold: float) -> list[float]:
@@ -403,11 +445,12 @@ def quality_measurements(prof: QualityProfile, ref: QualityReference) -> list[Qu
     out = []
     if prof.labelled >= MIN_LABELLED:
         window = metrics(prof, ref)
-        for name in JUDGED[ref.task]:
+        for name in JUDGED["binary_labels" if ref.task == "binary" and not ref.scored else ref.task]:
             w, base, sd = window.get(name), ref.metrics.get(name), ref.spread.get(name)
             if w is None or base is None or not sd or math.isnan(w) or math.isnan(base):
                 continue
-            spread = sd * math.sqrt(ref.rows / max(prof.labelled, 1) + 1.0)
+            # sampling at the window's size, the reference's own uncertainty, and the variation between windows
+            spread = math.sqrt(sd * sd * (ref.rows / max(prof.labelled, 1) + 1.0) + ref.between.get(name, 0.0) ** 2)
             worse = abs(w - base) if name == "mean_error" else (base - w if name in HIGHER_IS_BETTER else w - base)
             p = float(sps.norm.sf(worse / spread)) * (2 if name == "mean_error" else 1)
             out.append(QualityMeasurement("quality_drop", name, degradation(name, w, ref), min(p, 1.0),
@@ -417,7 +460,7 @@ def quality_measurements(prof: QualityProfile, ref: QualityReference) -> list[Qu
     est = estimate(prof, ref)
     if est is not None and "accuracy" in ref.metrics:
         base = ref.metrics["accuracy"]
-        spread = math.hypot(est["accuracy_sd"], ref.spread.get("accuracy", 0.0))
+        spread = math.hypot(est["accuracy_sd"], ref.spread.get("accuracy", 0.0), ref.between.get("accuracy", 0.0))
         p = float(sps.norm.sf((base - est["accuracy"]) / spread)) if spread else 1.0
         out.append(QualityMeasurement("estimated_quality_drop", "accuracy", degradation("accuracy", est["accuracy"], ref),
                                       p, est["predictions"], est["accuracy"], base,

@@ -165,6 +165,7 @@ def render(windows: Sequence[WindowResult], *, title: str | None = None) -> str:
         baseline=latest.baseline,
         windows=windows,
         detail=[(w, feature_views(w)) for w in _detail_windows(windows)],
+        quality_of=quality_view,
         timeline=timeline,
         generated=c.utc_iso(datetime.now(timezone.utc)),
     )
@@ -234,9 +235,9 @@ def _timeline(windows: Sequence[WindowResult]) -> dict[str, Any]:
     rows: dict[tuple[str, str], list[tuple[str, float | None]]] = {}
     for i, w in enumerate(windows):
         for r in w.results:
-            rows.setdefault((r.feature, r.check), [("none", None)] * n)[i] = (r.status, r.value)
+            rows.setdefault((r.feature, _check_label(r)), [("none", None)] * n)[i] = (r.status, r.value)
         for r in w.recent:  # against the previous days: rows of their own
-            rows.setdefault((r.feature, f"{r.check} · recent"), [("none", None)] * n)[i] = (r.status, r.value)
+            rows.setdefault((r.feature, f"{_check_label(r)} · recent"), [("none", None)] * n)[i] = (r.status, r.value)
     interesting = sorted((k, v) for k, v in rows.items() if any(s in ("warning", "critical") for s, _ in v))
     first_row = BARS_HEIGHT + 14
     grid = [{"feature": feature, "check": check, "y": first_row + j * ROW_HEIGHT,
@@ -251,7 +252,57 @@ def _timeline(windows: Sequence[WindowResult]) -> dict[str, Any]:
     return {"bars": bars, "rows": grid, "ticks": ticks, "width": LABEL_WIDTH + n * step,
             "cell": width, "row_height": ROW_HEIGHT - 2, "axis_y": axis_y, "height": axis_y + 22,
             "label_width": LABEL_WIDTH, "first": labels[0], "last": labels[-1],
-            "has_recent": any(w.recent for w in windows)}
+            "has_recent": any(w.recent for w in windows), "quality": _quality_chart(windows, xs, width, labels)}
+
+
+def _check_label(r: Any) -> str:
+    return f"{r.check} {r.metric}" if r.metric else r.check
+
+
+QUALITY_HEIGHT = 90
+
+
+def _quality_chart(windows: Sequence[WindowResult], xs: list[int], cell: int, labels: list[str]
+                   ) -> dict[str, Any] | None:
+    """Realised and estimated quality per window against the reference, on the timeline's columns."""
+    ref = windows[-1].baseline.quality
+    if ref is None:
+        return None
+    metric = "mae" if ref.task == "regression" else "accuracy"
+    realised, estimated = [], []
+    for x, w, label in zip(xs, windows, labels):
+        section = w.to_json().get("quality") or {}
+        value = (section.get("metrics", {}).get(metric) or {}).get("value") if section.get("labelled") else None
+        est = (section.get("estimated") or {}).get("accuracy") if metric == "accuracy" else None
+        realised.append((x + cell / 2, value, f"{label}: {metric} {number(value)} on {section.get('labelled', 0):,} "
+                                              f"labelled ({(section.get('label_coverage') or 0):.0%})"))
+        estimated.append((x + cell / 2, est, f"{label}: estimated {metric} {number(est)}"))
+    values = [v for _, v, _ in realised + estimated if v is not None] + [ref.metrics.get(metric, 0.0)]
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.1 or 0.05
+    lo, hi = lo - pad, hi + pad
+    if metric == "accuracy":
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
+
+    def y(v: float) -> float:
+        return 6 + (QUALITY_HEIGHT - 12) * (1 - (v - lo) / (hi - lo))
+
+    def line(points):
+        return " ".join(f"{x:.1f},{y(v):.1f}" for x, v, _ in points if v is not None)
+
+    def dots(points):
+        return [{"x": x, "y": y(v), "title": t} for x, v, t in points if v is not None]
+
+    return {"metric": metric, "height": QUALITY_HEIGHT, "reference_y": y(ref.metrics.get(metric, lo)),
+            "reference": number(ref.metrics.get(metric)), "realised": line(realised), "estimated": line(estimated),
+            "realised_dots": dots(realised), "estimated_dots": dots(estimated),
+            "top": number(hi), "bottom": number(lo), "x0": xs[0] if xs else LABEL_WIDTH,
+            "x1": (xs[-1] + cell) if xs else LABEL_WIDTH}
+
+
+def quality_view(w: WindowResult) -> dict[str, Any] | None:
+    """A window's quality section as the report shows it."""
+    return w.to_json().get("quality")
 
 
 def _ticks(windows: Sequence[WindowResult], xs: list[int]) -> list[dict[str, Any]]:

@@ -73,11 +73,14 @@ def render(data: dict[str, Any], *, model: str, start: str, end: str, source: st
             continue
         # against training and against the recent past are two questions: two charts
         against = "recent" if m.get("reference") == "recent" else ""
-        by_key.setdefault((m["feature"], m["check"], against), []).append(m)
+        check = f'{m["check"]} {m["metric"]}' if m.get("metric") else m["check"]
+        by_key.setdefault((m["feature"], check, against), []).append(m)
     series = []
     for (feature, check, against), rows in sorted(by_key.items()):
         rows.sort(key=lambda m: m["window"]["start"])
-        use_observed = check in ("missing_feature", "unseen_category", "oov_rate", "type_mismatch", "out_of_range")
+        use_observed = check.split()[0] in ("missing_feature", "unseen_category", "oov_rate", "type_mismatch",
+                                            "out_of_range", "quality_drop", "estimated_quality_drop",
+                                            "latency_regression")
         named = {"value": [(m["window"]["end"], m.get("observed") if use_observed else m.get("value")) for m in rows]}
         classes = {"value": "line-value", "expected": "line-expected", "threshold": "line-threshold"}
         if use_observed:
@@ -102,7 +105,9 @@ def render(data: dict[str, Any], *, model: str, start: str, end: str, source: st
                                   {"p10": "line-expected", "p50": "line-value", "p90": "line-expected"},
                                   width=2 * WIDTH)
     findings = [{"end": f["predwatch"]["window"]["end"], "severity": f["predwatch"].get("severity"),
-                 "check": f["predwatch"]["check"], "feature": f["predwatch"]["feature"],
+                 "check": f["predwatch"]["check"] + (f' · {f["predwatch"]["metric"]}' if f["predwatch"].get("metric")
+                                                     else ""),
+                 "feature": f["predwatch"]["feature"],
                  "value": f["predwatch"].get("value"),
                  "threshold": f["predwatch"].get("critical_threshold" if f["predwatch"].get("severity") == "critical"
                                                  else "threshold"),

