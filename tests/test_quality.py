@@ -211,3 +211,55 @@ def test_cli_contract_baseline_with_actual_and_check_json(tmp_path):
                           "--prediction", "score", "--actual", "nope", "--out", str(out)],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "actual column 'nope' is not in the data" in bad.stderr
+
+
+def three_classes(n: int, seed: int, *, spread: float = 1.0, swapped: float = 0.0) -> pd.DataFrame:
+    """A calibrated three-class model: the actual class is drawn from the probabilities the model gives;
+    ``spread`` small puts inputs where the classes overlap; ``swapped``: the share of rows whose truth moved
+    to the next class (concept drift)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, spread, (n, 2))
+    logits = np.stack([2.5 * x[:, 0], 2.5 * x[:, 1], -2.5 * (x[:, 0] + x[:, 1])], axis=1)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    classes = np.array(["a", "b", "c"])
+    actual = np.array([rng.choice(3, p=row) for row in p])
+    actual = np.where(rng.random(n) < swapped, (actual + 1) % 3, actual)
+    return pd.DataFrame({"x0": x[:, 0].round(4), "x1": x[:, 1].round(4), "label": classes[p.argmax(axis=1)],
+                         "proba": p.max(axis=1).round(4), "actual": classes[actual]})
+
+
+def class_records(frame: pd.DataFrame):
+    preds, outs = [], []
+    for i, row in enumerate(frame.itertuples()):
+        at = T0 + timedelta(seconds=3600 * i / len(frame))
+        preds.append({"@timestamp": c.utc_iso(at), "predwatch": {
+            "model": {"name": "router", "version": "1"}, "prediction_id": f"m{i}",
+            "features": {"x0": row.x0, "x1": row.x1}, "prediction": {"label": row.label, "proba": row.proba}}})
+        outs.append(c.outcome_record(f"m{i}", row.actual, model="router", version="1",
+                                     timestamp=c.utc_iso(at + timedelta(hours=5))))
+    return preds, outs
+
+
+def test_multiclass_quality_and_its_estimate_from_the_predicted_class_probability(tmp_path):
+    train = three_classes(20_000, 1)
+    baseline = build_baseline(train, model="router", version="1", predictions=["label", "proba"], actual="actual")
+    q = baseline.quality
+    assert (q.task, q.column, q.confidence_column, q.binned) == ("multiclass", "prediction.label",
+                                                                "prediction.proba", "prediction.proba")
+    assert set(q.metrics) == {"accuracy", "macro_f1"} and q.can_estimate
+    quiet_preds, quiet_outs = class_records(three_classes(2000, 2))
+    (quiet,) = check(baseline, tmp_path, quiet_preds, quiet_outs)
+    assert quiet.findings == [], [f.message for f in quiet.findings]
+    section = quiet.to_json()["quality"]
+    assert section["estimated"]["accuracy"] == pytest.approx(section["metrics"]["accuracy"]["value"], abs=0.03)
+    assert "class probabilities" in section["estimate_note"]
+    # inputs where the classes overlap, no label yet: the estimate falls
+    (blurred,) = check(baseline, tmp_path, class_records(three_classes(2000, 3, spread=0.3))[0])
+    assert ("estimated_quality_drop", "accuracy") in quality_findings(blurred)
+    # the truth moved for a third of the rows: realised accuracy and macro F1 fall, the estimate cannot know
+    drift_preds, drift_outs = class_records(three_classes(2000, 4, swapped=0.35))
+    (drifted,) = check(baseline, tmp_path, drift_preds, drift_outs)
+    found = quality_findings(drifted)
+    assert {("quality_drop", "accuracy"), ("quality_drop", "macro_f1")} <= found
+    assert ("estimated_quality_drop", "accuracy") not in found

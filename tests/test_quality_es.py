@@ -148,3 +148,19 @@ def test_log_outcome_goes_through_the_handler_and_ship_like_any_record(es, es_ba
     assert pred["_source"]["predwatch"]["outcome"]["actual"] == "0"
     assert pred["_source"]["predwatch"]["outcome"]["positive"] is False
     assert pred["_source"]["predwatch"]["outcome"]["delay_s"] == pytest.approx(7200, abs=1)
+
+
+def test_multiclass_confusion_and_confidence_bins_from_aggregations_equal_the_local_ones(es):
+    from test_quality import class_records, three_classes
+
+    baseline = build_baseline(three_classes(5000, 1), model="router", version="1", predictions=["label", "proba"],
+                              actual="actual")
+    preds, outs = class_records(three_classes(400, 5, swapped=0.2))
+    ship(es, preds + outs)
+    join_outcomes(es.client, es.prefix, "router", lambda v: baseline)
+    remote = EsWindowProfiler(es.client, baseline, prefix=es.prefix).profile(
+        "2026-11-23T00:00:00.000Z", "2026-11-23T01:00:00.000Z", "1")
+    local = LocalProfiler(baseline).profile(read_predictions(preds + outs))
+    assert remote.quality.confusion == local.quality.confusion and remote.quality.labelled == 400
+    assert remote.quality.scored == local.quality.scored
+    assert metrics(remote.quality, baseline.quality) == metrics(local.quality, baseline.quality)

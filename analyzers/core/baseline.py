@@ -27,7 +27,7 @@ import pandas as pd
 
 from logging_adapter import contract as c
 
-from .quality import QualityReference, build_quality
+from .quality import QualityReference, build_quality, infer_task
 from .values import category_of, tokenize
 
 SCHEMA_VERSION = 1
@@ -193,12 +193,8 @@ def build_baseline(
     if actual is not None:
         if actual not in table.columns:
             raise ValueError(f"actual column {actual!r} is not in the data")
-        if len(predictions) != 1:
-            raise ValueError("--actual needs exactly one --prediction column: the model output it judges")
-        if predictions[0] not in table.columns:
-            raise ValueError(f"prediction column {predictions[0]!r} is not in the data")
         days = None if stamps is None else stamps.dt.floor("D")  # the variation between days, too
-        quality = build_quality(table[predictions[0]], table[actual], task=task, threshold=threshold, groups=days)
+        quality = _quality(table, list(predictions), actual, task, threshold, days)
         table = table.drop(columns=[actual])
     renamed: dict[str, str] = {}
     for col in predictions:
@@ -227,6 +223,35 @@ def build_baseline(
                     columns=columns, source=source,
                     time_slices=None if stamps is None else hour_slices(table, by_name, columns, stamps),
                     quality=quality)
+
+
+def _quality(table: pd.DataFrame, predictions: list[str], actual: str, task: str | None, threshold: float | None,
+             days: pd.Series | None) -> QualityReference:
+    """The reference quality from the model's output columns: one (a score, a label or a number), or two (the
+    predicted label and its probability: the probability is the score of a binary model, and the confidence
+    CBPE calibrates for a multiclass one)."""
+    if len(predictions) not in (1, 2):
+        raise ValueError("--actual needs the model output it judges: one --prediction column (a score, a label or "
+                         "a number), or two (the predicted label and its probability)")
+    for col in predictions:
+        if col not in table.columns:
+            raise ValueError(f"prediction column {col!r} is not in the data")
+    name = {col: c.PREDICTION_COLUMN if len(predictions) == 1 else f"{c.PREDICTION_COLUMN}.{col}" for col in predictions}
+    if len(predictions) == 1:
+        (col,) = predictions
+        return build_quality(table[col], table[actual], task=task, threshold=threshold, column=name[col], groups=days)
+    numeric = [col for col in predictions if pd.api.types.is_numeric_dtype(table[col])
+               and not pd.api.types.is_bool_dtype(table[col])]
+    if len(numeric) != 1:
+        raise ValueError("with two --prediction columns and --actual, one must be the numeric score (or the "
+                         "predicted class's probability) and the other the predicted label")
+    score = numeric[0]
+    label = next(col for col in predictions if col != score)
+    task = task or infer_task(table[actual])
+    if task == "multiclass":
+        return build_quality(table[label], table[actual], task=task, column=name[label], groups=days,
+                             confidence=table[score], confidence_column=name[score])
+    return build_quality(table[score], table[actual], task=task, threshold=threshold, column=name[score], groups=days)
 
 
 HOUR_SLICE_MIN_ROWS = 500  # a slice with fewer training rows is merged with its neighbours

@@ -73,21 +73,32 @@ class QualityReference:
     calibration: list[float] | None = None  # per score bin: share of positives (CBPE's calibration map)
     calibration_error: float | None = None  # held-out expected calibration error of that map
     scored: bool = False  # binary with probability scores (else labels)
+    # multiclass: the column with the predicted class's probability, which CBPE calibrates into P(right)
+    confidence_column: str | None = None
 
     @property
     def can_estimate(self) -> bool:
         return self.calibration is not None and (self.calibration_error or 0) <= CALIBRATION_MAX_ERROR
 
     @property
+    def binned(self) -> str | None:
+        """The output column counted into score bins for every prediction: the score (binary) or the
+        predicted class's probability (multiclass); None for labels alone and regressions."""
+        return self.column if self.scored else self.confidence_column
+
+    @property
     def estimate_note(self) -> str:
-        if self.task != "binary" or not self.scored:
-            return "no estimate: it needs a binary classifier's probability scores"
+        if self.binned is None:
+            return ("no estimate: it needs probability scores (binary) or the predicted class's probability "
+                    "(multiclass: a second --prediction column)" if self.task != "regression"
+                    else "no estimate for regressions")
         if self.calibration is None:
             return f"no estimate: fewer than {CALIBRATION_MIN_LABELLED} labelled reference rows to calibrate on"
         if not self.can_estimate:
             return (f"no estimate: the scores are not calibrated enough (held-out calibration error beyond "
                     f"noise {self.calibration_error:.3f} > {CALIBRATION_MAX_ERROR})")
-        return "estimated from calibrated scores (CBPE); assumes no concept drift"
+        what = "scores" if self.scored else "class probabilities"
+        return f"estimated from calibrated {what} (CBPE); assumes no concept drift"
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -171,14 +182,18 @@ def positive_class(actual: pd.Series) -> str:
 
 def build_quality(predicted: pd.Series, actual: pd.Series, *, task: str | None = None,
                   threshold: float | None = None, column: str = "prediction", seed: int = 0,
-                  groups: pd.Series | None = None) -> QualityReference:
+                  groups: pd.Series | None = None, confidence: pd.Series | None = None,
+                  confidence_column: str | None = None) -> QualityReference:
     """The reference quality of a model from its outputs and the actual outcomes of held-out data.
 
     ``groups`` (e.g. each row's day) lets the spread include how much the metrics differ between windows
-    beyond sampling noise (:func:`between_windows`), as NannyML derives thresholds from reference chunks."""
+    beyond sampling noise (:func:`between_windows`), as NannyML derives thresholds from reference chunks.
+    ``confidence`` (multiclass): the probability the model gave its predicted class, for the estimate."""
     keep = predicted.notna() & actual.notna()
     if groups is not None:
         groups = pd.Series(np.asarray(groups), index=predicted.index)[keep].reset_index(drop=True)
+    if confidence is not None:
+        confidence = pd.Series(np.asarray(confidence, dtype=float), index=predicted.index)[keep].reset_index(drop=True)
     predicted, actual = predicted[keep].reset_index(drop=True), actual[keep].reset_index(drop=True)
     if len(actual) == 0:
         raise ValueError("no rows with both a prediction and an actual outcome")
@@ -196,6 +211,9 @@ def build_quality(predicted: pd.Series, actual: pd.Series, *, task: str | None =
             ref.edges = score_edges(predicted.to_numpy(float), ref.threshold)
     elif task == "multiclass":
         ref.classes = sorted({category_of(v) for v in actual.unique().tolist()})
+        if confidence is not None:
+            ref.confidence_column = confidence_column or "prediction.score"
+            ref.edges = score_edges(confidence.to_numpy(float), None)
     elif pd.api.types.is_numeric_dtype(actual) is False:
         raise ValueError("a regression needs numeric actual outcomes")
     profile_of = lambda idx: reference_profile(ref, predicted.iloc[idx], actual.iloc[idx])  # noqa: E731
@@ -206,8 +224,13 @@ def build_quality(predicted: pd.Series, actual: pd.Series, *, task: str | None =
     ref.spread = {name: float(np.nanstd([d.get(name, np.nan) for d in draws])) for name in ref.metrics}
     if groups is not None:
         ref.between = between_windows(ref, predicted, actual, groups)
-    if ref.scored and len(actual) >= CALIBRATION_MIN_LABELLED:
-        ref.calibration, ref.calibration_error = calibration_map(ref, predicted, actual)
+    if ref.binned is not None and len(actual) >= CALIBRATION_MIN_LABELLED:
+        if ref.scored:  # the chance of being positive, per score bin
+            scores, hits = predicted.to_numpy(float), [category_of(a) == ref.positive for a in actual.tolist()]
+        else:  # the chance that the predicted class is the actual one, per confidence bin
+            scores = confidence.to_numpy(float)
+            hits = [category_of(p) == category_of(a) for p, a in zip(predicted.tolist(), actual.tolist())]
+        ref.calibration, ref.calibration_error = calibration_map(ref, scores, np.array(hits, dtype=bool))
     return ref
 
 
@@ -238,10 +261,11 @@ def between_windows(ref: QualityReference, predicted: pd.Series, actual: pd.Seri
     return out
 
 
-def score_edges(scores: np.ndarray, threshold: float) -> list[float]:
-    """Quantile edges of the reference scores, with the threshold as one of them."""
+def score_edges(scores: np.ndarray, threshold: float | None) -> list[float]:
+    """Quantile edges of the reference scores, with the threshold (if any) as one of them."""
     edges = set(np.unique(np.quantile(scores[np.isfinite(scores)], np.linspace(0, 1, SCORE_BINS + 1))).tolist())
-    edges.add(float(threshold))
+    if threshold is not None:
+        edges.add(float(threshold))
     return sorted(edges)
 
 
@@ -290,22 +314,21 @@ def add_labelled(prof: QualityProfile, ref: QualityReference, predicted: list[An
         row[key] = row.get(key, 0) + 1
 
 
-def add_scored(prof: QualityProfile, ref: QualityReference, predicted: list[Any]) -> None:
-    """Count every prediction of the window (labelled or not) into the score bins, for the estimate."""
-    prof.predictions += len(predicted)
-    if not ref.scored:
+def add_scored(prof: QualityProfile, ref: QualityReference, binned: list[Any]) -> None:
+    """Count every prediction of the window (labelled or not) into the bins of ``ref.binned`` (its score, or
+    its class probability), for the estimate; ``binned`` holds that column's value of each prediction."""
+    prof.predictions += len(binned)
+    if ref.binned is None:
         return
-    scores = np.array([float(p) for p in predicted if _number(p)])
+    scores = np.array([float(p) for p in binned if _number(p)])
     scores = scores[np.isfinite(scores)]
     prof.scored = _add(prof.scored, np.bincount(score_bins(ref, scores), minlength=len(ref.edges) + 1))
 
 
-def calibration_map(ref: QualityReference, predicted: pd.Series, actual: pd.Series) -> tuple[list[float], float]:
-    """Per score bin, the reference's share of positives (bins merged to CALIBRATION_MIN_ROWS), and the
-    expected calibration error of a map built on one half of the reference measured on the other."""
-    scores = predicted.to_numpy(float)
-    positive = np.array([category_of(a) == ref.positive for a in actual.tolist()])
-
+def calibration_map(ref: QualityReference, scores: np.ndarray, positive: np.ndarray) -> tuple[list[float], float]:
+    """Per score bin, the reference's share of hits (positives; right predictions for a multiclass
+    confidence), bins merged to CALIBRATION_MIN_ROWS, and the expected calibration error of a map built on
+    one half of the reference measured on the other."""
     def fit(idx: np.ndarray) -> np.ndarray:
         bins = score_bins(ref, scores[idx])
         size = len(ref.edges) + 1
@@ -407,6 +430,10 @@ def estimate(prof: QualityProfile, ref: QualityReference) -> dict[str, Any] | No
     if not n:
         return None
     cal = np.asarray(ref.calibration)
+    if not ref.scored:  # multiclass: each prediction is right with its calibrated confidence
+        right = float(np.sum(scored * cal))
+        sd = math.sqrt(float(np.sum(scored * cal * (1 - cal)))) / n
+        return {"accuracy": right / n, "accuracy_sd": sd, "predictions": int(n)}
     t = int(np.searchsorted(ref.edges, ref.threshold, side="right"))
     tp, fp = float(np.sum(scored[t:] * cal[t:])), float(np.sum(scored[t:] * (1 - cal[t:])))
     fn, tn = float(np.sum(scored[:t] * cal[:t])), float(np.sum(scored[:t] * (1 - cal[:t])))

@@ -128,6 +128,8 @@ class EsWindowProfiler:
         else:
             labelled["predicted"] = {"terms": {"field": score, "size": 200},
                                      "aggs": {"actual": {"terms": {"field": c.OUTCOME_ACTUAL, "size": 200}}}}
+            if ref.binned is not None:  # multiclass: the predicted class's probability, for the estimate
+                aggs["scored"] = {"range": {"field": c.column_field(ref.binned), "ranges": _ranges(ref.edges, None)}}
         aggs["labelled"] = {"filter": {"exists": {"field": c.OUTCOME_ACTUAL}}, "aggs": labelled}
         found = self._search(size=0, query=query, aggs=aggs)["aggregations"]
         got = found["labelled"]
@@ -150,6 +152,8 @@ class EsWindowProfiler:
             prof.confusion = {str(b.get("key_as_string", b["key"])):
                               {a["key"]: a["doc_count"] for a in b["actual"]["buckets"]}
                               for b in got["predicted"]["buckets"]}
+            if "scored" in found:
+                prof.scored = [b["doc_count"] for b in found["scored"]["buckets"]]
         return prof
 
     def offending(self, start: str, end: str, version: str | None, feature: str, problem: str

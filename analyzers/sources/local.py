@@ -340,11 +340,10 @@ class LocalProfiler:
         """Keep each prediction's window and output until its outcome is joined; count every output into
         the quality profile's score bins (the estimate needs no outcome)."""
         ref = self._quality
-        column = ref.column.removeprefix(c.PREDICTION_COLUMN).removeprefix(".")
-        outputs = [r.prediction if not column or type(r.prediction) is not dict
-                   else c.flatten(r.prediction).get(column) for r in records]
+        outputs = _outputs(records, ref.column)
         chunk.quality = QualityProfile()
-        add_scored(chunk.quality, ref, outputs)
+        binned = ref.binned
+        add_scored(chunk.quality, ref, outputs if binned in (None, ref.column) else _outputs(records, binned))
         pending = self.pending
         for record, output in zip(records, outputs):
             if record.prediction_id is not None:
@@ -475,6 +474,13 @@ class LocalProfiler:
 
 
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024
+
+
+def _outputs(records: list[c.Prediction], column: str) -> list[Any]:
+    """One output column of each record: ``prediction`` itself, or ``prediction.<key>`` of an object."""
+    key = column.removeprefix(c.PREDICTION_COLUMN).removeprefix(".")
+    return [r.prediction if not key or type(r.prediction) is not dict else c.flatten(r.prediction).get(key)
+            for r in records]
 
 
 def _seconds_between(earlier: str | None, later: str | None) -> float | None:
