@@ -58,7 +58,12 @@ def doc_from_line(line: bytes, prefix: str = DEFAULT_PREFIX) -> Doc:
     except orjson.JSONDecodeError as exc:
         raise BadRecord(c.unparsable_reason(exc)) from None
     try:
-        pred = c.read_outcome(obj) if type(obj) is dict and c.is_outcome(obj) else c.read_prediction(obj)
+        if type(obj) is dict and c.is_profile(obj):
+            pred = c.read_profile(obj)
+        elif type(obj) is dict and c.is_outcome(obj):
+            pred = c.read_outcome(obj)
+        else:
+            pred = c.read_prediction(obj)
     except c.RecordError as exc:
         raise BadRecord(str(exc)) from None
     if not pred.model:
@@ -89,6 +94,8 @@ def doc_id(record: "c.Prediction | c.Outcome", timestamp: str, line: bytes) -> s
     outcome is a duplicate, a corrected one (a later time) is kept beside it and the join takes the latest."""
     if isinstance(record, c.Outcome):
         return "outcome-" + hashlib.sha1(f"{record.prediction_id}\n{timestamp}".encode("utf-8")).hexdigest()
+    if isinstance(record, c.ProfileRecord):
+        return record.prediction_id  # profile-<process>-<interval start>-<part>
     return record_id(record.prediction_id, line)
 
 

@@ -58,6 +58,14 @@ OUTCOME_ABS_ERROR = "predwatch.outcome.abs_error"
 OUTCOME_TIMESTAMP = "predwatch.outcome.timestamp"
 OUTCOME_DELAY_S = "predwatch.outcome.delay_s"
 
+# Profile records: a serving process's window profile of every prediction of one interval (``profile=``).
+PROFILE_DATASET = "predwatch.profile"
+PROFILE_MESSAGE = "profile"
+PROFILE = "predwatch.profile"
+INTERVAL_START = "predwatch.interval.start"
+INTERVAL_END = "predwatch.interval.end"
+SOURCE_PROCESS = "predwatch.source.process"
+
 # Name of the column that holds a scalar prediction; object predictions become
 # ``prediction.<key>`` columns.
 PREDICTION_COLUMN = "prediction"
@@ -229,6 +237,49 @@ def read_outcome(record: Mapping[str, Any]) -> Outcome:
         model = {"name": model}
     version = model.get("version")
     return Outcome(stamp, model.get("name"), None if version is None else str(version), str(prediction_id), actual)
+
+
+@dataclass(slots=True)
+class ProfileRecord:
+    """One profile record: the counts (an ``analyzers.core.profile.WindowProfile`` as a dict) of every
+    prediction one process logged in ``[start, end)``; ``part`` numbers the records of one interval (late
+    predictions after the interval was sent come in a later part). Summed, never replacing each other."""
+
+    timestamp: str | None
+    model: str | None
+    version: str | None
+    start: str
+    end: str
+    process: str
+    part: int
+    profile: dict[str, Any]
+
+    @property
+    def prediction_id(self) -> str:  # the document id: one per process, interval and part
+        return f"profile-{self.process}-{self.start}-{self.part}"
+
+
+def is_profile(record: Mapping[str, Any]) -> bool:
+    ns = record.get(NAMESPACE)
+    return type(ns) is dict and type(ns.get("profile")) is dict
+
+
+def read_profile(record: Mapping[str, Any]) -> ProfileRecord:
+    """Read a profile record; :class:`RecordError` with the reason when unusable."""
+    ns = record.get(NAMESPACE)
+    if type(ns) is not dict or type(ns.get("profile")) is not dict:
+        raise RecordError("no 'predwatch.profile' object: not a profile record")
+    interval, source = ns.get("interval") or {}, ns.get("source") or {}
+    start, end = interval.get("start"), interval.get("end")
+    if type(start) is not str or type(end) is not str:
+        raise RecordError("profile record without 'predwatch.interval.start' and '.end' times")
+    model = ns.get("model") or {}
+    if type(model) is not dict:
+        model = {"name": model}
+    version = model.get("version")
+    return ProfileRecord(record.get(TIMESTAMP), model.get("name"), None if version is None else str(version),
+                         start, end, str(source.get("process") or "unknown"), int(source.get("part") or 0),
+                         ns["profile"])
 
 
 def outcome_record(prediction_id: str, actual: Any, *, model: str, version: str | None,

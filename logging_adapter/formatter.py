@@ -26,7 +26,8 @@ SERVICE_ATTR = "service_name"
 LABELS_ATTR = "labels"
 
 _ECS_EVENT = {"kind": "event", "dataset": c.DATASET}
-_ECS_OUTCOME_EVENT = {"kind": "event", "dataset": c.OUTCOME_DATASET}
+_ECS_EVENTS = {c.OUTCOME_MESSAGE: {"kind": "event", "dataset": c.OUTCOME_DATASET},
+               c.PROFILE_MESSAGE: {"kind": "metric", "dataset": c.PROFILE_DATASET}}
 
 
 class _TimestampCache:
@@ -86,7 +87,7 @@ class PredictionFormatter(OrjsonFormatter):
         }
         if service:
             doc["service"] = {"name": service}
-        doc["event"] = _ECS_OUTCOME_EVENT if msg == c.OUTCOME_MESSAGE else _ECS_EVENT
+        doc["event"] = _ECS_EVENTS.get(msg, _ECS_EVENT)
         return "," + dumps(doc).decode()[1:-1]
 
     # -- ordinary application logs -------------------------------------------------

@@ -19,10 +19,11 @@ import logging
 import os
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from .contract import OUTCOME_MESSAGE
+from .contract import OUTCOME_MESSAGE, PROFILE_MESSAGE
 from .formatter import LABELS_ATTR, PAYLOAD_ATTR, SERVICE_ATTR
 from .values import scrub
 
@@ -43,6 +44,12 @@ class PredictionLogger:
         hash: features replaced by a keyed SHA-256, so they stay joinable but unreadable.
         hash_key: the key for ``hash``; default the ``PREDWATCH_HASH_KEY`` environment variable.
         level: the logging level of prediction records.
+        profile: a baseline (a loaded ``Baseline`` or the path of its file): count every prediction into a
+            window profile on the baseline's bins and log one profile record per ``interval`` seconds
+            (``analyzers.sources.process``), which the analyzers sum instead of reading raw records.
+        sample: with ``profile``, the share of full prediction records still logged, chosen by a hash of
+            the ``prediction_id`` (so outcomes of sampled predictions still join); the profile counts all.
+        interval: seconds per profile record.
     """
 
     def __init__(
@@ -56,6 +63,9 @@ class PredictionLogger:
         hash: Iterable[str] = (),  # noqa: A002 - the documented option name
         hash_key: str | bytes | None = None,
         level: int = logging.INFO,
+        profile: Any = None,
+        sample: float = 1.0,
+        interval: float = 60.0,
     ) -> None:
         self.logger = logger or logging.getLogger(DEFAULT_LOGGER)
         self.service = service
@@ -73,6 +83,21 @@ class PredictionLogger:
         self.failures = 0
         self._last_report = 0.0
         self._template = dict(self.logger.makeRecord(self.logger.name, level, "", 0, "prediction", None, None).__dict__)
+        if not 0.0 <= sample <= 1.0:
+            raise ValueError(f"sample= is a share of records between 0 and 1, not {sample!r}")
+        if sample < 1.0 and profile is None:
+            raise ValueError("sample= needs profile=: without a profile the records left out would not be counted")
+        self.sample = sample
+        self._sample_below = int(sample * 2**32)
+        self._profiler = None
+        if profile is not None:
+            from analyzers.core.baseline import Baseline
+            from analyzers.sources.process import ProcessProfiler
+
+            baseline = profile if isinstance(profile, Baseline) else Baseline.load(profile)
+            if baseline.model != model:
+                raise ValueError(f"profile= is the baseline of {baseline.model!r}, not of {model!r}")
+            self._profiler = ProcessProfiler(baseline, self._log_profile, model=self._model, interval=interval)
 
     def log(
         self,
@@ -96,6 +121,13 @@ class PredictionLogger:
             if self._scrub:
                 features = scrub(features, self._redact, self._hashed, self._hash_key)
             pid = prediction_id or new_prediction_id()
+            if self._profiler is not None:
+                if timestamp is None:
+                    timestamp = time.time()
+                self._profiler.add(timestamp, pid, features, prediction, latency_ms)
+                if self._sample_below < 4294967296 and zlib.crc32(pid.encode()) >= self._sample_below:
+                    self.records += 1
+                    return pid  # counted in the profile, not logged in full
             payload = {"model": self._model, "prediction_id": pid, "features": features, "prediction": prediction}
             if latency_ms is not None:
                 payload["latency_ms"] = latency_ms
@@ -113,12 +145,22 @@ class PredictionLogger:
             self._failed(exc)
             return None
 
-    def log_outcome(self, prediction_id: str, actual: Any, *, timestamp: float | None = None) -> bool:
+    def log_outcome(self, prediction_id: str, actual: Any, *, timestamp: float | None = None,
+                    score: Any = None, predicted_at: float | None = None) -> bool:
         """Log the actual outcome of an earlier prediction, when it becomes known (a label, a chargeback,
         an arrival); ``timestamp`` (epoch seconds) is when it became known, default now. Goes through the
         same logging path as predictions; the analyzers join it to its prediction by ``prediction_id``.
-        Returns whether it was logged (never raises)."""
+        Returns whether it was logged (never raises).
+
+        With ``profile=`` and ``sample=``, the outcome of a prediction whose full record was left out has
+        nothing to join: given the model's output (``score``, as logged) and the prediction's time
+        (``predicted_at``), it is counted into that interval's profile record instead."""
         try:
+            if (self._profiler is not None and not self.sampled(prediction_id) and score is not None
+                    and predicted_at is not None):
+                self._profiler.add_outcome(predicted_at, score, actual, time.time() if timestamp is None else timestamp)
+                self.outcomes += 1
+                return True
             logger = self.logger
             if not logger.isEnabledFor(self.level):
                 return False
@@ -134,6 +176,32 @@ class PredictionLogger:
         except Exception as exc:  # noqa: BLE001 - logging must never break the model service
             self._failed(exc)
             return False
+
+    def sampled(self, prediction_id: str) -> bool:
+        """Whether the full record of this prediction is logged (always, without ``sample=``)."""
+        return self._sample_below >= 4294967296 or zlib.crc32(str(prediction_id).encode()) < self._sample_below
+
+    def _log_profile(self, payload: dict[str, Any], created: float) -> None:
+        """A profile record down the same logging path (called from the profiler's thread)."""
+        try:
+            record = self._record(created)
+            record.msg = PROFILE_MESSAGE
+            record.__dict__[PAYLOAD_ATTR] = payload
+            if self.service:
+                record.__dict__[SERVICE_ATTR] = self.service
+            self.logger.handle(record)
+        except Exception as exc:  # noqa: BLE001
+            self._failed(exc)
+
+    def flush(self) -> None:
+        """With ``profile=``: count what is queued and log every interval's profile record now."""
+        if self._profiler is not None:
+            self._profiler.flush()
+
+    def close(self) -> None:
+        """With ``profile=``: log the last, partial interval (also done at interpreter exit)."""
+        if self._profiler is not None:
+            self._profiler.close()
 
     def _record(self, timestamp: float | None = None) -> logging.LogRecord:
         """A LogRecord like ``makeRecord`` gives, without re-deriving the constant attributes.

@@ -43,10 +43,39 @@ def outcomes_index(model: str, timestamp: str, prefix: str = DEFAULT_PREFIX) -> 
     return c.prediction_index(model, timestamp, prefix=f"{prefix}-outcomes")
 
 
-def record_index(record: "c.Prediction | c.Outcome", timestamp: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """The daily index of a prediction or an outcome record."""
-    route = outcomes_index if isinstance(record, c.Outcome) else predictions_index
+def intervals_pattern(prefix: str = DEFAULT_PREFIX, model: str | None = None) -> str:
+    """Every daily index of profile records (``PredictionLogger(profile=...)``), or one model's."""
+    return f"{prefix}-intervals-{c.index_safe(model)}.*" if model else f"{prefix}-intervals-*"
+
+
+def intervals_index(model: str, timestamp: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return c.prediction_index(model, timestamp, prefix=f"{prefix}-intervals")
+
+
+def record_index(record: "c.Prediction | c.Outcome | c.ProfileRecord", timestamp: str,
+                 prefix: str = DEFAULT_PREFIX) -> str:
+    """The daily index of a prediction, an outcome or a profile record."""
+    route = (outcomes_index if isinstance(record, c.Outcome) else
+             intervals_index if isinstance(record, c.ProfileRecord) else predictions_index)
     return route(record.model or "unknown", timestamp, prefix)
+
+
+def interval_mappings() -> dict[str, Any]:
+    """Profile records: the profile itself is stored, not indexed (the daemon sums it in Python)."""
+    return {
+        "dynamic": False,
+        "properties": {
+            "@timestamp": {"type": "date"},
+            "event": {"properties": {"kind": {"type": "keyword"}, "dataset": {"type": "keyword"}}},
+            "service": {"properties": {"name": {"type": "keyword"}}},
+            "predwatch": {"properties": {
+                "model": {"properties": {"name": {"type": "keyword"}, "version": {"type": "keyword"}}},
+                "interval": {"properties": {"start": {"type": "date"}, "end": {"type": "date"}}},
+                "source": {"properties": {"process": {"type": "keyword"}, "part": {"type": "integer"}}},
+                "profile": {"type": "object", "enabled": False},
+            }},
+        },
+    }
 
 
 def prediction_mappings() -> dict[str, Any]:
@@ -138,6 +167,13 @@ def prediction_templates(prefix: str, caps: Capabilities, retention_days: int | 
                 "composed_of": [f"{prefix}-predictions-settings"],
                 "template": {"mappings": outcome_mappings()},
                 "_meta": {"managed_by": "predwatch", "record": c.OUTCOME_DATASET},
+            },
+            f"{prefix}-intervals": {
+                "index_patterns": [intervals_pattern(prefix)],
+                "priority": PRIORITY,
+                "composed_of": [f"{prefix}-predictions-settings"],
+                "template": {"mappings": interval_mappings()},
+                "_meta": {"managed_by": "predwatch", "record": c.PROFILE_DATASET},
             },
         },
     }

@@ -151,6 +151,17 @@ class QualityProfile:
     def from_dict(cls, doc: dict[str, Any]) -> "QualityProfile":
         return cls(**doc)
 
+    def with_labels(self, joined: "QualityProfile") -> "QualityProfile":
+        """These counts of every prediction (score bins, how many) with the labelled counts of ``joined``
+        (outcomes joined to the sampled full records): what a window counted by profile records knows."""
+        return QualityProfile(
+            predictions=self.predictions, scored=self.scored, labelled=self.labelled + joined.labelled,
+            positives=_vec_add(self.positives, joined.positives), negatives=_vec_add(self.negatives, joined.negatives),
+            brier=self.brier + joined.brier, confusion=self.merge(QualityProfile(confusion=joined.confusion)).confusion,
+            errors=self.errors + joined.errors, error_sum=self.error_sum + joined.error_sum,
+            abs_error_sum=self.abs_error_sum + joined.abs_error_sum, sq_error_sum=self.sq_error_sum + joined.sq_error_sum,
+            delays=dict(Counter(self.delays) + Counter(joined.delays)))
+
     def median_delay(self) -> float | None:
         """Median label delay in seconds, to the resolution of the histogram (the geometric middle of its
         bin: within a factor of 1.41)."""
@@ -582,6 +593,12 @@ def _histogram_quantile(hist: dict[str, int], q: float, value) -> float | None:
         if seen >= q * total:
             return value(k)
     return value(items[-1][0])
+
+
+def _vec_add(a: list[int] | None, b: list[int] | None) -> list[int] | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return [x + y for x, y in zip(a, b)]
 
 
 def _add(a: list[int] | None, b: np.ndarray) -> list[int]:

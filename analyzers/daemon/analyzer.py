@@ -20,7 +20,7 @@ from scipy import special
 
 from logging_adapter import contract as c
 from logging_adapter.contract import parse_time
-from logging_adapter.templates import predictions_pattern
+from logging_adapter.templates import intervals_pattern, predictions_pattern
 
 from ..core.checks import CheckResult
 from ..core.profile import WindowProfile
@@ -97,7 +97,9 @@ class Analyzer:
         return summary
 
     def _versions(self, job: ModelJob, start: str, end: str) -> list[str | None]:
-        resp = self.client.search(index=predictions_pattern(self.prefix, job.name), size=0,
+        # the versions of the window's records, and of the profile records of processes that count in place
+        where = f"{predictions_pattern(self.prefix, job.name)},{intervals_pattern(self.prefix, job.name)}"
+        resp = self.client.search(index=where, size=0,
                                   ignore_unavailable=True, allow_no_indices=True,
                                   query={"bool": {"filter": [{"term": {c.MODEL_NAME: job.name}},
                                                              {"range": {c.TIMESTAMP: {"gte": start, "lt": end}}}]}},
@@ -116,14 +118,19 @@ class Analyzer:
                                   reason=f"no baseline for model {job.name!r} version {version!r}: run "
                                          f"`predwatch baseline --es --model {job.name} --version {version or 'V'} ...`")]
         profiler = EsWindowProfiler(self.client, baseline, prefix=self.prefix)
-        profile = profiler.profile(s, e, version)
+        # counted in the serving processes (profile records), or else from the window's records
+        profile = profiler.interval_profile(s, e, version)
+        fetch = None  # a profile record holds its own segment counts; records are asked only when counted here
+        if profile is None:
+            profile = profiler.profile(s, e, version)
+            fetch = functools.partial(profiler.offending, s, e, version)
         self.requests += profiler.requests
         before = profiler.requests
         summary["records"] += profile.records
         result = analyze(profile, baseline, self.config.checks)
         volume = self.volume_checks(job, version, start, end, profile.records)
         recent = self.recent_checks(job, version, baseline, profile, start)
-        explain(result.results + recent, profile, fetch=functools.partial(profiler.offending, s, e, version))
+        explain(result.results + recent, profile, fetch=fetch)
         self.requests += profiler.requests - before
         alerting = [r for r in result.results + recent if r.reference.split(",")[0] in job.alert_on]
         if backfill:

@@ -19,7 +19,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from logging_adapter import contract as c
-from logging_adapter.templates import predictions_pattern
+from logging_adapter.templates import intervals_pattern, predictions_pattern
 
 from ..core.baseline import Baseline, ColumnBaseline
 from ..core.profile import SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, WindowProfile
@@ -155,6 +155,37 @@ class EsWindowProfiler:
             if "scored" in found:
                 prof.scored = [b["doc_count"] for b in found["scored"]["buckets"]]
         return prof
+
+    def interval_profile(self, start: str, end: str, version: str | None) -> WindowProfile | None:
+        """The sum of the profile records (``PredictionLogger(profile=...)``) of every process for the
+        intervals starting in ``[start, end)``, or None when no process sent any: then the window is counted
+        from its records. A few hundred small documents per window, fetched in pages."""
+        filters: list[dict[str, Any]] = [{"term": {c.MODEL_NAME: self.baseline.model}},
+                                         {"range": {c.INTERVAL_START: {"gte": start, "lt": end}}}]
+        if version is not None:
+            filters.append({"term": {c.MODEL_VERSION: version}})
+        total: WindowProfile | None = None
+        after = None
+        while True:
+            body: dict[str, Any] = {"size": 1000, "query": {"bool": {"filter": filters}},
+                                    "sort": [{c.INTERVAL_START: "asc"}, {c.SOURCE_PROCESS: "asc"}, {"predwatch.source.part": "asc"}]}
+            if after is not None:
+                body["search_after"] = after
+            self.requests += 1
+            hits = self.client.search(index=intervals_pattern(self.prefix, self.baseline.model), ignore_unavailable=True,
+                                      allow_no_indices=True, **body)["hits"]["hits"]
+            for hit in hits:
+                counted = WindowProfile.from_dict(hit["_source"]["predwatch"]["profile"])
+                total = counted if total is None else total.merge(counted)
+            if len(hits) < 1000:
+                break
+            after = hits[-1]["sort"]
+        if total is not None:
+            total.model = self.baseline.model
+            if self.baseline.quality is not None:  # outcomes join the sampled full records
+                joined = self.quality(self.window_query(start, end, version), 0)
+                total.quality = (total.quality or QualityProfile(predictions=total.records)).with_labels(joined)
+        return total
 
     def offending(self, start: str, end: str, version: str | None, feature: str, problem: str
                   ) -> dict[str, dict[str, int]]:

@@ -155,7 +155,7 @@ def read_predictions(items: Iterable[dict[str, Any] | Line], *, flat: bool = Tru
     ``flat=False``: nested feature objects stay nested (``LocalProfiler`` flattens per chunk).
     """
     read = functools.partial(c.read_prediction, flat=flat)
-    is_outcome = c.is_outcome
+    is_outcome, is_profile = c.is_outcome, c.is_profile
     for number, item in enumerate(items, 1):
         prefix = None
         if type(item) is tuple:
@@ -164,7 +164,12 @@ def read_predictions(items: Iterable[dict[str, Any] | Line], *, flat: bool = Tru
             yield item
             continue
         try:
-            yield c.read_outcome(item) if is_outcome(item) else read(item)
+            if is_outcome(item):
+                yield c.read_outcome(item)
+            elif is_profile(item):
+                yield c.read_profile(item)
+            else:
+                yield read(item)
         except c.RecordError as exc:
             yield Rejected(f"{prefix}{number}" if prefix else f"record {number}", str(exc))
 
@@ -194,6 +199,8 @@ class LocalProfiler:
         self.pending: dict[str, tuple[float | None, Any, str | None]] = {}  # prediction_id -> (window, output, time)
         self.outcomes: dict[str, tuple[str, Any]] = {}  # prediction_id -> (time, actual): the latest outcome
         self.unmatched_outcomes = 0  # outcomes whose prediction none of the windows holds
+        self.profiled: dict[float | None, WindowProfile] = {}  # windows counted by profile records (profile=)
+        self.sampled_records = 0  # full records left out because profile records counted their windows
 
     def profile_files(self, paths: Iterable[str | Path], workers: int = 1) -> WindowProfile:
         """Profile JSONL files into one profile (see :meth:`windows_of_files` for one per window)."""
@@ -207,9 +214,7 @@ class LocalProfiler:
         paths = [Path(p) for p in paths]
         ranges = _split(paths, workers)
         if workers <= 1 or len(ranges) <= 1:
-            windows = self.windows(read_predictions(read_jsonl(paths), flat=False))
-            self.join_outcomes(windows)
-            return windows
+            return self.assemble(self.windows(read_predictions(read_jsonl(paths), flat=False)))
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -227,15 +232,15 @@ class LocalProfiler:
         finally:
             _FORKED = None
         windows: dict[float | None, WindowProfile] = {}
-        for profiles, rejections, rejected, pending, outcomes in parts:
+        for profiles, rejections, rejected, pending, outcomes, profiled in parts:
             _merge_into(windows, profiles)
+            _merge_into(self.profiled, profiled)
             self.rejected += rejected
             self.rejections.extend(rejections[: REASONS_KEPT - len(self.rejections)])
             self.pending.update(pending)
             for pid, (stamp, actual) in outcomes.items():
                 self._outcome(c.Outcome(stamp, None, None, pid, actual))
-        self.join_outcomes(windows)
-        return windows
+        return self.assemble(windows)
 
     def _watch(self, pending: Iterator) -> Iterator:
         """Report the workers' shared count while they run, then hand their results on."""
@@ -268,13 +273,11 @@ class LocalProfiler:
         items = read_jsonl([path]) if end < 0 else read_jsonl_range(path, start, end)
         profiles = self.windows(read_predictions(items, flat=False))
         located = [Rejected(locate(path, r.where), r.reason) for r in self.rejections]
-        return profiles, located, self.rejected, self.pending, self.outcomes
+        return profiles, located, self.rejected, self.pending, self.outcomes, self.profiled
 
     def profile(self, items: Iterable[c.Prediction | c.Outcome | Rejected]) -> WindowProfile:
         """One profile of all ``items`` (outcomes joined to their predictions), whatever ``window`` says."""
-        windows = self.windows(items)
-        self.join_outcomes(windows)
-        return self.merged(windows)
+        return self.merged(self.assemble(self.windows(items)))
 
     def merged(self, windows: dict[float | None, WindowProfile]) -> WindowProfile:
         """One profile of every window's records, with every rejected line counted."""
@@ -315,6 +318,9 @@ class LocalProfiler:
                 elif type(item) is c.Outcome:
                     if item.model is None or item.model == model:
                         self._outcome(item)
+                elif type(item) is c.ProfileRecord:
+                    if item.model is None or item.model == model:
+                        self._profiled(item)
                 elif item.model is None or item.model == model:
                     good.append(item)
                 else:  # a log shared by several models: each is checked against its own baseline
@@ -327,6 +333,29 @@ class LocalProfiler:
         if other:  # said once, on the earliest window (or the only one)
             first = min(windows, key=lambda k: -1 if k is None else k) if windows else None
             windows.setdefault(first, WindowProfile(model=model)).other_models = other
+        return windows
+
+    def _profiled(self, item: c.ProfileRecord) -> None:
+        """A profile record counts its interval into the window holding its start."""
+        try:
+            start = c.parse_time(item.start).timestamp()
+            counts = WindowProfile.from_dict(item.profile)
+        except (TypeError, ValueError, KeyError) as exc:
+            self._reject(Rejected(f"profile record {item.prediction_id}", f"unusable profile ({exc})"))
+            return
+        key = None if self.window is None else float(start // self.window.total_seconds() * self.window.total_seconds())
+        self.profiled[key] = self.profiled[key].merge(counts) if key in self.profiled else counts
+
+    def assemble(self, windows: dict[float | None, WindowProfile]) -> dict[float | None, WindowProfile]:
+        """The windows as the checks see them: a window counted by profile records is theirs alone (the full
+        records in it are a sample of what they counted), then outcomes joined to their predictions."""
+        for key, counted in self.profiled.items():
+            sample = windows.get(key)
+            if sample is not None:
+                self.sampled_records += sample.records
+                counted.other_models = _sum(counted.other_models, sample.other_models)
+            windows[key] = counted
+        self.join_outcomes(windows)
         return windows
 
     def _outcome(self, item: c.Outcome) -> None:
@@ -474,6 +503,10 @@ class LocalProfiler:
 
 
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024
+
+
+def _sum(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return dict(Counter(a) + Counter(b))
 
 
 def _outputs(records: list[c.Prediction], column: str) -> list[Any]:
