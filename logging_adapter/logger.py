@@ -44,7 +44,8 @@ class PredictionLogger:
         hash: features replaced by a keyed SHA-256, so they stay joinable but unreadable.
         hash_key: the key for ``hash``; default the ``PREDWATCH_HASH_KEY`` environment variable.
         level: the logging level of prediction records.
-        profile: a baseline (a loaded ``Baseline`` or the path of its file): count every prediction into a
+        profile: a baseline (a loaded ``Baseline``, the path of its file, or an Elasticsearch client to fetch
+            this version's from the baselines index, prefix ``$PREDWATCH_PREFIX``): count every prediction into a
             window profile on the baseline's bins and log one profile record per ``interval`` seconds
             (``analyzers.sources.process``), which the analyzers sum instead of reading raw records.
         sample: with ``profile``, the share of full prediction records still logged, chosen by a hash of
@@ -94,7 +95,18 @@ class PredictionLogger:
             from analyzers.core.baseline import Baseline
             from analyzers.sources.process import ProcessProfiler
 
-            baseline = profile if isinstance(profile, Baseline) else Baseline.load(profile)
+            if isinstance(profile, Baseline):
+                baseline = profile
+            elif isinstance(profile, (str, os.PathLike)):
+                baseline = Baseline.load(profile)
+            else:  # an Elasticsearch client: this version's baseline from the baselines index
+                from analyzers.store.baselines import load_baseline
+
+                baseline = load_baseline(profile, model, self._model.get("version"),
+                                         os.environ.get("PREDWATCH_PREFIX", "predwatch"))
+                if baseline is None:
+                    raise ValueError(f"no baseline of {model!r} version {version!r} in the baselines index: "
+                                     "run `predwatch baseline --es ...` first")
             if baseline.model != model:
                 raise ValueError(f"profile= is the baseline of {baseline.model!r}, not of {model!r}")
             self._profiler = ProcessProfiler(baseline, self._log_profile, model=self._model, interval=interval)

@@ -185,3 +185,15 @@ def test_outcomes_of_sampled_out_predictions_count_through_the_profile(tmp_path)
     assert ("quality_drop", "accuracy") in {(f.check, f.metric) for f in window.findings}
     outcome_lines = sum('"predwatch.outcome"' in line for line in path.read_text().splitlines())
     assert 50 <= outcome_lines <= 150, "only the sampled predictions' outcomes are logged as records"
+
+
+def test_the_profile_baseline_can_come_from_the_baselines_index(es, baseline, monkeypatch):
+    monkeypatch.setenv("PREDWATCH_PREFIX", es.prefix)
+    store_baseline(es.client, baseline, es.prefix)
+    es.refresh()
+    plog = PredictionLogger("checkout-risk", "7", logger=logging.getLogger("predwatch.test.from-index"),
+                            profile=es.client)
+    assert plog._profiler.baseline.columns.keys() == baseline.columns.keys()
+    plog.close()
+    with pytest.raises(ValueError, match="no baseline of 'checkout-risk' version '8'"):
+        PredictionLogger("checkout-risk", "8", profile=es.client)

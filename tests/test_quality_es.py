@@ -164,3 +164,35 @@ def test_multiclass_confusion_and_confidence_bins_from_aggregations_equal_the_lo
     assert remote.quality.confusion == local.quality.confusion and remote.quality.labelled == 400
     assert remote.quality.scored == local.quality.scored
     assert metrics(remote.quality, baseline.quality) == metrics(local.quality, baseline.quality)
+
+
+def test_regression_errors_from_aggregations_equal_the_local_ones(es):
+    import numpy as np
+    import pandas as pd
+
+    from logging_adapter import contract as c
+
+    rng = np.random.default_rng(3)
+    y = rng.normal(100, 20, 3000)
+    reference = pd.DataFrame({"x": rng.normal(0, 1, 3000).round(3), "eta": (y + rng.normal(0, 5, 3000)).round(2),
+                              "minutes": y.round(2)})
+    baseline = build_baseline(reference, model="eta", version="2", predictions=["eta"], actual="minutes")
+    assert baseline.quality.task == "regression"
+    preds, outs = [], []
+    for i in range(300):
+        at = T0 + timedelta(seconds=10 * i)
+        truth = float(rng.normal(100, 20))
+        preds.append({"@timestamp": c.utc_iso(at), "predwatch": {"model": {"name": "eta", "version": "2"},
+                      "prediction_id": f"e{i}", "features": {"x": 0.1}, "prediction": round(truth + 30, 2)}})
+        outs.append(c.outcome_record(f"e{i}", round(truth, 2), model="eta", version="2",
+                                     timestamp=c.utc_iso(at + timedelta(minutes=40))))
+    ship(es, preds + outs)
+    join_outcomes(es.client, es.prefix, "eta", lambda v: baseline)
+    remote = EsWindowProfiler(es.client, baseline, prefix=es.prefix).profile(
+        "2026-11-23T00:00:00.000Z", "2026-11-23T01:00:00.000Z", "2")
+    local = LocalProfiler(baseline).profile(read_predictions(preds + outs))
+    got, want = metrics(remote.quality, baseline.quality), metrics(local.quality, baseline.quality)
+    assert got == pytest.approx(want) and want["mean_error"] == pytest.approx(30, abs=0.01)
+    from analyzers.core.window import analyze
+    found = {(f.check, f.metric) for f in analyze(remote, baseline).findings}
+    assert {("quality_drop", "mae"), ("quality_drop", "mean_error")} <= found, "a 30-minute bias"
