@@ -27,18 +27,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pandas as pd  # noqa: E402
 
 from analyzers.core.baseline import build_baseline  # noqa: E402
+from bench.logging_overhead import file_logger as _file_logger  # noqa: E402
 from bench.records import make_features, make_score  # noqa: E402
 from logging_adapter import PredictionFormatter, PredictionLogger  # noqa: E402
 
 
 def file_logger(name: str, path: str) -> logging.Logger:
-    handler = logging.StreamHandler(open(path, "w", encoding="utf-8"))  # noqa: SIM115
-    handler.setFormatter(PredictionFormatter(service="checkout-api"))
-    logger = logging.getLogger(name)
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    return logger
+    return _file_logger(name, PredictionFormatter(service="checkout-api"), path)
 
 
 def main() -> None:

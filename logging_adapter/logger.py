@@ -173,16 +173,10 @@ class PredictionLogger:
                 self._profiler.add_outcome(predicted_at, score, actual, time.time() if timestamp is None else timestamp)
                 self.outcomes += 1
                 return True
-            logger = self.logger
-            if not logger.isEnabledFor(self.level):
+            if not self.logger.isEnabledFor(self.level):
                 return False
-            record = self._record(timestamp)
-            record.msg = OUTCOME_MESSAGE
-            attrs = record.__dict__
-            attrs[PAYLOAD_ATTR] = {"model": self._model, "prediction_id": str(prediction_id), "actual": actual}
-            if self.service:
-                attrs[SERVICE_ATTR] = self.service
-            logger.handle(record)
+            self._handle(timestamp, OUTCOME_MESSAGE,
+                         {"model": self._model, "prediction_id": str(prediction_id), "actual": actual})
             self.outcomes += 1
             return True
         except Exception as exc:  # noqa: BLE001 - logging must never break the model service
@@ -196,14 +190,18 @@ class PredictionLogger:
     def _log_profile(self, payload: dict[str, Any], created: float) -> None:
         """A profile record down the same logging path (called from the profiler's thread)."""
         try:
-            record = self._record(created)
-            record.msg = PROFILE_MESSAGE
-            record.__dict__[PAYLOAD_ATTR] = payload
-            if self.service:
-                record.__dict__[SERVICE_ATTR] = self.service
-            self.logger.handle(record)
+            self._handle(created, PROFILE_MESSAGE, payload)
         except Exception as exc:  # noqa: BLE001
             self._failed(exc)
+
+    def _handle(self, timestamp: float | None, message: str, payload: dict[str, Any]) -> None:
+        """An outcome or profile record through the logger (predictions take their own, faster path)."""
+        record = self._record(timestamp)
+        record.msg = message
+        record.__dict__[PAYLOAD_ATTR] = payload
+        if self.service:
+            record.__dict__[SERVICE_ATTR] = self.service
+        self.logger.handle(record)
 
     def flush(self) -> None:
         """With ``profile=``: count what is queued and log every interval's profile record now."""

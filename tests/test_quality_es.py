@@ -13,17 +13,8 @@ from analyzers.sources.local import LocalProfiler, read_predictions
 from analyzers.sources.outcomes import join_outcomes
 from analyzers.store.baselines import store_baseline
 from analyzers.core.quality import metrics
-from logging_adapter.bulk import doc_from_line, send_bulk
-from test_es_analyzers import config_for
+from test_es_analyzers import config_for, seed as ship
 from test_quality import MODEL, T0, build_baseline, draw, records
-
-
-def ship(es, recs: list[dict]) -> None:
-    docs = [doc_from_line(orjson.dumps(r), es.prefix) for r in recs]
-    for i in range(0, len(docs), 500):
-        outcome = send_bulk(es.client, docs[i:i + 500])
-        assert outcome.created == len(docs[i:i + 500]), outcome
-    es.refresh()
 
 
 @pytest.fixture(scope="module")
