@@ -204,14 +204,19 @@ def install(client: Elasticsearch, *, prefix: str = DEFAULT_PREFIX, retention_da
     return done
 
 
+DAILY_FAMILIES = ("predictions", "outcomes", "intervals")  # the daily indices records go to
+
+
 def expired_indices(names: list[str], prefix: str, retention_days: int, today: date | None = None) -> list[str]:
-    """Daily prediction indices older than the retention, by the exact day in their name."""
+    """Daily prediction, outcome and profile-record indices older than the retention, by the exact day in
+    their name."""
     today = today or datetime.now(timezone.utc).date()
     cutoff = today - timedelta(days=retention_days)
-    start = f"{prefix}-predictions-"
+    starts = tuple(f"{prefix}-{family}-" for family in DAILY_FAMILIES)
     out = []
     for name in names:
-        if not name.startswith(start) or len(name) < len(start) + 11:
+        start = next((s for s in starts if name.startswith(s)), None)
+        if start is None or len(name) < len(start) + 11:
             continue
         try:
             day = datetime.strptime(name[-10:], "%Y.%m.%d").date()
@@ -225,7 +230,9 @@ def expired_indices(names: list[str], prefix: str, retention_days: int, today: d
 def apply_retention(client: Elasticsearch, prefix: str, retention_days: int, today: date | None = None) -> list[str]:
     """Delete expired daily indices by exact name (for clusters without ILM)."""
     try:
-        names = list(client.indices.get(index=predictions_pattern(prefix), expand_wildcards="open,closed"))
+        names = list(client.indices.get(index=",".join(f"{prefix}-{family}-*" for family in DAILY_FAMILIES),
+                                        expand_wildcards="open,closed", ignore_unavailable=True,
+                                        allow_no_indices=True))
     except NotFoundError:
         return []
     expired = expired_indices(names, prefix, retention_days, today)

@@ -86,9 +86,11 @@ def test_setup_reports_an_unreachable_cluster_clearly():
 def test_expired_daily_indices_are_found_by_exact_name():
     from datetime import date
     names = ["predwatch-predictions-m.2026.11.01", "predwatch-predictions-m.2026.11.20",
-             "predwatch-predictions-m.notadate", "predwatch-results-2026.01.01", "predwatch-predictions-x.2026.10.31"]
+             "predwatch-predictions-m.notadate", "predwatch-results-2026.01.01", "predwatch-predictions-x.2026.10.31",
+             "predwatch-outcomes-m.2026.11.01", "predwatch-intervals-m.2026.11.01", "predwatch-intervals-m.2026.11.21"]
     assert expired_indices(names, "predwatch", 7, today=date(2026, 11, 22)) == [
-        "predwatch-predictions-m.2026.11.01", "predwatch-predictions-x.2026.10.31"]
+        "predwatch-intervals-m.2026.11.01", "predwatch-outcomes-m.2026.11.01", "predwatch-predictions-m.2026.11.01",
+        "predwatch-predictions-x.2026.10.31"]
 
 
 # -- the in-process handler -----------------------------------------------------------------------------
