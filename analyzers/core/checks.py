@@ -314,7 +314,9 @@ DETECTORS: dict[str, Detector] = {
 
 def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | None = None,
              reference: str = "training") -> list[CheckResult]:
-    """Every applicable check of every column, decided together (one FDR family per window).
+    """Every applicable check of every column, the model's quality (``quality_drop``,
+    ``estimated_quality_drop``: :mod:`analyzers.core.quality`) and its latency, decided together (one FDR
+    family per window); findings on records then name the segments they concentrate in.
 
     ``baseline`` is the reference the window is judged against; ``reference`` names it in the results."""
     config = config or CheckConfig()

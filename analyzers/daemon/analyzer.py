@@ -24,16 +24,16 @@ from logging_adapter.templates import intervals_pattern, predictions_pattern
 
 from ..core.checks import CheckResult
 from ..core.profile import WindowProfile
+from ..core.quality import latency_percentiles
 from ..core.reference import recent_results
 from ..core.segments import explain
 from ..core.window import analyze
 from ..sources.elastic import EsWindowProfiler
+from ..sources.outcomes import join_outcomes
 from ..store import results as res
 from ..store.baselines import BaselineCache
 from ..store.profiles import load_profiles, profile_doc
 from ..store.state import get_state, put_state
-from ..core.quality import latency_percentiles
-from ..sources.outcomes import join_outcomes
 from .config import DaemonConfig, ModelJob, align, iso
 
 log = logging.getLogger("predwatch.daemon")

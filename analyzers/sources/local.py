@@ -148,9 +148,10 @@ def _parse_lines(prefix: str, lines: Iterable[bytes], first: int) -> Iterator[Li
 
 
 def read_predictions(items: Iterable[dict[str, Any] | Line], *, flat: bool = True
-                     ) -> Iterator[c.Prediction | c.Outcome | Rejected]:
-    """Prediction records from parsed objects (or ``read_jsonl`` lines), and outcome records as
-    :class:`~logging_adapter.contract.Outcome` (never as predictions); anything else is :class:`Rejected`.
+                     ) -> Iterator[c.Prediction | c.Outcome | c.ProfileRecord | Rejected]:
+    """Prediction records from parsed objects (or ``read_jsonl`` lines); outcome and profile records as
+    :class:`~logging_adapter.contract.Outcome` and :class:`~logging_adapter.contract.ProfileRecord` (never as
+    predictions); anything else is :class:`Rejected`.
 
     ``flat=False``: nested feature objects stay nested (``LocalProfiler`` flattens per chunk).
     """
