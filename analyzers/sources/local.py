@@ -175,6 +175,66 @@ def read_predictions(items: Iterable[dict[str, Any] | Line], *, flat: bool = Tru
             yield Rejected(f"{prefix}{number}" if prefix else f"record {number}", str(exc))
 
 
+def read_records(paths: Iterable[str | Path]) -> Iterator[c.Prediction | c.Outcome | c.ProfileRecord | Rejected]:
+    """``read_predictions(read_jsonl(paths), flat=False)``, faster: canonical prediction lines take a short
+    path (:func:`_records`), everything else the full one, with the same result."""
+    for path in paths:
+        path = Path(path)
+        opener = gzip.open if path.suffix == ".gz" else open
+        try:
+            with opener(path, "rb") as fh:
+                yield from _records(f"{path.name}:", fh, 1)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise UnreadableFile(f"{path}: {_unreadable(exc)}") from None
+
+
+def read_records_range(path: str | Path, start: int, end: int) -> Iterator[c.Prediction | c.Outcome | c.ProfileRecord
+                                                                           | Rejected]:
+    """:func:`read_records` of the lines that start in ``[start, end)`` (see :func:`read_jsonl_range`)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            start = _line_start(fh, start)
+            yield from _records(f"{path.name}@{start}+", _lines_until(fh, end - start), 1)
+    except OSError as exc:
+        raise UnreadableFile(f"{path}: {_unreadable(exc)}") from None
+
+
+_CANONICAL_NS = frozenset({"model", "prediction_id", "features", "prediction", "latency_ms"})
+
+
+def _records(prefix: str, lines: Iterable[bytes], first: int) -> Iterator[c.Prediction | c.Outcome | c.ProfileRecord
+                                                                          | Rejected]:
+    """Records of JSON lines. A line in the canonical form whose only objects are the contract's own
+    (counted by its braces: no nested feature, no array, no brace inside a string) and whose fields have
+    the contract's types becomes a :class:`Prediction` here; any other line goes through
+    :func:`_parse_lines` and :func:`read_predictions`, which check and explain everything."""
+    loads, decode_error, top, canonical_ns = orjson.loads, orjson.JSONDecodeError, c._CANONICAL_TOP, _CANONICAL_NS
+    prediction, max_line = c.Prediction, c.MAX_LINE
+    for number, line in enumerate(lines, first):
+        try:
+            obj = loads(line)
+        except decode_error:
+            obj = None
+        if type(obj) is dict:
+            ns = obj.get(c.NAMESPACE)
+            if type(ns) is dict and ns.keys() <= canonical_ns and obj.keys() <= top:
+                features, model = ns.get("features"), ns.get("model")
+                braces = 3 + (type(model) is dict) + (type(obj.get("service")) is dict) + \
+                    (type(obj.get("event")) is dict) + (type(obj.get("labels")) is dict)
+                if (type(features) is dict and type(model) is dict and line.count(b"{") == braces
+                        and b"[" not in line and len(line) <= max_line):
+                    name, version, pid, stamp = model.get("name"), model.get("version"), ns.get("prediction_id"), \
+                        obj.get(c.TIMESTAMP)
+                    if ((name is None or type(name) is str) and (version is None or type(version) is str)
+                            and (pid is None or type(pid) is str) and (stamp is None or type(stamp) is str)):
+                        latency = ns.get("latency_ms")
+                        yield prediction(stamp, name, version, pid, features, ns.get("prediction"),
+                                         latency if type(latency) in (int, float) else None)
+                        continue
+        yield from read_predictions(_parse_lines(prefix, [line], number), flat=False)
+
+
 class LocalProfiler:
     """Profiles prediction records against a baseline, chunk by chunk.
 
@@ -215,7 +275,7 @@ class LocalProfiler:
         paths = [Path(p) for p in paths]
         ranges = _split(paths, workers)
         if workers <= 1 or len(ranges) <= 1:
-            return self.assemble(self.windows(read_predictions(read_jsonl(paths), flat=False)))
+            return self.assemble(self.windows(read_records(paths)))
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -271,8 +331,7 @@ class LocalProfiler:
     def _profile_range(self, part: tuple[Path, int, int]
                        ) -> tuple[dict[float | None, WindowProfile], list[Rejected], int]:
         path, start, end = part
-        items = read_jsonl([path]) if end < 0 else read_jsonl_range(path, start, end)
-        profiles = self.windows(read_predictions(items, flat=False))
+        profiles = self.windows(read_records([path]) if end < 0 else read_records_range(path, start, end))
         located = [Rejected(locate(path, r.where), r.reason) for r in self.rejections]
         return profiles, located, self.rejected, self.pending, self.outcomes, self.profiled
 
