@@ -121,3 +121,32 @@ def test_equal_values_of_another_type_are_still_mismatches(baseline):
     member = profile(baseline, recs, chunk=40).columns["is_member"]
     assert member.mismatched == 20 and member.categories == {"true": 20}
     assert member.mismatch_examples == ["1"]
+
+
+def test_the_short_path_for_canonical_lines_gives_the_full_paths_profile(baseline, tmp_path):
+    """Lines the short path takes and lines it must leave to the full one, mixed: the same profile and the
+    same rejections as reading every line the long way."""
+    import orjson
+
+    from analyzers.sources.local import read_jsonl, read_records
+
+    records = synth.records(synth.table(300, seed=77))
+    tricky = [dict(records[0], predwatch=dict(records[0]["predwatch"], model={"name": "checkout-risk", "version": 7})),
+              dict(records[1], predwatch=dict(records[1]["predwatch"], prediction_id=12)),
+              dict(records[2], predwatch=dict(records[2]["predwatch"], features={**records[2]["predwatch"]["features"],
+                                                                                   "query": "a {brace} [and] list"})),
+              dict(records[3], predwatch=dict(records[3]["predwatch"], features={**records[3]["predwatch"]["features"],
+                                                                                   "age": [1, 2]})),
+              dict(records[4], predwatch=dict(records[4]["predwatch"], prediction={"score": 0.3})),
+              dict(records[5], labels={"tenant": "eu"}),
+              {"predwatch.model.name": "checkout-risk", "predwatch.features.age": 33, "@timestamp": records[6]["@timestamp"]},
+              dict(records[7], predwatch=dict(records[7]["predwatch"], model={"name": {"x": 1}}))]
+    lines = [orjson.dumps(r) for r in records + tricky] + [b"{not json", b"[1, 2]", b"\xef\xbb\xbf" + orjson.dumps(records[8])]
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    slow, fast = LocalProfiler(baseline), LocalProfiler(baseline)
+    a = slow.windows(read_predictions(read_jsonl([path]), flat=False))
+    b = fast.windows(read_records([path]))
+    assert a[None].to_dict() == b[None].to_dict()
+    assert [(r.where, r.reason) for r in slow.rejections] == [(r.where, r.reason) for r in fast.rejections]
+    assert slow.rejected == fast.rejected == 3
