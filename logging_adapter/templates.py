@@ -161,22 +161,18 @@ def prediction_templates(prefix: str, caps: Capabilities, retention_days: int | 
                 "composed_of": [f"{prefix}-predictions-settings", f"{prefix}-predictions-mappings"],
                 "_meta": {"managed_by": "predwatch", "record": c.DATASET},
             },
-            f"{prefix}-outcomes": {
-                "index_patterns": [outcomes_pattern(prefix)],
-                "priority": PRIORITY,
-                "composed_of": [f"{prefix}-predictions-settings"],
-                "template": {"mappings": outcome_mappings()},
-                "_meta": {"managed_by": "predwatch", "record": c.OUTCOME_DATASET},
-            },
-            f"{prefix}-intervals": {
-                "index_patterns": [intervals_pattern(prefix)],
-                "priority": PRIORITY,
-                "composed_of": [f"{prefix}-predictions-settings"],
-                "template": {"mappings": interval_mappings()},
-                "_meta": {"managed_by": "predwatch", "record": c.PROFILE_DATASET},
-            },
+            **_daily(prefix, "outcomes", outcomes_pattern(prefix), outcome_mappings(), c.OUTCOME_DATASET),
+            **_daily(prefix, "intervals", intervals_pattern(prefix), interval_mappings(), c.PROFILE_DATASET),
         },
     }
+
+
+def _daily(prefix: str, family: str, pattern: str, mappings: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """The index template of one more family of daily record indices, with the predictions' settings."""
+    return {f"{prefix}-{family}": {"index_patterns": [pattern], "priority": PRIORITY,
+                                   "composed_of": [f"{prefix}-predictions-settings"],
+                                   "template": {"mappings": mappings},
+                                   "_meta": {"managed_by": "predwatch", "record": dataset}}}
 
 
 def install(client: Elasticsearch, *, prefix: str = DEFAULT_PREFIX, retention_days: int | None = None,

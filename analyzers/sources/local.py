@@ -52,24 +52,33 @@ Line = tuple[str, int, "dict[str, Any] | Rejected"]  # (location prefix, line nu
 def read_jsonl(paths: Iterable[str | Path]) -> Iterator[Line]:
     """``(prefix, line, object)`` from JSONL files (``.gz`` too); bad lines come out as :class:`Rejected`.
     ``prefix + str(line)`` locates the line: ``predictions.jsonl:12``."""
-    for path in paths:
-        path = Path(path)
-        opener = gzip.open if path.suffix == ".gz" else open
-        try:
-            with opener(path, "rb") as fh:
-                yield from _parse_lines(f"{path.name}:", fh, 1)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise UnreadableFile(f"{path}: {_unreadable(exc)}") from None
+    return _each_file(paths, _parse_lines)
 
 
 def read_jsonl_range(path: str | Path, start: int, end: int) -> Iterator[Line]:
     """The lines of a plain JSONL file that *start* at a byte offset in ``[start, end)``. Their numbers
     are relative to the range (``f.jsonl@OFFSET+N``) until :func:`locate` turns them into ``f.jsonl:LINE``."""
+    return _file_range(path, start, end, _parse_lines)
+
+
+def _each_file(paths: Iterable[str | Path], parse: Callable[[str, Iterable[bytes], int], Iterator]) -> Iterator:
+    for path in paths:
+        path = Path(path)
+        opener = gzip.open if path.suffix == ".gz" else open
+        try:
+            with opener(path, "rb") as fh:
+                yield from parse(f"{path.name}:", fh, 1)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise UnreadableFile(f"{path}: {_unreadable(exc)}") from None
+
+
+def _file_range(path: str | Path, start: int, end: int, parse: Callable[[str, Iterable[bytes], int], Iterator]
+                ) -> Iterator:
     path = Path(path)
     try:
         with open(path, "rb") as fh:
             start = _line_start(fh, start)
-            yield from _parse_lines(f"{path.name}@{start}+", _lines_until(fh, end - start), 1)
+            yield from parse(f"{path.name}@{start}+", _lines_until(fh, end - start), 1)
     except OSError as exc:
         raise UnreadableFile(f"{path}: {_unreadable(exc)}") from None
 
@@ -178,26 +187,13 @@ def read_predictions(items: Iterable[dict[str, Any] | Line], *, flat: bool = Tru
 def read_records(paths: Iterable[str | Path]) -> Iterator[c.Prediction | c.Outcome | c.ProfileRecord | Rejected]:
     """``read_predictions(read_jsonl(paths), flat=False)``, faster: canonical prediction lines take a short
     path (:func:`_records`), everything else the full one, with the same result."""
-    for path in paths:
-        path = Path(path)
-        opener = gzip.open if path.suffix == ".gz" else open
-        try:
-            with opener(path, "rb") as fh:
-                yield from _records(f"{path.name}:", fh, 1)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise UnreadableFile(f"{path}: {_unreadable(exc)}") from None
+    return _each_file(paths, _records)
 
 
 def read_records_range(path: str | Path, start: int, end: int) -> Iterator[c.Prediction | c.Outcome | c.ProfileRecord
                                                                            | Rejected]:
     """:func:`read_records` of the lines that start in ``[start, end)`` (see :func:`read_jsonl_range`)."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            start = _line_start(fh, start)
-            yield from _records(f"{path.name}@{start}+", _lines_until(fh, end - start), 1)
-    except OSError as exc:
-        raise UnreadableFile(f"{path}: {_unreadable(exc)}") from None
+    return _file_range(path, start, end, _records)
 
 
 _CANONICAL_NS = frozenset({"model", "prediction_id", "features", "prediction", "latency_ms"})
