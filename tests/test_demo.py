@@ -108,6 +108,10 @@ def test_demo_through_elasticsearch_and_kibana(es, tmp_path):
     assert "dead-lettered" in proc.stdout and "0 errors" in proc.stdout
     assert len(es.docs("predictions-*", size=10)) == 10 and es.client.count(index=f"{es.prefix}-predictions-*")["count"] > 1500
     assert es.docs("metrics", size=1), "results indexed"
+    assert "arrivals to their predictions (0 without one)" in proc.stdout
+    realised = es.client.count(index=f"{es.prefix}-metrics*", query={"bool": {"filter": [
+        {"term": {"predwatch.check": "quality_drop"}}, {"term": {"predwatch.metric": "accuracy"}}]}})["count"]
+    assert realised >= 2, "every day has its realised accuracy"
     assert kibana.requests and kibana.requests[0]["path"] == "/api/saved_objects/_import?overwrite=true"
     assert "Watcher not available" in proc.stdout
     assert (tmp_path / "report-es.html").stat().st_size > 10_000

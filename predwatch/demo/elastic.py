@@ -20,6 +20,7 @@ from logging_adapter.ship import Shipper
 from analyzers.daemon.analyzer import Analyzer
 from analyzers.daemon.config import DaemonConfig, ModelJob, iso
 from analyzers.report import series
+from analyzers.sources.outcomes import join_outcomes
 from analyzers.store import results as res
 from analyzers.store.baselines import store_baseline
 
@@ -49,6 +50,8 @@ def run_es(workdir: str | Path, days: int | None, *, es_url: str, distribution: 
     progress(f"shipped {stats['sent']:,} records ({stats['duplicates']:,} already there, {stats['rejected']:,} "
              "dead-lettered)")
     client.indices.refresh(index=f"{prefix}-*")
+    joined = join_outcomes(client, prefix, MODEL, lambda version: served.baseline, limit=10**9)
+    progress(f"joined {joined.joined:,} arrivals to their predictions ({joined.unmatched:,} without one)")
 
     config = DaemonConfig(settings=settings, prefix=prefix,
                           models=[ModelJob(MODEL, served.baseline.version, window=timedelta(days=1))])
