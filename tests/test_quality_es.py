@@ -187,3 +187,22 @@ def test_regression_errors_from_aggregations_equal_the_local_ones(es):
     from analyzers.core.window import analyze
     found = {(f.check, f.metric) for f in analyze(remote, baseline).findings}
     assert {("quality_drop", "mae"), ("quality_drop", "mean_error")} <= found, "a 30-minute bias"
+
+
+def test_the_analyze_command_joins_outcomes_before_it_analyses(es, es_baseline, tmp_path):
+    import subprocess
+    import sys
+
+    store_baseline(es.client, es_baseline, es.prefix)
+    preds, outs = records(draw(400, 95, flipped=0.5))
+    ship(es, preds + outs)
+    cfg = tmp_path / "predwatch.toml"
+    cfg.write_text(f'[elasticsearch]\nurl = "{es.url}"\ndistribution = "{es.settings.distribution}"\n'
+                   f'prefix = "{es.prefix}"\n\n[[models]]\nname = "{MODEL}"\nversion = "7"\nwindow = "1h"\n')
+    proc = subprocess.run([sys.executable, "-m", "predwatch", "analyze", "--config", str(cfg), "--model", MODEL,
+                           "--start", "2026-11-23T00:00:00Z", "--end", "2026-11-23T01:00:00Z"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "400 outcomes joined to their predictions" in proc.stdout
+    drops = [h["_source"]["predwatch"] for h in es.docs("findings") if h["_source"]["predwatch"]["check"] == "quality_drop"]
+    assert {d["metric"] for d in drops} >= {"accuracy"}

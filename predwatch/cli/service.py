@@ -25,8 +25,9 @@ def run_daemon_cmd(args: argparse.Namespace) -> int:
 
 def _analyze(sub: Subparsers) -> None:
     p = sub.add_parser("analyze", help="analyse a past time range now (backfill, ad hoc)",
-                       description="Analyse [start, end) in the model's window size, as the daemon would; "
-                                   "results are indexed. Exit 1 when there are findings.")
+                       description="Join the outcomes that arrived, then analyse [start, end) in the model's "
+                                   "window size, as the daemon would; results are indexed. Exit 1 when there are "
+                                   "findings.")
     add_config_args(p)
     p.add_argument("--model", required=True, help="a model of the configuration")
     p.add_argument("--start", required=True, help="ISO time, e.g. 2026-11-22T00:00:00Z (aligned down to a window)")
@@ -40,6 +41,7 @@ def run_analyze(args: argparse.Namespace) -> int:
 
     from analyzers.daemon.analyzer import Analyzer
     from analyzers.daemon.config import align, iso
+    from analyzers.sources.outcomes import join_outcomes
 
     config = daemon_config(args)
     try:
@@ -50,6 +52,9 @@ def run_analyze(args: argparse.Namespace) -> int:
     analyzer = Analyzer(make_client(config.settings), config)
     findings = 0
     with elasticsearch_errors(config.settings):
+        joined = join_outcomes(analyzer.client, config.prefix, job.name, lambda v: analyzer.baselines.get(job.name, v))
+        if joined.joined:
+            print(f"{job.name}: {joined.joined:,} outcomes joined to their predictions")
         while start + job.window <= end:
             summary = analyzer.analyze_window(job, start, start + job.window, refresh=True)
             print(f"{job.name} [{iso(start)}, {iso(start + job.window)}): {summary['records']:,} records, "
