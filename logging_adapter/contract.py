@@ -98,6 +98,14 @@ def parse_time(text: str) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
+def seconds_between(earlier: str | None, later: str | None) -> float | None:
+    """Seconds from one record time to a later one (0 when it is earlier); None when either is unreadable."""
+    try:
+        return max(0.0, (parse_time(later) - parse_time(earlier)).total_seconds())
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
 class RecordError(ValueError):
     """A log line that is not a usable prediction record; the message says why."""
 

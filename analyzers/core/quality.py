@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from .values import category_of
+from .values import category_of, is_measured
 
 TASKS = ("binary", "multiclass", "regression")
 HIGHER_IS_BETTER = {"roc_auc", "accuracy", "precision", "recall", "f1", "macro_f1"}
@@ -302,14 +302,14 @@ def add_labelled(prof: QualityProfile, ref: QualityReference, predicted: list[An
     if not pairs:
         return
     if ref.task == "regression":
-        err = np.array([float(p) - float(a) for p, a in pairs if _number(p) and _number(a)])
+        err = np.array([float(p) - float(a) for p, a in pairs if is_measured(p) and is_measured(a)])
         prof.errors += len(err)
         prof.error_sum += float(err.sum())
         prof.abs_error_sum += float(np.abs(err).sum())
         prof.sq_error_sum += float(np.dot(err, err))
         return
     if ref.scored:
-        scores = np.array([float(p) if _number(p) else np.nan for p, _ in pairs])
+        scores = np.array([float(p) if is_measured(p) else np.nan for p, _ in pairs])
         positive = np.array([category_of(a) == ref.positive for _, a in pairs])
         ok = np.isfinite(scores)
         scores, positive = scores[ok], positive[ok]
@@ -331,9 +331,17 @@ def add_scored(prof: QualityProfile, ref: QualityReference, binned: list[Any]) -
     prof.predictions += len(binned)
     if ref.binned is None:
         return
-    scores = np.array([float(p) for p in binned if _number(p)])
+    scores = np.array([float(p) for p in binned if is_measured(p)])
     scores = scores[np.isfinite(scores)]
     prof.scored = _add(prof.scored, np.bincount(score_bins(ref, scores), minlength=len(ref.edges) + 1))
+
+
+def scored_profile(ref: QualityReference, outputs: list[Any], binned: list[Any] | None = None) -> QualityProfile:
+    """The quality counts of a chunk of predictions before any outcome: how many, and (scores or class
+    probabilities) their bins. ``binned``: the values of ``ref.binned`` when it is not the ``outputs``' column."""
+    prof = QualityProfile()
+    add_scored(prof, ref, outputs if binned is None else binned)
+    return prof
 
 
 def calibration_map(ref: QualityReference, scores: np.ndarray, positive: np.ndarray) -> tuple[list[float], float]:
@@ -603,10 +611,6 @@ def _vec_add(a: list[int] | None, b: list[int] | None) -> list[int] | None:
 
 def _add(a: list[int] | None, b: np.ndarray) -> list[int]:
     return b.tolist() if a is None else (np.asarray(a) + b).tolist()
-
-
-def _number(v: Any) -> bool:
-    return (v.__class__ is float or v.__class__ is int) and v == v
 
 
 def _finite(x: float | None) -> float | None:

@@ -34,6 +34,11 @@ def category_of(value: Any) -> str | None:
     return None
 
 
+def is_measured(value: Any) -> bool:
+    """A JSON number that is not NaN (an output or outcome that can enter a metric)."""
+    return is_number(value) and value == value
+
+
 def is_number(value: Any) -> bool:
     """A JSON number (booleans are not numbers here)."""
     return (value.__class__ is float or value.__class__ is int) or (

@@ -44,10 +44,19 @@ class WindowResult:
             "not_judged": [{"check": r.check, "feature": r.feature, "n_window": r.n_window}
                            for r in self.results if not r.judged],
             **({"recent_findings": [r.finding() for r in findings(self.recent)]} if self.recent else {}),
-            **({"quality": quality_section(p.quality, self.baseline.quality, self.unmatched_outcomes)}
-               if self.baseline.quality else {}),
-            **({"latency": latency_percentiles(p.latency)} if p.latency else {}),
+            **({"quality": self.quality} if self.baseline.quality else {}),
+            **({"latency": self.latency} if p.latency else {}),
         }
+
+    @property
+    def quality(self) -> dict[str, Any] | None:
+        """The ``quality`` section: labels, coverage, delay, each metric against its reference, the estimate."""
+        return quality_section(self.profile.quality, self.baseline.quality, self.unmatched_outcomes)
+
+    @property
+    def latency(self) -> dict[str, float] | None:
+        """p50, p95 and p99 latency in milliseconds (None when no record had one)."""
+        return latency_percentiles(self.profile.latency)
 
     @property
     def recent_findings(self) -> list[CheckResult]:

@@ -165,7 +165,6 @@ def render(windows: Sequence[WindowResult], *, title: str | None = None) -> str:
         baseline=latest.baseline,
         windows=windows,
         detail=[(w, feature_views(w)) for w in _detail_windows(windows)],
-        quality_of=quality_view,
         timeline=timeline,
         generated=c.utc_iso(datetime.now(timezone.utc)),
     )
@@ -271,7 +270,7 @@ def _quality_chart(windows: Sequence[WindowResult], xs: list[int], cell: int, la
     metric = "mae" if ref.task == "regression" else "accuracy"
     realised, estimated = [], []
     for x, w, label in zip(xs, windows, labels):
-        section = w.to_json().get("quality") or {}
+        section = w.quality or {}
         value = (section.get("metrics", {}).get(metric) or {}).get("value") if section.get("labelled") else None
         est = (section.get("estimated") or {}).get("accuracy") if metric == "accuracy" else None
         realised.append((x + cell / 2, value, f"{label}: {metric} {number(value)} on {section.get('labelled', 0):,} "
@@ -298,11 +297,6 @@ def _quality_chart(windows: Sequence[WindowResult], xs: list[int], cell: int, la
             "realised_dots": dots(realised), "estimated_dots": dots(estimated),
             "top": number(hi), "bottom": number(lo), "x0": xs[0] if xs else LABEL_WIDTH,
             "x1": (xs[-1] + cell) if xs else LABEL_WIDTH}
-
-
-def quality_view(w: WindowResult) -> dict[str, Any] | None:
-    """A window's quality section as the report shows it."""
-    return w.to_json().get("quality")
 
 
 def _ticks(windows: Sequence[WindowResult], xs: list[int]) -> list[dict[str, Any]]:

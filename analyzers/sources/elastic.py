@@ -309,11 +309,7 @@ def _column_aggs(key: str, col: ColumnBaseline) -> dict[str, Any]:
         f"{key}_ignored": {"filter": {"term": {"_ignored": f}}},
     }
     if col.kind == "numeric":
-        edges = col.edges or []
-        ranges = [{"to": edges[0]}] if edges else [{}]
-        ranges += [{"from": lo, "to": hi} for lo, hi in zip(edges, edges[1:])]
-        if edges:
-            ranges.append({"from": edges[-1]})
+        ranges = _ranges(col.edges, first=None) if col.edges else [{}]
         aggs[f"{key}_bins"] = {"range": {"field": f, "ranges": ranges}}
         aggs[f"{key}_stats"] = {"extended_stats": {"field": f}}
     elif col.kind == "boolean":

@@ -31,7 +31,7 @@ from ..core.baseline import Baseline, ColumnBaseline, bin_index
 from ..core.config import CheckConfig
 from ..core.profile import (EXAMPLES, SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, Rejected, WindowProfile,
                             add_examples)
-from ..core.quality import QualityProfile, add_labelled, add_scored, latency_bins
+from ..core.quality import QualityProfile, QualityReference, add_labelled, latency_bins, scored_profile
 from ..core.segments import MISSING, segment_features
 from ..core.values import category_of, is_number, tokenize_all
 from ..core.reference import recent_results
@@ -424,11 +424,8 @@ class LocalProfiler:
     def _remember(self, key: float | None, records: list[c.Prediction], chunk: WindowProfile) -> None:
         """Keep each prediction's window and output until its outcome is joined; count every output into
         the quality profile's score bins (the estimate needs no outcome)."""
-        ref = self._quality
-        outputs = _outputs(records, ref.column)
-        chunk.quality = QualityProfile()
-        binned = ref.binned
-        add_scored(chunk.quality, ref, outputs if binned in (None, ref.column) else _outputs(records, binned))
+        outputs = outputs_of(records, self._quality.column)
+        chunk.quality = scored_outputs(self._quality, records, outputs)
         pending = self.pending
         for record, output in zip(records, outputs):
             if record.prediction_id is not None:
@@ -449,7 +446,7 @@ class LocalProfiler:
             outputs, actuals, delays = joined.setdefault(key, ([], [], []))
             outputs.append(output)
             actuals.append(actual)
-            delay = _seconds_between(predicted_at, stamp)
+            delay = c.seconds_between(predicted_at, stamp)
             if delay is not None:
                 delays.append(delay)
         for key, (outputs, actuals, delays) in joined.items():
@@ -565,19 +562,19 @@ def _sum(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return dict(Counter(a) + Counter(b))
 
 
-def _outputs(records: list[c.Prediction], column: str) -> list[Any]:
+def scored_outputs(ref: QualityReference, records: list[c.Prediction], outputs: list[Any] | None = None
+                   ) -> QualityProfile:
+    """:func:`~analyzers.core.quality.scored_profile` of records (``outputs``: their ``ref.column``, if known)."""
+    outputs = outputs_of(records, ref.column) if outputs is None else outputs
+    binned = ref.binned
+    return scored_profile(ref, outputs, None if binned in (None, ref.column) else outputs_of(records, binned))
+
+
+def outputs_of(records: list[c.Prediction], column: str) -> list[Any]:
     """One output column of each record: ``prediction`` itself, or ``prediction.<key>`` of an object."""
     key = column.removeprefix(c.PREDICTION_COLUMN).removeprefix(".")
     return [r.prediction if not key or type(r.prediction) is not dict else c.flatten(r.prediction).get(key)
             for r in records]
-
-
-def _seconds_between(earlier: str | None, later: str | None) -> float | None:
-    """Seconds from one record time to another (label delay); None when either is unreadable."""
-    try:
-        return max(0.0, (c.parse_time(later) - c.parse_time(earlier)).total_seconds())
-    except (TypeError, ValueError, AttributeError):
-        return None
 
 
 def _has_objects(rows: list[dict[str, Any]], known: dict[str, Any]) -> bool:

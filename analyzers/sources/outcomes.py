@@ -1,7 +1,7 @@
 """Outcomes joined to their predictions inside Elasticsearch, so that quality comes from aggregations.
 
-Outcome records are indexed apart (``<prefix>-outcomes-<model>.<day>``, ``_id`` the
-prediction's id). Each daemon tick, :func:`join_outcomes` walks the outcomes not yet
+Outcome records are indexed apart (``<prefix>-outcomes-<model>.<day>``, ``_id`` from the
+prediction and the outcome's time). Each daemon tick, :func:`join_outcomes` walks the outcomes not yet
 joined, looks their predictions up by ``_id`` (one ``ids`` search per page; a
 prediction's ``_id`` is its ``prediction_id``) and writes into each prediction
 document what quality needs: the actual outcome, whether it was the positive class
@@ -26,7 +26,7 @@ from logging_adapter.bulk import record_id
 from logging_adapter.templates import outcomes_pattern, predictions_pattern
 
 from ..core.baseline import Baseline
-from ..core.values import category_of
+from ..core.values import category_of, is_measured
 
 PAGE = 1000
 JOINED = "predwatch.joined"
@@ -47,14 +47,13 @@ def outcome_fields(actual: Any, predicted: Any, known_at: str | None, predicted_
                    baseline: Baseline | None) -> dict[str, Any]:
     """The ``predwatch.outcome`` object written into a prediction document."""
     out: dict[str, Any] = {"actual": category_of(actual), "timestamp": known_at}
-    try:
-        out["delay_s"] = max(0.0, (c.parse_time(known_at) - c.parse_time(predicted_at)).total_seconds())
-    except (TypeError, ValueError, AttributeError):
-        pass
+    delay = c.seconds_between(predicted_at, known_at)
+    if delay is not None:
+        out["delay_s"] = delay
     quality = baseline.quality if baseline is not None else None
     if quality is not None and quality.task == "binary":
         out["positive"] = category_of(actual) == quality.positive
-    if quality is not None and quality.task == "regression" and _number(actual) and _number(predicted):
+    if quality is not None and quality.task == "regression" and is_measured(actual) and is_measured(predicted):
         out["error"] = float(predicted) - float(actual)
         out["abs_error"] = abs(out["error"])
     return out
@@ -157,5 +156,3 @@ def _join_page(client: Elasticsearch, prefix: str, model: str, hits: list[dict],
     client.indices.refresh(index=outcomes_pattern(prefix, model), ignore_unavailable=True, allow_no_indices=True)
 
 
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v

@@ -30,8 +30,8 @@ from logging_adapter import contract as c
 
 from ..core.baseline import Baseline
 from ..core.profile import WindowProfile
-from ..core.quality import QualityProfile, add_labelled, add_scored
-from .local import LocalProfiler, _outputs
+from ..core.quality import QualityProfile, add_labelled
+from .local import LocalProfiler, scored_outputs
 
 BATCH = 2000  # predictions profiled together on the background thread
 MAX_QUEUED = 200_000  # past this the caller's thread profiles too (memory stays bounded, nothing is dropped)
@@ -126,9 +126,7 @@ class ProcessProfiler:
             chunk = self._profiler.profile_chunk(records)
             ref = self.baseline.quality
             if ref is not None:  # every prediction's score bin, for the estimate (outcomes join the sample)
-                chunk.quality = QualityProfile()
-                binned = ref.binned
-                add_scored(chunk.quality, ref, _outputs(records, ref.column if binned in (None, ref.column) else binned))
+                chunk.quality = scored_outputs(ref, records)
             self._intervals[key] = self._intervals[key].merge(chunk) if key in self._intervals else chunk
         self.counted += len(batch)
 

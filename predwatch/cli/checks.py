@@ -206,11 +206,10 @@ def format_text(result) -> str:
     start, end = result.bounds or (p.start, p.end)
     lines = [f"model {p.model}  window {start} .. {end}  records {p.records:,}  rejected {p.rejected:,}"
              + (f"  judged against {result.results[0].reference}" if result.results else "")]
-    summary = result.to_json()
-    if summary.get("quality"):
-        lines.append(quality_line(summary["quality"]))
-    if summary.get("latency"):
-        lat = summary["latency"]
+    if result.quality:
+        lines.append(quality_line(result.quality))
+    if result.latency:
+        lat = result.latency
         lines.append(f"latency: p50 {lat['p50']:.3g} ms, p95 {lat['p95']:.3g} ms, p99 {lat['p99']:.3g} ms")
     unjudged = [r for r in result.results if not r.judged]
     if unjudged:

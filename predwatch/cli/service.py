@@ -7,11 +7,17 @@ from .common import (EXIT_FINDINGS, EXIT_OK, Subparsers, UsageError, add_config_
                      elasticsearch_errors, service_logging)
 
 
-def _daemon(sub: Subparsers) -> None:
-    p = sub.add_parser("daemon", help="analyse windows on a schedule and index the results",
-                       description="Scheduled analysis of every configured model; SIGTERM stops it cleanly.")
+def _command(sub: Subparsers, name: str, run, help: str, description: str) -> argparse.ArgumentParser:  # noqa: A002
+    """A subcommand that reads ``predwatch.toml`` and takes the connection flags."""
+    p = sub.add_parser(name, help=help, description=description)
     add_config_args(p)
-    p.set_defaults(run=run_daemon_cmd)
+    p.set_defaults(run=run)
+    return p
+
+
+def _daemon(sub: Subparsers) -> None:
+    _command(sub, "daemon", run_daemon_cmd, "analyse windows on a schedule and index the results",
+             "Scheduled analysis of every configured model; SIGTERM stops it cleanly.")
 
 
 def run_daemon_cmd(args: argparse.Namespace) -> int:
@@ -24,15 +30,12 @@ def run_daemon_cmd(args: argparse.Namespace) -> int:
 
 
 def _analyze(sub: Subparsers) -> None:
-    p = sub.add_parser("analyze", help="analyse a past time range now (backfill, ad hoc)",
-                       description="Join the outcomes that arrived, then analyse [start, end) in the model's "
-                                   "window size, as the daemon would; results are indexed. Exit 1 when there are "
-                                   "findings.")
-    add_config_args(p)
+    p = _command(sub, "analyze", run_analyze, "analyse a past time range now (backfill, ad hoc)",
+                 "Join the outcomes that arrived, then analyse [start, end) in the model's window size, as the "
+                 "daemon would; results are indexed. Exit 1 when there are findings.")
     p.add_argument("--model", required=True, help="a model of the configuration")
     p.add_argument("--start", required=True, help="ISO time, e.g. 2026-11-22T00:00:00Z (aligned down to a window)")
     p.add_argument("--end", required=True, help="ISO time; windows that end by then are analysed")
-    p.set_defaults(run=run_analyze)
 
 
 def run_analyze(args: argparse.Namespace) -> int:
@@ -65,10 +68,8 @@ def run_analyze(args: argparse.Namespace) -> int:
 
 
 def _status(sub: Subparsers) -> None:
-    p = sub.add_parser("status", help="the daemons: live instances, who analyses each model, how far behind",
-                       description="Reads the state index the daemons write (heartbeats, leases, watermarks).")
-    add_config_args(p)
-    p.set_defaults(run=run_status)
+    _command(sub, "status", run_status, "the daemons: live instances, who analyses each model, how far behind",
+             "Reads the state index the daemons write (heartbeats, leases, watermarks).")
 
 
 def run_status(args: argparse.Namespace) -> int:
