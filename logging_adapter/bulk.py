@@ -58,12 +58,7 @@ def doc_from_line(line: bytes, prefix: str = DEFAULT_PREFIX) -> Doc:
     except orjson.JSONDecodeError as exc:
         raise BadRecord(c.unparsable_reason(exc)) from None
     try:
-        if type(obj) is dict and c.is_profile(obj):
-            pred = c.read_profile(obj)
-        elif type(obj) is dict and c.is_outcome(obj):
-            pred = c.read_outcome(obj)
-        else:
-            pred = c.read_prediction(obj)
+        pred = c.read_record(obj)
     except c.RecordError as exc:
         raise BadRecord(str(exc)) from None
     if not pred.model:

@@ -290,6 +290,17 @@ def read_profile(record: Mapping[str, Any]) -> ProfileRecord:
                          ns["profile"])
 
 
+def read_record(record: Mapping[str, Any], *, flat: bool = True) -> "Prediction | Outcome | ProfileRecord":
+    """Any record of the contract, by what it holds: an outcome (``actual``), a profile record (``profile``)
+    or a prediction; :class:`RecordError` with the reason when it is none of them."""
+    if type(record) is dict:
+        if is_outcome(record):
+            return read_outcome(record)
+        if is_profile(record):
+            return read_profile(record)
+    return read_prediction(record, flat=flat)
+
+
 def outcome_record(prediction_id: str, actual: Any, *, model: str, version: str | None,
                    timestamp: str) -> dict[str, Any]:
     """An outcome record in canonical form (what :meth:`PredictionLogger.log_outcome` writes)."""

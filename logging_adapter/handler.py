@@ -152,9 +152,7 @@ class ElasticsearchHandler(logging.Handler):
                 self.stats["ignored"] += 1
                 return
             try:  # the contract, checked where records enter: a poison pill is dead-lettered, never shipped
-                pred = (c.read_profile({c.NAMESPACE: payload}) if "profile" in payload
-                        else c.read_outcome({c.NAMESPACE: payload}) if "actual" in payload
-                        else c.read_prediction({c.NAMESPACE: payload}, flat=False))
+                pred = c.read_record({c.NAMESPACE: payload}, flat=False)
             except c.RecordError as exc:
                 self._reject(record, str(exc))
                 return

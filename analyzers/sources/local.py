@@ -164,8 +164,7 @@ def read_predictions(items: Iterable[dict[str, Any] | Line], *, flat: bool = Tru
 
     ``flat=False``: nested feature objects stay nested (``LocalProfiler`` flattens per chunk).
     """
-    read = functools.partial(c.read_prediction, flat=flat)
-    is_outcome, is_profile = c.is_outcome, c.is_profile
+    read = functools.partial(c.read_record, flat=flat)
     for number, item in enumerate(items, 1):
         prefix = None
         if type(item) is tuple:
@@ -174,12 +173,7 @@ def read_predictions(items: Iterable[dict[str, Any] | Line], *, flat: bool = Tru
             yield item
             continue
         try:
-            if is_outcome(item):
-                yield c.read_outcome(item)
-            elif is_profile(item):
-                yield c.read_profile(item)
-            else:
-                yield read(item)
+            yield read(item)
         except c.RecordError as exc:
             yield Rejected(f"{prefix}{number}" if prefix else f"record {number}", str(exc))
 
