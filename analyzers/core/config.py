@@ -16,6 +16,7 @@ In ``predwatch.toml``::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 CHECKS = (
@@ -114,3 +115,14 @@ def _number(where: str, key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"[{where}] {key}: not a number ({value!r})")
     return float(value)
+
+
+def parse_duration(text: str | int | float) -> timedelta:
+    """``"90s"``, ``"5m"``, ``"1h"``, ``"7d"`` (or seconds as a number)."""
+    if isinstance(text, (int, float)):
+        return timedelta(seconds=text)
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    if not text or text[-1] not in units or not text[:-1].replace(".", "", 1).isdigit():
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 1h, 7d)")
+    return timedelta(seconds=float(text[:-1]) * units[text[-1]])

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
+from .stats import excess_rate_p_value, normal_sf
 from .values import category_of, is_measured
 
 TASKS = ("binary", "multiclass", "regression")
@@ -498,7 +498,7 @@ def quality_measurements(prof: QualityProfile, ref: QualityReference) -> list[Qu
             # sampling at the window's size, the reference's own uncertainty, and the variation between windows
             spread = math.sqrt(sd * sd * (ref.rows / max(prof.labelled, 1) + 1.0) + ref.between.get(name, 0.0) ** 2)
             worse = abs(w - base) if name == "mean_error" else (base - w if name in HIGHER_IS_BETTER else w - base)
-            p = float(sps.norm.sf(worse / spread)) * (2 if name == "mean_error" else 1)
+            p = normal_sf(worse / spread) * (2 if name == "mean_error" else 1)
             out.append(QualityMeasurement("quality_drop", name, degradation(name, w, ref), min(p, 1.0),
                                           prof.labelled, w, base,
                                           f"{name} {w:.4g} on {prof.labelled:,} labelled predictions "
@@ -507,7 +507,7 @@ def quality_measurements(prof: QualityProfile, ref: QualityReference) -> list[Qu
     if est is not None and "accuracy" in ref.metrics:
         base = ref.metrics["accuracy"]
         spread = math.hypot(est["accuracy_sd"], ref.spread.get("accuracy", 0.0), ref.between.get("accuracy", 0.0))
-        p = float(sps.norm.sf((base - est["accuracy"]) / spread)) if spread else 1.0
+        p = normal_sf((base - est["accuracy"]) / spread) if spread else 1.0
         out.append(QualityMeasurement("estimated_quality_drop", "accuracy", degradation("accuracy", est["accuracy"], ref),
                                       p, est["predictions"], est["accuracy"], base,
                                       f"expected accuracy {est['accuracy']:.4g} of {est['predictions']:,} predictions "
@@ -583,7 +583,7 @@ def latency_measurement(window: dict[str, int], reference: dict[str, int]) -> Qu
     ours, theirs = latency_percentiles(window), latency_percentiles(reference)
     cut = latency_bin(theirs["p95"])
     above = sum(k for b, k in window.items() if int(b) > cut)
-    p = float(sps.binom.sf(above - 1, n, 0.05))
+    p = excess_rate_p_value(above, n, 0.05)
     return QualityMeasurement("latency_regression", "p95", ours["p95"] / theirs["p95"], p, n, ours["p95"],
                               theirs["p95"], f"p95 latency {ours['p95']:.4g} ms over {n:,} predictions "
                                              f"(reference {theirs['p95']:.4g} ms; p50 {ours['p50']:.4g}, "

@@ -76,6 +76,15 @@ def excess_rate_p_value(successes: int, trials: int, expected_rate: float) -> fl
     return float(_special.bdtrc(successes - 1, trials, rate))  # P(X >= successes)
 
 
+def normal_sf(z: float) -> float:
+    """One-sided p-value of a standard normal score: ``P(Z >= z)``.
+
+    >>> round(normal_sf(1.6449), 3)
+    0.05
+    """
+    return float(_special.ndtr(-z))
+
+
 def rule_of_succession(events: int, trials: int) -> float:
     """Laplace's estimate ``(events + 1) / (trials + 2)``: a rate never seen is still not zero."""
     return (events + 1.0) / (trials + 2.0)

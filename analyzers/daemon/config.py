@@ -12,18 +12,7 @@ from typing import Any
 from logging_adapter import contract as c
 from logging_adapter.elastic import EsSettings
 
-from ..core.config import CheckConfig
-
-
-def parse_duration(text: str | int | float) -> timedelta:
-    """``"90s"``, ``"5m"``, ``"1h"``, ``"7d"`` (or seconds as a number)."""
-    if isinstance(text, (int, float)):
-        return timedelta(seconds=text)
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    text = text.strip().lower()
-    if not text or text[-1] not in units or not text[:-1].replace(".", "", 1).isdigit():
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 1h, 7d)")
-    return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+from ..core.config import CheckConfig, parse_duration
 
 
 @dataclass

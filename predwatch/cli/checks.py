@@ -131,7 +131,7 @@ def add_workers_arg(p: argparse.ArgumentParser) -> None:
 
 def window_size(args: argparse.Namespace):
     """The ``--window`` as a timedelta, or None for one window of everything."""
-    from analyzers.daemon.config import parse_duration
+    from analyzers.core.config import parse_duration
 
     text = args.window or ("1d" if len(args.logs) > 1 else "all")
     if text == "all":
