@@ -15,7 +15,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import compress, islice, repeat
+from itertools import compress, filterfalse, islice, repeat
 from operator import is_, itemgetter, not_
 from datetime import timedelta
 from pathlib import Path
@@ -37,7 +37,7 @@ from ..core.values import category_of, is_number, tokenize_all
 from ..core.reference import recent_results
 from ..core.window import WindowResult, analyze
 
-CHUNK = 20_000
+CHUNK = 5000
 REASONS_KEPT = 10  # rejected lines whose reason is kept for the user
 
 
@@ -178,51 +178,141 @@ def read_predictions(items: Iterable[dict[str, Any] | Line], *, flat: bool = Tru
             yield Rejected(f"{prefix}{number}" if prefix else f"record {number}", str(exc))
 
 
-def read_records(paths: Iterable[str | Path]) -> Iterator[c.Prediction | c.Outcome | c.ProfileRecord | Rejected]:
-    """``read_predictions(read_jsonl(paths), flat=False)``, faster: canonical prediction lines take a short
-    path (:func:`_records`), everything else the full one, with the same result."""
-    return _each_file(paths, _records)
+@dataclass(slots=True)
+class Columns:
+    """Prediction records column by column, what profiling reads: a file's canonical lines become these
+    lists at C speed without one object per record (:meth:`of` turns records into them)."""
+
+    timestamps: list[str | None]
+    models: list[str | None]
+    versions: list[str | None]
+    prediction_ids: list[str | None]
+    features: list[dict[str, Any]]
+    predictions: list[Any]
+    latencies: list[float | None]
+
+    @classmethod
+    def of(cls, records: Sequence[c.Prediction]) -> "Columns":
+        if not records:
+            return cls([], [], [], [], [], [], [])
+        return cls(*map(list, zip(*((r.timestamp, r.model, r.version, r.prediction_id, r.features, r.prediction,
+                                     r.latency_ms) for r in records))))
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+    def _fields(self) -> tuple[list, ...]:
+        return (self.timestamps, self.models, self.versions, self.prediction_ids, self.features, self.predictions,
+                self.latencies)
+
+    def take(self, rows: Sequence[int]) -> "Columns":
+        """The records at ``rows``, in that order."""
+        return Columns(*([col[i] for i in rows] for col in self._fields()))
+
+    def extend(self, more: "Columns") -> None:
+        for mine, theirs in zip(self._fields(), more._fields()):
+            mine.extend(theirs)
+
+    def records(self) -> list[c.Prediction]:
+        return list(map(c.Prediction, *self._fields()))
 
 
-def read_records_range(path: str | Path, start: int, end: int) -> Iterator[c.Prediction | c.Outcome | c.ProfileRecord
-                                                                           | Rejected]:
+@dataclass(slots=True)
+class Chunk:
+    """A run of lines as read: its canonical predictions as :class:`Columns`, and every other item (other
+    predictions, outcomes, profile records, :class:`Rejected` lines) as it came."""
+
+    columns: Columns
+    others: list[Any]
+
+    def __len__(self) -> int:
+        return len(self.columns) + len(self.others)
+
+
+def read_records(paths: Iterable[str | Path]) -> Iterator[Chunk]:
+    """``read_predictions(read_jsonl(paths), flat=False)`` in :class:`Chunk`\\ s, faster: canonical prediction
+    lines go straight into columns (:func:`_chunks`), everything else the full way, with the same result."""
+    return _each_file(paths, _chunks)
+
+
+def read_records_range(path: str | Path, start: int, end: int) -> Iterator[Chunk]:
     """:func:`read_records` of the lines that start in ``[start, end)`` (see :func:`read_jsonl_range`)."""
-    return _file_range(path, start, end, _records)
+    return _file_range(path, start, end, _chunks)
 
 
-_CANONICAL_NS = frozenset({"model", "prediction_id", "features", "prediction", "latency_ms"})
+PIECE = 500  # lines: in a chunk with a line the short path cannot take, pieces this size go the full way
 
 
-def _records(prefix: str, lines: Iterable[bytes], first: int) -> Iterator[c.Prediction | c.Outcome | c.ProfileRecord
-                                                                          | Rejected]:
-    """Records of JSON lines. A line in the canonical form whose only objects are the contract's own
-    (counted by its braces: no nested feature, no array, no brace inside a string) and whose fields have
-    the contract's types becomes a :class:`Prediction` here; any other line goes through
-    :func:`_parse_lines` and :func:`read_predictions`, which check and explain everything."""
-    loads, decode_error, top, canonical_ns = orjson.loads, orjson.JSONDecodeError, c._CANONICAL_TOP, _CANONICAL_NS
-    prediction, max_line = c.Prediction, c.MAX_LINE
-    for number, line in enumerate(lines, first):
-        try:
-            obj = loads(line)
-        except decode_error:
-            obj = None
-        if type(obj) is dict:
-            ns = obj.get(c.NAMESPACE)
-            if type(ns) is dict and ns.keys() <= canonical_ns and obj.keys() <= top:
-                features, model = ns.get("features"), ns.get("model")
-                braces = 3 + (type(model) is dict) + (type(obj.get("service")) is dict) + \
-                    (type(obj.get("event")) is dict) + (type(obj.get("labels")) is dict)
-                if (type(features) is dict and type(model) is dict and line.count(b"{") == braces
-                        and b"[" not in line and len(line) <= max_line):
-                    name, version, pid, stamp = model.get("name"), model.get("version"), ns.get("prediction_id"), \
-                        obj.get(c.TIMESTAMP)
-                    if ((name is None or type(name) is str) and (version is None or type(version) is str)
-                            and (pid is None or type(pid) is str) and (stamp is None or type(stamp) is str)):
-                        latency = ns.get("latency_ms")
-                        yield prediction(stamp, name, version, pid, features, ns.get("prediction"),
-                                         latency if type(latency) in (int, float) else None)
-                        continue
-        yield from read_predictions(_parse_lines(prefix, [line], number), flat=False)
+def _chunks(prefix: str, lines: Iterable[bytes], first: int) -> Iterator[Chunk]:
+    """Chunks of ``CHUNK`` lines. A piece of ``PIECE`` lines all in the canonical form (:func:`_canonical`)
+    goes into columns; any other piece through :func:`_parse_lines` and :func:`read_predictions`, which check
+    and explain everything. (Pieces keep the parsed objects few enough to stay in the CPU's caches.)"""
+    loads, decode_error, it = orjson.loads, orjson.JSONDecodeError, iter(lines)
+    while block := list(islice(it, CHUNK)):
+        chunk = Chunk(Columns.of(()), [])
+        for lo in range(0, len(block), PIECE):
+            piece = block[lo:lo + PIECE]
+            try:
+                columns = _canonical(list(map(loads, piece)), piece)
+            except decode_error:
+                columns = None
+            if columns is None:
+                chunk.others.extend(read_predictions(_parse_lines(prefix, piece, first + lo), flat=False))
+            else:
+                chunk.columns.extend(columns)
+        yield chunk
+        first += len(block)
+
+
+_DICT, _STR_OR_NONE = frozenset({dict}), frozenset({str, type(None)})
+_NUMBER_OR_NONE = frozenset({int, float, type(None)})
+
+
+def _canonical(objs: list[Any], lines: list[bytes]) -> Columns | None:
+    """Columns of records that are all in the canonical nested form with only the contract's own objects
+    (counted by their braces: no nested feature, no array, no brace inside a string) and the contract's
+    types, which :func:`~logging_adapter.contract.read_record` would read unchanged; None otherwise.
+    Every test runs over the whole list at C speed."""
+    if (set(map(type, objs)) != _DICT or not all(map(c._CANONICAL_TOP.issuperset, objs))
+            or max(map(len, lines)) > c.MAX_LINE):
+        return None
+    ns = list(map(dict.get, objs, repeat(c.NAMESPACE)))
+    if set(map(type, ns)) != _DICT or not all(map(c._CANONICAL_NS.issuperset, ns)):
+        return None
+    features, models = list(map(dict.get, ns, repeat("features"))), list(map(dict.get, ns, repeat("model")))
+    if set(map(type, features)) != _DICT or set(map(type, models)) != _DICT:
+        return None
+    text = b"".join(lines)
+    braces = 4 * len(objs) + sum(list(map(type, map(dict.get, objs, repeat(key)))).count(dict)
+                                 for key in ("service", "event", "labels"))
+    if b"[" in text or text.count(b"{") != braces:
+        return None
+    names, versions = list(map(dict.get, models, repeat("name"))), list(map(dict.get, models, repeat("version")))
+    pids, stamps = list(map(dict.get, ns, repeat("prediction_id"))), list(map(dict.get, objs, repeat(c.TIMESTAMP)))
+    if not all(set(map(type, col)) <= _STR_OR_NONE for col in (names, versions, pids, stamps)):
+        return None
+    latencies = list(map(dict.get, ns, repeat("latency_ms")))
+    if not set(map(type, latencies)) <= _NUMBER_OR_NONE:  # booleans and the rest are no latency
+        latencies = [v if type(v) in (int, float) else None for v in latencies]
+    return Columns(stamps, names, versions, pids, features, list(map(dict.get, ns, repeat("prediction"))), latencies)
+
+
+def _chunked(items: Iterable[Any], size: int) -> Iterator[Chunk]:
+    """Chunks as they come (:func:`read_records`), loose items gathered into chunks of ``size``."""
+    loose: list[Any] = []
+    for item in items:
+        if type(item) is Chunk:
+            if loose:
+                yield Chunk(Columns.of(()), loose)
+                loose = []
+            yield item
+            continue
+        loose.append(item)
+        if len(loose) >= size:
+            yield Chunk(Columns.of(()), loose)
+            loose = []
+    if loose:
+        yield Chunk(Columns.of(()), loose)
 
 
 class LocalProfiler:
@@ -348,21 +438,21 @@ class LocalProfiler:
             if was_enabled:
                 gc.enable()
 
-    def _windows(self, items: Iterable[c.Prediction | Rejected]) -> dict[float | None, WindowProfile]:
+    def _windows(self, items: Iterable[Chunk | c.Prediction | c.Outcome | c.ProfileRecord | Rejected]
+                 ) -> dict[float | None, WindowProfile]:
         model = self.model or self.baseline.model
         windows: dict[float | None, WindowProfile] = {}
         other: dict[str, int] = {}
-        it = iter(items)
         read = 0
-        while batch := list(islice(it, self.chunk)):
-            read += len(batch)
+        for chunk in _chunked(items, self.chunk):
+            read += len(chunk)
             if self._read is not None:
                 with self._read.get_lock():
-                    self._read.value += len(batch)
+                    self._read.value += len(chunk)
             elif self.progress is not None:
                 self.progress(read)
             good: list[c.Prediction] = []
-            for item in batch:
+            for item in chunk.others:
                 if isinstance(item, Rejected):
                     self._reject(item)
                 elif type(item) is c.Outcome:
@@ -371,15 +461,24 @@ class LocalProfiler:
                 elif type(item) is c.ProfileRecord:
                     if item.model is None or item.model == model:
                         self._profiled(item)
-                elif item.model is None or item.model == model:
+                else:
                     good.append(item)
-                else:  # a log shared by several models: each is checked against its own baseline
-                    other[item.model] = other.get(item.model, 0) + 1
-            for key, group in self._by_window(good):
-                chunk = self.profile_chunk(group)
+            records = chunk.columns
+            if good:
+                records.extend(Columns.of(good))
+            if not set(records.models) <= {None, model}:  # a log shared by several models: each is checked
+                keep = []                                  # against its own baseline
+                for i, name in enumerate(records.models):
+                    if name is None or name == model:
+                        keep.append(i)
+                    else:
+                        other[name] = other.get(name, 0) + 1
+                records = records.take(keep)
+            for key, group in self._by_window(records):
+                profile = self.profile_chunk(group)
                 if self._quality is not None:
-                    self._remember(key, group, chunk)
-                _merge_into(windows, {key: chunk})
+                    self._remember(key, group, profile)
+                _merge_into(windows, {key: profile})
         if other:  # said once, on the earliest window (or the only one)
             first = min(windows, key=lambda k: -1 if k is None else k) if windows else None
             windows.setdefault(first, WindowProfile(model=model)).other_models = other
@@ -415,15 +514,15 @@ class LocalProfiler:
         if kept is None or stamp >= kept[0]:
             self.outcomes[item.prediction_id] = (stamp, item.actual)
 
-    def _remember(self, key: float | None, records: list[c.Prediction], chunk: WindowProfile) -> None:
+    def _remember(self, key: float | None, records: Columns, chunk: WindowProfile) -> None:
         """Keep each prediction's window and output until its outcome is joined; count every output into
         the quality profile's score bins (the estimate needs no outcome)."""
         outputs = outputs_of(records, self._quality.column)
         chunk.quality = scored_outputs(self._quality, records, outputs)
         pending = self.pending
-        for record, output in zip(records, outputs):
-            if record.prediction_id is not None:
-                pending[record.prediction_id] = (key, output, record.timestamp)
+        for pid, output, stamp in zip(records.prediction_ids, outputs, records.timestamps):
+            if pid is not None:
+                pending[pid] = (key, output, stamp)
 
     def join_outcomes(self, windows: dict[float | None, WindowProfile]) -> None:
         """Outcomes into the quality profile of their prediction's window, whatever their own time."""
@@ -453,64 +552,65 @@ class LocalProfiler:
         if len(self.rejections) < REASONS_KEPT:
             self.rejections.append(item)
 
-    def _by_window(self, records: list[c.Prediction]) -> Iterator[tuple[float | None, list[c.Prediction]]]:
+    def _by_window(self, records: Columns) -> Iterator[tuple[float | None, Columns]]:
         """Records grouped by the UTC-aligned window their ``@timestamp`` falls in."""
-        if not records:
+        if not len(records):
             return
         if self.window is None:
             yield None, records
             return
         size = self.window.total_seconds()
-        stamps = pd.to_datetime([r.timestamp for r in records], utc=True, errors="coerce", format="ISO8601")
+        stamps = pd.to_datetime(records.timestamps, utc=True, errors="coerce", format="ISO8601")
         seconds = stamps.as_unit("ns").asi8 / 1e9
-        groups: dict[float, list[c.Prediction]] = {}
-        for record, t, bad in zip(records, seconds, stamps.isna()):
+        groups: dict[float, list[int]] = {}
+        for i, (t, bad) in enumerate(zip(seconds, stamps.isna())):
             if bad:
-                self._reject(Rejected(f"record at {record.timestamp!r}", "no usable @timestamp to place it in a window"))
+                self._reject(Rejected(f"record at {records.timestamps[i]!r}",
+                                      "no usable @timestamp to place it in a window"))
                 continue
-            groups.setdefault(float(t // size * size), []).append(record)
-        yield from sorted(groups.items())
+            groups.setdefault(float(t // size * size), []).append(i)
+        if len(groups) == 1 and len(next(iter(groups.values()))) == len(records):
+            yield next(iter(groups)), records
+            return
+        for key, rows in sorted(groups.items()):
+            yield key, records.take(rows)
 
-    def profile_chunk(self, records: list[c.Prediction]) -> WindowProfile:
-        stamps = pd.to_datetime([r.timestamp for r in records], utc=True, errors="coerce", format="ISO8601")
+    def profile_chunk(self, records: Columns | Sequence[c.Prediction]) -> WindowProfile:
+        """The profile of one chunk of prediction records (all of one window)."""
+        if not isinstance(records, Columns):
+            records = Columns.of(records)
+        stamps = pd.to_datetime(records.timestamps, utc=True, errors="coerce", format="ISO8601")
         stamps = stamps[stamps.notna()]
         prof = WindowProfile(
             model=self.model or self.baseline.model,
             records=len(records),
             start=c.utc_iso(stamps.min().to_pydatetime()) if len(stamps) else None,
             end=c.utc_iso(stamps.max().to_pydatetime()) if len(stamps) else None,
-            versions={str(k): n for k, n in Counter(r.version for r in records).items()},
-            hours={str(h): int(n) for h, n in Counter(stamps.day_of_week * 24 + stamps.hour).items()},
+            versions={str(k): n for k, n in Counter(records.versions).items()},
+            hours={str(h): int(n) for h, n in zip(*np.unique(stamps.day_of_week * 24 + stamps.hour, return_counts=True))},
         )
-        latencies = [r.latency_ms for r in records if r.latency_ms is not None]
-        if latencies:
-            prof.latency = latency_bins(latencies)
-        predictions = [r.prediction for r in records]
+        if set(records.latencies) != {None}:
+            prof.latency = latency_bins([v for v in records.latencies if v is not None])
+        predictions = records.predictions
         if dict in set(map(type, predictions)):  # object outputs: prediction.<key> columns
-            rows = [r.columns() for r in records]
+            rows = [r.columns() for r in records.records()]
         else:
-            rows = [r.features for r in records]
-        shapes = Counter(map(tuple, rows))  # records mostly share one key set, in one order
+            rows = records.features
         known = self.baseline.columns
-        if any(k not in known for shape in shapes for k in shape) and _has_objects(rows, known):
+        presence, columns = _keys(rows, known)
+        if any(k not in known for k in presence) and _has_objects(rows, known):
             rows = [c.flatten(row) for row in rows]  # nested feature objects: dotted columns
-            shapes = Counter(map(tuple, rows))
-        presence: Counter[str] = Counter()
-        for shape, n in shapes.items():
-            for key in shape:
-                presence[key] += n
+            presence, columns = _keys(rows, known)
         prof.unknown_columns = {k: n for k, n in presence.items() if k not in known}
-        # One shape: transpose all columns at C speed; otherwise pick them out one by one.
-        columns = dict(zip(next(iter(shapes)), zip(*map(dict.values, rows)))) if len(shapes) == 1 else {}
         aligned: dict[str, Sequence[Any]] = {}  # values of every record, in record order
         for name, col in known.items():
             if name == c.PREDICTION_COLUMN and name not in presence:
                 values = aligned[name] = predictions
             elif name in columns:
                 values = aligned[name] = columns[name]
-            elif presence[name] == len(rows):
+            elif presence.get(name) == len(rows):
                 values = aligned[name] = list(map(itemgetter(name), rows))
-            elif presence[name]:
+            elif presence.get(name):
                 values = [row[name] for row in rows if name in row]
             else:
                 prof.columns[name] = ColumnProfile.empty(col.kind, col.edges)
@@ -556,19 +656,36 @@ def _sum(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return dict(Counter(a) + Counter(b))
 
 
-def scored_outputs(ref: QualityReference, records: list[c.Prediction], outputs: list[Any] | None = None
+def scored_outputs(ref: QualityReference, records: Columns | Sequence[c.Prediction], outputs: list[Any] | None = None
                    ) -> QualityProfile:
     """:func:`~analyzers.core.quality.scored_profile` of records (``outputs``: their ``ref.column``, if known)."""
+    if not isinstance(records, Columns):
+        records = Columns.of(records)
     outputs = outputs_of(records, ref.column) if outputs is None else outputs
     binned = ref.binned
     return scored_profile(ref, outputs, None if binned in (None, ref.column) else outputs_of(records, binned))
 
 
-def outputs_of(records: list[c.Prediction], column: str) -> list[Any]:
+def outputs_of(records: Columns, column: str) -> list[Any]:
     """One output column of each record: ``prediction`` itself, or ``prediction.<key>`` of an object."""
     key = column.removeprefix(c.PREDICTION_COLUMN).removeprefix(".")
-    return [r.prediction if not key or type(r.prediction) is not dict else c.flatten(r.prediction).get(key)
-            for r in records]
+    return [p if not key or type(p) is not dict else c.flatten(p).get(key) for p in records.predictions]
+
+
+def _keys(rows: list[dict[str, Any]], known: dict[str, Any]) -> tuple[dict[str, int], dict[str, list[Any]]]:
+    """How many rows hold each key; and, when every row holds the same keys, every column picked out at C
+    speed (the usual chunk, which a logger wrote: no count of key sets needed)."""
+    first = rows[0] if rows else {}
+    if all(map(known.__contains__, first)) and set(map(len, rows)) == {len(first)}:
+        try:  # same size, and each of the first row's keys in every row: the same keys
+            return dict.fromkeys(first, len(rows)), {k: list(map(itemgetter(k), rows)) for k in first}
+        except KeyError:
+            pass
+    presence: Counter[str] = Counter()
+    for shape, n in Counter(map(tuple, rows)).items():
+        for key in shape:
+            presence[key] += n
+    return presence, {}
 
 
 def _has_objects(rows: list[dict[str, Any]], known: dict[str, Any]) -> bool:
@@ -744,12 +861,12 @@ def _text(prof: ColumnProfile, values: Sequence[Any], vocab: frozenset[str]) -> 
             prof.mismatched += 1
             if len(prof.mismatch_examples) < EXAMPLES:
                 prof.mismatch_examples = add_examples(prof.mismatch_examples, [_shown(v)])
-    counts = Counter(tokenize_all(texts))
-    oov = {tok: n for tok, n in counts.items() if tok not in vocab}
+    tokens = tokenize_all(texts)
+    oov = Counter(filterfalse(vocab.__contains__, tokens))  # only the few words outside it are counted
     prof.texts = len(texts)
-    prof.tokens = sum(counts.values())
-    prof.oov_tokens = sum(oov.values())
-    prof.oov_values = dict(Counter(oov).most_common(UNSEEN_KEEP))
+    prof.tokens = len(tokens)
+    prof.oov_tokens = oov.total()
+    prof.oov_values = dict(oov.most_common(UNSEEN_KEEP))
 
 
 def analyze_files(paths: Iterable[str | Path], baseline: Baseline, config: CheckConfig | None = None,
