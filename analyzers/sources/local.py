@@ -16,11 +16,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress, filterfalse, islice, repeat
-from operator import is_, itemgetter, not_
+from operator import attrgetter, is_, itemgetter, not_
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import numpy as np
 import orjson
 import pandas as pd
@@ -247,15 +248,12 @@ def _chunks(prefix: str, lines: Iterable[bytes], first: int) -> Iterator[Chunk]:
     """Chunks of ``CHUNK`` lines. A piece of ``PIECE`` lines all in the canonical form (:func:`_canonical`)
     goes into columns; any other piece through :func:`_parse_lines` and :func:`read_predictions`, which check
     and explain everything. (Pieces keep the parsed objects few enough to stay in the CPU's caches.)"""
-    loads, decode_error, it = orjson.loads, orjson.JSONDecodeError, iter(lines)
+    it = iter(lines)
     while block := list(islice(it, CHUNK)):
         chunk = Chunk(Columns.of(()), [])
         for lo in range(0, len(block), PIECE):
             piece = block[lo:lo + PIECE]
-            try:
-                columns = _canonical(list(map(loads, piece)), piece)
-            except decode_error:
-                columns = None
+            columns = _canonical(piece)
             if columns is None:
                 chunk.others.extend(read_predictions(_parse_lines(prefix, piece, first + lo), flat=False))
             else:
@@ -264,37 +262,58 @@ def _chunks(prefix: str, lines: Iterable[bytes], first: int) -> Iterator[Chunk]:
         first += len(block)
 
 
-_DICT, _STR_OR_NONE = frozenset({dict}), frozenset({str, type(None)})
+@functools.cache
+def _canonical_decoder() -> tuple[Callable[[bytes], list[Any]], Callable[[Any], Any], Callable[[Any], Any]]:
+    """A decoder of a JSON array of prediction records in the canonical nested form, which refuses any other
+    record: a key the contract does not name at the top or in ``predwatch`` (dotted keys, outcomes, profile
+    records), a field of another type, a feature that is not a scalar, an integer that the full reader (orjson)
+    would read as a float. What it accepts, :func:`~logging_adapter.contract.read_record` reads unchanged."""
+    integer = Annotated[int, msgspec.Meta(ge=-(2 ** 63), le=2 ** 63 - 1)]  # within what orjson reads as int
+    scalar = str | integer | float | bool | None
+    model = msgspec.defstruct("Model", [("name", str | None, None), ("version", str | None, None)])
+    fields = {"model": (model, msgspec.NODEFAULT), "features": (dict[str, scalar], msgspec.NODEFAULT),
+              "prediction_id": (str | None, None), "prediction": (scalar | dict[str, scalar], None),
+              "latency_ms": (Any, None)}
+    assert fields.keys() == c._CANONICAL_NS
+    namespace = msgspec.defstruct("Namespace", [(k, t, d) for k, (t, d) in fields.items()],
+                                  forbid_unknown_fields=True, kw_only=True)
+    top = sorted(c._CANONICAL_TOP)  # the other top-level fields are kept raw: never parsed into objects
+    record = msgspec.defstruct(
+        "Record", [(f"f{i}", namespace, msgspec.NODEFAULT) if key == c.NAMESPACE else
+                   (f"f{i}", str | None, None) if key == c.TIMESTAMP else (f"f{i}", msgspec.Raw, None)
+                   for i, key in enumerate(top)],
+        rename={f"f{i}": key for i, key in enumerate(top)}, forbid_unknown_fields=True, kw_only=True)
+    return msgspec.json.Decoder(list[record]).decode, attrgetter(f"f{top.index(c.NAMESPACE)}"), \
+        attrgetter(f"f{top.index(c.TIMESTAMP)}")
+
+
 _NUMBER_OR_NONE = frozenset({int, float, type(None)})
 
 
-def _canonical(objs: list[Any], lines: list[bytes]) -> Columns | None:
-    """Columns of records that are all in the canonical nested form with only the contract's own objects
-    (counted by their braces: no nested feature, no array, no brace inside a string) and the contract's
-    types, which :func:`~logging_adapter.contract.read_record` would read unchanged; None otherwise.
-    Every test runs over the whole list at C speed."""
-    if (set(map(type, objs)) != _DICT or not all(map(c._CANONICAL_TOP.issuperset, objs))
-            or max(map(len, lines)) > c.MAX_LINE):
+def _canonical(lines: list[bytes]) -> Columns | None:
+    """Columns of lines that are all canonical prediction records (:func:`_canonical_decoder`); None if any
+    is not, or is longer than the contract allows."""
+    decode, namespace, timestamp = _canonical_decoder()
+    if max(map(len, lines)) > c.MAX_LINE:
         return None
-    ns = list(map(dict.get, objs, repeat(c.NAMESPACE)))
-    if set(map(type, ns)) != _DICT or not all(map(c._CANONICAL_NS.issuperset, ns)):
+    try:
+        records = decode(b"[" + b",".join(lines) + b"]")
+    except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    features, models = list(map(dict.get, ns, repeat("features"))), list(map(dict.get, ns, repeat("model")))
-    if set(map(type, features)) != _DICT or set(map(type, models)) != _DICT:
+    if len(records) != len(lines):  # a blank line, or two records on one
         return None
-    text = b"".join(lines)
-    braces = 4 * len(objs) + sum(list(map(type, map(dict.get, objs, repeat(key)))).count(dict)
-                                 for key in ("service", "event", "labels"))
-    if b"[" in text or text.count(b"{") != braces:
-        return None
-    names, versions = list(map(dict.get, models, repeat("name"))), list(map(dict.get, models, repeat("version")))
-    pids, stamps = list(map(dict.get, ns, repeat("prediction_id"))), list(map(dict.get, objs, repeat(c.TIMESTAMP)))
-    if not all(set(map(type, col)) <= _STR_OR_NONE for col in (names, versions, pids, stamps)):
-        return None
-    latencies = list(map(dict.get, ns, repeat("latency_ms")))
+    ns = list(map(namespace, records))
+    models = list(map(_MODEL, ns))
+    latencies = list(map(_LATENCY, ns))
     if not set(map(type, latencies)) <= _NUMBER_OR_NONE:  # booleans and the rest are no latency
         latencies = [v if type(v) in (int, float) else None for v in latencies]
-    return Columns(stamps, names, versions, pids, features, list(map(dict.get, ns, repeat("prediction"))), latencies)
+    return Columns(list(map(timestamp, records)), list(map(_NAME, models)), list(map(_VERSION, models)),
+                   list(map(_PREDICTION_ID, ns)), list(map(_FEATURES, ns)), list(map(_PREDICTION, ns)), latencies)
+
+
+_MODEL, _LATENCY, _NAME, _VERSION = attrgetter("model"), attrgetter("latency_ms"), attrgetter("name"), \
+    attrgetter("version")
+_PREDICTION_ID, _FEATURES, _PREDICTION = attrgetter("prediction_id"), attrgetter("features"), attrgetter("prediction")
 
 
 def _chunked(items: Iterable[Any], size: int) -> Iterator[Chunk]:
@@ -796,7 +815,7 @@ def _numeric(prof: ColumnProfile, col: ColumnBaseline, values: Sequence[Any]) ->
         prof.sum, prof.sumsq = float(arr.sum()), float(np.dot(arr, arr))
 
 
-_NONE = frozenset({type(None)})
+_NONE, _STR = frozenset({type(None)}), frozenset({str})
 
 
 def _categorical(prof: ColumnProfile, col: ColumnBaseline, values: Sequence[Any], known: dict[str, int]) -> None:
@@ -851,8 +870,8 @@ class _Unhashable:
 
 
 def _text(prof: ColumnProfile, values: Sequence[Any], vocab: frozenset[str]) -> None:
-    texts = []
-    for v in values:
+    texts = values if set(map(type, values)) == _STR else []
+    for v in values if texts is not values else ():
         if v.__class__ is str:
             texts.append(v)
         elif v is None:
@@ -862,7 +881,8 @@ def _text(prof: ColumnProfile, values: Sequence[Any], vocab: frozenset[str]) -> 
             if len(prof.mismatch_examples) < EXAMPLES:
                 prof.mismatch_examples = add_examples(prof.mismatch_examples, [_shown(v)])
     tokens = tokenize_all(texts)
-    oov = Counter(filterfalse(vocab.__contains__, tokens))  # only the few words outside it are counted
+    # only the few words outside the vocabulary are counted
+    oov = Counter() if vocab.issuperset(tokens) else Counter(filterfalse(vocab.__contains__, tokens))
     prof.texts = len(texts)
     prof.tokens = len(tokens)
     prof.oov_tokens = oov.total()
