@@ -812,7 +812,9 @@ def _numeric(prof: ColumnProfile, col: ColumnBaseline, values: Sequence[Any]) ->
     prof.bins = np.bincount(bin_index(col.edges or [], arr), minlength=len(col.edges or []) + 1).tolist()
     if len(arr):
         prof.min, prof.max = float(arr.min()), float(arr.max())
-        prof.sum, prof.sumsq = float(arr.sum()), float(np.dot(arr, arr))
+        # (arr * arr).sum(), not np.dot: a BLAS call wakes OpenBLAS threads, which spin on the cores the
+        # worker processes need
+        prof.sum, prof.sumsq = float(arr.sum()), float((arr * arr).sum())
 
 
 _NONE, _STR = frozenset({type(None)}), frozenset({str})
