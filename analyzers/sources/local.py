@@ -264,7 +264,7 @@ def _chunks(prefix: str, lines: Iterable[bytes], first: int) -> Iterator[Chunk]:
 
 @functools.cache
 def _canonical_decoder() -> tuple[Callable[[bytes], list[Any]], Callable[[Any], Any], Callable[[Any], Any]]:
-    """A decoder of a JSON array of prediction records in the canonical nested form, which refuses any other
+    """A decoder of one prediction record in the canonical nested form, which refuses any other
     record: a key the contract does not name at the top or in ``predwatch`` (dotted keys, outcomes, profile
     records), a field of another type, a feature that is not a scalar, an integer that the full reader (orjson)
     would read as a float. What it accepts, :func:`~logging_adapter.contract.read_record` reads unchanged."""
@@ -283,7 +283,7 @@ def _canonical_decoder() -> tuple[Callable[[bytes], list[Any]], Callable[[Any], 
                    (f"f{i}", str | None, None) if key == c.TIMESTAMP else (f"f{i}", msgspec.Raw, None)
                    for i, key in enumerate(top)],
         rename={f"f{i}": key for i, key in enumerate(top)}, forbid_unknown_fields=True, kw_only=True)
-    return msgspec.json.Decoder(list[record]).decode, attrgetter(f"f{top.index(c.NAMESPACE)}"), \
+    return msgspec.json.Decoder(record).decode, attrgetter(f"f{top.index(c.NAMESPACE)}"), \
         attrgetter(f"f{top.index(c.TIMESTAMP)}")
 
 
@@ -296,11 +296,9 @@ def _canonical(lines: list[bytes]) -> Columns | None:
     decode, namespace, timestamp = _canonical_decoder()
     if max(map(len, lines)) > c.MAX_LINE:
         return None
-    try:
-        records = decode(b"[" + b",".join(lines) + b"]")
+    try:  # one line at a time: no copy of the lines into one array (a blank line is refused too)
+        records = list(map(decode, lines))
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
-    if len(records) != len(lines):  # a blank line, or two records on one
         return None
     ns = list(map(namespace, records))
     models = list(map(_MODEL, ns))
@@ -695,11 +693,10 @@ def _keys(rows: list[dict[str, Any]], known: dict[str, Any]) -> tuple[dict[str, 
     """How many rows hold each key; and, when every row holds the same keys, every column picked out at C
     speed (the usual chunk, which a logger wrote: no count of key sets needed)."""
     first = rows[0] if rows else {}
-    if all(map(known.__contains__, first)) and set(map(len, rows)) == {len(first)}:
-        try:  # same size, and each of the first row's keys in every row: the same keys
-            return dict.fromkeys(first, len(rows)), {k: list(map(itemgetter(k), rows)) for k in first}
-        except KeyError:
-            pass
+    if all(map(known.__contains__, first)):
+        order = list(first)
+        if all(map(order.__eq__, map(list, rows))):  # the same keys in the same order: transposed as they are
+            return dict.fromkeys(order, len(rows)), dict(zip(order, zip(*map(dict.values, rows))))
     presence: Counter[str] = Counter()
     for shape, n in Counter(map(tuple, rows)).items():
         for key in shape:
@@ -712,13 +709,16 @@ def _has_objects(rows: list[dict[str, Any]], known: dict[str, Any]) -> bool:
     return any(type(v) is dict for row in rows for k, v in row.items() if k not in known)
 
 
+UNITS_PER_WORKER = 4  # a worker that finishes early takes on more: a core slowed by its neighbours delays less
+
+
 def _split(paths: list[Path], workers: int) -> list[tuple[Path, int, int]]:
     """Work units: byte ranges of large plain files, whole files otherwise (end -1)."""
     units: list[tuple[Path, int, int]] = []
     for path in paths:
         size = path.stat().st_size
         if workers > 1 and path.suffix != ".gz" and size >= PARALLEL_MIN_BYTES:
-            step = -(-size // workers)
+            step = max(-(-size // (workers * UNITS_PER_WORKER)), PARALLEL_MIN_BYTES // 2)
             units += [(path, lo, min(lo + step, size)) for lo in range(0, size, step)]
         else:
             units.append((path, 0, -1))
