@@ -123,6 +123,23 @@ def test_equal_values_of_another_type_are_still_mismatches(baseline):
     assert member.mismatch_examples == ["1"]
 
 
+def test_features_in_another_key_order_give_the_same_profile(baseline):
+    """A chunk whose records share one key order is transposed by position; keys in another order in some
+    records (or one key fewer) must not shift any value into another column."""
+    recs = synth.records(synth.table(600, seed=5))
+    reordered = [dict(r, predwatch=dict(r["predwatch"], features=dict(reversed(r["predwatch"]["features"].items()))))
+                 if i % 2 else r for i, r in enumerate(recs)]
+    ordered = profile(baseline, recs, chunk=600)
+    same(ordered, profile(baseline, reordered, chunk=600))
+    same(ordered, profile(baseline, reordered, chunk=2))  # chunks of one order each, then the other
+    fewer = [dict(r, predwatch=dict(r["predwatch"], features={k: v for k, v in r["predwatch"]["features"].items()
+                                                              if k != "country"})) for r in recs]
+    assert profile(baseline, fewer, chunk=600).columns["country"].present == 0
+    age, ordered_age = profile(baseline, fewer, chunk=600).columns["age"], ordered.columns["age"]
+    assert (age.present, age.nulls, age.bins, age.sum) == (ordered_age.present, ordered_age.nulls, ordered_age.bins,
+                                                           ordered_age.sum)
+
+
 def rounded(doc):
     """Floats to 12 significant digits, all through a document."""
     if isinstance(doc, float):
