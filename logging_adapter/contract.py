@@ -331,8 +331,10 @@ def too_long_reason(size: int) -> str:
     return f"line of {size:,} bytes exceeds the {MAX_LINE:,}-byte limit"
 
 
-_CANONICAL_NS = frozenset({"model", "prediction_id", "features", "prediction", "latency_ms"})
-_CANONICAL_TOP = frozenset({TIMESTAMP, LOG_LEVEL, MESSAGE, ECS_VERSION_FIELD, "service", "event", "labels", NAMESPACE})
+# The canonical nested form's keys (what PredictionLogger writes), in ``predwatch`` and at the top: a record
+# holding no other key takes the fast paths (here, and the schema decoder of analyzers.sources.local).
+CANONICAL_NAMESPACE = frozenset({"model", "prediction_id", "features", "prediction", "latency_ms"})
+CANONICAL_TOP = frozenset({TIMESTAMP, LOG_LEVEL, MESSAGE, ECS_VERSION_FIELD, "service", "event", "labels", NAMESPACE})
 
 
 def read_prediction(record: Mapping[str, Any], *, flat: bool = True) -> Prediction:
@@ -346,8 +348,8 @@ def read_prediction(record: Mapping[str, Any], *, flat: bool = True) -> Predicti
         raise RecordError(f"record is a JSON {type(record).__name__}, not an object")
     ns = record.get(NAMESPACE)
     # Fast path, the canonical nested form: no dotted keys to reconcile.
-    if not (type(ns) is dict and ns.keys() <= _CANONICAL_NS
-            and (record.keys() <= _CANONICAL_TOP or not any(k.startswith(_DOTTED) for k in record))):
+    if not (type(ns) is dict and ns.keys() <= CANONICAL_NAMESPACE
+            and (record.keys() <= CANONICAL_TOP or not any(k.startswith(_DOTTED) for k in record))):
         ns = nest(record).get(NAMESPACE)
         if not isinstance(ns, dict):
             raise RecordError("no 'predwatch' object: not a prediction record")

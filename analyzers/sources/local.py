@@ -274,10 +274,10 @@ def _canonical_decoder() -> tuple[Callable[[bytes], list[Any]], Callable[[Any], 
     fields = {"model": (model, msgspec.NODEFAULT), "features": (dict[str, scalar], msgspec.NODEFAULT),
               "prediction_id": (str | None, None), "prediction": (scalar | dict[str, scalar], None),
               "latency_ms": (Any, None)}
-    assert fields.keys() == c._CANONICAL_NS
+    assert fields.keys() == c.CANONICAL_NAMESPACE
     namespace = msgspec.defstruct("Namespace", [(k, t, d) for k, (t, d) in fields.items()],
                                   forbid_unknown_fields=True, kw_only=True)
-    top = sorted(c._CANONICAL_TOP)  # the other top-level fields are kept raw: never parsed into objects
+    top = sorted(c.CANONICAL_TOP)  # the other top-level fields are kept raw: never parsed into objects
     record = msgspec.defstruct(
         "Record", [(f"f{i}", namespace, msgspec.NODEFAULT) if key == c.NAMESPACE else
                    (f"f{i}", str | None, None) if key == c.TIMESTAMP else (f"f{i}", msgspec.Raw, None)
@@ -604,7 +604,8 @@ class LocalProfiler:
             start=c.utc_iso(stamps.min().to_pydatetime()) if len(stamps) else None,
             end=c.utc_iso(stamps.max().to_pydatetime()) if len(stamps) else None,
             versions={str(k): n for k, n in Counter(records.versions).items()},
-            hours={str(h): int(n) for h, n in zip(*np.unique(stamps.day_of_week * 24 + stamps.hour, return_counts=True))},
+            hours={str(h): int(n)
+                   for h, n in zip(*np.unique(stamps.day_of_week * 24 + stamps.hour, return_counts=True))},
         )
         if set(records.latencies) != {None}:
             prof.latency = latency_bins([v for v in records.latencies if v is not None])
@@ -689,9 +690,9 @@ def outputs_of(records: Columns, column: str) -> list[Any]:
     return [p if not key or type(p) is not dict else c.flatten(p).get(key) for p in records.predictions]
 
 
-def _keys(rows: list[dict[str, Any]], known: dict[str, Any]) -> tuple[dict[str, int], dict[str, list[Any]]]:
-    """How many rows hold each key; and, when every row holds the same keys, every column picked out at C
-    speed (the usual chunk, which a logger wrote: no count of key sets needed)."""
+def _keys(rows: list[dict[str, Any]], known: dict[str, Any]) -> tuple[dict[str, int], dict[str, Sequence[Any]]]:
+    """How many rows hold each key; and, when every row holds the baseline's keys in one order (the usual
+    chunk, which one logger wrote), every column, transposed at C speed without a lookup."""
     first = rows[0] if rows else {}
     if all(map(known.__contains__, first)):
         order = list(first)
@@ -872,16 +873,19 @@ class _Unhashable:
 
 
 def _text(prof: ColumnProfile, values: Sequence[Any], vocab: frozenset[str]) -> None:
-    texts = values if set(map(type, values)) == _STR else []
-    for v in values if texts is not values else ():
-        if v.__class__ is str:
-            texts.append(v)
-        elif v is None:
-            prof.nulls += 1
-        else:
-            prof.mismatched += 1
-            if len(prof.mismatch_examples) < EXAMPLES:
-                prof.mismatch_examples = add_examples(prof.mismatch_examples, [_shown(v)])
+    if set(map(type, values)) == _STR:  # the usual column: text and nothing else
+        texts = values
+    else:
+        texts = []
+        for v in values:
+            if v.__class__ is str:
+                texts.append(v)
+            elif v is None:
+                prof.nulls += 1
+            else:
+                prof.mismatched += 1
+                if len(prof.mismatch_examples) < EXAMPLES:
+                    prof.mismatch_examples = add_examples(prof.mismatch_examples, [_shown(v)])
     tokens = tokenize_all(texts)
     # only the few words outside the vocabulary are counted
     oov = Counter() if vocab.issuperset(tokens) else Counter(filterfalse(vocab.__contains__, tokens))
