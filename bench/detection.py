@@ -24,7 +24,8 @@ import synth  # noqa: E402
 
 from analyzers.core.baseline import build_baseline  # noqa: E402
 from analyzers.core.checks import evaluate, findings  # noqa: E402
-from analyzers.sources.local import LocalProfiler, read_predictions  # noqa: E402
+from analyzers.sources.jsonl import read_predictions  # noqa: E402
+from analyzers.sources.local import LocalProfiler  # noqa: E402
 
 
 def main() -> None:

@@ -332,7 +332,7 @@ def too_long_reason(size: int) -> str:
 
 
 # The canonical nested form's keys (what PredictionLogger writes), in ``predwatch`` and at the top: a record
-# holding no other key takes the fast paths (here, and the schema decoder of analyzers.sources.local).
+# holding no other key takes the fast paths (here, and the schema decoder of analyzers.sources.jsonl).
 CANONICAL_NAMESPACE = frozenset({"model", "prediction_id", "features", "prediction", "latency_ms"})
 CANONICAL_TOP = frozenset({TIMESTAMP, LOG_LEVEL, MESSAGE, ECS_VERSION_FIELD, "service", "event", "labels", NAMESPACE})
 

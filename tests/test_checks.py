@@ -8,7 +8,8 @@ import synth
 from analyzers.core import stats
 from analyzers.core.checks import evaluate, findings
 from analyzers.core.config import CheckConfig
-from analyzers.sources.local import LocalProfiler, read_predictions
+from analyzers.sources.jsonl import read_predictions
+from analyzers.sources.local import LocalProfiler
 
 
 def check(baseline, frame, config=None):

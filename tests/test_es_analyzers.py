@@ -19,7 +19,8 @@ from analyzers.core.checks import findings
 from analyzers.daemon.analyzer import Analyzer
 from analyzers.daemon.config import DaemonConfig, ModelJob, align, iso, parse_duration
 from analyzers.sources.elastic import EsWindowProfiler
-from analyzers.sources.local import LocalProfiler, read_predictions
+from analyzers.sources.jsonl import read_predictions
+from analyzers.sources.local import LocalProfiler
 from analyzers.core.window import analyze
 from conftest import terminate, wait_until
 from logging_adapter.bulk import doc_from_line, send_bulk

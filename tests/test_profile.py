@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 import synth
 from analyzers.core.baseline import bin_index, numeric_edges
 from analyzers.core.profile import WindowProfile
-from analyzers.sources.local import LocalProfiler, read_predictions
+from analyzers.sources.jsonl import read_predictions
+from analyzers.sources.local import LocalProfiler
 
 import numpy as np
 
@@ -157,10 +158,10 @@ def test_the_short_path_for_canonical_lines_gives_the_full_paths_profile(baselin
     lines on the short path."""
     import json
 
-    from analyzers.sources import local
-    from analyzers.sources.local import read_jsonl, read_records
+    from analyzers.sources import jsonl
+    from analyzers.sources.jsonl import read_jsonl, read_records
 
-    monkeypatch.setattr(local, "PIECE", 4)  # pieces of 4 lines: one line the short path refuses in each
+    monkeypatch.setattr(jsonl, "PIECE", 4)  # pieces of 4 lines: one line the short path refuses in each
     records = synth.records(synth.table(600, seed=77))
 
     def changed(i, **ns):

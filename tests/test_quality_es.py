@@ -9,7 +9,8 @@ import pytest
 
 from analyzers.daemon.analyzer import Analyzer
 from analyzers.sources.elastic import EsWindowProfiler
-from analyzers.sources.local import LocalProfiler, read_predictions
+from analyzers.sources.jsonl import read_predictions
+from analyzers.sources.local import LocalProfiler
 from analyzers.sources.outcomes import join_outcomes
 from analyzers.store.baselines import store_baseline
 from analyzers.core.quality import metrics

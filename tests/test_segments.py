@@ -16,7 +16,8 @@ from analyzers.core.checks import evaluate, findings
 from analyzers.core.segments import segments_of
 from analyzers.core.profile import ColumnProfile, WindowProfile
 from analyzers.daemon.analyzer import Analyzer
-from analyzers.sources.local import LocalProfiler, read_predictions
+from analyzers.sources.jsonl import read_predictions
+from analyzers.sources.local import LocalProfiler
 from analyzers.store.baselines import store_baseline
 from conftest import write_jsonl
 from test_es_analyzers import T0, config_for, frame_records, seed

@@ -8,7 +8,8 @@ import pytest
 from analyzers.core.baseline import build_baseline
 from analyzers.core.checks import findings
 from analyzers.core.window import analyze
-from analyzers.sources.local import LocalProfiler, read_predictions
+from analyzers.sources.jsonl import read_predictions
+from analyzers.sources.local import LocalProfiler
 
 KINDS = {"channel": "categorical", "amount": "numeric", "items": "numeric"}
 

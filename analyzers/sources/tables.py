@@ -8,7 +8,7 @@ import pandas as pd
 
 from logging_adapter import contract as c
 
-from .local import read_jsonl
+from .jsonl import read_jsonl
 
 
 def load_table(path: str | Path) -> pd.DataFrame:

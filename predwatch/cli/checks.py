@@ -148,7 +148,8 @@ def window_size(args: argparse.Namespace):
 def _analyze_local(args: argparse.Namespace):
     from analyzers.core.baseline import Baseline
     from analyzers.core.config import CheckConfig
-    from analyzers.sources.local import UnreadableFile, analyze_local, estimate_lines
+    from analyzers.sources.jsonl import UnreadableFile, estimate_lines
+    from analyzers.sources.local import analyze_local
 
     try:
         baseline = Baseline.load(args.baseline)
