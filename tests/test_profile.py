@@ -124,6 +124,20 @@ def test_equal_values_of_another_type_are_still_mismatches(baseline):
     assert member.mismatch_examples == ["1"]
 
 
+def test_a_number_as_text_is_a_mismatch_and_never_out_of_range(baseline):
+    """'0' in a numeric column is a type mismatch: the records that the out-of-range count names are the
+    numbers in the outer bins, not the text numpy would read as 0 (found by hypothesis: a merge of two
+    halves then disagreed with the whole)."""
+    recs = [{"@timestamp": "2026-11-22T07:00:00.000Z",
+             "predwatch": {"model": {"name": "checkout-risk", "version": "7"}, "features": {}, "prediction": p}}
+            for p in (0.0, 0.0, None, "0")]
+    whole = profile(baseline, recs).columns["prediction"]
+    assert whole.bins[0] == 2 and whole.mismatched == 1
+    assert whole.offending["out_of_range"]["country"] == {"(missing)": 2}
+    for cut in range(len(recs) + 1):
+        same(profile(baseline, recs[:cut]).merge(profile(baseline, recs[cut:])), profile(baseline, recs))
+
+
 def test_features_in_another_key_order_give_the_same_profile(baseline):
     """A chunk whose records share one key order is transposed by position; keys in another order in some
     records (or one key fewer) must not shift any value into another column."""

@@ -467,17 +467,14 @@ def _offending_rows(problem: str, col: ColumnBaseline, values: Sequence[Any], kn
         return [i for i, v in enumerate(values) if v is not None and v is not absent
                 and (cat := category_of(v)) is not None and cat not in known]
     low, high = col.edges[0], col.edges[-1]  # out_of_range: the outer bins
-    if bool not in set(map(type, values)):
-        try:
-            numbers = np.asarray(values, dtype=float)  # None reads as NaN, which is in neither bin
-        except (TypeError, ValueError):
-            pass
-        else:
-            return np.flatnonzero((numbers < low) | (numbers >= high)).tolist()
+    if set(map(type, values)) <= _NUMBER_OR_NONE:  # not a string, which numpy would read as its number
+        numbers = np.asarray(values, dtype=float)  # None reads as NaN, which is in neither bin
+        return np.flatnonzero((numbers < low) | (numbers >= high)).tolist()
     return [i for i, v in enumerate(values) if is_number(v) and math.isfinite(v) and (v < low or v >= high)]
 
 
 _STRING_OR_NONE = frozenset({str, type(None), object})  # object: the type of _ABSENT
+_NUMBER_OR_NONE = frozenset({int, float, type(None)})
 
 
 def _positions_of(values: Sequence[Any], marker: Any) -> list[int]:
