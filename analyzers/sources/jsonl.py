@@ -247,7 +247,7 @@ def _chunks(prefix: str, lines: Iterable[bytes], first: int) -> Iterator[Chunk]:
 
 
 @functools.cache
-def _canonical_decoder() -> tuple[Callable[[bytes], list[Any]], Callable[[Any], Any], Callable[[Any], Any]]:
+def _canonical_decoder() -> tuple[Callable[[bytes], Any], Callable[[Any], Any], Callable[[Any], Any]]:
     """A decoder of one prediction record in the canonical nested form, which refuses any other
     record: a key the contract does not name at the top or in ``predwatch`` (dotted keys, outcomes, profile
     records), a field of another type, a feature that is not a scalar, an integer that the full reader (orjson)
