@@ -195,8 +195,8 @@ class LocalProfiler:
                     else:
                         other[name] = other.get(name, 0) + 1
                 records = records.take(keep)
-            for key, group in self._by_window(records):
-                profile = self.profile_chunk(group)
+            for key, group, stamps in self._by_window(records):
+                profile = self.profile_chunk(group, stamps)
                 if self._quality is not None:
                     self._remember(key, group, profile)
                 _merge_into(windows, {key: profile})
@@ -273,12 +273,12 @@ class LocalProfiler:
         if len(self.rejections) < REASONS_KEPT:
             self.rejections.append(item)
 
-    def _by_window(self, records: Columns) -> Iterator[tuple[float | None, Columns]]:
-        """Records grouped by the UTC-aligned window their ``@timestamp`` falls in."""
+    def _by_window(self, records: Columns) -> Iterator[tuple[float | None, Columns, pd.DatetimeIndex | None]]:
+        """Records grouped by the UTC-aligned window their ``@timestamp`` falls in, with those times parsed."""
         if not len(records):
             return
         if self.window is None:
-            yield None, records
+            yield None, records, None
             return
         size = self.window.total_seconds()
         stamps = pd.to_datetime(records.timestamps, utc=True, errors="coerce", format="ISO8601")
@@ -291,16 +291,16 @@ class LocalProfiler:
                 continue
             groups.setdefault(float(t // size * size), []).append(i)
         if len(groups) == 1 and len(next(iter(groups.values()))) == len(records):
-            yield next(iter(groups)), records
+            yield next(iter(groups)), records, stamps
             return
         for key, rows in sorted(groups.items()):
-            yield key, records.take(rows)
+            yield key, records.take(rows), stamps[rows]
 
-    def profile_chunk(self, records: Columns | Sequence[c.Prediction]) -> WindowProfile:
-        """The profile of one chunk of prediction records (all of one window)."""
-        if not isinstance(records, Columns):
-            records = Columns.of(records)
-        stamps = pd.to_datetime(records.timestamps, utc=True, errors="coerce", format="ISO8601")
+    def profile_chunk(self, records: Columns, stamps: pd.DatetimeIndex | None = None) -> WindowProfile:
+        """The profile of one chunk of prediction records (all of one window); ``stamps``: their times, if
+        already parsed."""
+        if stamps is None:
+            stamps = pd.to_datetime(records.timestamps, utc=True, errors="coerce", format="ISO8601")
         stamps = stamps[stamps.notna()]
         prof = WindowProfile(
             model=self.model or self.baseline.model,
@@ -378,11 +378,8 @@ def _sum(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return dict(Counter(a) + Counter(b))
 
 
-def scored_outputs(ref: QualityReference, records: Columns | Sequence[c.Prediction], outputs: list[Any] | None = None
-                   ) -> QualityProfile:
+def scored_outputs(ref: QualityReference, records: Columns, outputs: list[Any] | None = None) -> QualityProfile:
     """:func:`~analyzers.core.quality.scored_profile` of records (``outputs``: their ``ref.column``, if known)."""
-    if not isinstance(records, Columns):
-        records = Columns.of(records)
     outputs = outputs_of(records, ref.column) if outputs is None else outputs
     binned = ref.binned
     return scored_profile(ref, outputs, None if binned in (None, ref.column) else outputs_of(records, binned))

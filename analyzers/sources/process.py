@@ -31,6 +31,7 @@ from logging_adapter import contract as c
 from ..core.baseline import Baseline
 from ..core.profile import WindowProfile
 from ..core.quality import QualityProfile, add_labelled
+from .jsonl import Columns
 from .local import LocalProfiler, scored_outputs
 
 BATCH = 2000  # predictions profiled together on the background thread
@@ -115,14 +116,16 @@ class ProcessProfiler:
 
     def _count(self, batch: list[tuple]) -> None:
         name, version = self.model.get("name"), self.model.get("version")
-        groups: dict[float, list[c.Prediction]] = {}
+        groups: dict[float, list[tuple]] = {}
         size = self.interval
-        for ts, pid, features, prediction, latency in batch:
-            groups.setdefault(ts // size * size, []).append(
-                c.Prediction(c.utc_iso(ts), name, version, pid, features, prediction, latency))
-            if ts > self._latest:
-                self._latest = ts
-        for key, records in groups.items():
+        for row in batch:
+            groups.setdefault(row[0] // size * size, []).append(row)
+            if row[0] > self._latest:
+                self._latest = row[0]
+        for key, rows in groups.items():
+            stamps, pids, features, predictions, latencies = map(list, zip(*rows))
+            records = Columns([c.utc_iso(ts) for ts in stamps], [name] * len(rows), [version] * len(rows), pids,
+                              features, predictions, latencies)
             chunk = self._profiler.profile_chunk(records)
             ref = self.baseline.quality
             if ref is not None:  # every prediction's score bin, for the estimate (outcomes join the sample)
