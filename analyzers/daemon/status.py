@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from elasticsearch import Elasticsearch
 
@@ -48,6 +48,24 @@ def format_status(status: Status) -> str:
     lines += [f"  {name:32s} {len(models)} model(s), heartbeat {beat}" for name, models, beat in status.instances]
     lines.append(f"{'model':32s} {'instance':32s} {'last window end':26s} lag")
     for m in status.models:
-        lag = "-" if m.lag_seconds is None else str(timedelta(seconds=round(m.lag_seconds)))
+        lag = "-" if m.lag_seconds is None else duration(m.lag_seconds)
         lines.append(f"{m.model:32s} {m.instance or '(none)':32s} {m.last_window_end or '-':26s} {lag}")
     return "\n".join(lines)
+
+
+def duration(seconds: float) -> str:
+    """A duration as one, read as such: "15 h 39 min", "2 d 3 h", "42 s" (``15:39:07`` reads as a time of day)."""
+    seconds = round(seconds)
+    sign, seconds = ("-" if seconds < 0 else ""), abs(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        parts = [f"{days} d"] + ([f"{hours} h"] if hours else [])
+    elif hours:
+        parts = [f"{hours} h"] + ([f"{minutes} min"] if minutes else [])
+    elif minutes:
+        parts = [f"{minutes} min"] + ([f"{secs} s"] if secs else [])
+    else:
+        parts = [f"{secs} s"]
+    return sign + " ".join(parts)
