@@ -61,7 +61,9 @@ def test_findings_carry_their_evidence(baseline):
     frame, _ = incidents.new_category_takes_a_tenth(1000, 51)
     (f,) = [f for f in findings(check(baseline, frame)) if f.check == "unseen_category"]
     doc = f.finding()
-    assert doc["severity"] == "critical" and doc["threshold"] == 0.2  # Cohen's h of about 0.64 for 10%
+    # Cohen's h of about 0.64 for 10%: the threshold is the level that was crossed, and both levels are given
+    assert doc["severity"] == "critical" and doc["threshold"] == 0.5
+    assert doc["levels"] == {"warning": 0.2, "critical": 0.5}
     assert 0.07 < doc["observed"] < 0.13 and 0.53 < doc["value"] < 0.74 and doc["p_value"] < 1e-10
     assert doc["examples"][0] == {"value": "XX", "count": pytest.approx(100, abs=30)}
     assert doc["n_window"] > 900 and doc["n_baseline"] > 40_000 and doc["expected"] == 0.0
@@ -168,3 +170,24 @@ def test_a_rare_category_rising_is_seen_on_its_own_not_in_the_other_bin(baseline
     assert ("distribution_shift", "merchant") not in found, "diluted in the 'other' bin"
     rise = found[("category_share", "merchant")]
     assert rise.examples[0]["value"] == "m31" and rise.value >= 0.2 and "training 0.3%" in rise.message
+
+
+def test_threshold_means_the_level_that_was_crossed_in_text_and_json(baseline):
+    """A critical finding shows the critical level (as the report does), a warning the warning level; the JSON
+    carries both levels."""
+    from analyzers.core.window import analyze
+    from predwatch.cli.checks import format_text
+
+    frame, _ = incidents.new_category_takes_a_tenth(1000, 51)
+    profile = LocalProfiler(baseline).profile(read_predictions(synth.records(frame)))
+    result = analyze(profile, baseline)
+    (critical,) = [f for f in result.findings if f.check == "unseen_category"]
+    assert critical.status == "critical" and critical.threshold == 0.5
+    (line,) = [line for line in format_text(result).splitlines() if line.startswith("critical") and "unseen" in line]
+    assert line.split()[4] == "0.5", line
+    (doc,) = [f for f in result.to_json()["findings"] if f["check"] == "unseen_category"]
+    assert doc["threshold"] == 0.5 and doc["levels"] == {"warning": 0.2, "critical": 0.5}
+    lenient = CheckConfig.from_dict({"checks": {"unseen_category": {"warning": 0.3, "critical": 3.0}}})
+    (warning,) = [f for f in analyze(profile, baseline, lenient).findings if f.check == "unseen_category"]
+    assert warning.status == "warning" and warning.threshold == 0.3
+    assert warning.finding()["levels"] == {"warning": 0.3, "critical": 3.0}

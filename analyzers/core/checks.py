@@ -53,7 +53,7 @@ class CheckResult:
     role: str
     status: str
     value: float
-    threshold: float
+    threshold: float  # the level judged by: the critical level when critical, else the warning level
     critical_threshold: float
     p_value: float | None
     adjusted_p_value: float | None
@@ -68,6 +68,20 @@ class CheckResult:
     segments: list[dict[str, Any]] | None = None  # where the offending records concentrate (None: not looked at)
     metric: str | None = None  # quality checks: which metric (accuracy, roc_auc, mae, ...); latency: p95
     labels_pending: bool | None = None  # label trends: the window's outcomes are still arriving
+    warning_threshold: float | None = None  # the warning level (None: ``threshold`` was given as the warning level)
+
+    def __post_init__(self) -> None:
+        # One meaning of ``threshold`` everywhere (text, JSON, stored documents, report): the level that was
+        # crossed. Callers that pass the two levels as ``threshold`` and ``critical_threshold`` still can.
+        if self.warning_threshold is None:
+            self.warning_threshold = self.threshold
+            if self.status == "critical":
+                self.threshold = self.critical_threshold
+
+    @property
+    def levels(self) -> dict[str, float]:
+        """Both configured levels of the check, whichever was crossed."""
+        return {"warning": self.warning_threshold, "critical": self.critical_threshold}
 
     @property
     def severity(self) -> str | None:
@@ -81,6 +95,7 @@ class CheckResult:
             "severity": self.status,
             "value": stats.finite_or_none(round(self.value, 6)),
             "threshold": self.threshold,
+            "levels": self.levels,
             "p_value": stats.finite_or_none(self.p_value),
             "message": self.message,
             "examples": self.examples,
@@ -359,7 +374,8 @@ def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | N
             status = "ok"
         results.append(CheckResult(
             check=check, feature=feature, role=role, status=status, value=m.value,
-            threshold=level.warning, critical_threshold=level.critical, p_value=m.p_value,
+            threshold=level.critical if status == "critical" else level.warning, warning_threshold=level.warning,
+            critical_threshold=level.critical, p_value=m.p_value,
             adjusted_p_value=q, n_window=m.n_window, n_baseline=m.n_baseline, observed=m.observed,
             expected=m.expected, examples=m.examples, judged=judged, reference=reference, metric=metric,
             message=f"{feature}: {m.detail}" if judged else
@@ -372,7 +388,7 @@ def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | N
 def findings(results: list[CheckResult]) -> list[CheckResult]:
     """The alert-worthy results, most severe and largest effect first."""
     bad = [r for r in results if r.status != "ok"]
-    return sorted(bad, key=lambda r: (r.status != "critical", -r.value / (r.threshold or 1)))
+    return sorted(bad, key=lambda r: (r.status != "critical", -r.value / (r.warning_threshold or 1)))
 
 
 def example_text(example: Any) -> str:
