@@ -3,22 +3,26 @@
 The daemon hands it every window's results. Per (model, feature, check) it sends
 a message when a check starts failing (or gets worse), again only after
 ``renotify`` while it keeps failing, and a recovery message when it clears.
-Delivery runs on a background thread with retries and backoff, so a slow or
-failing receiver never holds up analysis.
+Delivery runs on one background thread per receiver, so a slow, failing or
+hanging receiver never holds up analysis nor another receiver. A notification
+is kept (per receiver, in order, bounded) until it is delivered: after
+``attempts`` failed tries it is counted as ``failed`` and tried again with a
+backoff capped at ``retry_cap``, so the user's first message of an incident is
+never its "resolved".
 """
 from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
-import urllib.error
 import urllib.request
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+
+from logging_adapter.elastic import url_host
 
 log = logging.getLogger("predwatch.notifier")
 SEVERITY_RANK = {"ok": 0, "warning": 1, "critical": 2, "error": 2}
@@ -63,8 +67,102 @@ class _Active:
 
 
 @dataclass
+class _Pending:
+    """One notification for one receiver: ``counted`` once it failed a round of ``attempts`` (``failed``)."""
+
+    event: dict[str, Any]
+    counted: bool = False
+
+
+class _Outbox:
+    """The notifications of one receiver, oldest first, and the thread that delivers them in that order."""
+
+    def __init__(self, notifier: "Notifier", target: Target) -> None:
+        self.notifier = notifier
+        self.target = target
+        self.items: deque[_Pending] = deque()
+        self.cond = threading.Condition()
+        self.retry_at = 0.0  # monotonic time of the next try after a failure
+        self.failures = 0  # consecutive failed tries of the oldest notification
+        self.in_flight = False
+        self.closed = False
+        self.last_said = float("-inf")
+        self.thread = threading.Thread(target=self.run, name=f"predwatch-notifier-{url_host(target.url)}", daemon=True)
+        self.thread.start()
+
+    def put(self, event: dict[str, Any]) -> None:
+        n = self.notifier
+        with self.cond:
+            if len(self.items) >= n.max_kept:  # bounded: the oldest not being tried makes room, counted
+                dropped = self.items[1] if self.in_flight and len(self.items) > 1 else self.items[0]
+                self.items.remove(dropped)
+                n.stats["dropped"] += 1
+                n._forget(dropped.event)
+                self.say(f"notification queue of {url_host(self.target.url)} full ({n.max_kept:,}): oldest "
+                         f"dropped ({n.stats['dropped']:,} so far)")
+            self.items.append(_Pending(event))
+            self.cond.notify()
+
+    def unsettled(self) -> int:
+        """Notifications neither delivered nor through their first round of attempts."""
+        with self.cond:
+            return sum(not p.counted for p in self.items)
+
+    def say(self, message: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last_said >= 60.0:
+            self.last_said = now
+            log.warning("%s", message)
+
+    def run(self) -> None:
+        while True:
+            try:
+                if not self.step():
+                    return
+            except Exception as exc:  # noqa: BLE001 - this thread must outlive anything a receiver does
+                log.error("notifier to %s: unexpected %s", url_host(self.target.url), type(exc).__name__)
+                time.sleep(self.notifier.backoff)
+
+    def step(self) -> bool:
+        n = self.notifier
+        with self.cond:
+            while not self.closed and (not self.items or time.monotonic() < self.retry_at):
+                self.cond.wait(max(0.0, self.retry_at - time.monotonic()) if self.items else None)
+            if self.closed:
+                return False
+            pending = self.items[0]
+            self.in_flight = True
+        error = n._post(self.target, pending.event)
+        with self.cond:
+            self.in_flight = False
+            if error is None:
+                if pending in self.items:
+                    self.items.remove(pending)
+                n.stats["sent"] += 1
+                if self.failures >= n.attempts:
+                    log.warning("notifications to %s delivered again (%d kept)", url_host(self.target.url),
+                                len(self.items))
+                self.failures, self.retry_at = 0, 0.0
+                return True
+            self.failures += 1
+            n.stats["retried"] += 1
+            self.retry_at = time.monotonic() + min(n.retry_cap, n.backoff * 2 ** (self.failures - 1))
+            if self.failures >= n.attempts:
+                fresh = [p for p in self.items if not p.counted]
+                for p in fresh:
+                    p.counted = True
+                n.stats["failed"] += len(fresh)
+                if fresh:
+                    self.say(f"notification to {url_host(self.target.url)} failed after {self.failures} attempts: "
+                             f"{error}; {len(self.items):,} kept and tried again ({n.stats['failed']:,} failed so far)")
+            return True
+
+
+@dataclass
 class Notifier:
-    """Deduplicating, retrying webhook notifier. ``observe`` never blocks; ``close`` drains."""
+    """Deduplicating webhook notifier that keeps what it could not deliver. ``observe`` never blocks;
+    ``close`` drains. ``stats``: ``sent``, ``retried`` (failed tries), ``failed`` (notifications that failed a
+    round of ``attempts`` and are kept), ``dropped`` (kept beyond ``max_kept`` per receiver), ``deduplicated``."""
 
     targets: list[Target]
     renotify: timedelta = timedelta(hours=6)
@@ -74,6 +172,8 @@ class Notifier:
     dashboard_url: str | None = None
     state: Any = None  # optional store with load() -> dict and save(dict): open incidents survive restarts
     stats: Counter[str] = field(default_factory=Counter)
+    retry_cap: float = 60.0  # seconds: the longest wait between two tries of a kept notification
+    max_kept: int = 1000  # notifications kept per receiver while it cannot be reached
 
     def __post_init__(self) -> None:
         self._active: dict[tuple[str, str, str, str], _Active] = {}  # (model, feature, check, metric)
@@ -84,11 +184,8 @@ class Notifier:
                     self._active[key] = _Active(item["severity"], item["sent_at"])
             except Exception as exc:  # noqa: BLE001 - a lost memory means one repeated message, not a crash
                 log.warning("notifier state not loaded: %s", exc)
-        self._queue: queue.Queue[tuple[Target, dict[str, Any]] | None] = queue.Queue()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="predwatch-notifier", daemon=True)
-        self._thread.start()
-
+        self._lock = threading.RLock()
+        self._outboxes = [_Outbox(self, target) for target in self.targets]
     @classmethod
     def from_config(cls, doc: dict[str, Any] | None, *, renotify: timedelta = timedelta(hours=6),
                     dashboard_url: str | None = None, state: Any = None) -> "Notifier | None":
@@ -145,46 +242,62 @@ class Notifier:
                 "dashboard": self.dashboard_url}
 
     def _send(self, event: dict[str, Any]) -> None:
-        for target in self.targets:
-            self._queue.put((target, event))
+        for outbox in self._outboxes:
+            outbox.put(event)
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            target, event = item
-            self._deliver(target, event)
-            self._queue.task_done()
+    def _forget(self, event: dict[str, Any]) -> None:
+        """A firing notification that will never be delivered: its incident is no longer "said", so the next
+        window that still fails says it (rather than deduplicating against a message nobody got)."""
+        if event.get("status") != "firing":
+            return
+        key = (event["model"], event["feature"], event["check"], event.get("metric") or "")
+        with self._lock:
+            if self._active.pop(key, None) is not None:
+                self._save()
 
-    def _deliver(self, target: Target, event: dict[str, Any]) -> None:
-        data = target.payload(event)
-        for attempt in range(self.attempts):
-            try:
-                request = urllib.request.Request(target.url, data=data, method="POST",
-                                                 headers={"Content-Type": "application/json"})
-                with urllib.request.urlopen(request, timeout=self.timeout) as resp:
-                    if 200 <= resp.status < 300:
-                        self.stats["sent"] += 1
-                        return
-            except (urllib.error.URLError, OSError) as exc:
-                error = exc
-            else:
-                error = RuntimeError(f"HTTP {resp.status}")
-            self.stats["retried"] += 1
-            if attempt + 1 < self.attempts:
-                time.sleep(self.backoff * 2**attempt)
-        self.stats["failed"] += 1
-        log.error("notification to %s failed after %d attempts: %s", target.url, self.attempts, error)
+    def _post(self, target: Target, event: dict[str, Any]) -> str | None:
+        """One try; None when delivered, else why not (any error at all: a receiver may answer anything)."""
+        try:
+            request = urllib.request.Request(target.url, data=target.payload(event), method="POST",
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=self.timeout) as resp:
+                if 200 <= resp.status < 300:
+                    return None
+                return f"HTTP {resp.status}"
+        except Exception as exc:  # noqa: BLE001 - HTTPError, URLError, timeouts, BadStatusLine, resets, ...
+            return f"{type(exc).__name__}: {_without_url(str(exc), target.url)}"
 
     def drain(self, timeout: float = 30.0) -> bool:
-        """Wait until every queued message was delivered or given up (for tests and shutdown)."""
+        """Wait until every notification was delivered or failed its first round of attempts (and is kept)."""
         deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+        while any(o.unsettled() for o in self._outboxes) and time.monotonic() < deadline:
             time.sleep(0.02)
-        return not self._queue.unfinished_tasks
+        return not any(o.unsettled() for o in self._outboxes)
+
+    def pending(self) -> int:
+        """Notifications kept but not delivered yet, over every receiver."""
+        return sum(len(o.items) for o in self._outboxes)
 
     def close(self, timeout: float = 10.0) -> None:
+        """Drain, stop the threads, and forget the incidents whose firing notification was never delivered
+        (saved, so that after a restart they are said again)."""
         self.drain(timeout)
-        self._queue.put(None)
-        self._thread.join(timeout)
+        undelivered = 0
+        for outbox in self._outboxes:
+            with outbox.cond:
+                outbox.closed = True
+                outbox.cond.notify_all()
+                kept = list(outbox.items)
+            undelivered += len(kept)
+            for pending in kept:
+                self._forget(pending.event)
+        for outbox in self._outboxes:
+            outbox.thread.join(min(timeout, self.timeout + 1.0))
+        if undelivered:
+            log.warning("notifier closed with %d notification(s) not delivered: incidents still open will be "
+                        "notified again", undelivered)
+
+
+def _without_url(text: str, url: str) -> str:
+    """An error message with the webhook's URL (its path is a secret) reduced to its host."""
+    return text.replace(url, url_host(url)) if url else text

@@ -10,16 +10,38 @@ engine) answer with 406. It does so with a node class, not by patching the clien
 """
 from __future__ import annotations
 
+import logging
 import os
+import urllib.parse
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from elastic_transport import HttpHeaders, Urllib3HttpNode
 from elasticsearch import Elasticsearch
 
+log = logging.getLogger("predwatch.setup")
 ENV_PREFIX = "PREDWATCH_ES_"
 DISTRIBUTIONS = ("elasticsearch", "opensearch")
 _COMPAT = "application/vnd.elasticsearch+"
+
+
+def safe_url(url: str) -> str:
+    """A URL as it may be printed or logged: any ``user:password@`` removed (never shown anywhere)."""
+    try:
+        parts = urllib.parse.urlsplit(str(url))
+    except ValueError:
+        return "<unparsable URL>"
+    if "@" not in parts.netloc:
+        return str(url)
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def url_host(url: str) -> str:
+    """Only the host (and port) of a URL: for webhooks, whose path is the secret (a Slack webhook's is)."""
+    try:
+        return urllib.parse.urlsplit(str(url)).netloc.rpartition("@")[2] or "<no host>"
+    except ValueError:
+        return "<unparsable URL>"
 
 
 class PlainJsonNode(Urllib3HttpNode):
