@@ -1,6 +1,7 @@
 """Issue 27: the first hour of a new user, item by item: nothing lost, nothing silent, nothing misleading."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,3 +25,101 @@ def test_status_writes_the_lag_as_a_duration_not_a_time_of_day():
     assert "15:39:07" not in text
     for said in ("15 h 39 min", "42 s", "3 d 5 h", "7 min"):
         assert said in text, text
+
+
+# -- 2 and 4: analyze says why nothing could be judged, and refuses a backwards range -------------------
+
+def _config(es, tmp_path: Path, version: str = "7") -> Path:
+    cfg = tmp_path / "predwatch.toml"
+    cfg.write_text(f'[elasticsearch]\nurl = "{es.url}"\ndistribution = "{es.settings.distribution}"\n'
+                   f'prefix = "{es.prefix}"\n\n[[models]]\nname = "checkout-risk"\nversion = "{version}"\n'
+                   'window = "30m"\n')
+    return cfg
+
+
+def test_analyze_without_the_stored_baseline_says_why_once_and_exits_2(es, tmp_path):
+    import synth
+    from test_es_analyzers import T0, frame_records, seed
+
+    from analyzers.daemon.config import iso
+
+    seed(es, frame_records(synth.table(200, seed=5), T0, 3000))  # records, but no `baseline --es` yet
+    cfg = _config(es, tmp_path)
+    proc = predwatch("analyze", "--config", str(cfg), "--model", "checkout-risk", "--start", iso(T0),
+                     "--end", iso(T0 + (T0 - T0).__class__(hours=2)))
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stderr.count("no baseline of model 'checkout-risk' version '7'") == 1, proc.stderr
+    assert "predwatch baseline --data TRAINING.csv --model checkout-risk --version 7 --es --es-url" in proc.stderr
+    assert "0 records" not in proc.stdout and "Traceback" not in proc.stderr
+    report = predwatch("report", "--es", "--model", "checkout-risk", "--start", iso(T0), "--out",
+                       str(tmp_path / "r.html"), *es.es_args())
+    assert report.returncode == 2, report.stderr
+    assert "no baseline of model 'checkout-risk'" in report.stderr and "predwatch baseline" in report.stderr
+    assert "run `predwatch daemon` or `predwatch analyze` first" not in report.stderr, report.stderr
+
+
+def test_report_from_es_after_a_failed_analysis_gives_its_reason(es, tmp_path):
+    """The daemon wrote analysis_error findings (no baseline): the report says so, not "run analyze first"."""
+    import synth
+    from test_es_analyzers import T0, frame_records, seed
+
+    from analyzers.daemon.analyzer import Analyzer
+    from analyzers.daemon.config import DaemonConfig, iso
+
+    seed(es, frame_records(synth.table(100, seed=6), T0, 1800))
+    config = DaemonConfig.load(str(_config(es, tmp_path)))
+    Analyzer(es.client, config).analyze_window(config.models[0], T0, T0 + (T0 - T0).__class__(minutes=30),
+                                               refresh=True)
+    report = predwatch("report", "--es", "--model", "checkout-risk", "--start", iso(T0), "--out",
+                       str(tmp_path / "r.html"), *es.es_args())
+    assert report.returncode == 2, report.stderr
+    assert "analysed but could not be judged" in report.stderr and "no baseline" in report.stderr, report.stderr
+    assert "first)" not in report.stderr
+
+
+def test_analyze_refuses_a_start_after_the_end(es, tmp_path):
+    cfg = _config(es, tmp_path)
+    proc = predwatch("analyze", "--config", str(cfg), "--model", "checkout-risk", "--start", "2026-11-22T00:00:00Z",
+                     "--end", "2026-11-21T00:00:00Z")
+    assert proc.returncode == 2 and proc.stdout == "", (proc.stdout, proc.stderr)
+    assert proc.stderr.strip().count("\n") == 0 and "--start 2026-11-22T00:00:00Z is not before --end" in proc.stderr
+
+
+# -- 9 and 10: report --es says what each row was judged against, dates it by its start, exits as `report` ----
+
+def test_report_from_es_marks_recent_rows_dates_by_window_start_and_exits_1_with_findings(es, baseline, tmp_path):
+    import incidents
+    from datetime import timedelta
+
+    import orjson
+
+    from analyzers.core.window import analyze
+    from analyzers.daemon.config import iso
+    from analyzers.sources.local import analyze_files
+    from analyzers.store import results as res
+    from conftest import write_jsonl
+    from test_es_analyzers import T0
+
+    import synth
+
+    frame, _ = incidents.mean_shifts(600, 7)
+    window = analyze_files([write_jsonl(tmp_path / "w.jsonl", synth.records(frame))], baseline)
+    assert window.findings
+    recent = analyze(window.profile, baseline).results[0]
+    recent.reference, recent.status, recent.check = "recent", "warning", "oov_rate"
+    start, end = iso(T0), iso(T0 + timedelta(days=1))
+    docs = res.window_docs(window, prefix=es.prefix, model="checkout-risk", version="7", start=start, end=end,
+                           extra=[recent])
+    res.write(es.client, docs, refresh=True)
+    out = tmp_path / "r.html"
+    proc = predwatch("report", "--es", "--model", "checkout-risk", "--start", iso(T0 - timedelta(days=1)),
+                     "--end", iso(T0 + timedelta(days=2)), "--out", str(out), *es.es_args())
+    assert proc.returncode == 1, proc.stderr  # as `predwatch report` on the same findings
+    html = out.read_text()
+    table = html[html.index('<table class="findings">'):html.index("</table>", html.index('<table class="findings">'))]
+    rows = table.split("<tr")[2:]
+    assert len(rows) == len(window.findings) + 1
+    assert sum("recent days" in r for r in rows) == 1, "the row against the recent days is marked"
+    assert all(start[:10] in r and end[:10] not in r for r in rows), "dated by the window's start"
+    critical = sum(f.status == "critical" for f in window.findings)
+    assert re.search(rf'critical findings</div><div class="n"[^>]*>{critical}<', html), "counts only training rows"

@@ -425,7 +425,7 @@ def test_report_from_elasticsearch_shows_the_dashboard_series(es, baseline, brow
     out = tmp_path / "es-report.html"
     proc = run_cli("report", "--es", "--model", "checkout-risk", "--start", iso(t0), "--end",
                    iso(t0 + timedelta(hours=4)), "--out", str(out), *es.es_args())
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # findings: the local report's exit code rule (issue 27)
     html = out.read_text()
     assert "oov_rate" in html and "distribution_shift" in html and "<polyline" in html
     assert html.count('class="feature critical"') + html.count('class="feature warning"') >= 2

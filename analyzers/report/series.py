@@ -16,7 +16,7 @@ from elasticsearch import Elasticsearch
 from logging_adapter import contract as c
 
 from ..core.checks import example_text
-from ..store.series import fetch
+from ..store.series import NothingYet, fetch
 from .html import environment
 
 WIDTH, HEIGHT, LEFT = 520, 140, 34
@@ -81,13 +81,14 @@ def render(data: dict[str, Any], *, model: str, start: str, end: str, source: st
         use_observed = check.split()[0] in ("missing_feature", "unseen_category", "oov_rate", "type_mismatch",
                                             "out_of_range", "quality_drop", "estimated_quality_drop",
                                             "latency_regression")
-        named = {"value": [(m["window"]["end"], m.get("observed") if use_observed else m.get("value")) for m in rows]}
+        # a window is named by its start, as in the local report (a day-5 incident is on day 5)
+        named = {"value": [(m["window"]["start"], m.get("observed") if use_observed else m.get("value")) for m in rows]}
         classes = {"value": "line-value", "expected": "line-expected", "threshold": "line-threshold"}
         if use_observed:
-            named["expected"] = [(m["window"]["end"], m.get("expected")) for m in rows]
+            named["expected"] = [(m["window"]["start"], m.get("expected")) for m in rows]
         else:
-            named["threshold"] = [(m["window"]["end"], m.get("threshold")) for m in rows]
-        bad = [(m["window"]["end"], (m.get("observed") if use_observed else m.get("value")) or 0.0, m["status"])
+            named["threshold"] = [(m["window"]["start"], m.get("threshold")) for m in rows]
+        bad = [(m["window"]["start"], (m.get("observed") if use_observed else m.get("value")) or 0.0, m["status"])
                for m in rows if m.get("status") in ("warning", "critical")]
         status = "critical" if any(m["status"] == "critical" for m in rows) else (
             "warning" if any(m["status"] == "warning" for m in rows) else "ok")
@@ -104,26 +105,81 @@ def render(data: dict[str, Any], *, model: str, start: str, end: str, source: st
     prediction_chart = line_chart("prediction percentiles", pct,
                                   {"p10": "line-expected", "p50": "line-value", "p90": "line-expected"},
                                   width=2 * WIDTH)
-    findings = [{"end": f["predwatch"]["window"]["end"], "severity": f["predwatch"].get("severity"),
-                 "check": f["predwatch"]["check"] + (f' · {f["predwatch"]["metric"]}' if f["predwatch"].get("metric")
-                                                     else ""),
-                 "feature": f["predwatch"]["feature"],
-                 "value": f["predwatch"].get("value"),
-                 "threshold": f["predwatch"].get("critical_threshold" if f["predwatch"].get("severity") == "critical"
-                                                 else "threshold"),
-                 "message": f.get("message", ""),
-                 "examples": [example_text(e) for e in (f["predwatch"].get("examples") or [])][:5]}
-                for f in data["findings"]]
+    findings = [finding_row(f) for f in data["findings"]]
+    findings.sort(key=lambda f: (f["start"], f["recent"]), reverse=True)
     windows = len({m["window"]["start"] for m in data["metrics"]})
+    training = [f for f in findings if not f["recent"]]
     return environment.get_template("series_report.html.j2").render(
         title=f"predwatch report: {model}", source=source, start=start, end=end,
         generated=c.utc_iso(datetime.now(timezone.utc)), windows=windows, volume=volume, volume_chart=volume_chart,
-        prediction_chart=prediction_chart if prediction_chart.lines else None, findings=findings, series=series)
+        prediction_chart=prediction_chart if prediction_chart.lines else None, findings=findings, series=series,
+        training=training, recent=[f for f in findings if f["recent"]])
 
 
-def write(client: Elasticsearch, prefix: str, model: str, start: str, end: str, out: str | Path, source: str) -> Path:
+def finding_row(doc: dict[str, Any]) -> dict[str, Any]:
+    """A finding document as a row of the report: dated by its window's start, and saying what it was judged
+    against (training, or the recent days: two questions, counted apart)."""
+    p = doc["predwatch"]
+    reference = p.get("reference") or "training"
+    return {"start": p["window"]["start"], "end": p["window"]["end"], "severity": p.get("severity"),
+            "check": p["check"] + (f' · {p["metric"]}' if p.get("metric") else ""),
+            "feature": p["feature"], "value": p.get("value"),
+            "threshold": p.get("critical_threshold" if p.get("severity") == "critical" else "threshold"),
+            "recent": reference == "recent", "against": "recent days" if reference == "recent" else reference,
+            "message": doc.get("message", ""),
+            "examples": [example_text(e) for e in (p.get("examples") or [])][:5]}
+
+
+@dataclass
+class Written:
+    """Where the report went, and how many findings against training it shows (the exit code's rule, as for
+    the local report: findings against the recent days are shown, not counted)."""
+
+    path: Path
+    findings: int
+
+
+def write(client: Elasticsearch, prefix: str, model: str, start: str, end: str, out: str | Path, source: str
+          ) -> Written:
     out = Path(out)
+    try:
+        data = fetch(client, prefix, model, start, end)
+    except NothingYet as exc:
+        raise NothingYet(what_is_missing(client, prefix, model, start, end, str(exc))) from None
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(fetch(client, prefix, model, start, end), model=model, start=start, end=end, source=source),
-                   encoding="utf-8")
-    return out
+    out.write_text(render(data, model=model, start=start, end=end, source=source), encoding="utf-8")
+    found = sum(1 for f in data["findings"] if (f["predwatch"].get("reference") or "training") != "recent")
+    return Written(out, found)
+
+
+def what_is_missing(client: Elasticsearch, prefix: str, model: str, start: str, end: str, nothing_yet: str) -> str:
+    """Why no window of the model has results in the range, when the cluster can tell: the analysis ran and
+    failed (its reason, instead of "nothing analysed yet"), or, besides ``nothing_yet``, the baseline was
+    never stored or there are no records to analyse."""
+    from logging_adapter.templates import predictions_pattern
+
+    from ..store import results as res
+
+    in_range = {"bool": {"filter": [{"term": {c.MODEL_NAME: model}}, {"term": {"predwatch.check": "analysis_error"}},
+                                    {"range": {res.WINDOW_START: {"gte": start, "lt": end}}}]}}
+    failed = client.search(index=res.findings_index(prefix), size=1, query=in_range, sort=[{res.WINDOW_START: "desc"}],
+                           ignore_unavailable=True, allow_no_indices=True)["hits"]
+    total = failed["total"]["value"] if isinstance(failed["total"], dict) else failed["total"]
+    if failed["hits"]:
+        reason = failed["hits"][0]["_source"].get("message", "")
+        return (f"{total:,} window(s) of model {model!r} in [{start}, {end}) were analysed but could not be judged: "
+                f"{reason}")
+    baselines = client.search(index=res.baselines_index(prefix), size=0, query={"term": {"model": model}},
+                              ignore_unavailable=True, allow_no_indices=True)["hits"]["total"]
+    if (baselines["value"] if isinstance(baselines, dict) else baselines) == 0:
+        return (f"nothing analysed yet: no baseline of model {model!r} is in {res.baselines_index(prefix)} (store it "
+                f"with `predwatch baseline --data TRAINING.csv --model {model} --version V --es ...`, then run "
+                "`predwatch analyze`)")
+    records = client.count(index=predictions_pattern(prefix, model), ignore_unavailable=True, allow_no_indices=True,
+                           query={"bool": {"filter": [{"term": {c.MODEL_NAME: model}},
+                                                      {"range": {c.TIMESTAMP: {"gte": start, "lt": end}}}]}})["count"]
+    if records == 0:
+        return (f"{nothing_yet}; and there is no prediction record of model {model!r} in [{start}, {end}) in "
+                f"{predictions_pattern(prefix, model)}: ship them first (`predwatch ship`), or give the range they "
+                "are in (--start, --end)")
+    return nothing_yet

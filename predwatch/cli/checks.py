@@ -299,12 +299,12 @@ def _report_from_es(args: argparse.Namespace) -> int:
     settings, client = es_client(args)
     with elasticsearch_errors(settings):
         try:
-            out = series.write(client, args.prefix, args.model, utc_iso(start), utc_iso(end), args.out,
-                               source=settings.describe())
+            written = series.write(client, args.prefix, args.model, utc_iso(start), utc_iso(end), args.out,
+                                   source=settings.describe())
         except NothingYet as exc:
             raise UsageError(f"no report written: {exc}") from None
-    print(f"report written to {out}")
-    return EXIT_OK
+    print(f"{written.findings} finding(s) against training; report written to {written.path}")
+    return EXIT_FINDINGS if written.findings else EXIT_OK  # the local report's rule
 
 
 COMMANDS = (_baseline, _check, _report)  # each adds its subcommand to the parser

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .common import (EXIT_FINDINGS, EXIT_OK, Subparsers, UsageError, add_config_args, daemon_config,
                      elasticsearch_errors, service_logging)
@@ -52,19 +53,70 @@ def run_analyze(args: argparse.Namespace) -> int:
         start, end = align(parse_time(args.start), job.window), parse_time(args.end)
     except (KeyError, ValueError) as exc:
         raise UsageError(str(exc).strip("'\"")) from None
+    if parse_time(args.start) >= end:
+        raise UsageError(f"--start {args.start} is not before --end {args.end}: nothing to analyse")
+    if start + job.window > end:
+        raise UsageError(f"no whole {args.model} window of {job.window} fits in [{args.start}, {args.end}): "
+                         "give an --end at least one window after --start")
     analyzer = Analyzer(make_client(config.settings), config)
-    findings = 0
+    findings = errors = windows = 0
     with elasticsearch_errors(config.settings):
+        missing = _missing_baselines(analyzer, job, iso(start), iso(end))
+        for version in missing:
+            print(f"predwatch analyze: no baseline of model {job.name!r} version {version!r} in "
+                  f"{config.prefix}-baselines, so its records cannot be judged; store it with: "
+                  + baseline_command(job.name, version, config), file=sys.stderr)
+        if missing and set(missing) == set(_versions_in(analyzer, job, iso(start), iso(end))):
+            raise UsageError(f"no window of {job.name!r} in [{iso(start)}, {iso(end)}) could be judged: "
+                             "its baseline is not in Elasticsearch (see above)")
         joined = join_outcomes(analyzer.client, config.prefix, job.name, lambda v: analyzer.baselines.get(job.name, v))
         if joined.joined:
             print(f"{job.name}: {joined.joined:,} outcomes joined to their predictions")
         while start + job.window <= end:
+            s, e = iso(start), iso(start + job.window)
             summary = analyzer.analyze_window(job, start, start + job.window, refresh=True)
-            print(f"{job.name} [{iso(start)}, {iso(start + job.window)}): {summary['records']:,} records, "
-                  f"{summary['findings']} findings, {summary['errors']} errors")
-            findings += summary["findings"]
+            said = f"{summary['records']:,} records, {summary['findings'] - summary['errors']} findings"
+            if summary["errors"]:
+                unjudged = _records_in(analyzer, job, s, e) - summary["records"]
+                said += (f", {summary['errors']} errors" + (f" ({unjudged:,} more records not judged: no baseline)"
+                                                            if unjudged > 0 and missing else "")
+                         + f" (the reasons: analysis_error in {config.prefix}-findings-*)")
+            print(f"{job.name} [{s}, {e}): {said}")
+            findings += summary["findings"] - summary["errors"]
+            errors += summary["errors"]
+            windows += 1
             start += job.window
-    return EXIT_FINDINGS if findings else EXIT_OK
+    return EXIT_FINDINGS if findings or errors else EXIT_OK
+
+
+def baseline_command(model: str, version: str | None, config) -> str:
+    """The command that stores a model version's baseline where the analyzers look for it."""
+    return (f"`predwatch baseline --data TRAINING.csv --model {model}" + (f" --version {version}" if version else "")
+            + f" --es --es-url {config.settings.url}" + (f" --prefix {config.prefix}" if config.prefix != "predwatch"
+                                                         else "")
+            + (" --es-distribution opensearch" if config.settings.distribution == "opensearch" else "") + "`")
+
+
+def _versions_in(analyzer, job, start: str, end: str) -> list[str | None]:
+    """The model versions the range's records are of (the configured one when the job names one)."""
+    return [job.version] if job.version else analyzer._versions(job, start, end)
+
+
+def _missing_baselines(analyzer, job, start: str, end: str) -> list[str | None]:
+    """The versions in the range without a baseline in Elasticsearch: their windows cannot be judged."""
+    return [v for v in _versions_in(analyzer, job, start, end) if analyzer.baselines.get(job.name, v) is None]
+
+
+def _records_in(analyzer, job, start: str, end: str) -> int:
+    """Prediction records of the model in [start, end), whatever their version."""
+    from logging_adapter import contract as c
+    from logging_adapter.templates import predictions_pattern
+
+    return analyzer.client.count(index=predictions_pattern(analyzer.prefix, job.name), ignore_unavailable=True,
+                                 allow_no_indices=True,
+                                 query={"bool": {"filter": [{"term": {c.MODEL_NAME: job.name}},
+                                                            {"range": {c.TIMESTAMP: {"gte": start, "lt": end}}}]}}
+                                 )["count"]
 
 
 def _status(sub: Subparsers) -> None:

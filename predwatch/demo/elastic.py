@@ -69,7 +69,7 @@ def run_es(workdir: str | Path, days: int | None, *, es_url: str, distribution: 
         progress(f"  {day.date()}: {summary['records']:,} records, {summary['findings']} findings")
         day += timedelta(days=1)
     report = series.write(client, prefix, MODEL, iso(first), iso(last), workdir / "report-es.html",
-                          source=settings.describe())
+                          source=settings.describe()).path
     progress(f"analysed {totals['windows']} daily windows in Elasticsearch: {totals['findings']} findings, "
              f"{totals['errors']} errors, {analyzer.requests} searches, {time.perf_counter() - started:.0f} s")
     if kibana_url:
