@@ -11,6 +11,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from logging_adapter.elastic import safe_url
+
 ENV = "PREDWATCH_KIBANA_"
 
 
@@ -78,7 +80,7 @@ def import_saved_objects(kibana_url: str, ndjson: str, *, space: str | None = No
         text = exc.read().decode("utf-8", "replace")
         return ImportResult(False, errors=[f"HTTP {exc.code}: {_message(text)}"], status=exc.code)
     except (urllib.error.URLError, OSError) as exc:
-        return ImportResult(False, errors=[f"cannot reach Kibana at {kibana_url}: {getattr(exc, 'reason', exc)}"])
+        return ImportResult(False, errors=[f"cannot reach Kibana at {safe_url(kibana_url)}: {getattr(exc, 'reason', exc)}"])
     try:
         doc: dict[str, Any] = json.loads(text)
     except ValueError:

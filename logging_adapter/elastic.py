@@ -62,9 +62,33 @@ class PlainJsonNode(Urllib3HttpNode):
         return response
 
 
+def url_credentials(url: str) -> tuple[str | None, str | None, str]:
+    """``(user, password, url without them)`` of a URL that may carry ``user:password@``."""
+    try:
+        parts = urllib.parse.urlsplit(str(url))
+    except ValueError:
+        return None, None, url
+    if "@" not in parts.netloc:
+        return None, None, url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    return (urllib.parse.unquote(user) or None, urllib.parse.unquote(password) if colon else None,
+            urllib.parse.urlunsplit(parts._replace(netloc=host)))
+
+
+# predwatch.toml's [elasticsearch] keys that are not strings, and what they must be
+_TOML_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "verify_certs": ((bool,), "true or false (a TOML boolean, not a string)"),
+    "request_timeout": ((int, float), "a number of seconds"),
+}
+
+
 @dataclass(frozen=True)
 class EsSettings:
-    """Where and how to connect. ``from_env`` reads ``PREDWATCH_ES_*``; arguments win."""
+    """Where and how to connect. ``from_env`` reads ``PREDWATCH_ES_*``; arguments win.
+
+    A URL given with ``user:password@`` (flag or environment) is split: the credentials are used as
+    ``username``/``password`` (unless those are given too) and the URL kept, shown and logged without them."""
 
     url: str = "http://localhost:9200"
     api_key: str | None = field(default=None, repr=False)
@@ -74,6 +98,14 @@ class EsSettings:
     verify_certs: bool = True
     distribution: str = "elasticsearch"
     request_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        user, password, url = url_credentials(self.url)
+        if url != self.url:
+            object.__setattr__(self, "url", url)
+            if self.username is None and self.api_key is None:
+                object.__setattr__(self, "username", user)
+                object.__setattr__(self, "password", password)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> "EsSettings":
@@ -90,13 +122,33 @@ class EsSettings:
             raise ValueError(f"distribution must be one of {', '.join(DISTRIBUTIONS)}, not {settings.distribution!r}")
         return settings
 
+    @classmethod
+    def from_toml(cls, table: dict[str, Any], **overrides: Any) -> "EsSettings":
+        """From predwatch.toml's ``[elasticsearch]`` table (then the environment, then ``overrides``, the flags).
+
+        A file is read by others and kept in version control: it holds no secret, so a URL with
+        ``user:password@`` is refused like a ``password`` key; a value of the wrong type (``verify_certs =
+        "false"``, which would keep verification on) is refused with its key named."""
+        for key, value in table.items():
+            kinds, wanted = _TOML_TYPES.get(key, ((str,), "a string"))
+            if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+                raise ValueError(f"[elasticsearch] {key} must be {wanted}, not {value!r}")
+        if "url" in table and url_credentials(table["url"])[2] != table["url"]:
+            raise ValueError(f"[elasticsearch] url {safe_url(table['url'])!r} carries credentials (user:password@): "
+                             "remove them from the file and set PREDWATCH_ES_USERNAME and PREDWATCH_ES_PASSWORD "
+                             "(or PREDWATCH_ES_API_KEY)")
+        return cls.from_env(**{**table, **{k: v for k, v in overrides.items() if v is not None}})
+
     def with_(self, **changes: Any) -> "EsSettings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def describe(self) -> str:
         """Human-readable, secret-free description."""
         auth = "API key" if self.api_key else f"user {self.username}" if self.username else "no auth"
-        return f"{self.url} ({self.distribution}, {auth})"
+        return f"{safe_url(self.url)} ({self.distribution}, {auth})"
+
+
+_warned_plain_http: set[str] = set()
 
 
 def make_client(settings: EsSettings | None = None, **options: Any) -> Elasticsearch:
@@ -111,6 +163,10 @@ def make_client(settings: EsSettings | None = None, **options: Any) -> Elasticse
         kwargs["verify_certs"] = settings.verify_certs
         if settings.ca_certs:
             kwargs["ca_certs"] = settings.ca_certs
+    elif (settings.api_key or settings.password) and settings.url not in _warned_plain_http:
+        _warned_plain_http.add(settings.url)  # once per URL and process
+        log.warning("%s is sent to %s over plain http://: anyone on the network path can read it; use https://",
+                    "an API key" if settings.api_key else "a password", safe_url(settings.url))
     if settings.distribution == "opensearch":
         kwargs["node_class"] = PlainJsonNode
     kwargs.update(options)

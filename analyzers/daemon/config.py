@@ -91,7 +91,7 @@ class DaemonConfig:
         if unknown:
             raise ValueError(f"[elasticsearch]: unknown keys {', '.join(sorted(unknown))} (secrets come from the "
                              "environment: PREDWATCH_ES_API_KEY, PREDWATCH_ES_PASSWORD)")
-        settings = EsSettings.from_env(**{**es, **{k: v for k, v in overrides.items() if v is not None}})
+        settings = EsSettings.from_toml(es, **overrides)
         daemon = doc.get("daemon", {})
         models = []
         for m in doc.get("models", []):

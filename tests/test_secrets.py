@@ -1,0 +1,127 @@
+"""Secrets and privacy: credentials in URLs, types in predwatch.toml, plain http, redact= and hash= at depth."""
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import subprocess
+import sys
+import time
+from http.server import BaseHTTPRequestHandler
+
+import orjson
+import pytest
+
+from conftest import LoopbackServer, free_port, terminate, wait_until
+from logging_adapter.elastic import EsSettings, make_client, safe_url
+
+SECRET = "s3cr3t-Pa55"
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "predwatch", *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+# -- 24.11: a URL's credentials are used, never printed ------------------------------------------------
+
+def test_url_credentials_never_appear_in_errors_and_are_still_used(tmp_path):
+    """A down cluster: the error names the URL without ``user:password@``; a live one gets them as basic auth."""
+    url = f"http://elastic:{SECRET}@127.0.0.1:{free_port()}"
+    for env in ({}, {"PREDWATCH_ES_URL": url}):
+        proc = run_cli("setup", *([] if env else ["--es-url", url]), env=env)
+        assert proc.returncode == 2, proc.stderr
+        assert SECRET not in proc.stdout + proc.stderr and "elastic:" not in proc.stderr, proc.stderr
+        assert "127.0.0.1" in proc.stderr
+
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append(self.headers.get("Authorization", ""))
+            body = orjson.dumps({"version": {"number": "8.15.0"}, "tagline": "You Know, for Search"})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("X-Elastic-Product", "Elasticsearch")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = LoopbackServer()
+    server.serve(Handler)
+    try:
+        settings = EsSettings.from_env(env={}, url=server.url.replace("http://", f"http://elastic:{SECRET}@"))
+        assert SECRET not in settings.url and SECRET not in repr(settings) and SECRET not in settings.describe()
+        make_client(settings).info()
+        assert seen == ["Basic " + base64.b64encode(f"elastic:{SECRET}".encode()).decode()]
+    finally:
+        server.close()
+    assert safe_url(f"https://u:{SECRET}@host:9200/x?y=1") == "https://host:9200/x?y=1"
+
+
+def test_the_daemon_start_line_shows_no_credentials(es, tmp_path):
+    cfg = tmp_path / "predwatch.toml"
+    cfg.write_text(f'[elasticsearch]\nprefix = "{es.prefix}"\ndistribution = "{es.settings.distribution}"\n'
+                   '[[models]]\nname = "m"\nwindow = "1h"\n')
+    url = es.settings.url.replace("://", f"://elastic:{SECRET}@", 1)
+    proc = subprocess.Popen([sys.executable, "-m", "predwatch", "daemon", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PREDWATCH_ES_URL": url})
+    try:
+        deadline = time.time() + 60
+        lines = []
+        while time.time() < deadline:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if "predwatch daemon:" in line or not line:
+                break
+    finally:
+        _, rest = terminate(proc)
+    text = "".join(lines) + rest
+    assert "predwatch daemon:" in text, text
+    assert SECRET not in text and "elastic:" not in text, text
+
+
+def test_credentials_in_the_config_file_url_are_refused(tmp_path):
+    cfg = tmp_path / "predwatch.toml"
+    cfg.write_text(f'[elasticsearch]\nurl = "http://elastic:{SECRET}@127.0.0.1:9200"\n[[models]]\nname = "m"\n')
+    proc = run_cli("status", "--config", str(cfg))
+    assert proc.returncode == 2, proc.stderr
+    assert "[elasticsearch] url" in proc.stderr and "PREDWATCH_ES_PASSWORD" in proc.stderr
+    assert SECRET not in proc.stdout + proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+# -- 24.14: types in predwatch.toml, secrets over plain http ---------------------------------------
+
+@pytest.mark.parametrize("line, key", [('verify_certs = "false"', "verify_certs"),
+                                       ("verify_certs = 0", "verify_certs"),
+                                       ('request_timeout = "30"', "request_timeout"),
+                                       ("ca_certs = true", "ca_certs")])
+def test_config_values_of_the_wrong_type_are_refused_with_their_key(tmp_path, line, key):
+    cfg = tmp_path / "predwatch.toml"
+    cfg.write_text(f'[elasticsearch]\nurl = "https://127.0.0.1:9200"\n{line}\n[[models]]\nname = "m"\n')
+    proc = run_cli("status", "--config", str(cfg))
+    assert proc.returncode == 2, proc.stderr
+    assert f"[elasticsearch] {key} must be" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_boolean_verify_certs_is_taken(tmp_path):
+    from analyzers.daemon.config import DaemonConfig
+
+    cfg = tmp_path / "predwatch.toml"
+    cfg.write_text('[elasticsearch]\nurl = "https://127.0.0.1:9200"\nverify_certs = false\n')
+    assert DaemonConfig.load(cfg).settings.verify_certs is False
+
+
+def test_secrets_over_plain_http_are_warned_about_once(caplog):
+    with caplog.at_level(logging.WARNING, logger="predwatch"):
+        for _ in range(3):
+            make_client(EsSettings(url="http://127.0.0.1:19201", api_key="k3y"))
+            make_client(EsSettings(url="http://127.0.0.1:19201", username="u", password=SECRET))
+        make_client(EsSettings(url="https://127.0.0.1:19201", api_key="k3y"))
+        make_client(EsSettings(url="http://127.0.0.1:19202"))  # no secret: nothing to say
+    said = [r.getMessage() for r in caplog.records if "plain http" in r.getMessage()]
+    assert len(said) == 1 and "127.0.0.1:19201" in said[0] and "k3y" not in said[0] and SECRET not in said[0]
