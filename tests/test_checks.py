@@ -191,3 +191,36 @@ def test_threshold_means_the_level_that_was_crossed_in_text_and_json(baseline):
     (warning,) = [f for f in analyze(profile, baseline, lenient).findings if f.check == "unseen_category"]
     assert warning.status == "warning" and warning.threshold == 0.3
     assert warning.finding()["levels"] == {"warning": 0.3, "critical": 3.0}
+
+
+def test_every_message_names_the_reference_its_numbers_come_from(baseline):
+    """Judged against the recent days, a message quotes the recent days' rates and mean, and says so; against
+    training it says training."""
+    import numpy as np
+
+    from analyzers.core.reference import recent_results
+
+    def profile(frame):
+        return LocalProfiler(baseline).profile(read_predictions(synth.records(frame)))
+
+    earlier = []
+    for s in range(3):
+        past = synth.table(1000, seed=500 + s)
+        past["age"] = past["age"] + 10  # the recent days are older than training
+        earlier.append(profile(past))
+    recent_mean = np.mean([p.columns["age"].sum / sum(p.columns["age"].bins) for p in earlier])
+    frame = synth.table(1000, seed=510)
+    frame["age"] = frame["age"] + 25
+    frame.loc[np.random.default_rng(511).random(1000) < 0.4, "country"] = None
+    frame.loc[np.random.default_rng(512).random(1000) < 0.3, "merchant"] = "m31"
+    now = profile(frame)
+    recent = {(r.check, r.feature): r for r in findings(recent_results(now, baseline, earlier))}
+    shift = recent[("distribution_shift", "age")].message
+    assert "against recent" in shift and f"vs recent mean {recent_mean:.4g}" in shift, shift
+    assert "(recent: " in recent[("missing_feature", "country")].message
+    assert "(recent " in recent[("category_share", "merchant")].message
+    for r in recent.values():
+        assert "vs training" not in r.message and "(training" not in r.message, r.message
+    training = {(r.check, r.feature): r for r in findings(evaluate(now, baseline))}
+    assert f"vs training mean {baseline.columns['age'].mean:.4g}" in training[("distribution_shift", "age")].message
+    assert "(training: " in training[("missing_feature", "country")].message

@@ -293,6 +293,8 @@ def _slice_counts(col: ColumnBaseline, series: pd.Series) -> dict[str, Any]:
         values = pd.to_numeric(present, errors="coerce").to_numpy(dtype=float)
         values = values[np.isfinite(values)]
         out["bins"] = np.bincount(bin_index(col.edges, values), minlength=len(col.edges) + 1).tolist()
+        if len(values):  # the slice's own mean and spread, named in the messages of windows judged against it
+            out["mean"], out["std"] = float(values.mean()), float(values.std())
     elif col.kind in ("categorical", "boolean") and col.categories:
         counts: Counter[str] = Counter()
         for value, n in present.value_counts(sort=False).items():

@@ -109,10 +109,12 @@ class CheckResult:
         }
 
 
-Detector = Callable[[ColumnBaseline, ColumnProfile, WindowProfile], "Measurement | None"]
+Detector = Callable[[ColumnBaseline, ColumnProfile, WindowProfile, str], "Measurement | None"]
+TRAINING = "training"  # the reference named in messages unless the caller names another
 
 
-def missing_feature(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
+def missing_feature(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile,
+                    against: str = TRAINING) -> Measurement | None:
     """Share of records where the feature is absent or null, above the training null rate.
 
     Statistic: Cohen's h between ``(absent + null) / records`` and the baseline null
@@ -137,12 +139,13 @@ def missing_feature(col: ColumnBaseline, prof: ColumnProfile, window: WindowProf
         parts.append(f"absent in {absent / n:.1%}")
     if prof.nulls:
         parts.append(f"null in {prof.nulls / n:.1%}")
-    detail = (" and ".join(parts) or "never missing") + f" of {n:,} records (training: {expected:.1%} null)"
+    detail = (" and ".join(parts) or "never missing") + f" of {n:,} records ({against}: {expected:.1%} null)"
     return Measurement(stats.cohens_h(rate, expected), stats.excess_rate_p_value(missing, n, expected), n,
                        col.rows, rate, expected, detail)
 
 
-def type_mismatch(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
+def type_mismatch(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile,
+                  against: str = TRAINING) -> Measurement | None:
     """Share of non-null values whose JSON type does not fit the feature's kind.
 
     Statistic: Cohen's h between ``mismatched / non-null values`` and the baseline
@@ -154,12 +157,13 @@ def type_mismatch(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfil
     base_n = col.rows - col.nulls
     expected = col.mismatched / base_n if base_n else 0.0
     rate = prof.mismatched / n
-    detail = f"{prof.mismatched:,} of {n:,} values are not {_kind_phrase(col.kind)}"
+    detail = f"{prof.mismatched:,} of {n:,} values are not {_kind_phrase(col.kind)} ({against}: {expected:.1%})"
     return Measurement(stats.cohens_h(rate, expected), stats.excess_rate_p_value(prof.mismatched, n, expected), n,
                        base_n, rate, expected, detail, [_example(v) for v in prof.mismatch_examples[:SHOWN]])
 
 
-def unseen_category(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
+def unseen_category(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile,
+                    against: str = TRAINING) -> Measurement | None:
     """Share of values never seen in training, above the share training predicts.
 
     Statistic: Cohen's h between ``unseen / values`` and ``expected``, the Good-Turing
@@ -178,12 +182,13 @@ def unseen_category(col: ColumnBaseline, prof: ColumnProfile, window: WindowProf
     top = sorted(prof.unseen_values.items(), key=lambda kv: -kv[1])[:SHOWN]
     distinct = f"{len(prof.unseen_values):,}{'+' if len(prof.unseen_values) >= UNSEEN_KEEP else ''}"
     detail = (f"{rate:.1%} of {n:,} values were never seen in training "
-              f"({distinct} distinct; expected {expected:.1%})")
+              f"({distinct} distinct; expected {expected:.1%} from {against})")
     return Measurement(stats.cohens_h(rate, expected), stats.excess_rate_p_value(prof.unseen, n, expected), n,
                        col.values, rate, expected, detail, [{"value": v, "count": k} for v, k in top])
 
 
-def out_of_range(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
+def out_of_range(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile,
+                 against: str = TRAINING) -> Measurement | None:
     """Share of numeric values outside the training minimum..maximum.
 
     Statistic: Cohen's h between ``outside / values`` and ``2 / (training values + 1)``
@@ -209,7 +214,8 @@ def out_of_range(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile
                        col.values, rate, expected, detail, examples)
 
 
-def oov_rate(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
+def oov_rate(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile,
+             against: str = TRAINING) -> Measurement | None:
     """Out-of-vocabulary token rate of a text feature, above the held-out training rate.
 
     Statistic: Cohen's h between ``oov tokens / tokens`` and the held-out OOV rate, so
@@ -225,12 +231,13 @@ def oov_rate(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) ->
     p = stats.excess_rate_p_value(round(rate * trials), trials, expected)
     top = sorted(prof.oov_values.items(), key=lambda kv: -kv[1])[:SHOWN]
     detail = (f"{rate:.1%} of {prof.tokens:,} words in {prof.texts:,} texts are not in the model's vocabulary "
-              f"(expected {expected:.1%})")
+              f"(expected {expected:.1%} from {against})")
     return Measurement(stats.cohens_h(rate, expected), p, prof.texts, col.values, rate, expected, detail,
                        [{"word": w, "count": k} for w, k in top])
 
 
-def distribution_shift(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
+def distribution_shift(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile,
+                       against: str = TRAINING) -> Measurement | None:
     """Population Stability Index between training and window on the baseline's bins.
 
     Numeric: decile bins plus the two out-of-range tails. Categorical: categories
@@ -239,16 +246,17 @@ def distribution_shift(col: ColumnBaseline, prof: ColumnProfile, window: WindowP
     Thresholds: PSI 0.1 moderate, 0.25 significant; evidence: ``n_eff * PSI ~
     chi2(bins - 1)`` (see :func:`analyzers.stats.psi_p_value`).
     """
-    expected, observed, detail = _shift_bins(col, prof)
+    expected, observed, detail = _shift_bins(col, prof, against)
     n_base, n_win = sum(expected), sum(observed)
     if n_base == 0 or n_win == 0:
         return None
     value = stats.psi(expected, observed)
     return Measurement(value, stats.psi_p_value(value, n_base, n_win, len(expected)), int(n_win), int(n_base),
-                       None, None, f"PSI {value:.3f} over {len(expected)} bins; {detail}")
+                       None, None, f"PSI {value:.3f} against {against} over {len(expected)} bins; {detail}")
 
 
-def category_share(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile) -> Measurement | None:
+def category_share(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile,
+                   against: str = TRAINING) -> Measurement | None:
     """The largest rise of one known category's share, judged on its own (Cohen's h).
 
     PSI bins the rare categories together, so a value at 0.3% of training rising to 5%
@@ -276,18 +284,19 @@ def category_share(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfi
     h, cat, k, expected, observed = best
     p = min(1.0, stats.excess_rate_p_value(k, n, expected) * len(prof.categories))
     return Measurement(h, p, n, col.values, observed, expected,
-                       f"{cat!r} is {observed:.1%} of {n:,} values (training {expected:.1%})",
+                       f"{cat!r} is {observed:.1%} of {n:,} values ({against} {expected:.1%})",
                        [{"value": cat, "count": k}])
 
 
-def _shift_bins(col: ColumnBaseline, prof: ColumnProfile) -> tuple[list[float], list[float], str]:
+def _shift_bins(col: ColumnBaseline, prof: ColumnProfile, against: str) -> tuple[list[float], list[float], str]:
     if col.kind == "numeric":
         base, win = list(col.bin_counts or []), list(prof.bins or [])
         if len(base) != len(win):
             return [], [], ""
         ms = prof.mean_std()
-        detail = (f"window mean {_num(ms[0])} sd {_num(ms[1])} vs training mean {_num(col.mean)} sd {_num(col.std)}"
-                  if ms else "")
+        detail = f"window mean {_num(ms[0])} sd {_num(ms[1])}" if ms else ""
+        if ms and col.mean is not None:
+            detail += f" vs {against} mean {_num(col.mean)} sd {_num(col.std)}"
         return base, win, detail
     if col.kind == "text" or not col.categories:
         return [], [], ""
@@ -306,7 +315,7 @@ def _shift_bins(col: ColumnBaseline, prof: ColumnProfile) -> tuple[list[float], 
         base.pop()
         win.pop()
     moved = _largest_moves(major, base, win)
-    return base, win, f"largest moves: {moved}" if moved else ""
+    return base, win, f"largest moves ({against} -> window): {moved}" if moved else ""
 
 
 def _largest_moves(names: list[str], base: list[float], win: list[float]) -> str:
@@ -343,7 +352,7 @@ def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | N
                 check = "prediction_shift"
             if not config.level(check, name).enabled:
                 continue
-            measured = detector(col, prof, profile)
+            measured = detector(col, prof, profile, reference)
             if measured is not None:
                 pending.append((check, col.name, col.role, None, measured))
     if baseline.quality is not None and profile.quality is not None:
@@ -353,7 +362,7 @@ def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | N
                                 Measurement(q.value, q.p_value, q.n_window, baseline.quality.rows, q.observed,
                                             q.expected, q.detail)))
     if baseline.latency and profile.latency and config.level("latency_regression", "latency").enabled:
-        lat = latency_measurement(profile.latency, baseline.latency)
+        lat = latency_measurement(profile.latency, baseline.latency, reference)
         if lat is not None:
             pending.append((lat.check, "latency", "latency", lat.metric,
                             Measurement(lat.value, lat.p_value, lat.n_window, sum(baseline.latency.values()),

@@ -502,7 +502,7 @@ def quality_measurements(prof: QualityProfile, ref: QualityReference) -> list[Qu
             out.append(QualityMeasurement("quality_drop", name, degradation(name, w, ref), min(p, 1.0),
                                           prof.labelled, w, base,
                                           f"{name} {w:.4g} on {prof.labelled:,} labelled predictions "
-                                          f"(reference {base:.4g})"))
+                                          f"(evaluation data {base:.4g})"))
     est = estimate(prof, ref)
     if est is not None and "accuracy" in ref.metrics:
         base = ref.metrics["accuracy"]
@@ -511,7 +511,7 @@ def quality_measurements(prof: QualityProfile, ref: QualityReference) -> list[Qu
         out.append(QualityMeasurement("estimated_quality_drop", "accuracy", degradation("accuracy", est["accuracy"], ref),
                                       p, est["predictions"], est["accuracy"], base,
                                       f"expected accuracy {est['accuracy']:.4g} of {est['predictions']:,} predictions "
-                                      f"from calibrated scores (reference {base:.4g})"))
+                                      f"from calibrated scores (evaluation data {base:.4g})"))
     return out
 
 
@@ -572,7 +572,8 @@ def latency_percentiles(hist: dict[str, int]) -> dict[str, float] | None:
 LATENCY_MIN = 50  # latencies in the window below which latency is not judged
 
 
-def latency_measurement(window: dict[str, int], reference: dict[str, int]) -> QualityMeasurement | None:
+def latency_measurement(window: dict[str, int], reference: dict[str, int], against: str = "reference"
+                        ) -> QualityMeasurement | None:
     """The window's p95 latency as a multiple of the reference's (``latency_regression``).
 
     Evidence: the share of the window's latencies above the reference p95, one-sided binomial
@@ -586,7 +587,7 @@ def latency_measurement(window: dict[str, int], reference: dict[str, int]) -> Qu
     p = excess_rate_p_value(above, n, 0.05)
     return QualityMeasurement("latency_regression", "p95", ours["p95"] / theirs["p95"], p, n, ours["p95"],
                               theirs["p95"], f"p95 latency {ours['p95']:.4g} ms over {n:,} predictions "
-                                             f"(reference {theirs['p95']:.4g} ms; p50 {ours['p50']:.4g}, "
+                                             f"({against} p95 {theirs['p95']:.4g} ms; p50 {ours['p50']:.4g}, "
                                              f"p99 {ours['p99']:.4g})")
 
 

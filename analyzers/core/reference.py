@@ -61,11 +61,23 @@ def _mix(col: ColumnBaseline, name: str, used: list[tuple[float, dict[str, Any]]
     present = rows * (1.0 - null_rate)
     if col.kind == "numeric" and col.bin_counts and all("bins" in counts for _, _, counts in parts):
         changes["bin_counts"] = _mixed_counts([(w, counts["bins"]) for w, _, counts in parts], present)
+        changes["mean"], changes["std"] = _mixed_moments(parts)
     if col.kind in ("categorical", "boolean") and col.categories and all("categories" in c for _, _, c in parts):
         names = list(col.categories)
         shares = [(w, [counts["categories"].get(k, 0) for k in names]) for w, _, counts in parts]
         changes["categories"] = dict(zip(names, _mixed_counts(shares, present * _known_share(col))))
     return replace(col, **changes)
+
+
+def _mixed_moments(parts: list[tuple[float, int, dict[str, Any]]]) -> tuple[float | None, float | None]:
+    """Mean and standard deviation of the mixture of the slices (None for a baseline that did not keep them:
+    the messages then name no reference mean rather than the whole of training's)."""
+    if not all("mean" in counts for _, _, counts in parts):
+        return None, None
+    total = sum(w for w, _, _ in parts) or 1.0
+    mean = sum(w * counts["mean"] for w, _, counts in parts) / total
+    second = sum(w * (counts["std"] ** 2 + counts["mean"] ** 2) for w, _, counts in parts) / total
+    return mean, max(second - mean * mean, 0.0) ** 0.5
 
 
 def _known_share(col: ColumnBaseline) -> float:
@@ -101,6 +113,7 @@ def recent_reference(baseline: Baseline, recent: WindowProfile) -> Baseline:
                                    "mismatched": prof.mismatched}
         if col.kind == "numeric" and prof.bins and col.bin_counts and len(prof.bins) == len(col.bin_counts):
             changes["bin_counts"] = list(prof.bins)
+            changes["mean"], changes["std"] = prof.mean_std() or (None, None)
         if col.kind in ("categorical", "boolean") and col.categories is not None:
             changes["categories"] = {k: prof.categories.get(k, 0) for k in col.categories}
             changes["singletons"], changes["other_count"] = 0, prof.unseen  # unseen in training: expected now
