@@ -123,3 +123,27 @@ def test_report_from_es_marks_recent_rows_dates_by_window_start_and_exits_1_with
     assert all(start[:10] in r and end[:10] not in r for r in rows), "dated by the window's start"
     critical = sum(f.status == "critical" for f in window.findings)
     assert re.search(rf'critical findings</div><div class="n"[^>]*>{critical}<', html), "counts only training rows"
+
+
+def test_check_text_shows_the_findings_against_the_recent_days_marked(baseline_file, tmp_path):
+    import json
+
+    import incidents
+    import synth
+    from conftest import write_jsonl
+
+    logs = []
+    for day in range(4):
+        frame = incidents.unit_changes(800, day)[0] if day == 3 else synth.table(800, seed=40 + day)
+        logs.append(write_jsonl(tmp_path / f"d{day}.jsonl", synth.records(frame, start=f"2026-11-2{day}T00:00:00")))
+    args = ["check", "--baseline", str(baseline_file), "--logs", *map(str, logs), "--window", "1d",
+            "--recent-days", "3"]
+    as_json = [json.loads(line) for line in predwatch(*args, "--format", "json").stdout.splitlines()]
+    recent = as_json[-1].get("recent_findings") or []
+    assert recent, "the incident day is news against the previous days"
+    text = predwatch(*args).stdout
+    last = text[text.rindex("model checkout-risk"):]
+    assert "-- against the recent days" in last, last
+    marked = last[last.index("-- against the recent days"):].splitlines()[1:]
+    assert len(marked) == len(recent), last
+    assert {(f["check"], f["feature"]) for f in recent} == {tuple(line.split()[1:3]) for line in marked}

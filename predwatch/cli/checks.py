@@ -216,16 +216,23 @@ def format_text(result) -> str:
     if unjudged:
         lines.append("not judged (too few values): " + ", ".join(f"{r.feature} {r.check} ({r.n_window})"
                                                                   for r in unjudged))
-    found = result.findings
+    found, recent = result.findings, result.recent_findings
     if not found:
-        lines.append("no findings")
+        lines.append("no findings" + (" against training" if recent else ""))
+    if not found and not recent:
         return "\n".join(lines)
     head = f"{'severity':9s} {'check':19s} {'feature':20s} {'value':>9s} {'threshold':>9s} {'p-value':>9s}  message"
     lines += [head, "-" * len(head)]
-    for f in found:
-        pv = f"{f.p_value:.1e}" if f.p_value is not None else "n/a"
-        lines.append(f"{f.status:9s} {f.check:19s} {f.feature[:20]:20s} {f.value:9.3f} {f.threshold:9.3g} {pv:>9s}  {f.message}")
+    lines += [finding_line(f) for f in found]
+    if recent:  # against the same window on the previous days: what changed, not the season
+        lines.append(f"-- against the recent days (the same window on the previous days) {'-' * (len(head) - 68)}")
+        lines += [finding_line(f) for f in recent]
     return "\n".join(lines)
+
+
+def finding_line(f) -> str:
+    pv = f"{f.p_value:.1e}" if f.p_value is not None else "n/a"
+    return f"{f.status:9s} {f.check:19s} {f.feature[:20]:20s} {f.value:9.3f} {f.threshold:9.3g} {pv:>9s}  {f.message}"
 
 
 def quality_line(q: dict) -> str:
