@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from .contract import OUTCOME_MESSAGE, PROFILE_MESSAGE
 from .formatter import LABELS_ATTR, PAYLOAD_ATTR, SERVICE_ATTR
-from .values import scrub
+from .values import MIN_HASH_KEY_BYTES, Scrubber
 
 DEFAULT_LOGGER = "predwatch.predictions"
 HASH_KEY_ENV = "PREDWATCH_HASH_KEY"
@@ -40,9 +40,10 @@ class PredictionLogger:
         model, version: the model's name and version (``predwatch.model.*``).
         service: ``service.name`` of the serving application.
         logger: any ``logging.Logger``; default ``logging.getLogger("predwatch.predictions")``.
-        redact: features dropped before logging (PII that must never leave the process).
-        hash: features replaced by a keyed SHA-256, so they stay joinable but unreadable.
-        hash_key: the key for ``hash``; default the ``PREDWATCH_HASH_KEY`` environment variable.
+        redact: features dropped before logging (PII that must never leave the process), by path at any
+            depth: ``"customer.email"`` is the ``email`` of a ``customer`` object, or of each object in a list.
+        hash: features replaced by a keyed SHA-256 (by path, like ``redact``), so they stay joinable but unreadable.
+        hash_key: the key for ``hash``, at least 16 bytes; default the ``PREDWATCH_HASH_KEY`` environment variable.
         level: the logging level of prediction records.
         profile: a baseline (a loaded ``Baseline``, the path of its file, or an Elasticsearch client to fetch
             this version's from the baselines index, prefix ``$PREDWATCH_PREFIX``): count every prediction into a
@@ -78,7 +79,11 @@ class PredictionLogger:
         if self._hashed and not key:
             raise ValueError(f"hash=[...] needs a key: pass hash_key= or set {HASH_KEY_ENV}")
         self._hash_key = key.encode() if isinstance(key, str) else key
-        self._scrub = bool(self._redact or self._hashed)
+        if self._hashed and len(self._hash_key) < MIN_HASH_KEY_BYTES:
+            raise ValueError(f"hash_key is {len(self._hash_key)} bytes: it must be at least {MIN_HASH_KEY_BYTES} "
+                             "(a short key is guessed, and every hashed value with it), e.g. "
+                             "python -c 'import secrets; print(secrets.token_hex(32))'")
+        self._scrub = Scrubber(self._redact, self._hashed, self._hash_key) if self._redact or self._hashed else None
         self.records = 0
         self.outcomes = 0
         self.failures = 0
@@ -130,8 +135,8 @@ class PredictionLogger:
             logger = self.logger
             if not logger.isEnabledFor(self.level):
                 return None
-            if self._scrub:
-                features = scrub(features, self._redact, self._hashed, self._hash_key)
+            if self._scrub is not None:
+                features = self._scrub(features)
             pid = prediction_id or new_prediction_id()
             if self._profiler is not None:
                 if timestamp is None:

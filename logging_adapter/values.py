@@ -98,10 +98,48 @@ def keyed_hash(value: Any, key: bytes) -> str | None:
     return hmac.new(key, text.encode("utf-8", errors="replace"), hashlib.sha256).hexdigest()
 
 
+MIN_HASH_KEY_BYTES = 16  # a shorter key can be guessed, and then every hashed value recomputed from a guess
+
+
+class Scrubber:
+    """``redact=`` and ``hash=`` applied by path at any depth: ``"customer.email"`` names the ``email`` of the
+    ``customer`` object (or a ``"customer.email"`` key), and of every object in a ``customer`` list, the way
+    the analyzers and Elasticsearch name that field. A redacted path is dropped (a whole object when the path
+    names one); a hashed one is replaced by its keyed hash (each element of a list on its own, so that values
+    stay joinable). The caller's objects are never modified."""
+
+    def __init__(self, redact: Iterable[str], hashed: Iterable[str], key: bytes) -> None:
+        self.redact = frozenset(redact)
+        self.hashed = frozenset(hashed) - self.redact
+        self.key = key
+        self.inner = frozenset(path.rsplit(".", n)[0] for path in self.redact | self.hashed
+                               for n in range(1, path.count(".") + 1))  # every object that holds a target
+
+    def __call__(self, features: Mapping[str, Any]) -> dict[str, Any]:
+        return self._object(features, "")
+
+    def _object(self, obj: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            path = f"{prefix}{key}"
+            if path in self.redact:
+                continue
+            if path in self.hashed:
+                value = ([keyed_hash(v, self.key) for v in value] if isinstance(value, (list, tuple))
+                         else keyed_hash(value, self.key))
+            elif path in self.inner:
+                value = self._inside(value, path + ".")
+            out[key] = value
+        return out
+
+    def _inside(self, value: Any, prefix: str) -> Any:
+        if isinstance(value, Mapping):
+            return self._object(value, prefix)
+        if isinstance(value, (list, tuple)):
+            return [self._inside(v, prefix) for v in value]
+        return value
+
+
 def scrub(features: Mapping[str, Any], redact: Iterable[str], hashed: Iterable[str], key: bytes) -> dict[str, Any]:
-    """Drop the ``redact`` features and replace the ``hashed`` ones by their keyed hash."""
-    out = {k: v for k, v in features.items() if k not in redact}
-    for name in hashed:
-        if name in out:
-            out[name] = keyed_hash(out[name], key)
-    return out
+    """Drop the ``redact`` features and replace the ``hashed`` ones by their keyed hash, by path at any depth."""
+    return Scrubber(redact, hashed, key)(features)

@@ -135,7 +135,7 @@ def test_odd_values_become_valid_json(capture):
 
 def test_redact_and_keyed_hash(capture):
     logger, lines = capture
-    plog = PredictionLogger("m", logger=logger, redact=["ssn"], hash=["email"], hash_key="secret")
+    plog = PredictionLogger("m", logger=logger, redact=["ssn"], hash=["email"], hash_key="secret-key-of-16+bytes")
     features = {"ssn": "123", "email": "a@b.c", "amount": 1}
     plog.log(features, 1)
     plog.log(features, 1)
@@ -143,7 +143,7 @@ def test_redact_and_keyed_hash(capture):
     assert "ssn" not in a and a["amount"] == 1
     assert a["email"] == b["email"] and len(a["email"]) == 64 and "a@b.c" not in json.dumps(a)
     assert features["ssn"] == "123", "the caller's dict is not modified"
-    other = PredictionLogger("m", logger=logger, hash=["email"], hash_key="other")
+    other = PredictionLogger("m", logger=logger, hash=["email"], hash_key="other-key-of-16+bytes")
     other.log(features, 1)
     assert lines()[-1]["predwatch"]["features"]["email"] != a["email"], "the hash is keyed"
     with pytest.raises(ValueError, match="hash_key"):

@@ -125,3 +125,65 @@ def test_secrets_over_plain_http_are_warned_about_once(caplog):
         make_client(EsSettings(url="http://127.0.0.1:19202"))  # no secret: nothing to say
     said = [r.getMessage() for r in caplog.records if "plain http" in r.getMessage()]
     assert len(said) == 1 and "127.0.0.1:19201" in said[0] and "k3y" not in said[0] and SECRET not in said[0]
+
+
+# -- 24.13: redact= and hash= by path, at any depth ------------------------------------------------
+
+KEY = "k" * 16
+
+
+@pytest.fixture
+def capture():
+    """A fresh logger writing through PredictionFormatter into a buffer; yields (logger, raw text)."""
+    import io
+    import uuid
+
+    from logging_adapter import PredictionFormatter
+
+    buf = io.StringIO()
+    logger = logging.getLogger(f"test.{uuid.uuid4().hex}")
+    handler = logging.StreamHandler(buf)
+    handler.setFormatter(PredictionFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    yield logger, buf
+
+
+def test_redact_and_hash_apply_by_path_at_any_depth(capture):
+    from logging_adapter import PredictionLogger
+
+    logger, buf = capture
+    plog = PredictionLogger("m", logger=logger, hash_key=KEY,
+                            redact=["customer.email", "orders.card", "ssn", "meta.deep.phone"],
+                            hash=["customer.id", "orders.sku", "tags"])
+    features = {"ssn": "078-05-1120", "amount": 12.5,
+                "customer": {"email": "ann@example.com", "id": "cust-42", "age": 31},
+                "orders": [{"card": "4111111111111111", "sku": "sku-1", "qty": 2}, {"card": "5500000000000004"}],
+                "meta.deep.phone": "+1-555-0100", "meta": {"deep": {"phone": "+1-555-0199", "ok": 1}},
+                "tags": ["vip", "eu"]}
+    plog.log(features, 0.5)
+    plog.log(features, 0.5)
+    text = buf.getvalue()
+    for secret in ("078-05-1120", "ann@example.com", "cust-42", "4111111111111111", "5500000000000004", "sku-1",
+                   "+1-555-0100", "+1-555-0199", "vip"):
+        assert secret not in text, secret
+    a, b = (orjson.loads(line)["predwatch"]["features"] for line in text.splitlines())
+    assert a["amount"] == 12.5 and a["customer"]["age"] == 31 and a["orders"][0]["qty"] == 2
+    assert "email" not in a["customer"] and "card" not in a["orders"][0] and a["orders"][1] == {}
+    assert a["meta"] == {"deep": {"ok": 1}} and "meta.deep.phone" not in a
+    assert len(a["customer"]["id"]) == 64 and a["customer"]["id"] == b["customer"]["id"]  # joinable
+    assert len(a["orders"][0]["sku"]) == 64 and len(a["tags"]) == 2 and a["tags"][0] != a["tags"][1]
+    assert features["customer"]["email"] == "ann@example.com", "the caller's objects are not modified"
+
+
+@pytest.mark.parametrize("key", ["k", b"x" * 15, "short-key"])
+def test_a_hash_key_shorter_than_16_bytes_is_refused(key, monkeypatch):
+    from logging_adapter import PredictionLogger
+
+    with pytest.raises(ValueError, match="at least 16"):
+        PredictionLogger("m", hash=["email"], hash_key=key)
+    monkeypatch.setenv("PREDWATCH_HASH_KEY", "abc")
+    with pytest.raises(ValueError, match="hash_key is 3 bytes"):
+        PredictionLogger("m", hash=["email"])
+    PredictionLogger("m", hash=["email"], hash_key=b"x" * 16)
