@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from .contract import OUTCOME_MESSAGE, PROFILE_MESSAGE
 from .formatter import LABELS_ATTR, PAYLOAD_ATTR, SERVICE_ATTR
-from .values import MIN_HASH_KEY_BYTES, Scrubber
+from .values import MIN_HASH_KEY_BYTES, ArgumentError, Scrubber, as_features, epoch_seconds
 
 DEFAULT_LOGGER = "predwatch.predictions"
 HASH_KEY_ENV = "PREDWATCH_HASH_KEY"
@@ -88,6 +88,7 @@ class PredictionLogger:
         self.outcomes = 0
         self.failures = 0
         self._last_report = 0.0
+        self._said: set[str] = set()  # kinds of refused arguments already reported
         self._template = dict(self.logger.makeRecord(self.logger.name, level, "", 0, "prediction", None, None).__dict__)
         if not 0.0 <= sample <= 1.0:
             raise ValueError(f"sample= is a share of records between 0 and 1, not {sample!r}")
@@ -123,18 +124,25 @@ class PredictionLogger:
         *,
         prediction_id: str | None = None,
         latency_ms: float | None = None,
-        timestamp: float | None = None,
+        timestamp: Any = None,
         **labels: Any,
     ) -> str | None:
         """Log one prediction; returns its ``prediction_id`` (``None`` if logging failed).
 
-        ``timestamp`` (epoch seconds) replaces "now" when replaying or backfilling past
-        predictions. ``labels`` become ECS ``labels.*`` (e.g. ``tenant="eu"``).
+        ``features``: a mapping of names to values (a dict, a pandas ``Series``, a numpy record).
+        ``timestamp`` replaces "now" when replaying or backfilling past predictions: a ``datetime``
+        (aware, or naive meaning UTC) or epoch seconds, milliseconds, microseconds or nanoseconds (told
+        apart by size); anything else is refused (the record is not logged, one warning per kind of
+        problem). ``labels`` become ECS ``labels.*`` (e.g. ``tenant="eu"``).
         """
         try:
             logger = self.logger
             if not logger.isEnabledFor(self.level):
                 return None
+            if type(features) is not dict:
+                features = as_features(features)
+            if timestamp is not None:
+                timestamp = epoch_seconds(timestamp)
             if self._scrub is not None:
                 features = self._scrub(features)
             pid = prediction_id or new_prediction_id()
@@ -158,14 +166,18 @@ class PredictionLogger:
             logger.handle(record)
             self.records += 1
             return pid
+        except ArgumentError as exc:
+            self._refused(exc)
+            return None
         except Exception as exc:  # noqa: BLE001 - logging must never break the model service
             self._failed(exc)
             return None
 
-    def log_outcome(self, prediction_id: str, actual: Any, *, timestamp: float | None = None,
-                    score: Any = None, predicted_at: float | None = None) -> bool:
+    def log_outcome(self, prediction_id: str, actual: Any, *, timestamp: Any = None,
+                    score: Any = None, predicted_at: Any = None) -> bool:
         """Log the actual outcome of an earlier prediction, when it becomes known (a label, a chargeback,
-        an arrival); ``timestamp`` (epoch seconds) is when it became known, default now. Goes through the
+        an arrival); ``timestamp`` is when it became known, default now (accepted types as in :meth:`log`,
+        also for ``predicted_at``). Goes through the
         same logging path as predictions; the analyzers join it to its prediction by ``prediction_id``.
         Returns whether it was logged (never raises).
 
@@ -173,6 +185,10 @@ class PredictionLogger:
         nothing to join: given the model's output (``score``, as logged) and the prediction's time
         (``predicted_at``), it is counted into that interval's profile record instead."""
         try:
+            if timestamp is not None:
+                timestamp = epoch_seconds(timestamp)
+            if predicted_at is not None:
+                predicted_at = epoch_seconds(predicted_at, "predicted_at")
             if (self._profiler is not None and not self.sampled(prediction_id) and score is not None
                     and predicted_at is not None):
                 self._profiler.add_outcome(predicted_at, score, actual, time.time() if timestamp is None else timestamp)
@@ -184,6 +200,9 @@ class PredictionLogger:
                          {"model": self._model, "prediction_id": str(prediction_id), "actual": actual})
             self.outcomes += 1
             return True
+        except ArgumentError as exc:
+            self._refused(exc)
+            return False
         except Exception as exc:  # noqa: BLE001 - logging must never break the model service
             self._failed(exc)
             return False
@@ -235,6 +254,17 @@ class PredictionLogger:
         attrs["threadName"] = threading.current_thread().name
         attrs["process"] = os.getpid()
         return record
+
+    def _refused(self, exc: ArgumentError) -> None:
+        """A call whose arguments cannot be logged: counted in ``failures``, said once per kind of problem
+        (not drowned in the once-a-minute report of other failures)."""
+        self.failures += 1
+        if exc.kind not in self._said:
+            self._said.add(exc.kind)
+            try:
+                _report.warning("predwatch: record of %s not logged: %s", self._model["name"], exc)
+            except Exception:  # noqa: BLE001
+                pass
 
     def _failed(self, exc: BaseException) -> None:
         self.failures += 1

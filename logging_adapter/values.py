@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import numbers
 from collections.abc import Mapping
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from typing import Any, Iterable
 
@@ -96,6 +97,62 @@ def keyed_hash(value: Any, key: bytes) -> str | None:
         return None
     text = value if isinstance(value, str) else dumps(value).decode()
     return hmac.new(key, text.encode("utf-8", errors="replace"), hashlib.sha256).hexdigest()
+
+
+class ArgumentError(ValueError):
+    """An argument of a logging call that cannot be used; ``kind`` names the problem (said once per kind)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+TIMESTAMP_TYPES = ("a datetime (aware, or naive meaning UTC) or epoch seconds, milliseconds, microseconds or "
+                   "nanoseconds (a number, told apart by its size)")
+# Epoch numbers by magnitude: below 1e11 seconds (until the year 5138), then ms, µs and ns of the same span.
+_EPOCH_UNITS = ((1e11, 1.0), (1e14, 1e3), (1e17, 1e6), (1e20, 1e9))
+
+
+def epoch_seconds(value: Any, name: str = "timestamp") -> float:
+    """A ``timestamp=`` argument as epoch seconds; :class:`ArgumentError` saying what is accepted otherwise."""
+    if isinstance(value, datetime):  # pandas Timestamp too
+        return (value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)).timestamp()
+    if type(value).__name__ == "datetime64":  # numpy, without importing it
+        value = value.astype("datetime64[ns]").astype("int64")
+        if value == -(2**63):  # NaT
+            raise ArgumentError(f"{name}:missing", f"{name}= is NaT: pass {TIMESTAMP_TYPES}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ArgumentError(f"{name}:{type(value).__name__}",
+                            f"{name}= is a {type(value).__name__} ({_short(value)}): pass {TIMESTAMP_TYPES}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ArgumentError(f"{name}:range", f"{name}={number!r} is not a time: pass {TIMESTAMP_TYPES}")
+    for limit, per_second in _EPOCH_UNITS:
+        if number < limit:
+            return number / per_second
+    raise ArgumentError(f"{name}:range", f"{name}={number!r} is too large for epoch nanoseconds: pass {TIMESTAMP_TYPES}")
+
+
+def _short(value: Any) -> str:
+    text = _safe_str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def as_features(features: Any) -> Mapping[str, Any]:
+    """``features=`` as a mapping: a dict as it is, a pandas ``Series`` or a numpy record (a structured
+    array's row) or a named tuple as its fields; :class:`ArgumentError` for anything else."""
+    if isinstance(features, Mapping):
+        return features
+    names = getattr(getattr(features, "dtype", None), "names", None)
+    if names and getattr(features, "ndim", 0) == 0:  # numpy.void / numpy.record
+        return {name: features[name] for name in names}
+    if getattr(features, "ndim", None) == 1 and callable(getattr(features, "to_dict", None)):  # pandas Series
+        return features.to_dict()
+    if isinstance(features, tuple) and hasattr(features, "_asdict"):  # DataFrame.itertuples(), namedtuple
+        return features._asdict()
+    raise ArgumentError(f"features:{type(features).__name__}",
+                        f"features is a {type(features).__name__}, not a mapping of feature names to values "
+                        "(a dict, a pandas Series or a numpy record)")
 
 
 MIN_HASH_KEY_BYTES = 16  # a shorter key can be guessed, and then every hashed value recomputed from a guess
