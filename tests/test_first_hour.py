@@ -147,3 +147,63 @@ def test_check_text_shows_the_findings_against_the_recent_days_marked(baseline_f
     marked = last[last.index("-- against the recent days"):].splitlines()[1:]
     assert len(marked) == len(recent), last
     assert {(f["check"], f["feature"]) for f in recent} == {tuple(line.split()[1:3]) for line in marked}
+
+
+# -- 6: a URL without its scheme, and OpenSearch without --es-distribution ---------------------------------
+
+def test_a_url_without_a_scheme_is_a_usage_error_naming_where_it_came_from(tmp_path):
+    import os
+
+    cfg = tmp_path / "predwatch.toml"
+    cfg.write_text('[elasticsearch]\nurl = "localhost:9200"\n\n[[models]]\nname = "m"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREDWATCH_ES_")}
+    for args, where in ((["setup", "--es-url", "localhost:9200"], "--es-url"),
+                        (["ship", str(tmp_path / "x.jsonl"), "--once", "--es-url", "localhost:9200"], "--es-url"),
+                        (["status", "--config", str(cfg)], f"{cfg}: [elasticsearch] url"),
+                        (["demo", "--es", "localhost:9200"], "--es")):
+        proc = predwatch(*args, env=env)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert proc.stderr.startswith(f"predwatch {args[0]}: {where}: 'localhost:9200' is not a URL"), proc.stderr
+        assert "http://localhost:9200" in proc.stderr and proc.stderr.count("\n") == 1
+    proc = predwatch("setup", env={**env, "PREDWATCH_ES_URL": "localhost:9200"})
+    assert proc.returncode == 2 and "PREDWATCH_ES_URL: 'localhost:9200'" in proc.stderr, proc.stderr
+
+
+def test_the_distribution_is_asked_of_the_server_when_nobody_said_it(es, tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREDWATCH_ES_")}
+    proc = predwatch("setup", "--es-url", es.url, "--prefix", es.prefix, env=env)
+    assert proc.returncode == 0, proc.stderr  # OpenSearch (the emulator) too: GET / says which it is
+
+
+def test_a_406_from_a_server_that_hides_what_it_is_names_the_flag(tmp_path):
+    import os
+    from http.server import BaseHTTPRequestHandler
+
+    from conftest import LoopbackServer
+
+    class Refusing(BaseHTTPRequestHandler):
+        def _refuse(self):
+            body = b'{"error":"Content-Type header [application/vnd.elasticsearch+json; compatible-with=8] is not ' \
+                   b'supported","status":406}'
+            self.send_response(406)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_PUT = do_POST = do_HEAD = _refuse
+
+        def log_message(self, *args):
+            pass
+
+    server = LoopbackServer()
+    server.serve(Refusing)
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREDWATCH_ES_")}
+        proc = predwatch("setup", "--es-url", server.url, env=env)
+    finally:
+        server.close()
+    assert proc.returncode == 2, proc.stderr
+    assert "--es-distribution opensearch" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr

@@ -67,7 +67,53 @@ def es_client(args: argparse.Namespace):
         settings = EsSettings.from_env(**connection_overrides(args))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    settings = usable_settings(settings, url_from="--es-url" if args.es_url else None,
+                               distribution_given=bool(args.es_distribution))
     return settings, make_client(settings)
+
+
+def usable_settings(settings, *, url_from: str | None, distribution_given: bool):
+    """The settings with a URL the client can use (else a usage error naming where the URL came from), and the
+    distribution the server says it is when nobody said which (OpenSearch refuses the Elasticsearch 8 client's
+    media types with a bare 406)."""
+    from dataclasses import replace
+
+    check_url(settings.url, url_from or ("PREDWATCH_ES_URL" if os.environ.get("PREDWATCH_ES_URL")
+                                         else "the Elasticsearch URL"))
+    if distribution_given or os.environ.get("PREDWATCH_ES_DISTRIBUTION"):
+        return settings
+    detected = server_distribution(settings)
+    return replace(settings, distribution=detected) if detected else settings
+
+
+def check_url(url: str, where: str) -> None:
+    """A usage error naming ``where`` the URL came from unless it is http(s)://host: the client's own error
+    (``localhost:9200``) would be an internal one."""
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        usable = False
+    if not usable:
+        shown = str(url).rpartition("@")[2]  # never a password
+        raise UsageError(f"{where}: {shown!r} is not a URL with http:// or https:// (e.g. http://{shown or 'localhost:9200'})")
+
+
+def server_distribution(settings) -> str | None:
+    """What ``GET /`` says the server is (asked in plain JSON, which both answer): "opensearch" or
+    "elasticsearch"; None when it cannot be asked now (the command then says why, itself)."""
+    from dataclasses import replace
+
+    from logging_adapter.elastic import DISTRIBUTIONS, make_client
+
+    try:
+        info = make_client(replace(settings, distribution="opensearch")).info()
+    except Exception:  # noqa: BLE001 - unreachable or refused: the command's own request will say so
+        return None
+    found = str((info.get("version") or {}).get("distribution") or "elasticsearch")
+    return found if found in DISTRIBUTIONS else None
 
 
 @contextlib.contextmanager
@@ -78,7 +124,12 @@ def elasticsearch_errors(settings) -> Iterator[None]:
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - connection, auth, TLS, API errors alike
-        raise UsageError(f"cannot use Elasticsearch at {settings.describe()}: {type(exc).__name__}: {exc}") from None
+        hint = ""
+        if getattr(exc, "status_code", None) == 406 or "compatible-with" in str(exc):
+            hint = (" -- an OpenSearch server? say so with --es-distribution opensearch (or "
+                    "PREDWATCH_ES_DISTRIBUTION=opensearch, or distribution = \"opensearch\" in [elasticsearch])")
+        raise UsageError(f"cannot use Elasticsearch at {settings.describe()}: {type(exc).__name__}: {exc}{hint}"
+                         ) from None
 
 
 def install_parser(sub: Subparsers, group: str, group_help: str, help: str, description: str
@@ -98,11 +149,16 @@ def daemon_config(args: argparse.Namespace):
     from analyzers.daemon.config import DaemonConfig
 
     try:
-        return DaemonConfig.load(args.config, prefix=args.prefix, **connection_overrides(args))
+        config = DaemonConfig.load(args.config, prefix=args.prefix, **connection_overrides(args))
     except FileNotFoundError:
         raise UsageError(f"config file not found: {args.config}") from None
     except (ValueError, KeyError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{args.config}: {exc}") from None
+    in_file = config.raw.get("elasticsearch", {})
+    url_from = "--es-url" if args.es_url else f"{args.config}: [elasticsearch] url" if "url" in in_file else None
+    config.settings = usable_settings(config.settings, url_from=url_from,
+                                      distribution_given=bool(args.es_distribution or in_file.get("distribution")))
+    return config
 
 
 def service_logging() -> None:

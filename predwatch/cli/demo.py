@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 
-from .common import EXIT_OK, Subparsers, UsageError
+from .common import EXIT_OK, Subparsers, UsageError, check_url, server_distribution
 
 
 def positive_int(text: str) -> int:
@@ -32,11 +33,18 @@ def _demo(sub: Subparsers) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    distribution = args.es_distribution
+    if args.es:
+        check_url(args.es, "--es")
+        if not distribution and not os.environ.get("PREDWATCH_ES_DISTRIBUTION"):
+            from logging_adapter.elastic import EsSettings
+
+            distribution = server_distribution(EsSettings.from_env(url=args.es))
     try:
         if args.es:
             from predwatch.demo.elastic import run_es
 
-            run_es(args.workdir, args.days, es_url=args.es, distribution=args.es_distribution,
+            run_es(args.workdir, args.days, es_url=args.es, distribution=distribution,
                    kibana_url=args.kibana, prefix=args.prefix)
         else:
             from predwatch.demo.flights import run
