@@ -9,6 +9,8 @@ indexed answers 409, which counts as delivered. Outcomes are data
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import random
 import threading
 import time
@@ -273,17 +275,96 @@ class Backoff:
             yield self.next_delay()
 
 
-class DeadLetters:
-    """Rejected records with their reason, one JSON object per line, never retried."""
+def private_dir(path: str | Path) -> Path:
+    """``path`` as a directory; the ones created here (parents too) are 0700 whatever the umask,
+    because what predwatch keeps on disk (spooled records, dead letters) holds raw features."""
+    path = Path(path)
+    missing = []
+    walk = path
+    while not walk.exists():
+        missing.append(walk)
+        walk = walk.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            pass  # another process made it at the same moment
+        os.chmod(directory, 0o700)
+    if not path.is_dir():
+        raise NotADirectoryError(f"{path} is not a directory")
+    return path
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.counts: Counter[str] = Counter()
+
+def open_private(path: str | Path, mode: str = "ab", buffering: int = -1):
+    """Open ``path`` for writing as a 0600 file, whatever the umask (an older 0644 file is tightened)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        return os.fdopen(fd, mode, buffering=buffering)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class CountingReport:
+    """Counts events by reason and says them at most once per ``every`` seconds, with the counts
+    since the last time and in all: a flood of drops or refusals is one line a minute, never silent."""
+
+    def __init__(self, say: Callable[[str], None], what: str, every: float = 60.0) -> None:
+        self.say, self.what, self.every = say, what, every
+        self.total: Counter[str] = Counter()
+        self._pending: Counter[str] = Counter()
+        self._last = float("-inf")
         self._lock = threading.Lock()
+
+    def add(self, reason: str, count: int = 1, where: str = "") -> None:
+        with self._lock:
+            self.total[reason] += count
+            self._pending[reason] += count
+            if time.monotonic() - self._last >= self.every:
+                self._say_pending(where)
+
+    def flush(self, where: str = "") -> None:
+        """Say what was counted since the last time (at close: nothing counted goes unsaid)."""
+        with self._lock:
+            if self._pending:
+                self._say_pending(where)
+
+    def _say_pending(self, where: str) -> None:
+        self._last = time.monotonic()
+        reasons = "; ".join(f"{n:,} {reason}" for reason, n in self._pending.most_common())
+        message = (f"{self.what}: {sum(self._pending.values()):,} since the last report ({reasons}), "
+                   f"{sum(self.total.values()):,} in all{where}")
+        self._pending.clear()
+        try:
+            self.say(message)
+        except Exception:  # noqa: BLE001 - saying it must never break delivery
+            pass
+
+
+class DeadLetters:
+    """Rejected records with their reason, one JSON object per line, never retried.
+
+    The file is capped at ``max_bytes`` like the spool: once full, the oldest entries are kept and
+    the new ones are counted in ``not_kept``. Refusals are reported on ``log`` at WARNING, at most
+    once a minute with their counts. A file that cannot be written never raises into the sender."""
 
     KEEP_BYTES = 64 * 1024  # of a huge line, enough to recognise it
 
-    def add(self, raw: bytes, reason: str, source: str = "") -> None:
+    def __init__(self, path: str | Path | None, max_bytes: int = 64 * 1024**2,
+                 log: logging.Logger | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.max_bytes = max_bytes
+        self.counts: Counter[str] = Counter()
+        self.not_kept = 0  # refused records whose dead letter could not be written (full, or no file)
+        self._bytes: int | None = None
+        self._lock = threading.Lock()
+        say = (log or logging.getLogger("predwatch.shipper")).warning
+        self.report = CountingReport(say, "predwatch: records refused and dead-lettered")
+
+    def add(self, raw: bytes, reason: str, source: str = "") -> bool:
+        """Keep one refused record with its reason; False when it could not be kept (counted)."""
         kind = reason.split(":", 1)[0].split("(", 1)[0].strip()
         self.counts[kind] += 1
         entry: dict[str, Any] = {"@timestamp": c.utc_iso(time.time()), "reason": reason, "source": source}
@@ -295,7 +376,29 @@ class DeadLetters:
         except UnicodeDecodeError:
             entry["line"] = raw.decode("latin-1")
             entry["encoding"] = "latin-1 (the line was not UTF-8)"
+        data = orjson.dumps(entry) + b"\n"
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("ab") as fh:
-                fh.write(orjson.dumps(entry) + b"\n")
+            why = self._write(data)
+        if why is None:
+            self.report.add(kind, where=f"; kept in {self.path}")
+            return True
+        self.not_kept += 1
+        self.report.add(f"{kind}, NOT kept ({why})")
+        return False
+
+    def _write(self, data: bytes) -> str | None:
+        """Append one entry; the reason it was not kept, or None."""
+        if self.path is None:
+            return "no dead-letter file: its directory cannot be written"
+        try:
+            if self._bytes is None:
+                private_dir(self.path.parent)
+                self._bytes = self.path.stat().st_size if self.path.exists() else 0
+            if self._bytes + len(data) > self.max_bytes:
+                return f"{self.path} is at its limit of {self.max_bytes:,} bytes; the oldest entries are kept"
+            with open_private(self.path, "ab") as fh:
+                fh.write(data)
+            self._bytes += len(data)
+            return None
+        except OSError as exc:
+            return f"{self.path} cannot be written: {exc.strerror or exc}"

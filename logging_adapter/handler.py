@@ -27,16 +27,18 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from . import contract as c
-from .bulk import Backoff, DeadLetters, Doc, Throttled, deliver, doc_id, outage_message, send_bulk
+from .bulk import (Backoff, CountingReport, DeadLetters, Doc, Throttled, deliver, doc_id, open_private,
+                   outage_message, private_dir, send_bulk)
 from .elastic import EsSettings, make_client
 from .formatter import PAYLOAD_ATTR, PredictionFormatter
-from .spool import Spool, SpoolFull
+from .spool import MemorySpool, Spool, SpoolFull
 from .templates import DEFAULT_PREFIX, record_index
 
 report = logging.getLogger("predwatch.shipper")
 NEVER_SHIPPED = ("elastic_transport", "elasticsearch", "urllib3", "predwatch.shipper")
 SPOOL_ENV = "PREDWATCH_SPOOL_DIR"
 INLINE_ATTEMPTS = 3
+MEMORY_SPOOL_BYTES = 64 * 1024**2  # the in-memory stand-in, when no spool directory can be written
 
 
 def claim_spool_dir(base: str | Path) -> tuple[Path, Any]:
@@ -46,11 +48,10 @@ def claim_spool_dir(base: str | Path) -> tuple[Path, Any]:
     spools of every other slot whose owner is gone are adopted too (after scaling from
     two workers to one, the second slot's records must still be delivered).
     """
-    base = Path(base)
-    base.mkdir(parents=True, exist_ok=True)
+    base = private_dir(base)
     for n in range(1024):
-        slot = base / f"slot-{n}"
-        slot.mkdir(exist_ok=True)
+        slot = private_dir(base / f"slot-{n}")
+        os.chmod(slot, 0o700)  # its own: an older version made it 0755
         lock = _try_lock(slot)
         if lock is not None:
             adopt_orphans(base, slot)
@@ -59,7 +60,7 @@ def claim_spool_dir(base: str | Path) -> tuple[Path, Any]:
 
 
 def _try_lock(slot: Path) -> Any:
-    lock = (slot / ".lock").open("a")
+    lock = open_private(slot / ".lock", "a")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return lock
@@ -125,9 +126,23 @@ class ElasticsearchHandler(logging.Handler):
         self.client = client.options(max_retries=0, request_timeout=request_timeout)  # we retry, with backoff
         self.prefix = prefix
         base = spool_dir or os.environ.get(SPOOL_ENV) or Path.home() / ".cache" / "predwatch" / "spool"
-        self.spool_dir, self._slot_lock = claim_spool_dir(base)
-        self.spool = Spool(self.spool_dir, max_bytes=max_spool_bytes)
-        self.dead_letters = DeadLetters(self.spool_dir / "dead-letter.jsonl")
+        self.spool_dir: Path | None = None
+        self._slot_lock = None
+        self.spool: Spool | MemorySpool
+        try:
+            self.spool_dir, self._slot_lock = claim_spool_dir(base)
+            self.spool = Spool(self.spool_dir, max_bytes=max_spool_bytes)
+        except (OSError, RuntimeError) as exc:  # a service that cannot write its home must still start
+            if self._slot_lock is not None:
+                self._slot_lock.close()
+            self.spool_dir, self._slot_lock = None, None
+            self.spool = MemorySpool(min(max_spool_bytes, MEMORY_SPOOL_BYTES))
+            report.warning("predwatch shipper: the spool directory %s cannot be used (%s): records wait in memory "
+                           "only (up to %s bytes) while Elasticsearch is unavailable, and are lost if the process "
+                           "ends first", base, exc, f"{self.spool.max_bytes:,}")
+        self.dead_letters = DeadLetters(self.spool_dir / "dead-letter.jsonl" if self.spool_dir else None,
+                                        log=report)
+        self.drops = CountingReport(report.error, "predwatch shipper: DROPPED prediction records, kept nowhere")
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.exit_timeout = exit_timeout
@@ -166,6 +181,7 @@ class ElasticsearchHandler(logging.Handler):
                 self._to_spool([doc])
         except Exception as exc:  # noqa: BLE001 - never into the model service
             self.stats["errors"] += 1
+            self._drop(1, f"could not be queued ({type(exc).__name__})")
             self._alarm(f"could not queue a prediction record: {exc!r}")
 
     def _reject(self, record: logging.LogRecord, reason: str) -> None:
@@ -227,9 +243,13 @@ class ElasticsearchHandler(logging.Handler):
             if not pending:
                 self._backoff.reset()
                 return True
-            self._to_spool(pending)
+            kept = self._to_spool(pending)
             self._next_probe = time.monotonic() + self._backoff.next_delay()
-            self._alarm(outage_message(outcome, f"in the spool {self.spool_dir}"))
+            if kept:
+                self._alarm(outage_message(outcome, self._where()))
+            else:
+                self._alarm(f"Elasticsearch unavailable ({outcome.error or 'items to retry'}) and the records "
+                            "could not be kept (see DROPPED)")
             return False
         finally:
             self._inflight = []
@@ -245,19 +265,37 @@ class ElasticsearchHandler(logging.Handler):
             outcome.account(self.stats, self.dead_letters, "replayed")
             if outcome.retry:  # still down (or the credentials still refused): keep the segment, try later
                 self._next_probe = time.monotonic() + self._backoff.next_delay()
-                self._alarm(outage_message(outcome, f"in the spool {self.spool_dir}"))
+                self._alarm(outage_message(outcome, self._where()))
                 return
         self.spool.remove(segment)
         self._backoff.reset()
         self._next_probe = 0.0
 
-    def _to_spool(self, docs: list[Doc]) -> None:
+    def _to_spool(self, docs: list[Doc]) -> bool:
+        """Keep documents for later; False when they could not be kept (counted as dropped, with why)."""
+        if not docs:
+            return True
         try:
             self.spool.append(docs)
-            self.stats["spooled"] += len(docs)
         except SpoolFull as exc:
-            self.stats["dropped"] += len(docs)
-            self._alarm(f"DROPPED {len(docs)} prediction record(s): {exc}", force=True)
+            self._drop(len(docs), str(exc))
+            return False
+        self.stats["spooled"] += len(docs)
+        return True
+
+    def _drop(self, count: int, reason: str) -> None:
+        self.stats["dropped"] += count
+        self.drops.add(reason, count)
+
+    @property
+    def drop_reasons(self) -> Counter[str]:
+        """Records kept nowhere, by reason (their sum is ``stats["dropped"]``)."""
+        return self.drops.total
+
+    def _where(self) -> str:
+        if self.spool_dir is None:
+            return "in memory (no spool directory can be written) until the process ends"
+        return f"in the spool {self.spool_dir}"
 
     def _final_flush(self) -> None:
         deadline = time.monotonic() + self.exit_timeout * 0.8
@@ -275,9 +313,9 @@ class ElasticsearchHandler(logging.Handler):
             except queue.Empty:
                 return docs
 
-    def _alarm(self, message: str, force: bool = False) -> None:
-        """On the ``predwatch.shipper`` logger, at most once a minute unless ``force``."""
-        self._say(f"predwatch shipper: {message} (stats {dict(self.stats)})", force=force)
+    def _alarm(self, message: str) -> None:
+        """On the ``predwatch.shipper`` logger, at most once a minute."""
+        self._say(f"predwatch shipper: {message} (stats {dict(self.stats)})")
 
     # -- control -----------------------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
@@ -303,9 +341,14 @@ class ElasticsearchHandler(logging.Handler):
         leftovers = list(self._inflight) + self._drain()  # in flight: resending is harmless (same ids)
         if leftovers:
             self._to_spool(leftovers)
+        if isinstance(self.spool, MemorySpool) and self.spool.held():
+            self._drop(self.spool.held(), "still waiting in memory at close (no spool directory could be written)")
         self.spool.close()
+        self.drops.flush()
+        self.dead_letters.report.flush()
         try:
-            self._slot_lock.close()
+            if self._slot_lock is not None:
+                self._slot_lock.close()
         except OSError:
             pass
         atexit.unregister(self.close)

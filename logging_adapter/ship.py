@@ -26,7 +26,8 @@ import orjson
 from elasticsearch import Elasticsearch
 
 from . import contract as c
-from .bulk import Backoff, BadRecord, DeadLetters, Doc, Throttled, deliver, doc_from_line, outage_message
+from .bulk import (Backoff, BadRecord, DeadLetters, Doc, Throttled, deliver, doc_from_line, open_private,
+                   outage_message, private_dir)
 from .templates import DEFAULT_PREFIX
 
 log = logging.getLogger("predwatch.ship")
@@ -58,9 +59,10 @@ class OffsetStore:
                 log.warning("offset file %s unreadable (%s): starting from the beginning", self.path, exc)
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps({k: v.__dict__ for k, v in self.files.items()}))
+        with open_private(tmp, "wb") as fh:
+            fh.write(orjson.dumps({k: v.__dict__ for k, v in self.files.items()}))
         os.replace(tmp, self.path)
 
 
@@ -83,7 +85,7 @@ class Shipper:
         self.poll_interval = poll_interval
         self.state_dir = Path(state_dir)
         self.offsets = OffsetStore(self.state_dir / "offsets.json")
-        self.dead_letters = DeadLetters(self.state_dir / "dead-letter.jsonl")
+        self.dead_letters = DeadLetters(self.state_dir / "dead-letter.jsonl", log=log)
         self.stats: Counter[str] = Counter()
         self.stop = threading.Event()
         self.deadline = deadline  # seconds a run may wait for an unavailable Elasticsearch (None: forever)
@@ -107,6 +109,7 @@ class Shipper:
             if not progressed:
                 self.stop.wait(self.poll_interval)
         self.offsets.save()
+        self.dead_letters.report.flush()
         return self.stats
 
     def _paths(self) -> list[Path]:
