@@ -207,3 +207,16 @@ def test_a_406_from_a_server_that_hides_what_it_is_names_the_flag(tmp_path):
         server.close()
     assert proc.returncode == 2, proc.stderr
     assert "--es-distribution opensearch" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_ship_of_a_file_without_one_record_exits_2_and_says_what_the_file_looks_like(es, tmp_path):
+    import synth
+
+    csv = tmp_path / "predictions.csv"
+    synth.table(50, seed=8).to_csv(csv, index=False)
+    plain = tmp_path / "app.log"
+    plain.write_text("2026-11-22 07:00:01 INFO started\n2026-11-22 07:00:02 INFO ready\n")
+    for path, looks in ((csv, "looks like CSV (first line: 'amount,"), (plain, "not JSON lines")):
+        proc = predwatch("ship", str(path), "--once", "--state-dir", str(tmp_path / f"s-{path.name}"), *es.es_args())
+        assert proc.returncode == 2, (proc.stdout, proc.stderr)
+        assert f"{path}: {looks}" in proc.stderr and "no line is a prediction record" in proc.stderr, proc.stderr

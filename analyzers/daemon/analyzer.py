@@ -41,7 +41,7 @@ log = logging.getLogger("predwatch.daemon")
 NO_VERSION = "__no_version__"  # records logged without a model version
 VOLUME_MIN_EXPECTED = 20  # below this usual volume, a drop is not judged
 VOLUME_WARNING, VOLUME_CRITICAL = 0.5, 0.2  # fractions of the usual volume
-QUALITY_CHECKS = ("quality_drop", "estimated_quality_drop")
+QUALITY_CHECKS = ("quality_drop", "prediction_bias", "estimated_quality_drop")
 
 
 class Analyzer:

@@ -72,6 +72,11 @@ def run_ship(args: argparse.Namespace) -> int:
     stats = shipper.run(once=args.once)
     print(f"shipped {stats['sent']:,} new, {stats['duplicates']:,} already indexed, "
           f"{stats['rejected']:,} dead-lettered to {shipper.dead_letters.path}")
+    if args.once and stats["rejected"] and not stats["sent"] and not stats["duplicates"]:
+        said = [f"{path}: {looks}" for path in _matched(args.paths) if (looks := not_records(path))]
+        if said:  # a CSV or a plain log named by mistake: every line dead-lettered is not "done"
+            raise UsageError("no line is a prediction record: " + "; ".join(said) + " (ship the JSONL that "
+                             "PredictionLogger writes)")
     for path, size in shipper.incomplete.items():
         print(f"predwatch ship: {path}: the last line ({size:,} bytes) has no newline yet; it is shipped once "
               "its writer ends it", file=sys.stderr)
@@ -80,5 +85,42 @@ def run_ship(args: argparse.Namespace) -> int:
               f"record(s) within {args.timeout:g} s; nothing is lost (offsets kept): run again", file=sys.stderr)
         return EXIT_UNFINISHED
     return EXIT_OK
+
+def _matched(patterns: list[str]) -> list[Path]:
+    import glob
+
+    return sorted({Path(p) for pattern in patterns for p in glob.glob(pattern) if Path(p).is_file()})
+
+
+SNIFF_LINES = 20
+
+
+def not_records(path: Path) -> str | None:
+    """What a file looks like when none of its first lines is a record the shipper would take (None when one
+    is): a CSV header, JSON that is not a prediction record (and why), or text that is not JSON."""
+    from logging_adapter.bulk import BadRecord, doc_from_line
+
+    try:
+        with path.open("rb") as fh:
+            lines = [line for line in (fh.readline(65536) for _ in range(SNIFF_LINES)) if line.strip()]
+    except OSError:
+        return None
+    first, why = None, ""
+    for line in lines:
+        try:
+            doc_from_line(line, "predwatch")
+            return None
+        except BadRecord as exc:
+            why = why or str(exc)
+        first = first or line.decode("utf-8", "replace").strip()
+    if first is None:
+        return None
+    shown = first if len(first) <= 80 else first[:77] + "..."
+    if not first.startswith(("{", "[")) and first.count(",") >= 1:
+        return f"looks like CSV (first line: {shown!r}); CSV is training data for `predwatch baseline --data`"
+    if first.startswith("{"):
+        return f"JSON lines, but not prediction records ({why})"
+    return f"not JSON lines (first line: {shown!r})"
+
 
 COMMANDS = (_setup, _ship)  # each adds its subcommand to the parser
