@@ -263,3 +263,62 @@ def test_multiclass_quality_and_its_estimate_from_the_predicted_class_probabilit
     found = quality_findings(drifted)
     assert {("quality_drop", "accuracy"), ("quality_drop", "macro_f1")} <= found
     assert ("estimated_quality_drop", "accuracy") not in found
+
+
+def demand(n: int, seed: int, *, bias: float = 0.0, sd: float = 10.0, start: str = "2026-01-01", days: int = 30
+           ) -> pd.DataFrame:
+    """A regression (units sold): the prediction misses the truth by an error of mean ``bias`` and spread ``sd``."""
+    rng = np.random.default_rng(seed)
+    truth = rng.gamma(4.0, 25.0, n)
+    stamps = pd.Timestamp(start, tz="UTC") + pd.to_timedelta(rng.integers(0, days * 86400, n), unit="s")
+    return pd.DataFrame({"ts": stamps, "price": rng.normal(20, 4, n).round(2),
+                         "forecast": (truth + rng.normal(bias, sd, n)).round(3), "sold": truth.round(3)})
+
+
+def demand_records(frame: pd.DataFrame, tag: str):
+    preds, outs = [], []
+    for i, row in enumerate(frame.sort_values("ts").itertuples()):
+        pid = f"{tag}-{i}"
+        preds.append({"@timestamp": c.utc_iso(row.ts.to_pydatetime()), "predwatch": {
+            "model": {"name": "demand", "version": "1"}, "prediction_id": pid, "features": {"price": row.price},
+            "prediction": row.forecast}})
+        outs.append(c.outcome_record(pid, row.sold, model="demand", version="1",
+                                     timestamp=c.utc_iso(row.ts.to_pydatetime() + timedelta(days=1))))
+    return preds, outs
+
+
+@pytest.fixture(scope="module")
+def demand_baseline() -> Baseline:
+    return build_baseline(demand(30_000, 10, days=90), model="demand", version="1", predictions=["forecast"],
+                          actual="sold", time_column="ts")
+
+
+@pytest.mark.parametrize("bias,sd,seed", [(1.6, 9.3, 1), (3.0, 9.0, 2)])  # 0.16 and 0.30 reference RMSEs
+def test_a_bias_while_the_error_fell_is_no_quality_drop(tmp_path, demand_baseline, bias, sd, seed):
+    """Errors that shift by a constant while their spread shrinks: MAE improves 4-6%. That is not a drop of
+    quality; the bias is judged as itself (prediction_bias), and only when it is a real systematic error."""
+    baseline = demand_baseline
+    rmse = baseline.quality.metrics["rmse"]
+    (result,) = check(baseline, tmp_path, *demand_records(demand(3000, 20 + seed, bias=bias, sd=sd, start="2026-05-01"),
+                                                          "may"))
+    mae = result.quality["metrics"]["mae"]
+    assert 0.93 < mae["value"] / mae["reference"] < 0.97, "the error fell"
+    assert bias / rmse == pytest.approx(round(bias / 10, 2), abs=0.03)
+    assert not [f for f in result.findings if f.check == "quality_drop"], [f.message for f in result.findings]
+    bias_found = [f for f in result.findings if f.check == "prediction_bias"]
+    if bias < 2.5:
+        assert bias_found == [], "a sixth of an RMSE is no systematic error worth a finding"
+    else:
+        (f,) = bias_found
+        assert f.status == "warning" and f.metric == "mean_error" and "MAE" in f.message and "down" in f.message
+
+
+def test_a_large_bias_that_raises_the_error_is_both_a_bias_and_a_quality_drop(tmp_path, demand_baseline):
+    baseline = demand_baseline
+    (result,) = check(baseline, tmp_path, *demand_records(demand(3000, 30, bias=8.0, start="2026-05-01"), "may"))
+    found = {(f.check, f.metric): f for f in result.findings}
+    assert found[("prediction_bias", "mean_error")].status == "critical"
+    assert ("quality_drop", "mae") in found and ("quality_drop", "mean_error") not in found
+    doc = result.to_json()
+    assert any(f["check"] == "prediction_bias" and f["levels"] == {"warning": 0.25, "critical": 0.5}
+               for f in doc["findings"])

@@ -187,7 +187,7 @@ def test_regression_errors_from_aggregations_equal_the_local_ones(es):
     assert got == pytest.approx(want) and want["mean_error"] == pytest.approx(30, abs=0.01)
     from analyzers.core.window import analyze
     found = {(f.check, f.metric) for f in analyze(remote, baseline).findings}
-    assert {("quality_drop", "mae"), ("quality_drop", "mean_error")} <= found, "a 30-minute bias"
+    assert {("quality_drop", "mae"), ("prediction_bias", "mean_error")} <= found, "a 30-minute bias"
 
 
 def test_the_analyze_command_joins_outcomes_before_it_analyses(es, es_baseline, tmp_path):

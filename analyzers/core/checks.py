@@ -338,7 +338,7 @@ DETECTORS: dict[str, Detector] = {
 
 def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | None = None,
              reference: str = "training") -> list[CheckResult]:
-    """Every applicable check of every column, the model's quality (``quality_drop``,
+    """Every applicable check of every column, the model's quality (``quality_drop``, ``prediction_bias``,
     ``estimated_quality_drop``: :mod:`analyzers.core.quality`) and its latency, decided together (one FDR
     family per window); findings on records then name the segments they concentrate in.
 

@@ -29,6 +29,7 @@ CHECKS = (
     "prediction_shift",
     "category_share",
     "quality_drop",
+    "prediction_bias",
     "estimated_quality_drop",
     "latency_regression",
 )
@@ -46,6 +47,9 @@ DEFAULT_LEVELS: dict[str, tuple[float, float]] = {
     "prediction_shift": (0.10, 0.25),   # PSI on baseline bins of the model output
     "category_share": (0.2, 0.5),       # Cohen's h: one known category's share against training's
     "quality_drop": (0.05, 0.15),       # relative degradation of a quality metric against the reference
+    # a regression's mean error against the reference's, in reference RMSEs: a bias of b adds b^2 to the MSE, so
+    # 0.25 costs about 6% of the reference MSE (the size of a quality_drop warning), 0.5 a quarter
+    "prediction_bias": (0.25, 0.5),
     "estimated_quality_drop": (0.05, 0.15),  # the same, of the accuracy expected from calibrated scores
     "latency_regression": (1.5, 3.0),   # window p95 latency as a multiple of the reference p95
 }

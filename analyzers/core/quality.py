@@ -9,7 +9,8 @@ Elasticsearch aggregations, so every metric is computed here, once.
 
 Judging (:func:`quality_measurements`): the effect is the metric's relative
 degradation against the reference (``(ref - window) / ref`` for a score,
-``(window - ref) / ref`` for an error, the bias shift in reference RMSEs); the
+``(window - ref) / ref`` for an error; a regression's bias, ``prediction_bias``, as its mean error's shift in
+reference RMSEs, never as a drop of quality, since the error can fall meanwhile); the
 p-value is one-sided normal with the reference's bootstrap spread scaled to both
 sample sizes. It joins the window's false-discovery family like every check.
 
@@ -42,6 +43,10 @@ JUDGED = {
     "multiclass": ("accuracy", "macro_f1"),
     "regression": ("mae", "mean_error"),
 }
+# A regression's bias (the mean error's shift, in reference RMSEs) is judged as its own check with its own levels:
+# errors that shift by a constant while their spread shrinks can leave the model better (a lower MAE), and
+# "quality drop" would then say the opposite of what happened.
+CHECK_OF = {"mean_error": "prediction_bias"}
 SCORE_BINS = 100  # quantile bins of the reference scores (AUC from binned counts is within ~0.005)
 CALIBRATION_MIN_ROWS = 50  # labelled reference rows per calibration bin (thinner bins are merged)
 CALIBRATION_MAX_ERROR = 0.02  # held-out calibration error beyond noise above which no estimate is made
@@ -465,7 +470,7 @@ def estimate(prof: QualityProfile, ref: QualityReference) -> dict[str, Any] | No
 
 @dataclass
 class QualityMeasurement:
-    check: str  # quality_drop | estimated_quality_drop
+    check: str  # quality_drop | prediction_bias | estimated_quality_drop | latency_regression
     metric: str
     value: float  # relative degradation
     p_value: float
@@ -486,6 +491,17 @@ def degradation(metric: str, window: float, ref: QualityReference) -> float:
     return (window - base) / base if base else 0.0
 
 
+def _bias_detail(w: float, base: float, labelled: int, window: dict[str, float], ref: QualityReference) -> str:
+    """The bias in the units of the outcome and of the reference RMSE, and what the absolute error did meanwhile."""
+    shift = degradation("mean_error", w, ref)
+    said = (f"mean error {w:+.4g} on {labelled:,} labelled predictions (evaluation data {base:+.4g}): "
+            f"a systematic shift of {shift:.2f} reference RMSEs")
+    mae, ref_mae = window.get("mae"), ref.metrics.get("mae")
+    if mae is not None and ref_mae:
+        said += f"; MAE {mae:.4g} ({'down' if mae <= ref_mae else 'up'} {abs(mae - ref_mae) / ref_mae:.0%})"
+    return said
+
+
 def quality_measurements(prof: QualityProfile, ref: QualityReference) -> list[QualityMeasurement]:
     """Each judged metric of the window against the reference, and the estimate when it can be made."""
     out = []
@@ -499,10 +515,11 @@ def quality_measurements(prof: QualityProfile, ref: QualityReference) -> list[Qu
             spread = math.sqrt(sd * sd * (ref.rows / max(prof.labelled, 1) + 1.0) + ref.between.get(name, 0.0) ** 2)
             worse = abs(w - base) if name == "mean_error" else (base - w if name in HIGHER_IS_BETTER else w - base)
             p = normal_sf(worse / spread) * (2 if name == "mean_error" else 1)
-            out.append(QualityMeasurement("quality_drop", name, degradation(name, w, ref), min(p, 1.0),
-                                          prof.labelled, w, base,
-                                          f"{name} {w:.4g} on {prof.labelled:,} labelled predictions "
-                                          f"(evaluation data {base:.4g})"))
+            detail = f"{name} {w:.4g} on {prof.labelled:,} labelled predictions (evaluation data {base:.4g})"
+            if name == "mean_error":  # a bias is not a drop of quality: the error may have fallen meanwhile
+                detail = _bias_detail(w, base, prof.labelled, window, ref)
+            out.append(QualityMeasurement(CHECK_OF.get(name, "quality_drop"), name, degradation(name, w, ref),
+                                          min(p, 1.0), prof.labelled, w, base, detail))
     est = estimate(prof, ref)
     if est is not None and "accuracy" in ref.metrics:
         base = ref.metrics["accuracy"]

@@ -79,7 +79,7 @@ def render(data: dict[str, Any], *, model: str, start: str, end: str, source: st
     for (feature, check, against), rows in sorted(by_key.items()):
         rows.sort(key=lambda m: m["window"]["start"])
         use_observed = check.split()[0] in ("missing_feature", "unseen_category", "oov_rate", "type_mismatch",
-                                            "out_of_range", "quality_drop", "estimated_quality_drop",
+                                            "out_of_range", "quality_drop", "prediction_bias", "estimated_quality_drop",
                                             "latency_regression")
         # a window is named by its start, as in the local report (a day-5 incident is on day 5)
         named = {"value": [(m["window"]["start"], m.get("observed") if use_observed else m.get("value")) for m in rows]}
