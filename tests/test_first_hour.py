@@ -220,3 +220,33 @@ def test_ship_of_a_file_without_one_record_exits_2_and_says_what_the_file_looks_
         proc = predwatch("ship", str(path), "--once", "--state-dir", str(tmp_path / f"s-{path.name}"), *es.es_args())
         assert proc.returncode == 2, (proc.stdout, proc.stderr)
         assert f"{path}: {looks}" in proc.stderr and "no line is a prediction record" in proc.stderr, proc.stderr
+
+
+# -- 3: a baseline from a log file takes its prediction records only ------------------------------------
+
+def test_baseline_from_a_log_leaves_out_its_outcomes_and_refuses_a_table_of_mostly_missing_features(tmp_path):
+    import json
+
+    import synth
+    from conftest import write_jsonl
+    from logging_adapter import contract as c
+
+    records = synth.records(synth.table(2000, seed=9))
+    outcomes = [c.outcome_record(r["predwatch"]["prediction_id"], i % 2, model="checkout-risk", version="7",
+                                 timestamp=r["@timestamp"]) for i, r in enumerate(records[:1400])]
+    mixed = write_jsonl(tmp_path / "predictions.jsonl", records + outcomes)
+    proc = predwatch("baseline", "--data", str(mixed), "--model", "checkout-risk", "--text", "query",
+                     "--out", str(tmp_path / "b.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert f"left out 1,400 outcome record(s) of {mixed}" in proc.stderr, proc.stderr
+    doc = json.loads((tmp_path / "b.json").read_text())
+    assert doc["rows"] == 2000
+    nulls = {name: col["nulls"] for name, col in doc["columns"].items()}
+    assert max(nulls.values()) < 0.05 * 2000, f"outcome records read as rows of nulls: {nulls}"
+
+    sparse = write_jsonl(tmp_path / "sparse.jsonl", [{f"f{i % 5}": i, "g": None} for i in range(1000)])
+    proc = predwatch("baseline", "--data", str(sparse), "--model", "m", "--out", str(tmp_path / "s.json"))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"predwatch baseline: {sparse}: 100% of its 1,000 rows lack most") and \
+        proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "s.json").exists()

@@ -42,7 +42,7 @@ def _baseline(sub: Subparsers) -> None:
 
 def run_baseline(args: argparse.Namespace) -> int:
     from analyzers.core.baseline import build_baseline
-    from analyzers.sources.tables import MODELS, load_table
+    from analyzers.sources.tables import LEFT_OUT, MODELS, load_table
 
     path = Path(args.data)
     if not path.exists():
@@ -55,6 +55,10 @@ def run_baseline(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot read {path}: {exc}") from None
     finally:
         bar.close()
+    left_out = table.attrs.get(LEFT_OUT) or {}
+    for kind, n in sorted(left_out.items()):
+        print(f"predwatch baseline: left out {n:,} {kind} record(s) of {path}: training takes prediction records only",
+              file=sys.stderr)
     models = table.attrs.get(MODELS) or {}
     others = {name: n for name, n in models.items() if name != args.model}
     if others:
@@ -62,6 +66,7 @@ def run_baseline(args: argparse.Namespace) -> int:
         print(f"predwatch baseline: warning: {path} holds prediction records of other models than {args.model!r} "
               f"({said}); they are summarised into this baseline too", file=sys.stderr)
     table = table.drop(columns=[c for c in args.drop if c in table.columns])
+    refuse_sparse(table, path)
     kinds = {**{c: "text" for c in args.text}, **{c: "categorical" for c in args.categorical},
              **{c: "numeric" for c in args.numeric}}
     bar.say(f"summarising {len(table.columns)} columns of {len(table):,} rows ...")
@@ -97,6 +102,18 @@ def run_baseline(args: argparse.Namespace) -> int:
         said = ", ".join(f"{k} {v:.4g}" for k, v in q.metrics.items())
         print(f"  quality ({q.task}, {q.rows:,} labelled rows): {said}; {q.estimate_note}")
     return EXIT_OK
+
+
+def refuse_sparse(table, path: Path) -> None:
+    """A table where most rows lack most columns is not training data (records of several kinds, or of several
+    sources, mixed): its baseline would expect those nulls in every window."""
+    if table.empty or len(table.columns) < 2:
+        return
+    sparse = float((table.notna().mean(axis=1) < 0.5).mean())
+    if sparse > 0.5:
+        raise UsageError(f"{path}: {sparse:.0%} of its {len(table):,} rows lack most of its {len(table.columns)} "
+                         f"columns ({', '.join(map(str, table.columns[:6]))}{', ...' if len(table.columns) > 6 else ''}): "
+                         "not one table of training rows (records of different kinds mixed?)")
 
 
 # -- check ---------------------------------------------------------------------------------
