@@ -155,7 +155,7 @@ def test_records_without_a_version_use_the_unversioned_baseline(es, baseline):
                                                     "distribution": es.settings.distribution},
                                   "models": [{"name": "checkout-risk", "window": "1h"}]})
     summary = Analyzer(es.client, cfg).analyze_window(cfg.models[0], T0, T0 + timedelta(hours=1), refresh=True)
-    assert summary == {"records": 100, "findings": 0, "errors": 0}
+    assert summary == {"records": 100, "findings": 0, "errors": 0, "incomplete": 0}
 
 
 def test_no_data_and_volume_drop_are_findings(es, baseline):

@@ -55,13 +55,15 @@ def good_records(n: int, model: str = "checkout-risk", start: int = 0) -> list[d
 
 class Gate(LoopbackServer):
     """A proxy in front of the test server that can refuse: ``status`` for every request (401/403 phases),
-    or 400 for a whole bulk request holding ``poison`` (as Elasticsearch refuses a request as a whole)."""
+    or 400 for a whole bulk request holding ``poison`` (as Elasticsearch refuses a request as a whole);
+    ``tamper(path, body) -> body`` rewrites the server's answers (partial answers, time-outs)."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = urlsplit(upstream)
         self.status: int | None = None
         self.poison: bytes | None = None
         self.refused = 0
+        self.tamper = None
         gate = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -88,6 +90,8 @@ class Gate(LoopbackServer):
                 conn.request(self.command, self.path, body=body or None, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
+                if gate.tamper is not None:
+                    data = gate.tamper(self.path, data)
                 self.send_response(resp.status)
                 for k, v in resp.getheaders():
                     if k.lower() not in ("content-length", "transfer-encoding", "connection"):

@@ -30,6 +30,7 @@ from ..core.segments import explain
 from ..core.window import analyze
 from ..sources.elastic import EsWindowProfiler
 from ..sources.outcomes import join_outcomes
+from ..sources.search import search
 from ..store import results as res
 from ..store.baselines import BaselineCache
 from ..store.profiles import load_profiles, profile_doc
@@ -65,41 +66,44 @@ class Analyzer:
         decides whether the window's labels are still arriving (``labels_within``)."""
         now = now or datetime.now(timezone.utc)
         s, e = iso(start), iso(end)
-        summary = {"records": 0, "findings": 0, "errors": 0}
+        summary = {"records": 0, "findings": 0, "errors": 0, "incomplete": 0}
         docs = []
         try:
             versions = [job.version] if job.version else self._versions(job, s, e)
         except Exception as exc:  # noqa: BLE001 - errors as data
-            docs.append(res.error_doc(prefix=self.prefix, model=job.name, version=job.version, start=s, end=e,
-                                      reason=f"window query failed: {exc}"))
-            versions = []
-        if not versions and job.version is None:  # an empty window: no version to look a baseline up by
+            docs.append(self._failed(job, job.version, s, e, summary, f"window query failed: {_said(exc)}"))
+            versions = None
+        if versions == [] and job.version is None:  # an empty window: no version to look a baseline up by
             volume = self.volume_checks(job, None, start, end, 0)
             self._notify(job, None, s, e, 0, volume)
             docs += res.result_docs(volume, prefix=self.prefix, model=job.name, version=None, start=s, end=e, records=0)
-        for version in versions or ([job.version] if job.version else []):
+        for version in versions or ([job.version] if job.version and versions is not None else []):
             try:
                 docs += self._analyze_version(job, version, start, end, summary, backfill, now)
             except Exception as exc:  # noqa: BLE001 - one version's failure does not stop the rest
-                log.exception("analysis of %s %s [%s, %s) failed", job.name, version, s, e)
-                summary["errors"] += 1
-                reason = f"{type(exc).__name__}: {exc}"
-                if "not supported for aggregation" in reason:
-                    reason += (" -- a feature was mapped with another type than the baseline's (dynamic mapping "
-                               "of the day's first value); `predwatch baseline --es` types the model's indices "
-                               "from the next daily index on")
-                docs.append(res.error_doc(prefix=self.prefix, model=job.name, version=version, start=s, end=e,
-                                          reason=reason))
+                log.warning("analysis of %s %s [%s, %s) failed, to be analysed again: %s", job.name, version, s, e,
+                            _said(exc), exc_info=log.isEnabledFor(logging.DEBUG))
+                docs.append(self._failed(job, version, s, e, summary, _said(exc)))
         res.write(self.client, docs, refresh=refresh)
-        res.clear_stale(self.client, docs, prefix=self.prefix, model=job.name, version=job.version, start=s, end=e,
-                        refresh=refresh)
+        if not summary["incomplete"]:  # earlier results are replaced only by a complete new analysis
+            res.clear_stale(self.client, docs, prefix=self.prefix, model=job.name, version=job.version, start=s, end=e,
+                            refresh=refresh)
         summary["findings"] += sum(1 for d in docs if d.index == res.findings_index(self.prefix))
         return summary
+
+    def _failed(self, job: ModelJob, version: str | None, start: str, end: str, summary: dict[str, int],
+                reason: str) -> res.Doc:
+        """A window the cluster did not answer whole: an ``analysis_error`` finding (notified like any other), and
+        the window counted as incomplete, so that its watermark does not move and it is analysed again."""
+        summary["errors"] += 1
+        summary["incomplete"] += 1
+        self._notify(job, version, start, end, 0, [analysis_error(reason)])
+        return res.error_doc(prefix=self.prefix, model=job.name, version=version, start=start, end=end, reason=reason)
 
     def _versions(self, job: ModelJob, start: str, end: str) -> list[str | None]:
         # the versions of the window's records, and of the profile records of processes that count in place
         where = f"{predictions_pattern(self.prefix, job.name)},{intervals_pattern(self.prefix, job.name)}"
-        resp = self.client.search(index=where, size=0,
+        resp = search(self.client, index=where, size=0,
                                   ignore_unavailable=True, allow_no_indices=True,
                                   query={"bool": {"filter": [{"term": {c.MODEL_NAME: job.name}},
                                                              {"range": {c.TIMESTAMP: {"gte": start, "lt": end}}}]}},
@@ -114,9 +118,10 @@ class Analyzer:
         baseline = self.baselines.get(job.name, version)
         if baseline is None:
             summary["errors"] += 1
-            return [res.error_doc(prefix=self.prefix, model=job.name, version=version, start=s, end=e,
-                                  reason=f"no baseline for model {job.name!r} version {version!r}: run "
-                                         f"`predwatch baseline --es --model {job.name} --version {version or 'V'} ...`")]
+            reason = (f"no baseline for model {job.name!r} version {version!r}: run "
+                      f"`predwatch baseline --es --model {job.name} --version {version or 'V'} ...`")
+            self._notify(job, version, s, e, 0, [analysis_error(reason)])
+            return [res.error_doc(prefix=self.prefix, model=job.name, version=version, start=s, end=e, reason=reason)]
         profiler = EsWindowProfiler(self.client, baseline, prefix=self.prefix)
         # counted in the serving processes (profile records), or else from the window's records
         profile = profiler.interval_profile(s, e, version)
@@ -128,7 +133,7 @@ class Analyzer:
         before = profiler.requests
         summary["records"] += profile.records
         result = analyze(profile, baseline, self.config.checks)
-        volume = self.volume_checks(job, version, start, end, profile.records)
+        volume = self.volume_checks(job, version, start, end, profile.records) + conflict_results(profiler.conflicts)
         recent = self.recent_checks(job, version, baseline, profile, start)
         explain(result.results + recent, profile, fetch=fetch)
         self.requests += profiler.requests - before
@@ -137,7 +142,7 @@ class Analyzer:
             alerting, volume_said = [r for r in alerting if r.check in QUALITY_CHECKS and r.status != "ok"], []
         else:
             volume_said = volume
-        self._notify(job, version, s, e, profile.records, alerting + volume_said)
+        self._notify(job, version, s, e, profile.records, alerting + volume_said + [analysis_error(None)])
         trends = label_results(profile, baseline, pending=end > (now or datetime.now(timezone.utc)) - job.labels_within)
         trends += latency_results(profile)
         return [*res.window_docs(result, prefix=self.prefix, model=job.name, version=version, start=s, end=e,
@@ -191,7 +196,7 @@ class Analyzer:
         if version is not None:
             filters.append({"term": {"predwatch.model.version": version}})
         try:
-            resp = self.client.search(index=res.metrics_index(self.prefix), size=7, query={"bool": {"filter": filters}},
+            resp = search(self.client, index=res.metrics_index(self.prefix), size=7, query={"bool": {"filter": filters}},
                                       _source=["predwatch.value"], ignore_unavailable=True, allow_no_indices=True)
         except Exception:  # noqa: BLE001 - no history yet is not an error
             return None
@@ -248,6 +253,10 @@ class Analyzer:
             if (stop is not None and stop.is_set()) or (held is not None and not held()):
                 break
             summary = self.analyze_window(job, start, end, refresh=True, now=now)
+            if summary["incomplete"]:
+                log.warning("%s [%s, %s): the cluster did not answer whole; the window is analysed again next time",
+                            job.name, iso(start), iso(end))
+                break
             if held is not None and not held():
                 log.warning("%s: lease lost during [%s, %s); the next holder redoes that window", job.name,
                             iso(start), iso(end))
@@ -257,6 +266,40 @@ class Analyzer:
                      summary["records"], summary["findings"], summary["errors"])
             done += 1
         return done
+
+
+def analysis_error(reason: str | None) -> CheckResult:
+    """The state of a window's analysis as a result the notifier follows: critical with its reason when the
+    analysis could not run, ok (which closes an open one) when it ran."""
+    status, message = ("critical", f"analysis failed: {reason}") if reason else ("ok", "analysis ran")
+    return CheckResult(check="analysis_error", feature="*", role="analysis", status=status, value=0.0, threshold=0.0,
+                       critical_threshold=0.0, p_value=None, adjusted_p_value=None, n_window=0, n_baseline=0,
+                       observed=None, expected=None, message=message, examples=[])
+
+
+def conflict_results(conflicts: dict[str, dict[str, str]]) -> list[CheckResult]:
+    """One ``mapping_conflict`` warning per feature that some of the window's indices map with another type than the
+    baseline's: said as what it is, once, instead of as the feature's missing or mistyped values."""
+    out = []
+    for feature, where in sorted(conflicts.items()):
+        types = ", ".join(sorted(set(where.values())))
+        message = (f"{feature} is mapped as {types} in {len(where)} of the window's indices ({', '.join(sorted(where))}), "
+                   "not as the baseline's kind: judged from the other indices; run `predwatch baseline --es` before "
+                   "shipping so that the model's new daily indices are typed after the baseline")
+        out.append(CheckResult(check="mapping_conflict", feature=feature, role="feature", status="warning",
+                               value=float(len(where)), threshold=1.0, critical_threshold=0.0, p_value=None,
+                               adjusted_p_value=None, n_window=0, n_baseline=0, observed=float(len(where)),
+                               expected=0.0, message=message, examples=sorted(where)))
+    return out
+
+
+def _said(exc: Exception) -> str:
+    """An exception as one line for a finding, with what helps when a feature's mapping refused an aggregation."""
+    reason = f"{type(exc).__name__}: {exc}"
+    if "not supported for aggregation" in reason or "failed to parse" in reason:
+        reason += (" -- a feature was mapped with another type than the baseline's (dynamic mapping of the day's first "
+                   "value); `predwatch baseline --es` types the model's indices from the next daily index on")
+    return reason
 
 
 def label_results(profile: WindowProfile, baseline: Any, *, pending: bool) -> list[CheckResult]:

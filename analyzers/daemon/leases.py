@@ -25,6 +25,7 @@ from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
 from logging_adapter import contract as c
 
+from ..sources.search import search
 from ..store.results import state_index
 
 log = logging.getLogger("predwatch.daemon")
@@ -146,10 +147,10 @@ def live_instances(client: Elasticsearch, prefix: str, within: timedelta, now: d
     """Instances whose heartbeat is fresher than ``within``."""
     now = now or datetime.now(timezone.utc)
     try:
-        resp = client.search(index=state_index(prefix), size=1000, ignore_unavailable=True, allow_no_indices=True,
-                             _source=["instance"],
-                             query={"bool": {"filter": [{"term": {"kind": "heartbeat"}},
-                                                        {"range": {"@timestamp": {"gte": c.utc_iso(now - within)}}}]}})
+        resp = search(client, index=state_index(prefix), size=1000, ignore_unavailable=True, allow_no_indices=True,
+                      _source=["instance"],
+                      query={"bool": {"filter": [{"term": {"kind": "heartbeat"}},
+                                                 {"range": {"@timestamp": {"gte": c.utc_iso(now - within)}}}]}})
     except NotFoundError:
         return []
     return sorted({h["_source"].get("instance", "") for h in resp["hits"]["hits"]} - {""})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from elasticsearch import Elasticsearch
@@ -26,6 +27,7 @@ from ..core.profile import SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, Wind
 from ..core.quality import DELAY_EDGES, QualityProfile, latency_edges
 from ..core.segments import MISSING, segment_features
 from .local import LocalProfiler
+from .search import search
 
 MAX_BUCKETS = 65_536  # search.max_buckets default, across one response
 BUCKET_BUDGET = 20_000  # buckets we allow ourselves per request, well inside it
@@ -45,6 +47,7 @@ class EsWindowProfiler:
     prefix: str = "predwatch"
     text_sample: int = TEXT_SAMPLE
     requests: int = 0
+    conflicts: dict[str, dict[str, str]] = field(default_factory=dict)  # feature -> index -> type, of the last window
     _local: LocalProfiler = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -61,9 +64,8 @@ class EsWindowProfiler:
 
     def _search(self, **body: Any) -> dict[str, Any]:
         self.requests += 1
-        resp = self.client.search(index=predictions_pattern(self.prefix, self.baseline.model),
-                                  ignore_unavailable=True, allow_no_indices=True, **body)
-        return resp.body
+        return search(self.client, index=predictions_pattern(self.prefix, self.baseline.model),
+                      ignore_unavailable=True, allow_no_indices=True, **body)
 
     def profile(self, start: str, end: str, version: str | None = None) -> WindowProfile:
         """The profile of ``[start, end)`` (ISO timestamps) for the baseline's model."""
@@ -90,19 +92,62 @@ class EsWindowProfiler:
         if records == 0:
             window.columns = {n: ColumnProfile.empty(col.kind, col.edges) for n, col in self.baseline.columns.items()}
             return window
-        for group in _groups(list(self.baseline.columns.values())):
-            body = {}
-            for i, col in enumerate(group):
-                body.update(_column_aggs(f"c{i}", col))
-            resp = self._search(size=0, query=query, aggs=body)
-            for i, col in enumerate(group):
-                window.columns[col.name] = _read_column(f"c{i}", col, resp["aggregations"])
+        self.conflicts = self.mapping_conflicts(start, end)
+        columns = list(self.baseline.columns.values())
+        for group in _groups([col for col in columns if col.name not in self.conflicts]):
+            self._profile_columns(window, group, query)
+        for col in columns:  # each feature typed otherwise in some index: judged from the indices typed right
+            if col.name in self.conflicts:
+                self._profile_columns(window, [col], query, excluded=sorted(self.conflicts[col.name]))
         texts = [col for col in self.baseline.columns.values() if col.kind == "text"]
         if texts:
             self._add_text_sample(window, query, texts, seed=f"{start}/{end}")
         if self.baseline.quality is not None:
             window.quality = self.quality(query, records)
         return window
+
+    def _profile_columns(self, window: WindowProfile, cols: list[ColumnBaseline], query: dict[str, Any],
+                         excluded: list[str] = ()) -> None:
+        """The aggregations of ``cols`` in one search. ``excluded``: indices where they are mapped with another type
+        than the baseline's; their values there are counted as present, and judged by nothing else."""
+        body: dict[str, Any] = {}
+        for i, col in enumerate(cols):
+            body.update(_column_aggs(f"c{i}", col))
+        index = predictions_pattern(self.prefix, self.baseline.model) + "".join(f",-{name}" for name in excluded)
+        self.requests += 1
+        resp = search(self.client, index=index, ignore_unavailable=True, allow_no_indices=True, size=0, query=query,
+                      aggs=body)
+        for i, col in enumerate(cols):
+            window.columns[col.name] = _read_column(f"c{i}", col, resp["aggregations"])
+        if excluded:
+            self.requests += 1
+            elsewhere = search(self.client, index=",".join(excluded), ignore_unavailable=True, allow_no_indices=True,
+                               size=0, query=query,
+                               aggs={f"c{i}": {"filter": {"exists": {"field": col.field}}} for i, col in enumerate(cols)})
+            for i, col in enumerate(cols):
+                window.columns[col.name].present += elsewhere["aggregations"][f"c{i}"]["doc_count"]
+
+    def mapping_conflicts(self, start: str, end: str) -> dict[str, dict[str, str]]:
+        """Features mapped, in some of the window's daily indices, with a type the baseline's kind cannot be
+        aggregated as (a numeric feature typed ``keyword`` by the day's first value, shipped before
+        ``predwatch baseline --es`` typed the model's indices): feature -> index -> its type there."""
+        fields = {col.field: col for col in self.baseline.columns.values()}
+        self.requests += 1
+        found = self.client.indices.get_field_mapping(
+            index=predictions_pattern(self.prefix, self.baseline.model), fields=list(fields),
+            ignore_unavailable=True, allow_no_indices=True).body
+        days = _days(start, end)
+        out: dict[str, dict[str, str]] = {}
+        for index, mapped in found.items():
+            if index[-10:] not in days:
+                continue
+            for path, spec in (mapped.get("mappings") or {}).items():
+                col = fields.get(path)
+                leaf = (spec.get("mapping") or {}).get(path.rsplit(".", 1)[-1], {})
+                kind = leaf.get("type")
+                if col is not None and kind and kind not in AGGREGATABLE[col.kind]:
+                    out.setdefault(col.name, {})[index] = kind
+        return out
 
     def quality(self, query: dict[str, Any], records: int) -> QualityProfile:
         """The window's quality counts from one search: over the predictions whose outcome was joined
@@ -172,8 +217,8 @@ class EsWindowProfiler:
             if after is not None:
                 body["search_after"] = after
             self.requests += 1
-            hits = self.client.search(index=intervals_pattern(self.prefix, self.baseline.model), ignore_unavailable=True,
-                                      allow_no_indices=True, **body)["hits"]["hits"]
+            hits = search(self.client, index=intervals_pattern(self.prefix, self.baseline.model),
+                          ignore_unavailable=True, allow_no_indices=True, **body)["hits"]["hits"]
             for hit in hits:
                 counted = WindowProfile.from_dict(hit["_source"]["predwatch"]["profile"])
                 total = counted if total is None else total.merge(counted)
@@ -235,6 +280,22 @@ class EsWindowProfiler:
             if sample.mismatched and values:  # scaled from the sample to the window's values
                 exact.mismatched = round(sample.mismatched * (exact.present - exact.nulls) / len(values))
                 exact.mismatch_examples = sample.mismatch_examples
+
+
+NUMERIC_TYPES = frozenset({"double", "float", "half_float", "scaled_float", "long", "integer", "short", "byte",
+                           "unsigned_long"})
+AGGREGATABLE = {  # the mapped types whose aggregations read a feature of each baseline kind as the baseline means it
+    "numeric": NUMERIC_TYPES,
+    "boolean": frozenset({"boolean"}),
+    "categorical": frozenset({"keyword", "constant_keyword", "wildcard"}),
+    "text": frozenset({"keyword", "constant_keyword", "wildcard", "text", "match_only_text"}),
+}
+
+
+def _days(start: str, end: str) -> set[str]:
+    """The ``YYYY.MM.DD`` suffixes of the daily indices that can hold records of ``[start, end)``."""
+    first, last = c.parse_time(start).date(), (c.parse_time(end) - timedelta(microseconds=1)).date()
+    return {(first + timedelta(days=d)).strftime("%Y.%m.%d") for d in range((last - first).days + 1)}
 
 
 def _ranges(edges: list[float], first: float | None) -> list[dict[str, float]]:

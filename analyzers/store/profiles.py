@@ -11,6 +11,7 @@ from logging_adapter import contract as c
 from logging_adapter.bulk import Doc
 
 from ..core.profile import WindowProfile
+from ..sources.search import search
 from .results import WINDOW_START, profiles_index, result_id
 
 
@@ -28,6 +29,6 @@ def load_profiles(client: Elasticsearch, prefix: str, model: str, version: str |
     filters: list[dict[str, Any]] = [{"term": {c.MODEL_NAME: model}}, {"terms": {WINDOW_START: starts}}]
     if version is not None:
         filters.append({"term": {c.MODEL_VERSION: version}})
-    resp = client.search(index=profiles_index(prefix), size=len(starts), query={"bool": {"filter": filters}},
+    resp = search(client, index=profiles_index(prefix), size=len(starts), query={"bool": {"filter": filters}},
                          ignore_unavailable=True, allow_no_indices=True)
     return [WindowProfile.from_dict(h["_source"]["profile"]) for h in resp["hits"]["hits"]]

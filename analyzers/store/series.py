@@ -8,6 +8,7 @@ from elasticsearch import Elasticsearch, helpers
 from logging_adapter import contract as c
 from logging_adapter.templates import predictions_pattern
 
+from ..sources.search import search
 from . import results as res
 
 
@@ -32,11 +33,11 @@ def fetch(client: Elasticsearch, prefix: str, model: str, start: str, end: str) 
                  "predwatch.reference"])]
     if not metrics:
         raise NothingYet(f"no analysed window of model {model!r} in [{start}, {end})")
-    found = client.search(index=res.findings_index(prefix), size=500, query=window, sort=[{res.WINDOW_START: "desc"}],
-                          ignore_unavailable=True)["hits"]["hits"]
+    found = search(client, index=res.findings_index(prefix), size=500, query=window, sort=[{res.WINDOW_START: "desc"}],
+                   ignore_unavailable=True)["hits"]["hits"]
     seconds = max(60, int((c.parse_time(end) - c.parse_time(start)).total_seconds() / 120))
-    hist = client.search(
-        index=predictions_pattern(prefix, model), size=0, ignore_unavailable=True, allow_no_indices=True,
+    hist = search(
+        client, index=predictions_pattern(prefix, model), size=0, ignore_unavailable=True, allow_no_indices=True,
         query={"bool": {"filter": [{"term": {c.MODEL_NAME: model}}, {"range": {c.TIMESTAMP: {"gte": start, "lt": end}}}]}},
         aggs={"t": {"date_histogram": {"field": c.TIMESTAMP, "fixed_interval": f"{seconds}s"},
                     "aggs": {"p": {"percentiles": {"field": c.PREDICTION, "percents": [10, 50, 90]}}}}})

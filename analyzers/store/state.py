@@ -9,6 +9,7 @@ from elasticsearch import Elasticsearch, NotFoundError
 
 from logging_adapter import contract as c
 
+from ..sources.search import search
 from .results import state_index
 
 
@@ -37,8 +38,8 @@ def delete_state(client: Elasticsearch, prefix: str, key: str) -> None:
 def find_state(client: Elasticsearch, prefix: str, kind: str, size: int = 1000) -> list[dict[str, Any]]:
     """Every state document of one kind, whole (``_source``), newest first."""
     try:
-        resp = client.search(index=state_index(prefix), size=size, query={"term": {"kind": kind}},
-                             sort=[{"@timestamp": "desc"}], ignore_unavailable=True, allow_no_indices=True)
+        resp = search(client, index=state_index(prefix), size=size, query={"term": {"kind": kind}},
+                      sort=[{"@timestamp": "desc"}], ignore_unavailable=True, allow_no_indices=True)
     except NotFoundError:
         return []
     return [h["_source"] for h in resp["hits"]["hits"]]
