@@ -84,9 +84,15 @@ def page_metrics(browser: str, page, tmp_path, width: int) -> dict:
     return orjson.loads(re.search(r"<title>(.*?)</title>", dom).group(1).replace("'", '"'))
 
 
-# -- Elasticsearch: osmem-server by default, a real cluster when PREDWATCH_TEST_ES_URL is set ---------
+# -- Clusters: a real Elasticsearch node by default, started once per session ---------------------------
+#
+# PREDWATCH_TEST_ES_URL        any external cluster (unique index prefixes per test, removed afterwards)
+# PREDWATCH_TEST_ENGINE        elasticsearch (default) | opensearch | osmem (the in-memory emulator, a fast extra)
+# PREDWATCH_REQUIRE_ENGINES=1  a real engine that cannot start is a failure, not a skip (CI sets it)
 
+import signal  # noqa: E402
 import socket  # noqa: E402
+import time  # noqa: E402
 import uuid  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
@@ -94,6 +100,10 @@ from logging_adapter import templates  # noqa: E402
 from logging_adapter.elastic import EsSettings, make_client  # noqa: E402
 
 REAL_ES = os.environ.get("PREDWATCH_TEST_ES_URL")
+ENGINE = os.environ.get("PREDWATCH_TEST_ENGINE", "elasticsearch")
+EMULATED = not REAL_ES and ENGINE == "osmem"  # the in-memory emulator: clones per test, no real engine
+ENGINES = Path(__file__).parent / "engines"
+ENGINE_START_TIMEOUT = 900.0  # a cold start fetches the engine's jars from Maven Central first
 
 
 @dataclass
@@ -126,14 +136,95 @@ def osmem_settings(url: str) -> EsSettings:
     return EsSettings(url=url, distribution="opensearch")
 
 
+class Engine:
+    """One real search engine node for the test session: ``tests/engines/run ENGINE`` in a process group."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+        self.version = ""
+
+    def start(self) -> None:
+        missing = [tool for tool in ("java", "javac", "mvn") if not shutil.which(tool)]
+        if missing:
+            raise RuntimeError(f"cannot start {self.name}: {', '.join(missing)} not found (install a JDK 17 and Maven)")
+        log = Path(os.environ.get("TMPDIR", "/tmp")) / f"predwatch-test-{self.name}-{os.getpid()}.log"
+        self.proc = subprocess.Popen([str(ENGINES / "run"), self.name], stdout=subprocess.PIPE,
+                                     stderr=log.open("wb"), text=True, start_new_session=True)
+        deadline = time.time() + ENGINE_START_TIMEOUT
+        line = ""
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if line.startswith("ready "):
+                break
+            if not line and self.proc.poll() is not None:
+                tail = log.read_text(errors="replace")[-1500:]
+                raise RuntimeError(f"{self.name} did not start (exit {self.proc.returncode}); its log ends:\n{tail}")
+        else:
+            self.stop()
+            raise RuntimeError(f"{self.name} gave no ready line in {ENGINE_START_TIMEOUT:.0f} s (log: {log})")
+        self.url = line.split()[1].strip()
+        info = make_client(self.settings()).info()
+        self.version = f"{info['version'].get('distribution', 'elasticsearch')} {info['version']['number']}"
+
+    def settings(self) -> EsSettings:
+        return EsSettings(url=self.url, distribution="opensearch" if self.name == "opensearch" else "elasticsearch",
+                          request_timeout=30.0)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+_engines: dict[str, Engine | Exception] = {}
+
+
+def engine(name: str) -> Engine:
+    """The session's node of ``name``, started on first use; skips (or fails, under PREDWATCH_REQUIRE_ENGINES)
+    with one line when it cannot start."""
+    if name not in _engines:
+        node = Engine(name)
+        try:
+            node.start()
+            _engines[name] = node
+        except Exception as exc:  # noqa: BLE001 - said once, for every test that needs this engine
+            _engines[name] = exc
+    found = _engines[name]
+    if isinstance(found, Exception):
+        if os.environ.get("PREDWATCH_REQUIRE_ENGINES"):
+            pytest.fail(f"real engine required (PREDWATCH_REQUIRE_ENGINES): {found}", pytrace=False)
+        pytest.skip(f"no real {name} node: {str(found).splitlines()[0]}")
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001 - pytest hook
+    for node in _engines.values():
+        if isinstance(node, Engine):
+            node.stop()
+
+
+def pytest_report_header(config):  # noqa: ARG001 - pytest hook
+    if REAL_ES:
+        return f"cluster tests: external cluster {REAL_ES}"
+    return f"cluster tests: {'osmem-server (emulator)' if EMULATED else 'a real ' + ENGINE + ' node (tests/engines/run)'}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    started = [n for n in _engines.values() if isinstance(n, Engine)]
+    if started:
+        terminalreporter.write_line("engines: " + ", ".join(f"{n.version} at {n.url}" for n in started))
+
+
 @pytest.fixture(scope="session")
 def osmem_server():
     """The session's in-memory server: templates installed on the base, then frozen; tests get clones."""
     from osmem_server import OsmemServer
 
-    if REAL_ES:
-        yield None
-        return
     server = OsmemServer.start(freeze=False)
     client = make_client(osmem_settings(server.url))
     templates.install(client, prefix="predwatch", extra=_setup_extras("predwatch"))
@@ -147,22 +238,48 @@ def _setup_extras(prefix: str) -> list[dict]:
     return setup_extras(prefix)
 
 
+def delete_indices(client, pattern: str) -> None:
+    """Delete the indices matching ``pattern`` by their names (Elasticsearch 8 refuses wildcard deletes:
+    ``action.destructive_requires_name`` is true by default)."""
+    names = sorted(client.indices.get(index=pattern, ignore_unavailable=True, allow_no_indices=True,
+                                      expand_wildcards="open,closed"))
+    for i in range(0, len(names), 50):
+        client.indices.delete(index=",".join(names[i:i + 50]), ignore_unavailable=True)
+
+
+def prefixed_cluster(settings: EsSettings):
+    """A unique index prefix on a shared cluster, with predwatch's templates; removed afterwards."""
+    client = make_client(settings)
+    prefix = f"pwtest{uuid.uuid4().hex[:10]}"
+    templates.install(client, prefix=prefix, extra=_setup_extras(prefix))
+    yield Cluster(settings, client, prefix)
+    delete_indices(client, f"{prefix}-*")
+    for name in client.indices.get_index_template(name=f"{prefix}-*").get("index_templates", []):
+        client.indices.delete_index_template(name=name["name"])
+    if settings.distribution == "elasticsearch" and REAL_ES is None:
+        try:
+            client.ilm.delete_lifecycle(name=f"{prefix}-predictions")
+        except Exception:  # noqa: BLE001 - an engine without ILM
+            pass
+
+
 @pytest.fixture
 def es(request) -> Cluster:
-    """A copy-on-write clone of the base per test, or a unique prefix on the real cluster."""
-    if REAL_ES:
-        settings = EsSettings.from_env(url=REAL_ES)
-        client = make_client(settings)
-        prefix = f"pwtest{uuid.uuid4().hex[:10]}"
-        templates.install(client, prefix=prefix, extra=_setup_extras(prefix))
-        yield Cluster(settings, client, prefix)
-        client.indices.delete(index=f"{prefix}-*", ignore_unavailable=True, allow_no_indices=True)
-        for name in client.indices.get_index_template(name=f"{prefix}-*").get("index_templates", []):
-            client.indices.delete_index_template(name=name["name"])
+    """The test's own cluster: a unique prefix on the session's real node (or ``PREDWATCH_TEST_ES_URL``), or a
+    copy-on-write clone of the emulator under ``PREDWATCH_TEST_ENGINE=osmem``."""
+    if EMULATED:
+        clone = request.getfixturevalue("osmem_clone")
+        settings = osmem_settings(clone.url)
+        yield Cluster(settings, make_client(settings), "predwatch")
         return
-    clone = request.getfixturevalue("osmem_clone")
-    settings = osmem_settings(clone.url)
-    yield Cluster(settings, make_client(settings), "predwatch")
+    settings = EsSettings.from_env(url=REAL_ES) if REAL_ES else engine(ENGINE).settings()
+    yield from prefixed_cluster(settings)
+
+
+@pytest.fixture
+def opensearch() -> Cluster:
+    """A unique prefix on the session's real OpenSearch node, for what concerns OpenSearch in particular."""
+    yield from prefixed_cluster(engine("opensearch").settings())
 
 
 def free_port() -> int:
@@ -173,7 +290,6 @@ def free_port() -> int:
 
 def wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:
     """Poll ``predicate`` until it is true or ``timeout`` seconds pass; returns its last value."""
-    import time
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate():
@@ -184,7 +300,6 @@ def wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:
 
 def terminate(proc, timeout: float = 60) -> tuple[str, str]:
     """SIGTERM a child process and collect its output (killed if it does not stop in time)."""
-    import signal
     try:
         proc.send_signal(signal.SIGTERM)
         return proc.communicate(timeout=timeout)

@@ -13,7 +13,7 @@ import synth
 from analyzers.daemon.analyzer import Analyzer
 from analyzers.sources.local import analyze_local
 from analyzers.store.baselines import store_baseline
-from conftest import write_jsonl
+from conftest import delete_indices, write_jsonl
 from logging_adapter import PredictionLogger, configure
 from logging_adapter.elastic import make_client
 from logging_adapter.handler import ElasticsearchHandler
@@ -52,6 +52,7 @@ def logger_to(handler: logging.Handler) -> logging.Logger:
 
 
 def findings_of(es, baseline, tmp_path) -> tuple[set, int]:
+    es.refresh()  # a real engine shows what was indexed after its refresh (1 s), not at once
     store_baseline(es.client, baseline, es.prefix)
     analyzer = Analyzer(es.client, config_for(es, recent_days=0))
     analyzer.analyze_window(analyzer.config.models[0], T0, T0 + timedelta(hours=1), refresh=True)
@@ -59,15 +60,6 @@ def findings_of(es, baseline, tmp_path) -> tuple[set, int]:
               h["_source"]["predwatch"]["severity"]) for h in es.docs("findings")}
     indexed = len(es.docs("predictions-*")) + len(es.docs("intervals-*"))
     return found, indexed
-
-
-@pytest.fixture
-def es_b(request):
-    """A second, independent clone of the test server."""
-    from conftest import REAL_ES
-    if REAL_ES:
-        pytest.skip("one real cluster: the two runs would share indices")
-    return request.getfixturevalue("es")
 
 
 def test_profiles_with_a_one_percent_sample_find_what_every_record_finds(es, baseline, tmp_path):
@@ -81,7 +73,7 @@ def test_profiles_with_a_one_percent_sample_find_what_every_record_finds(es, bas
     assert {("unseen_category", "country"), ("missing_feature", "age")} <= {(c, f) for c, f, _ in every}, every
     # ... and once profiled in the process, 1% of the records shipped, into a fresh index set
     for pattern in ("predictions-*", "metrics*", "findings*", "profiles*"):
-        es.client.indices.delete(index=f"{es.prefix}-{pattern}", ignore_unavailable=True, allow_no_indices=True)
+        delete_indices(es.client, f"{es.prefix}-{pattern}")
     handler = ElasticsearchHandler(make_client(es.settings), prefix=es.prefix, spool_dir=tmp_path / "b",
                                    flush_interval=0.05)
     plog = serve(records, logger_to(handler), profile=baseline, sample=0.01)

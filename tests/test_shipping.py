@@ -15,7 +15,7 @@ import pytest
 from elasticsearch import ApiError
 
 import synth
-from conftest import REAL_ES, free_port, osmem_settings, terminate, wait_until
+from conftest import EMULATED, free_port, osmem_settings, terminate, wait_until
 from logging_adapter import PredictionLogger
 from logging_adapter.bulk import Doc, doc_from_line
 from logging_adapter.elastic import EsSettings, make_client
@@ -58,13 +58,13 @@ def test_settings_from_environment_flags_win_and_secrets_stay_hidden():
         EsSettings.from_env({"PREDWATCH_ES_DISTRIBUTION": "solr"})
 
 
-@pytest.mark.skipif(bool(REAL_ES), reason="the 406 is specific to OpenSearch-compatible servers")
-def test_plain_json_mode_is_what_opensearch_servers_need(es):
-    plain = make_client(osmem_settings(es.url))
+def test_plain_json_mode_is_what_opensearch_servers_need(opensearch):
+    plain = make_client(osmem_settings(opensearch.url))
     assert plain.info()["version"]["distribution"] == "opensearch"
-    plain.bulk(operations=[{"create": {"_index": "plain-json"}}, {"a": 1}])  # NDJSON too
+    index = f"{opensearch.prefix}-plain-json"
+    plain.bulk(operations=[{"create": {"_index": index}}, {"a": 1}])  # NDJSON too
     with pytest.raises(ApiError) as err:  # the stock client sends compatibility media types
-        make_client(EsSettings(url=es.url)).search(index="plain-json", size=0)
+        make_client(EsSettings(url=opensearch.url)).search(index=index, size=0)
     assert err.value.meta.status == 406
 
 
@@ -274,7 +274,8 @@ def test_ship_stops_cleanly_on_sigterm_without_losing_its_place(es, tmp_path):
 
 # -- an outage: the server process dies while the service keeps logging -----------------------------------
 
-@pytest.mark.skipif(bool(REAL_ES), reason="kills and restarts the server process: osmem-server only")
+@pytest.mark.skipif(not EMULATED, reason="kills and restarts an emulator process (PREDWATCH_TEST_ENGINE=osmem); "
+                    "the real engines' outages are the loopback gate's, in test_nothing_lost.py")
 def test_outage_nothing_lost_nothing_duplicated_caller_never_blocked(tmp_path):
     from osmem_server import OsmemServer
     from logging_adapter import templates
