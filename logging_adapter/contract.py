@@ -19,6 +19,7 @@ alike: :func:`read_prediction` is the one place that reconciles them.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from collections.abc import Mapping
@@ -92,16 +93,59 @@ def utc_iso(ts: float | datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
+# The one grammar of a record's time, everywhere (the logger writes it, ``check`` reads it, the cluster's
+# ``date`` field takes it): what Elasticsearch's ``strict_date_optional_time`` takes, ISO-8601 with a ``T``
+# and zero-padded fields: a full date, optionally hours and minutes, seconds, up to 9 fraction digits, and
+# ``Z`` or an offset (``+05:30``, ``+0530``); no offset means UTC. A space for the ``T`` is refused here as
+# the cluster refuses it, not kept by one path and lost by the other.
+RECORD_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
+RECORD_TIME_FORM = "ISO-8601 like 2026-11-22T07:00:00.123Z (a 'T', zero-padded, 'Z' or an offset like +05:30)"
+
+
 def parse_time(text: str) -> datetime:
-    """An ISO-8601 time (``Z`` or an offset; naive means UTC) as an aware datetime."""
+    """A record time (:data:`RECORD_TIME`; naive means UTC) as an aware datetime; ValueError otherwise."""
+    if type(text) is not str or not RECORD_TIME.fullmatch(text):
+        raise ValueError(f"{text!r} is not a record time: {RECORD_TIME_FORM}")
     dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
+def record_times(texts: "list[str | None]") -> Any:
+    """Many record times at once, as a UTC ``pandas.DatetimeIndex`` with NaT where :func:`parse_time` refuses:
+    the same grammar on the batch readers' fast path (the canonical layout is parsed by one strict format and
+    checked by position; anything else goes through :func:`parse_time` one by one)."""
+    import numpy as np
+    import pandas as pd
+
+    stamps = pd.to_datetime(texts, utc=True, errors="coerce", format="%Y-%m-%dT%H:%M:%S.%f%z")
+    # that format is lenient about padding and takes "+05": the canonical layout has its 'T' and '.' here
+    laid_out = np.fromiter((type(t) is str and t[10:11] == "T" and t[19:20] == "." and t[-3:-2] not in "+-"
+                            for t in texts), dtype=bool, count=len(texts))
+    good = laid_out & ~np.asarray(stamps.isna())
+    if good.all():
+        return stamps
+    values = stamps.as_unit("ns").asi8.copy()
+    for i in np.flatnonzero(~good).tolist():
+        try:
+            values[i] = int(pd.Timestamp(parse_time(texts[i])).as_unit("ns").value)
+        except (TypeError, ValueError, OverflowError):
+            values[i] = np.iinfo(np.int64).min  # NaT
+    return pd.DatetimeIndex(values.view("datetime64[ns]"), tz="UTC")
+
+
+def utc_day(timestamp: str) -> str:
+    """``YYYY.MM.DD`` of a record time's UTC day (a time with an offset may fall on another day than it reads)."""
+    tail = timestamp[10:]
+    if "+" not in tail and "-" not in tail:  # Z, or no offset (UTC): the day as written
+        return f"{timestamp[0:4]}.{timestamp[5:7]}.{timestamp[8:10]}"
+    return parse_time(timestamp).astimezone(timezone.utc).strftime("%Y.%m.%d")
+
+
 def seconds_between(earlier: str | None, later: str | None) -> float | None:
-    """Seconds from one record time to a later one (0 when it is earlier); None when either is unreadable."""
+    """Seconds from one record time to another, negative when ``later`` is in fact earlier (an outcome stamped
+    before its prediction: a clock or a replay to look at, never a delay of 0); None when either is unreadable."""
     try:
-        return max(0.0, (parse_time(later) - parse_time(earlier)).total_seconds())
+        return (parse_time(later) - parse_time(earlier)).total_seconds()
     except (TypeError, ValueError, AttributeError):
         return None
 
@@ -238,8 +282,8 @@ def read_outcome(record: Mapping[str, Any]) -> Outcome:
     if actual is None or type(actual) not in (str, int, float, bool):
         raise RecordError(f"outcome 'predwatch.actual' is a {_json_type(actual)}, not a number, string or boolean")
     stamp = record.get(TIMESTAMP)
-    if stamp is not None and type(stamp) is not str:
-        raise RecordError(f"'@timestamp' is a {_json_type(stamp)}, not an ISO-8601 string")
+    if stamp is not None:
+        _check_time(stamp)
     model = ns.get("model") or {}
     if type(model) is not dict:
         model = {"name": model}
@@ -377,8 +421,8 @@ def read_prediction(record: Mapping[str, Any], *, flat: bool = True) -> Predicti
         raise RecordError(f"'predwatch.model.version' is a {_json_type(version)}, not a string or number")
     if prediction_id is not None and type(prediction_id) not in (str, int):
         raise RecordError(f"'predwatch.prediction_id' is a {_json_type(prediction_id)}, not a string")
-    if stamp is not None and type(stamp) is not str:
-        raise RecordError(f"'@timestamp' is a {_json_type(stamp)}, not an ISO-8601 string")
+    if stamp is not None:
+        _check_time(stamp)
     return Prediction(
         stamp,
         name,
@@ -390,13 +434,21 @@ def read_prediction(record: Mapping[str, Any], *, flat: bool = True) -> Predicti
     )
 
 
+def _check_time(stamp: Any) -> None:
+    if type(stamp) is not str:
+        raise RecordError(f"'@timestamp' is a {_json_type(stamp)}, not an ISO-8601 string")
+    if not RECORD_TIME.fullmatch(stamp):
+        raise RecordError(f"'@timestamp' {stamp[:40]!r} is not a record time: {RECORD_TIME_FORM}")
+
+
 def _json_type(value: Any) -> str:
     return {dict: "JSON object", list: "JSON array", bool: "boolean", str: "string", int: "number",
             float: "number"}.get(type(value), type(value).__name__)
 
 
 def prediction_index(model: str, timestamp: str, prefix: str = "predwatch-predictions") -> str:
-    """Daily index of a record, routed by the record's own UTC day: ``<prefix>-<model part>.<YYYY.MM.DD>``.
+    """Daily index of a record, routed by the record's own UTC day: ``<prefix>-<model part>.<YYYY.MM.DD>``
+    (``2026-11-22T23:30:00-05:00`` goes to the index of 2026.11.23).
 
     The day follows a ``.``, which no model part contains, so one model's pattern
     (``<prefix>-churn.*``) never matches another model's indices (``churn-v2``).
@@ -404,7 +456,7 @@ def prediction_index(model: str, timestamp: str, prefix: str = "predwatch-predic
     >>> prediction_index("checkout-risk", "2026-11-22T07:00:00.123Z")
     'predwatch-predictions-checkout-risk.2026.11.22'
     """
-    return f"{prefix}-{index_safe(model)}.{timestamp[0:4]}.{timestamp[5:7]}.{timestamp[8:10]}"
+    return f"{prefix}-{index_safe(model)}.{utc_day(timestamp)}"
 
 
 INDEX_NAME_PART = 100  # characters of a model name kept readable in index names (255 bytes in all)

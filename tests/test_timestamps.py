@@ -8,6 +8,7 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
@@ -85,3 +86,126 @@ def test_a_pandas_series_or_numpy_record_is_logged_as_its_fields(capture):
     assert got == [{"amount": 12.5, "country": "DE", "n": 3}, {"amount": 1.5, "country": "FR", "n": 7},
                    {"amount": 2.0, "country": "IT"}]
     assert plog.log(["not", "a", "mapping"], 0.5) is None and plog.failures == 1
+
+
+# -- 24.10: one grammar of record times; the UTC day; outcomes before their prediction; giving up --------
+
+SAME_EVERYWHERE = {  # accepted?
+    "2026-11-22T07:00:00.123Z": True, "2026-11-22T07:00:00Z": True, "2026-11-22T07:00:00.123456789Z": True,
+    "2026-11-22T07:00:00.123+05:30": True, "2026-11-22T07:00:00-0500": True, "2026-11-22T07:00": True,
+    "2026-11-22": True, "2026-11-22T07:00:00": True,
+    "2026-11-22 07:00:00.123Z": False, "2026-11-22 07:00:00": False, "20261122T070000Z": False,
+    "2026-11-2T7:00:00.1Z": False, "2026-11-22T07:00:00.123+05": False, "2026-11-22T07:00:00.123 +05:30": False,
+    "2026-11-22t07:00:00Z": False, "22/11/2026 07:00": False, "": False,
+}
+
+
+def test_check_and_the_cluster_accept_the_same_timestamps():
+    from logging_adapter import contract as c
+    from logging_adapter.bulk import BadRecord, doc_from_line
+
+    texts = list(SAME_EVERYWHERE)
+    batch = c.record_times(texts)  # the local reader's path (check, report)
+    for text, accepted in SAME_EVERYWHERE.items():
+        line = orjson.dumps({"@timestamp": text, "predwatch": {"model": {"name": "m"}, "prediction_id": "p",
+                                                               "features": {"x": 1}, "prediction": 1}})
+        try:
+            doc_from_line(line)  # the shipper's path (ship, handler spool replays) to the cluster
+            shipped = True
+        except BadRecord:
+            shipped = False
+        try:
+            c.parse_time(text)
+            parsed = True
+        except ValueError:
+            parsed = False
+        assert (shipped, parsed, not pd.isna(batch[texts.index(text)])) == (accepted,) * 3, text
+
+
+def test_a_time_with_an_offset_goes_to_the_index_of_its_utc_day():
+    from logging_adapter.bulk import doc_from_line
+
+    def index_of(stamp: str) -> str:
+        return doc_from_line(orjson.dumps({"@timestamp": stamp, "predwatch": {
+            "model": {"name": "m"}, "prediction_id": stamp, "features": {"x": 1}, "prediction": 1}})).index
+
+    assert index_of("2026-11-22T23:30:00.000-05:00").endswith(".2026.11.23")
+    assert index_of("2026-11-23T01:30:00+0500").endswith(".2026.11.22")
+    assert index_of("2026-11-22T23:30:00.000Z").endswith(".2026.11.22")
+    assert index_of("2026-11-22").endswith(".2026.11.22")
+
+
+def test_check_refuses_a_space_separated_timestamp_like_the_cluster(tmp_path):
+    from analyzers.sources.local import analyze_local
+    from test_quality import MODEL, T0, build_baseline, draw, records
+
+    baseline = build_baseline(draw(2000, 1), model=MODEL, version="7", predictions=["score"], actual="label")
+    preds, _ = records(draw(200, 5))
+    preds[0]["@timestamp"] = preds[0]["@timestamp"].replace("T", " ")
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(p) + b"\n" for p in preds))
+    analysis = analyze_local([path], baseline, window=timedelta(hours=1))
+    assert analysis.records == 199 and analysis.rejected == 1
+    assert "@timestamp" in analysis.rejections[0].reason or "timestamp" in str(analysis.rejections[0])
+
+
+def test_outcomes_before_their_prediction_are_counted_not_taken_as_zero_delay(tmp_path):
+    from analyzers.sources.local import analyze_local
+    from test_quality import MODEL, build_baseline, draw, records
+
+    baseline = build_baseline(draw(2000, 1), model=MODEL, version="7", predictions=["score"], actual="label")
+    preds, outs = records(draw(300, 6))  # delays of 3 to 30 hours
+    for o in outs[:180]:  # most outcomes stamped an hour BEFORE their prediction (a skewed clock)
+        pred = next(p for p in preds if p["predwatch"]["prediction_id"] == o["predwatch"]["prediction_id"])
+        o["@timestamp"] = (datetime.fromisoformat(pred["@timestamp"].replace("Z", "+00:00"))
+                           - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    paths = [tmp_path / "p.jsonl", tmp_path / "o.jsonl"]
+    for path, recs in zip(paths, (preds, outs)):
+        path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs))
+    (window,) = analyze_local(paths, baseline).windows
+    quality = window.to_json()["quality"]
+    assert quality["labelled"] == 300 and quality["outcomes_before_prediction"] == 180
+    assert quality["median_label_delay_s"] > 2 * 3600, "the early ones do not pull the median to zero"
+
+
+def test_joined_outcomes_keep_negative_delays_and_are_given_up_only_7_days_after_first_seen(es, caplog):
+    from analyzers.sources.outcomes import join_outcomes
+    from test_es_analyzers import seed
+    from test_quality import MODEL, build_baseline, draw, records
+
+    baseline = build_baseline(draw(2000, 1), model=MODEL, version="7", predictions=["score"], actual="label")
+    preds, outs = records(draw(100, 7))  # dated 2026-11-23: "now" below is a month later
+    for o, p in zip(outs[:40], preds[:40]):  # stamped before their prediction
+        o["@timestamp"] = (datetime.fromisoformat(p["@timestamp"].replace("Z", "+00:00"))
+                           - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    now = datetime(2026, 12, 23, tzinfo=timezone.utc)
+    seed(es, outs)  # the outcomes arrive first: their predictions are not indexed yet
+    first = join_outcomes(es.client, es.prefix, MODEL, lambda v: baseline, now=now)
+    assert (first.joined, first.unmatched, first.given_up) == (0, 100, 0), "not given up for their old time"
+    with caplog.at_level(logging.WARNING, logger="predwatch"):
+        seed(es, preds[:50])
+        second = join_outcomes(es.client, es.prefix, MODEL, lambda v: baseline, now=now + timedelta(days=6))
+        assert (second.joined, second.given_up) == (50, 0)
+        seed(es, preds[50:])
+        third = join_outcomes(es.client, es.prefix, MODEL, lambda v: baseline, now=now + timedelta(days=6, hours=1))
+    assert third.joined == 50 and (second.early, third.early) == (40, 0)
+    delays = sorted(h["_source"]["predwatch"]["outcome"]["delay_s"] for h in es.docs("predictions-*"))
+    assert len(delays) == 100 and delays[:40] == [-300.0] * 40 and delays[40] >= 3 * 3600
+    assert any("40 outcome(s) stamped before their prediction" in r.getMessage() for r in caplog.records)
+
+
+def test_an_outcome_whose_prediction_never_comes_is_given_up_7_days_after_first_seen(es):
+    from analyzers.sources.outcomes import join_outcomes
+    from test_es_analyzers import seed
+    from test_quality import MODEL, build_baseline, draw, records
+
+    baseline = build_baseline(draw(2000, 1), model=MODEL, version="7", predictions=["score"], actual="label")
+    _, outs = records(draw(10, 8))
+    now = datetime(2027, 1, 1, tzinfo=timezone.utc)
+    seed(es, outs)
+    assert join_outcomes(es.client, es.prefix, MODEL, lambda v: baseline, now=now).given_up == 0
+    later = join_outcomes(es.client, es.prefix, MODEL, lambda v: baseline, now=now + timedelta(days=6, hours=23))
+    assert (later.unmatched, later.given_up) == (10, 0)
+    last = join_outcomes(es.client, es.prefix, MODEL, lambda v: baseline, now=now + timedelta(days=7, hours=1))
+    assert last.given_up == 10
+    assert join_outcomes(es.client, es.prefix, MODEL, lambda v: baseline, now=now + timedelta(days=8)).unmatched == 0

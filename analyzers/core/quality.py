@@ -532,8 +532,8 @@ def quality_measurements(prof: QualityProfile, ref: QualityReference) -> list[Qu
     return out
 
 
-def quality_section(prof: QualityProfile | None, ref: QualityReference | None, unmatched: int = 0
-                    ) -> dict[str, Any] | None:
+def quality_section(prof: QualityProfile | None, ref: QualityReference | None, unmatched: int = 0,
+                    early: int = 0) -> dict[str, Any] | None:
     """The ``quality`` section of ``predwatch check --format json``."""
     if ref is None:
         return None
@@ -547,6 +547,7 @@ def quality_section(prof: QualityProfile | None, ref: QualityReference | None, u
         "label_coverage": round(prof.labelled / prof.predictions, 6) if prof.predictions else None,
         "median_label_delay_s": prof.median_delay(),
         "outcomes_without_prediction": unmatched,
+        "outcomes_before_prediction": early,  # stamped before their prediction: not in the label delay
         "judged": prof.labelled >= MIN_LABELLED,
         "metrics": {name: {"value": _finite(window.get(name)), "reference": _finite(ref.metrics.get(name))}
                     for name in ref.metrics},

@@ -22,6 +22,7 @@ class WindowResult:
     reference: Baseline | None = None  # what it was judged against (the same hours of training), if not baseline
     recent: list[CheckResult] = field(default_factory=list)  # against the same window on previous days
     unmatched_outcomes: int = 0  # outcome records read whose prediction no window holds
+    early_outcomes: int = 0  # outcomes stamped before their prediction (left out of the label delays)
 
     @property
     def judged_against(self) -> Baseline:
@@ -51,7 +52,8 @@ class WindowResult:
     @property
     def quality(self) -> dict[str, Any] | None:
         """The ``quality`` section: labels, coverage, delay, each metric against its reference, the estimate."""
-        return quality_section(self.profile.quality, self.baseline.quality, self.unmatched_outcomes)
+        return quality_section(self.profile.quality, self.baseline.quality, self.unmatched_outcomes,
+                               self.early_outcomes)
 
     @property
     def latency(self) -> dict[str, float] | None:

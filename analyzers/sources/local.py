@@ -61,6 +61,7 @@ class LocalProfiler:
         self.pending: dict[str, tuple[float | None, Any, str | None]] = {}  # prediction_id -> (window, output, time)
         self.outcomes: dict[str, tuple[str, Any]] = {}  # prediction_id -> (time, actual): the latest outcome
         self.unmatched_outcomes = 0  # outcomes whose prediction none of the windows holds
+        self.early_outcomes = 0  # outcomes stamped before their prediction (left out of the label delays)
         self.profiled: dict[float | None, WindowProfile] = {}  # windows counted by profile records (profile=)
         self.sampled_records = 0  # full records left out because profile records counted their windows
 
@@ -261,7 +262,9 @@ class LocalProfiler:
             outputs.append(output)
             actuals.append(actual)
             delay = c.seconds_between(predicted_at, stamp)
-            if delay is not None:
+            if delay is not None and delay < 0:
+                self.early_outcomes += 1  # stamped before its prediction: not a delay of 0 (see contract)
+            elif delay is not None:
                 delays.append(delay)
         for key, (outputs, actuals, delays) in joined.items():
             window = windows[key]
@@ -281,7 +284,7 @@ class LocalProfiler:
             yield None, records, None
             return
         size = self.window.total_seconds()
-        stamps = pd.to_datetime(records.timestamps, utc=True, errors="coerce", format="ISO8601")
+        stamps = c.record_times(records.timestamps)
         seconds = stamps.as_unit("ns").asi8 / 1e9
         groups: dict[float, list[int]] = {}
         for i, (t, bad) in enumerate(zip(seconds, stamps.isna())):
@@ -300,7 +303,7 @@ class LocalProfiler:
         """The profile of one chunk of prediction records (all of one window); ``stamps``: their times, if
         already parsed."""
         if stamps is None:
-            stamps = pd.to_datetime(records.timestamps, utc=True, errors="coerce", format="ISO8601")
+            stamps = c.record_times(records.timestamps)
         stamps = stamps[stamps.notna()]
         prof = WindowProfile(
             model=self.model or self.baseline.model,
@@ -658,4 +661,5 @@ def analyze_local(paths: Iterable[str | Path], baseline: Baseline, config: Check
             results.append(result)
     for result in results:
         result.unmatched_outcomes = profiler.unmatched_outcomes
+        result.early_outcomes = profiler.early_outcomes
     return LocalAnalysis(results, profiler.rejected, profiler.rejections, other)

@@ -14,6 +14,7 @@ predictions pass through Python, never a window.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -28,9 +29,11 @@ from logging_adapter.templates import outcomes_pattern, predictions_pattern
 from ..core.baseline import Baseline
 from ..core.values import category_of, is_measured
 
+log = logging.getLogger("predwatch.outcomes")
 PAGE = 1000
 JOINED = "predwatch.joined"
-GIVE_UP = timedelta(days=7)  # an outcome whose prediction is still not found this long after it is set aside
+FIRST_SEEN = "first_seen"  # in predwatch.*: when a join first looked for the outcome's prediction and missed
+GIVE_UP = timedelta(days=7)  # an outcome whose prediction is still not found this long after it was FIRST SEEN
 
 
 @dataclass
@@ -40,12 +43,15 @@ class JoinReport:
     joined: int = 0
     unmatched: int = 0  # outcomes whose prediction is not (yet) indexed
     given_up: int = 0
+    early: int = 0  # joined outcomes stamped before their prediction (negative delay_s, not in the median)
     predictions: list[tuple[str | None, str]] = field(default_factory=list)
 
 
 def outcome_fields(actual: Any, predicted: Any, known_at: str | None, predicted_at: str | None,
                    baseline: Baseline | None) -> dict[str, Any]:
-    """The ``predwatch.outcome`` object written into a prediction document."""
+    """The ``predwatch.outcome`` object written into a prediction document. ``delay_s`` is negative for an
+    outcome stamped before its prediction: the label delay histogram starts at 0, so such outcomes do not
+    pull the median delay to zero, and they can be found (``delay_s < 0``)."""
     out: dict[str, Any] = {"actual": category_of(actual), "timestamp": known_at}
     delay = c.seconds_between(predicted_at, known_at)
     if delay is not None:
@@ -83,6 +89,10 @@ def join_outcomes(client: Elasticsearch, prefix: str, model: str, baseline_for: 
         _join_page(client, prefix, model, hits, baseline_for, now, report)
         if len(hits) < PAGE:
             break
+    if report.early:
+        log.warning("model %s: %d outcome(s) stamped before their prediction (clock skew, or replayed "
+                    "timestamps?): joined, with a negative delay_s, and left out of the label delay", model,
+                    report.early)
     if report.joined:
         client.indices.refresh(index=predictions_pattern(prefix, model), ignore_unavailable=True,
                                allow_no_indices=True)
@@ -125,6 +135,7 @@ def _join_page(client: Elasticsearch, prefix: str, model: str, hits: list[dict],
         if isinstance(predicted, dict) and baseline is not None and baseline.quality is not None:
             predicted = pred.columns().get(baseline.quality.column)
         fields = outcome_fields(outcome.actual, predicted, outcome.timestamp, pred.timestamp, baseline)
+        report.early += fields.get("delay_s", 0.0) < 0
         actions += [{"update": {"_index": hit["_index"], "_id": hit["_id"]}},
                     {"doc": {c.NAMESPACE: {"outcome": fields}}}]
         report.joined += 1
@@ -133,13 +144,16 @@ def _join_page(client: Elasticsearch, prefix: str, model: str, hits: list[dict],
         hit = item["hit"]
         if pid in matched:
             mark: dict[str, Any] = {"joined": "yes"}
-        else:
+        else:  # given up 7 days after the first miss, whatever the outcome's own time (a replay, a late label)
+            ns = hit["_source"].get(c.NAMESPACE) or {}
             try:
-                old = now - c.parse_time(item["outcome"].timestamp) > GIVE_UP
-            except (TypeError, ValueError, AttributeError):
-                old = True
-            attempts = int((hit["_source"].get(c.NAMESPACE) or {}).get("join_attempts") or 0) + 1
-            mark = {"joined": "no prediction"} if old else {"join_attempts": attempts}
+                first_seen = c.parse_time(ns[FIRST_SEEN])
+            except (KeyError, TypeError, ValueError):
+                first_seen = now
+            old = now - first_seen > GIVE_UP
+            attempts = int(ns.get("join_attempts") or 0) + 1
+            mark = {"joined": "no prediction"} if old else {"join_attempts": attempts,
+                                                            FIRST_SEEN: c.utc_iso(first_seen)}
             report.given_up += old
             report.unmatched += 1
         actions += [{"update": {"_index": hit["_index"], "_id": hit["_id"]}}, {"doc": {c.NAMESPACE: mark}}]
