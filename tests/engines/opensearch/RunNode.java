@@ -37,8 +37,9 @@ import org.opensearch.transport.Netty4Plugin;
  *   HOME       an empty, writable directory (config/, data/, logs/ go there)
  *   HTTP_PORT  a port, or 0 for any free one
  *   PORT_FILE  written with the bound HTTP port once the node has started
- * Stops (closing the node and deleting HOME) on SIGTERM/SIGINT, or when the
- * process that started it is gone.
+ * Stops (closing the node and deleting HOME) on SIGTERM/SIGINT. When the
+ * process that started it is gone (killed with SIGKILL), it stops as well and
+ * also deletes PORT_FILE's directory, since no one else is left to.
  */
 public final class RunNode {
 
@@ -52,6 +53,7 @@ public final class RunNode {
     );
 
     private static final CountDownLatch STOPPED = new CountDownLatch(1);
+    private static volatile boolean orphaned = false;
 
     /** Node's constructor that takes classpath plugins is protected. */
     private static final class PluginNode extends Node {
@@ -96,7 +98,14 @@ public final class RunNode {
         LogConfigurator.configure(environment);
 
         Node node = new PluginNode(environment);
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> stop(node, home), "predwatch-stop"));
+        Path launcherDir = portFile.getParent();
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            stop(node, home);
+            if (orphaned) {
+                deleteTree(launcherDir);
+            }
+            STOPPED.countDown();
+        }, "predwatch-stop"));
         watchParent();
         node.start();
 
@@ -125,6 +134,7 @@ public final class RunNode {
                 }
             }
             System.err.println("RunNode: launcher gone, stopping");
+            orphaned = true;
             System.exit(0);
         }, "predwatch-parent-watch");
         watcher.setDaemon(true);
@@ -139,7 +149,6 @@ public final class RunNode {
             System.err.println("RunNode: close failed: " + e);
         }
         deleteTree(home);
-        STOPPED.countDown();
     }
 
     private static void deleteTree(Path root) {
