@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from logging_adapter.elastic import url_host
+from logging_adapter.elastic import safe_url, url_host
 
 log = logging.getLogger("predwatch.notifier")
 SEVERITY_RANK = {"ok": 0, "warning": 1, "critical": 2, "error": 2}
@@ -40,7 +40,7 @@ def slack_escape(text: str) -> str:
 class Target:
     """A receiver: ``kind`` is ``webhook`` (generic JSON) or ``slack`` (Slack-compatible ``{"text": ...}``)."""
 
-    url: str
+    url: str = field(repr=False)  # a webhook's path is its secret: never in a repr, a log line or a message
     kind: str = "webhook"
 
     def payload(self, event: dict[str, Any]) -> bytes:
@@ -176,6 +176,8 @@ class Notifier:
     max_kept: int = 1000  # notifications kept per receiver while it cannot be reached
 
     def __post_init__(self) -> None:
+        if self.dashboard_url:  # it goes into every message: never with user:password@
+            self.dashboard_url = safe_url(self.dashboard_url)
         self._active: dict[tuple[str, str, str, str], _Active] = {}  # (model, feature, check, metric)
         if self.state is not None:
             try:
