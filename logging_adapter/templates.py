@@ -8,7 +8,8 @@ the same index and its deterministic ``_id`` makes the retry a no-op.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from elasticsearch import Elasticsearch, NotFoundError
@@ -203,36 +204,61 @@ def install(client: Elasticsearch, *, prefix: str = DEFAULT_PREFIX, retention_da
 DAILY_FAMILIES = ("predictions", "outcomes", "intervals")  # the daily indices records go to
 
 
-def expired_indices(names: list[str], prefix: str, retention_days: int, today: date | None = None) -> list[str]:
-    """Daily prediction, outcome and profile-record indices older than the retention, by the exact day in
-    their name."""
-    today = today or datetime.now(timezone.utc).date()
-    cutoff = today - timedelta(days=retention_days)
+@dataclass(frozen=True)
+class IndexAge:
+    """When a daily index was created, and the time of its newest document (None: it holds none)."""
+
+    created: datetime
+    newest: datetime | None
+
+
+def expired_indices(ages: dict[str, IndexAge], prefix: str, retention_days: int, now: datetime | None = None
+                    ) -> list[str]:
+    """The daily prediction, outcome and profile-record indices past the retention.
+
+    An index expires when it was created before the cutoff *and* its newest document is older too, as ILM judges
+    by an index's age, never by the day in its name: history replayed or backfilled today (records stamped a
+    year ago) lives in indices created today, and is kept for the whole retention period.
+    """
+    cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=retention_days)
     starts = tuple(f"{prefix}-{family}-" for family in DAILY_FAMILIES)
-    out = []
-    for name in names:
-        start = next((s for s in starts if name.startswith(s)), None)
-        if start is None or len(name) < len(start) + 11:
-            continue
-        try:
-            day = datetime.strptime(name[-10:], "%Y.%m.%d").date()
-        except ValueError:
-            continue
-        if day < cutoff:
-            out.append(name)
-    return sorted(out)
+    return sorted(name for name, age in ages.items()
+                  if name.startswith(starts) and age.created < cutoff and (age.newest is None or age.newest < cutoff))
 
 
-def apply_retention(client: Elasticsearch, prefix: str, retention_days: int, today: date | None = None) -> list[str]:
-    """Delete expired daily indices by exact name (for clusters without ILM)."""
+def index_ages(client: Elasticsearch, prefix: str) -> dict[str, IndexAge]:
+    """Creation time and newest ``@timestamp`` of every daily record index (one settings call, one search)."""
+    pattern = ",".join(f"{prefix}-{family}-*" for family in DAILY_FAMILIES)
     try:
-        names = list(client.indices.get(index=",".join(f"{prefix}-{family}-*" for family in DAILY_FAMILIES),
-                                        expand_wildcards="open,closed", ignore_unavailable=True,
-                                        allow_no_indices=True))
+        settings = client.indices.get_settings(index=pattern, name="index.creation_date", expand_wildcards="open,closed",
+                                               ignore_unavailable=True, allow_no_indices=True).body
     except NotFoundError:
-        return []
-    expired = expired_indices(names, prefix, retention_days, today)
+        return {}
+    if not settings:
+        return {}
+    found = client.search(index=pattern, size=0, ignore_unavailable=True, allow_no_indices=True,
+                          aggs={"i": {"terms": {"field": "_index", "size": len(settings)},
+                                      "aggs": {"newest": {"max": {"field": "@timestamp"}}}}})
+    if (found.get("_shards") or {}).get("failed"):
+        raise RuntimeError("retention: the newest documents could not be read from every index; nothing deleted")
+    newest = {b["key"]: b["newest"]["value"] for b in found["aggregations"]["i"]["buckets"]}
+    return {name: IndexAge(created=_epoch_ms(spec["settings"]["index"]["creation_date"]),
+                           newest=_epoch_ms(newest[name]) if newest.get(name) is not None else None)
+            for name, spec in settings.items()}
+
+
+def apply_retention(client: Elasticsearch, prefix: str, retention_days: int, now: datetime | None = None) -> list[str]:
+    """Delete expired daily indices by exact name (for clusters without ILM); each deletion said at WARNING."""
+    ages = index_ages(client, prefix)
+    expired = expired_indices(ages, prefix, retention_days, now)
     for name in expired:
         client.indices.delete(index=name)
-        log.info("retention: deleted %s (older than %d days)", name, retention_days)
+        newest = ages[name].newest.isoformat() if ages[name].newest else "none"
+        log.warning("retention: deleted index %s (created %s, newest document %s): older than retention_days = %d",
+                    name, ages[name].created.isoformat(), newest, retention_days)
+    log.info("retention: %d daily indices checked, %d deleted", len(ages), len(expired))
     return expired
+
+
+def _epoch_ms(value: str | float) -> datetime:
+    return datetime.fromtimestamp(float(value) / 1000, tz=timezone.utc)

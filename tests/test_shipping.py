@@ -20,7 +20,6 @@ from logging_adapter import PredictionLogger
 from logging_adapter.bulk import Doc, doc_from_line
 from logging_adapter.elastic import EsSettings, make_client
 from logging_adapter.handler import ElasticsearchHandler
-from logging_adapter.templates import expired_indices
 
 
 def predwatch(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -81,16 +80,6 @@ def test_setup_installs_templates_idempotently(es):
 def test_setup_reports_an_unreachable_cluster_clearly():
     proc = predwatch("setup", "--es-url", f"http://127.0.0.1:{free_port()}", "--es-distribution", "opensearch")
     assert proc.returncode == 2 and "cannot use Elasticsearch" in proc.stderr and "Traceback" not in proc.stderr
-
-
-def test_expired_daily_indices_are_found_by_exact_name():
-    from datetime import date
-    names = ["predwatch-predictions-m.2026.11.01", "predwatch-predictions-m.2026.11.20",
-             "predwatch-predictions-m.notadate", "predwatch-results-2026.01.01", "predwatch-predictions-x.2026.10.31",
-             "predwatch-outcomes-m.2026.11.01", "predwatch-intervals-m.2026.11.01", "predwatch-intervals-m.2026.11.21"]
-    assert expired_indices(names, "predwatch", 7, today=date(2026, 11, 22)) == [
-        "predwatch-intervals-m.2026.11.01", "predwatch-outcomes-m.2026.11.01", "predwatch-predictions-m.2026.11.01",
-        "predwatch-predictions-x.2026.10.31"]
 
 
 # -- the in-process handler -----------------------------------------------------------------------------
@@ -390,14 +379,3 @@ def test_interpreter_exit_flushes_or_spools_for_the_next_start(es, tmp_path):
     assert spooled.count(b'"create"') == 30, "persisted for the next start"
 
 
-def test_retention_deletes_expired_daily_indices(es):
-    from datetime import date, timedelta
-    from logging_adapter.templates import apply_retention
-    today = date(2026, 11, 22)
-    for days in (1, 10, 40):
-        day = (today - timedelta(days=days)).strftime("%Y.%m.%d")
-        es.client.indices.create(index=f"{es.prefix}-predictions-m.{day}")
-    deleted = apply_retention(es.client, es.prefix, 30, today=today)
-    assert deleted == [f"{es.prefix}-predictions-m.2026.10.13"]
-    left = sorted(es.client.indices.get(index=f"{es.prefix}-predictions-*"))
-    assert left == [f"{es.prefix}-predictions-m.2026.11.12", f"{es.prefix}-predictions-m.2026.11.21"]
