@@ -15,6 +15,7 @@ from elasticsearch import Elasticsearch
 
 from analyzers.store import results as r
 from logging_adapter import contract as c
+from logging_adapter.elastic import safe_url
 
 SEVERITIES = ("warning", "critical")
 WATCHER_LICENCES = ("gold", "platinum", "enterprise", "trial")
@@ -103,7 +104,7 @@ def render_watch(cfg: AlertConfig, prefix: str = "predwatch", model: str | None 
                  + DASHBOARD + '", "findings": {{#toJson}}ctx.payload.hits.hits{{/toJson}}}')
     slack_body = JSON_BODY + '{"text": ' + json.dumps(text) + '}'
     rendered = _env.get_template("watch.json.j2").render(
-        metadata={"managed_by": "predwatch", "dashboard": cfg.kibana_url.rstrip("/") + dashboard_path(prefix, cfg.kibana_space),
+        metadata={"managed_by": "predwatch", "dashboard": safe_url(cfg.kibana_url).rstrip("/") + dashboard_path(prefix, cfg.kibana_space),
                   "min_severity": cfg.severity, "model": model},
         interval=cfg.interval, throttle=cfg.throttle, request=search_request(cfg, prefix, model), text=text,
         webhooks=cfg.webhooks, slack=cfg.slack, json_body=json_body, slack_body=slack_body, email=cfg.email,

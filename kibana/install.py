@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from logging_adapter.elastic import safe_url
+from logging_adapter.elastic import safe_url, url_credentials
 
 ENV = "PREDWATCH_KIBANA_"
 
@@ -64,7 +64,11 @@ def multipart(filename: str, content: bytes) -> tuple[bytes, str]:
 
 def import_saved_objects(kibana_url: str, ndjson: str, *, space: str | None = None, auth: KibanaAuth | None = None,
                          ca_certs: str | None = None, timeout: float = 30.0) -> ImportResult:
-    """POST ``/api/saved_objects/_import?overwrite=true`` (in ``/s/<space>`` when given)."""
+    """POST ``/api/saved_objects/_import?overwrite=true`` (in ``/s/<space>`` when given). A URL's
+    ``user:password@`` is used as basic auth (when no other credential is set), never printed."""
+    user, password, kibana_url = url_credentials(kibana_url)
+    if user and not (auth and auth.header()):
+        auth = KibanaAuth(username=user, password=password)
     base = kibana_url.rstrip("/") + (f"/s/{space}" if space else "")
     body, content_type = multipart("predwatch.ndjson", ndjson.encode())
     request = urllib.request.Request(f"{base}/api/saved_objects/_import?overwrite=true", data=body, method="POST",

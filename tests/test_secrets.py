@@ -187,3 +187,35 @@ def test_a_hash_key_shorter_than_16_bytes_is_refused(key, monkeypatch):
     with pytest.raises(ValueError, match="hash_key is 3 bytes"):
         PredictionLogger("m", hash=["email"])
     PredictionLogger("m", hash=["email"], hash_key=b"x" * 16)
+
+
+def test_kibana_url_credentials_are_used_and_never_printed():
+    seen: list[str] = []
+
+    class Kibana(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.headers.get("Authorization", ""))
+            body = orjson.dumps({"success": True, "successResults": [{"type": "dashboard", "id": "d"}]})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = LoopbackServer()
+    server.serve(Kibana)
+    env = {k: "" for k in os.environ if k.startswith(("PREDWATCH_KIBANA_", "PREDWATCH_ES_"))}
+    try:
+        proc = run_cli("kibana", "install", "--kibana-url", server.url.replace("://", f"://admin:{SECRET}@"), env=env)
+    finally:
+        server.close()
+    assert proc.returncode == 0, proc.stderr
+    assert seen == ["Basic " + base64.b64encode(f"admin:{SECRET}".encode()).decode()]
+    assert "dashboard: http://127.0.0.1" in proc.stdout and SECRET not in proc.stdout + proc.stderr
+    down = run_cli("kibana", "install", "--kibana-url", f"http://admin:{SECRET}@127.0.0.1:{free_port()}", env=env)
+    assert down.returncode == 2 and "cannot reach Kibana at http://127.0.0.1" in down.stderr
+    assert SECRET not in down.stdout + down.stderr

@@ -24,6 +24,7 @@ def _kibana(sub: Subparsers) -> None:
 def run_kibana_install(args: argparse.Namespace) -> int:
     from kibana.dashboards import dashboard_id, dashboard_path, ndjson
     from kibana.install import KibanaAuth, import_saved_objects
+    from logging_adapter.elastic import safe_url
 
     result = import_saved_objects(args.kibana_url, ndjson(args.prefix, args.space), space=args.space,
                                   auth=KibanaAuth.from_env(), ca_certs=args.ca_certs)
@@ -34,7 +35,7 @@ def run_kibana_install(args: argparse.Namespace) -> int:
     if not result.ok:
         return EXIT_USAGE
     dashboard = result.id_of(dashboard_id(args.prefix, args.space))
-    print(f"dashboard: {args.kibana_url.rstrip('/')}{dashboard_path(args.prefix, args.space, dashboard)}")
+    print(f"dashboard: {safe_url(args.kibana_url).rstrip('/')}{dashboard_path(args.prefix, args.space, dashboard)}")
     return EXIT_OK
 
 

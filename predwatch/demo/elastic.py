@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from logging_adapter import templates
-from logging_adapter.elastic import EsSettings, make_client
+from logging_adapter.elastic import EsSettings, make_client, safe_url
 from logging_adapter.ship import Shipper
 
 from analyzers.daemon.analyzer import Analyzer
@@ -85,7 +85,7 @@ def _kibana(kibana_url: str, prefix: str, client, progress: Callable[[str], None
 
     result = import_saved_objects(kibana_url, ndjson(prefix), auth=KibanaAuth.from_env())
     if result.ok:
-        progress(f"dashboards: {kibana_url.rstrip('/')}{dashboard_path(prefix, dashboard=result.id_of(dashboard_id(prefix)))}")
+        progress(f"dashboards: {safe_url(kibana_url).rstrip('/')}{dashboard_path(prefix, dashboard=result.id_of(dashboard_id(prefix)))}")
     else:
         progress("dashboards NOT imported: " + "; ".join(result.errors))
     available, why = watcher_available(client)
