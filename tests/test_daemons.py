@@ -8,6 +8,8 @@ import sys
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
+from elasticsearch import ApiError
+
 import synth
 from analyzers.daemon.config import DaemonConfig, ModelJob, align, iso
 from analyzers.daemon.leases import Leases, live_instances
@@ -57,6 +59,23 @@ def config_text(es, instance: str | None = None) -> str:
     return text
 
 
+def state_of(es, key: str) -> dict | None:
+    """A state document, or None while the state index is still being created (a real engine answers 503 for
+    a shard that is still recovering)."""
+    try:
+        return get_state(es.client, es.prefix, key)
+    except ApiError as exc:
+        if exc.meta.status != 503:
+            raise
+        return None
+
+
+def held_by(es, instance: str) -> list[str]:
+    """The models an instance's heartbeat says it holds."""
+    beat = state_of(es, f"heartbeat:{instance}")
+    return beat["models"] if beat else []
+
+
 def test_two_daemons_share_six_models_and_the_survivor_takes_over_after_a_kill(es, baseline, tmp_path):
     now = datetime.now(timezone.utc)
     first = align(now - timedelta(seconds=60), WINDOW)
@@ -78,8 +97,7 @@ def test_two_daemons_share_six_models_and_the_survivor_takes_over_after_a_kill(e
     a, b = start(cfg_a), start(cfg_b)
 
     def held(instance: str) -> list[str]:
-        beat = get_state(es.client, es.prefix, f"heartbeat:{instance}")
-        return beat["models"] if beat else []
+        return held_by(es, instance)
 
     assert wait_until(lambda: len(held("daemon-a")) == 3 and len(held("daemon-b")) == 3, 60), \
         (held("daemon-a"), held("daemon-b"))
@@ -129,3 +147,39 @@ def test_two_daemons_share_six_models_and_the_survivor_takes_over_after_a_kill(e
     assert len(twice) <= len(MODELS) // 2, f"at most the windows in flight at the kill are redone: {twice}"
     assert took < 3 + 2 * 1 + 2, f"within a lease (3 s) and a tick or two (1 s each): {took:.1f} s"
     assert live_instances(es.client, es.prefix, timedelta(seconds=3)) == [], "both gone: one killed, one said goodbye"
+
+
+def test_two_daemons_started_together_split_the_backlog_from_the_first_window(es, baseline, tmp_path):
+    """Started at the same moment over six models with a backlog, neither takes every lease at its first
+    coordination: each announces itself and waits a heartbeat before it claims its share."""
+    now = datetime.now(timezone.utc)
+    first = align(now - timedelta(seconds=80), WINDOW)
+    records = []
+    for m, name in enumerate(MODELS):
+        store_baseline(es.client, dataclasses.replace(baseline, model=name), es.prefix)
+        for w in range(8):
+            for rec in frame_records(synth.table(3, seed=500 + 10 * m + w), first + w * WINDOW, 8):
+                rec["predwatch"]["model"]["name"] = name
+                rec["predwatch"]["prediction_id"] += f"-{name}"
+                records.append(rec)
+    seed(es, records)
+    procs = []
+    for instance in ("together-a", "together-b"):
+        cfg = tmp_path / f"{instance}.toml"
+        cfg.write_text(config_text(es, instance))
+        procs.append(subprocess.Popen([sys.executable, "-m", "predwatch", "daemon", "--config", str(cfg)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    keys = {name: ModelJob(name, "7").key for name in MODELS}
+    target = align(now, WINDOW)
+
+    def caught_up() -> bool:
+        marks = [state_of(es, keys[name]) for name in MODELS]
+        return all(m and m["end"] >= iso(target) for m in marks)
+
+    try:
+        assert wait_until(caught_up, 90), "every model's backlog analysed"
+    finally:
+        outputs = [terminate(p)[1] for p in procs]
+    windows = [Counter(name for name, _, _ in LINE.findall(err)) for err in outputs]
+    assert all(len(w) == 3 for w in windows), f"each instance analysed its own three models: {windows}"
+    assert set(windows[0]).isdisjoint(windows[1])

@@ -23,7 +23,7 @@ from logging_adapter.contract import parse_time
 from logging_adapter.elastic import make_client
 from logging_adapter.templates import apply_retention
 
-from ..store.results import MODEL_STATUS
+from ..store.results import MODEL_STATUS, state_index
 from ..store.state import StateDocument, delete_state, get_state, put_state
 from .analyzer import Analyzer
 from .config import DaemonConfig, ModelJob
@@ -61,6 +61,9 @@ def run_daemon(config: DaemonConfig, stop: threading.Event | None = None) -> Non
         except Exception:  # noqa: BLE001 - keep serving the other models
             log.exception("model %s: run failed; trying again at the next interval", job.name)
 
+    announce(client, config, held=[])  # be seen first: replicas started together split the work from the start,
+    client.cluster.health(index=state_index(config.prefix), wait_for_status="yellow", timeout="30s")
+    stop.wait(tick.total_seconds())  # (instead of the first to coordinate taking every lease)
     coordinate(client, config, leases, jobs)  # hold leases before the first model runs
     now = datetime.now(timezone.utc)
     for job in config.models:
@@ -98,6 +101,13 @@ def heartbeat_key(instance: str) -> str:
     return f"heartbeat:{instance}"
 
 
+def announce(client: Elasticsearch, config: DaemonConfig, held: list[str]) -> None:
+    """This instance's heartbeat: alive, and the models it holds (what the others balance against)."""
+    put_state(client, config.prefix, heartbeat_key(config.instance), "heartbeat",
+              {"instance": config.instance, "host": socket.gethostname(), "models": held},
+              instance=config.instance, models=held)
+
+
 def coordinate(client: Elasticsearch, config: DaemonConfig, leases: Leases, jobs: dict[str, ModelJob]) -> None:
     """Heartbeat, balance the leases among the live instances, record each held model's lag."""
     try:
@@ -112,8 +122,6 @@ def coordinate(client: Elasticsearch, config: DaemonConfig, leases: Leases, jobs
                       {"model": key, "instance": config.instance, "last_window_end": end, "lag_seconds": lag},
                       model=jobs[key].name, version=jobs[key].version, instance=config.instance,
                       last_window_end=end, lag_seconds=lag)
-        put_state(client, config.prefix, heartbeat_key(config.instance), "heartbeat",
-                  {"instance": config.instance, "host": socket.gethostname(), "models": held},
-                  instance=config.instance, models=held)
+        announce(client, config, held)
     except Exception as exc:  # noqa: BLE001 - a missed tick only delays; leases expire safely
         log.warning("coordination tick failed: %s", exc)
