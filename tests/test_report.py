@@ -8,7 +8,7 @@ import pytest
 import incidents
 import synth
 from conftest import page_metrics, screenshot, write_jsonl
-from analyzers.report.html import render, write_report
+from analyzers.report.html import render, window_label, write_report
 from analyzers.sources.local import analyze_files
 
 PAYLOAD = "<script>document.title='pwned'</script>"
@@ -129,3 +129,117 @@ def test_timeline_report_fits_desktop_and_phone_widths(timeline_page, browser, t
     assert seen["scroll"] <= seen["view"], f"the page scrolls sideways at {width} px: {seen}"
     if seen["what"] is not None:
         assert seen["what"] >= min(240, width * 0.45), f"'what happened' squeezed at {width} px: {seen}"
+
+
+# -- issue 27: the report at a glance (items 12 to 15), measured in the browser ------------------------------
+
+PROBE = """<script>window.onload=()=>{
+const shown=[...document.querySelectorAll('.timeline svg.timeline-chart')].filter(s=>s.getBoundingClientRect().width>0);
+const svg=shown[0], card=document.querySelector('.timeline');
+const ticks=[...svg.querySelectorAll('text.tick')].filter(t=>/[A-Za-z0-9]/.test(t.textContent)&&t.getAttribute('x')!==null&&t.closest('svg')===svg&&t.getBoundingClientRect().top>svg.querySelector('line.axis').getBoundingClientRect().top).map(t=>t.getBoundingClientRect());
+let overlaps=0;const xs=ticks.map(r=>[r.left,r.right]).sort((a,b)=>a[0]-b[0]);
+for(let i=1;i<xs.length;i++){if(xs[i][0]<xs[i-1][1]+2)overlaps++;}
+const bars=[...svg.querySelectorAll('rect.bar')].map(b=>b.getBoundingClientRect());
+const cardBox=card.getBoundingClientRect();
+const misaligned=[];
+for(const table of document.querySelectorAll('details[open] table.quality, details[open] table.findings, main > table.findings')){
+  const heads=[...table.rows[0].cells];
+  if(getComputedStyle(table.rows[0]).display==='none')continue;
+  for(const row of [...table.rows].slice(1)){[...row.cells].forEach((td,i)=>{const th=heads[i];
+    if(th&&getComputedStyle(th).textAlign!==getComputedStyle(td).textAlign)misaligned.push(th.textContent+' '+getComputedStyle(th).textAlign+'/'+getComputedStyle(td).textAlign);});}}
+const fontPx=parseFloat(getComputedStyle(svg.querySelector('text.row-label')||svg.querySelector('text')).fontSize)*svg.getBoundingClientRect().width/(svg.viewBox.baseVal&&svg.viewBox.baseVal.width||svg.getBoundingClientRect().width);
+document.title=JSON.stringify({scroll:document.documentElement.scrollWidth,view:innerWidth,
+ cardScroll:card.scrollWidth,cardClient:card.clientWidth,cardWidth:cardBox.width,
+ barsSpan:bars.length?bars[bars.length-1].right-bars[0].left:0,ticks:ticks.length,overlaps:overlaps,
+ misaligned:[...new Set(misaligned)],fontPx:fontPx}).replaceAll('"',"'")}</script>"""
+
+
+def layout_probe(browser: str, page, tmp_path, width: int) -> dict:
+    """Measure the laid-out page in headless Chromium: sideways scrolling (the page's and the timeline card's),
+    how much of the card the windows use, overlapping date labels, columns aligned with their headers."""
+    import subprocess
+
+    import orjson
+
+    probe = tmp_path / f"layout-{width}.html"
+    html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page.read_text())
+    probe.write_text(html.replace("</body>", PROBE + "</body>"))
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             f"--user-data-dir={tmp_path / 'layout-profile'}", f"--window-size={width},1200", "--dump-dom",
+             probe.as_uri()]
+    dom = subprocess.run(flags, check=True, capture_output=True, text=True, timeout=120).stdout
+    return orjson.loads(re.search(r"<title>(.*?)</title>", dom).group(1).replace("'", '"'))
+
+
+@pytest.fixture(scope="module")
+def ten_days_page(baseline, tmp_path_factory):
+    """Ten daily windows with outcomes (the model-quality table), incidents on two days, one of them noted."""
+    from datetime import datetime, timedelta, timezone
+
+    from analyzers.sources.local import analyze_local
+
+    tmp = tmp_path_factory.mktemp("ten")
+    day0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    recs = []
+    for d in range(10):
+        frame = incidents.unit_changes(300, d)[0] if d in (3, 7) else synth.table(300, seed=70 + d)
+        day = synth.records(frame, start=(day0 + timedelta(days=d)).strftime("%Y-%m-%dT00:00:00"))
+        for i, rec in enumerate(day):
+            rec["@timestamp"] = (day0 + timedelta(days=d, minutes=4 * i)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            rec["predwatch"]["latency_ms"] = 1.0 + (i % 50) / 5
+        recs += day
+    logs = write_jsonl(tmp / "logs.jsonl", recs)
+    analysis = analyze_local([logs], baseline, window=timedelta(days=1))
+    assert len(analysis.windows) == 10
+    notes = [None] * 10
+    notes[3] = "the amount arrives in cents"
+    return write_report(analysis.windows, tmp / "ten.html", notes=notes), analysis.windows
+
+
+@pytest.mark.parametrize("width", [1400, 500])
+@pytest.mark.parametrize("which", ["ten", "275"])
+def test_timeline_uses_the_card_with_readable_dates_and_no_sideways_scrolling(ten_days_page, timeline_page, browser,
+                                                                              tmp_path, width, which):
+    page, _ = ten_days_page if which == "ten" else timeline_page
+    png, _ = screenshot(browser, page, tmp_path / f"{which}-{width}.png", tmp_path, size=f"{width},1600")
+    seen = layout_probe(browser, page, tmp_path, width)
+    assert seen["scroll"] <= seen["view"], f"the page scrolls sideways: {seen}"
+    assert seen["cardScroll"] <= seen["cardClient"], f"the timeline scrolls sideways inside its card: {seen}"
+    assert seen["overlaps"] == 0 and seen["ticks"] >= 4, f"date labels overlap (or are missing): {seen}"
+    used = 0.6 if width >= 1000 else 0.9  # (desktop: the row labels take the left of the card)
+    assert seen["barsSpan"] >= used * seen["cardWidth"], f"the windows use too little of the card: {seen}"
+    assert seen["fontPx"] >= 10, f"labels too small to read: {seen}"
+
+
+def test_every_column_sits_under_its_header(ten_days_page, browser, tmp_path):
+    page, _ = ten_days_page
+    seen = layout_probe(browser, page, tmp_path, 1400)
+    assert seen["misaligned"] == [], seen
+
+
+def test_the_detail_heading_counts_right_and_each_row_names_its_worst_finding(ten_days_page, timeline_page):
+    from analyzers.report.html import worst_finding
+
+    for page, windows in (ten_days_page, timeline_page):
+        html = page.read_text()
+        summaries = re.findall(r"<summary>(.*?)</summary>", html, re.S)
+        said = re.search(r"Below: (.*?)</div>", html, re.S).group(1)
+        assert re.search(rf": {len(summaries)} in all\.$", said), (said, len(summaries))
+        severe = re.search(r"the (\d+) most severe", said)
+        extra = ("and the latest one" in said) + sum(int(n) for n in re.findall(r"the (\d+) other marked", said))
+        assert int(severe.group(1)) + extra == len(summaries), said
+        by_label = {window_label(w): w for w in windows}
+        for summary in summaries:
+            label = summary.split(" &middot;")[0]
+            worst = worst_finding(by_label[label])
+            if worst is not None:
+                assert f"{worst.check}" in summary and f"on {worst.feature}" in summary, summary
+
+
+def test_noted_windows_are_marked_on_the_timeline_and_shown(ten_days_page):
+    page, windows = ten_days_page
+    html = page.read_text()
+    wide = html[html.index('<div class="layout-wide">'):html.index('<div class="layout-narrow">')]
+    assert wide.count('<path class="incident"') == 1 and "the amount arrives in cents" in wide
+    (summary,) = [s for s in re.findall(r"<summary>(.*?)</summary>", html, re.S) if "injected:" in s]
+    assert summary.startswith(window_label(windows[3])) and "the amount arrives in cents" in summary

@@ -5,6 +5,7 @@ category named ``<script>`` renders as text.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -152,22 +153,40 @@ def _fmt(x: float | None) -> str:
     return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
 
 
-def render(windows: Sequence[WindowResult], *, title: str | None = None) -> str:
-    """The report page for one window, or for a series of windows with a timeline."""
+def render(windows: Sequence[WindowResult], *, title: str | None = None,
+           notes: Sequence[str | None] | None = None) -> str:
+    """The report page for one window, or for a series of windows with a timeline.
+
+    ``notes``: one per window (None for most), e.g. the incident a demo injected that day: marked on the
+    timeline and on the window's row, which is always shown."""
     if not windows:
         raise ValueError("no window to report")
+    notes = list(notes) if notes is not None else [None] * len(windows)
+    if len(notes) != len(windows):
+        raise ValueError(f"{len(notes)} notes for {len(windows)} windows")
     latest = windows[-1]
     model = latest.profile.model or latest.baseline.model
-    timeline = _timeline(windows) if len(windows) > 1 else None
+    timeline = _timeline(windows, notes) if len(windows) > 1 else None
+    note_of = {id(w): n for w, n in zip(windows, notes)}
+    severe, detail = _detail_windows(windows, notes)
     return environment.get_template("report.html.j2").render(
         title=title or f"predwatch report: {model}",
         model=model,
         baseline=latest.baseline,
         windows=windows,
-        detail=[(w, feature_views(w)) for w in _detail_windows(windows)],
+        detail=[(w, feature_views(w), note_of[id(w)], worst_finding(w)) for w in detail],
+        severe=severe,
+        latest_extra=id(windows[-1]) not in {id(w) for w in severe} and not notes[-1],
+        noted=sum(1 for w, n in zip(windows, notes) if n and id(w) not in {id(s) for s in severe}),
         timeline=timeline,
         generated=c.utc_iso(datetime.now(timezone.utc)),
     )
+
+
+def worst_finding(w: WindowResult) -> CheckResult | None:
+    """The finding that ranks the window (its value against its critical threshold): named on its row."""
+    return max(w.findings, key=lambda f: (f.value / f.critical_threshold if f.critical_threshold else 0.0,
+                                          f.status == "critical"), default=None)
 
 
 DETAIL_WINDOWS = 30
@@ -180,14 +199,16 @@ def severity(w: WindowResult) -> tuple[float, int, int]:
     return (worst, sum(f.status == "critical" for f in w.findings), sum(f.status == "warning" for f in w.findings))
 
 
-def _detail_windows(windows: Sequence[WindowResult]) -> list[WindowResult]:
-    """Every window of a single-window report; of a series, the last one and up to DETAIL_WINDOWS
-    of the most severe ones (the timeline shows them all), in time order."""
+def _detail_windows(windows: Sequence[WindowResult], notes: Sequence[str | None]
+                    ) -> tuple[list[WindowResult], list[WindowResult]]:
+    """(the most severe windows, the windows shown in detail). Every window of a single-window report; of a
+    series, up to DETAIL_WINDOWS of the most severe ones, the noted ones and the last one (the timeline shows
+    them all), in time order."""
     if len(windows) == 1:
-        return list(windows)
+        return [], list(windows)
     worst = sorted((w for w in windows if w.findings), key=severity, reverse=True)[:DETAIL_WINDOWS]
-    chosen = set(map(id, worst)) | {id(windows[-1])}
-    return [w for w in windows if id(w) in chosen]
+    chosen = set(map(id, worst)) | {id(windows[-1])} | {id(w) for w, n in zip(windows, notes) if n}
+    return [w for w in windows if id(w) in set(map(id, worst))], [w for w in windows if id(w) in chosen]
 
 
 def window_span(w: WindowResult) -> tuple[datetime | None, datetime | None]:
@@ -216,42 +237,97 @@ def window_label(w: WindowResult) -> str:
     return f"{day} – {end:%b} {end.day}, {end.year}"
 
 
-# Timeline geometry (px): one SVG, so the bars, the check cells and the date axis share their x.
+# Timeline geometry (px): one SVG per layout, so the bars, the check cells and the date axis share their x.
+# Wide (desktop): the row labels in a column on the left, the windows across the rest of the card. Narrow
+# (phones, shown instead below 720 px): each row's label above its cells, the windows across the whole width.
 LABEL_WIDTH, TIMELINE_WIDTH, BARS_HEIGHT, ROW_HEIGHT = 330, 1100, 44, 16
+NARROW_WIDTH, NARROW_LABEL = 440, 13
+TICK_LABEL_PX = 70  # room one date label needs: the axis thins its ticks to fit
 
 
-def _timeline(windows: Sequence[WindowResult]) -> dict[str, Any]:
-    """Rows (feature, check) x columns (windows) in one SVG: records per window above, the status of every
-    check below, a date axis under them; column i sits at the same x in all three."""
-    n = len(windows)
-    step = max(2, min(14, (TIMELINE_WIDTH - LABEL_WIDTH) // n))
-    width = max(1, step - 1)
-    xs = [LABEL_WIDTH + i * step for i in range(n)]
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    width: float  # of the whole chart
+    left: float  # where the first window's column starts
+    label_above: bool  # each row's label on a line of its own above its cells
+
+
+WIDE = Layout("wide", TIMELINE_WIDTH, LABEL_WIDTH, False)
+NARROW = Layout("narrow", NARROW_WIDTH, 0, True)
+
+
+def _timeline(windows: Sequence[WindowResult], notes: Sequence[str | None]) -> dict[str, Any]:
+    """Rows (feature, check) x columns (windows): records per window above, the status of every check below,
+    a date axis under them; column i sits at the same x in all three. Drawn for both layouts."""
     labels = [window_label(w) for w in windows]
-    top = max(w.profile.records for w in windows) or 1
-    bars = [{"x": x, "y": 4 + BARS_HEIGHT * (1 - w.profile.records / top), "h": BARS_HEIGHT * w.profile.records / top,
-             "title": f"{label}: {w.profile.records:,} records"} for x, w, label in zip(xs, windows, labels)]
     rows: dict[tuple[str, str], list[tuple[str, float | None]]] = {}
+    n = len(windows)
     for i, w in enumerate(windows):
         for r in w.results:
             rows.setdefault((r.feature, _check_label(r)), [("none", None)] * n)[i] = (r.status, r.value)
         for r in w.recent:  # against the previous days: rows of their own
             rows.setdefault((r.feature, f"{_check_label(r)} · recent"), [("none", None)] * n)[i] = (r.status, r.value)
     interesting = sorted((k, v) for k, v in rows.items() if any(s in ("warning", "critical") for s, _ in v))
-    first_row = BARS_HEIGHT + 14
-    grid = [{"feature": feature, "check": check, "y": first_row + j * ROW_HEIGHT,
+    incidents = [(i, note) for i, note in enumerate(notes) if note]
+    charts = [_timeline_chart(layout, windows, labels, interesting, incidents) for layout in (WIDE, NARROW)]
+    return {"charts": charts, "first": labels[0], "last": labels[-1], "has_recent": any(w.recent for w in windows),
+            "incidents": [{"label": labels[i], "note": note} for i, note in incidents],
+            # the wide chart's geometry, as before: what tests and the quality chart read
+            **{k: charts[0][k] for k in ("bars", "rows", "ticks", "width", "cell", "row_height", "axis_y", "height",
+                                         "label_width", "quality")}}
+
+
+def _timeline_chart(layout: Layout, windows: Sequence[WindowResult], labels: list[str],
+                    interesting: list[tuple[tuple[str, str], list[tuple[str, float | None]]]],
+                    incidents: list[tuple[int, str]]) -> dict[str, Any]:
+    n = len(windows)
+    step = (layout.width - layout.left) / n  # the windows use the chart's whole width
+    cell = max(1.0, step - 1) if step >= 3 else step  # a 1 px gap while it does not eat the cell
+    xs = [layout.left + i * step for i in range(n)]
+    top = max(w.profile.records for w in windows) or 1
+    marks_y = 4 + (NARROW_LABEL + 2 if layout.label_above else 0)  # (narrow: "records per window" on a line above)
+    bars_top = marks_y + (12 if incidents else 0)
+    bars = [{"x": x, "y": bars_top + BARS_HEIGHT * (1 - w.profile.records / top),
+             "h": BARS_HEIGHT * w.profile.records / top, "title": f"{label}: {w.profile.records:,} records"}
+            for x, w, label in zip(xs, windows, labels)]
+    marks = [{"x": xs[i] + cell / 2, "y": marks_y, "title": f"{labels[i]}: {note}"} for i, note in incidents]
+    first_row = bars_top + BARS_HEIGHT + 10
+    per_row = ROW_HEIGHT + (NARROW_LABEL if layout.label_above else 0)
+    grid = [{"feature": feature, "check": check, "label_y": first_row + j * per_row + (10 if layout.label_above else 11),
+             "y": first_row + j * per_row + (NARROW_LABEL if layout.label_above else 0),
              "cells": [{"x": x, "status": status,
                         "title": f"{label}: {status}" + (f" ({_fmt(value)})" if value is not None else "")}
                        for x, (status, value), label in zip(xs, cells, labels)]}
             for j, ((feature, check), cells) in enumerate(interesting)]
-    axis_y = first_row + len(grid) * ROW_HEIGHT + 4
-    ticks = _ticks(windows, xs)
+    if layout.label_above:  # phones: one rect per run of equal status (a third of the page's size, no hover there)
+        for row in grid:
+            row["cells"] = _runs(row["cells"], step, cell)
+    axis_y = first_row + len(grid) * per_row + 4
+    ticks = _ticks(windows, xs, max_ticks=max(2, int((layout.width - layout.left) // TICK_LABEL_PX)))
+    right = layout.left + n * step
     for t in ticks:  # a label near the right edge ends at its tick instead of running out of the chart
-        t["anchor"] = "end" if t["x"] > LABEL_WIDTH + n * step - 60 else "start"
-    return {"bars": bars, "rows": grid, "ticks": ticks, "width": LABEL_WIDTH + n * step,
-            "cell": width, "row_height": ROW_HEIGHT - 2, "axis_y": axis_y, "height": axis_y + 22,
-            "label_width": LABEL_WIDTH, "first": labels[0], "last": labels[-1],
-            "has_recent": any(w.recent for w in windows), "quality": _quality_chart(windows, xs, width, labels)}
+        t["anchor"] = "end" if t["x"] > right - 60 else "start"
+    return {"layout": layout.name, "bars": bars, "marks": marks, "rows": grid, "ticks": ticks, "width": layout.width,
+            "cell": cell, "row_height": ROW_HEIGHT - 2, "axis_y": axis_y, "height": axis_y + 22,
+            "label_width": layout.left, "label_above": layout.label_above,
+            "records_y": NARROW_LABEL if layout.label_above else bars_top + 26,
+            "quality": _quality_chart(windows, xs, cell, labels, layout)}
+
+
+def _runs(cells: list[dict[str, Any]], step: float, cell: float) -> list[dict[str, Any]]:
+    """Neighbouring cells of one status as one rect, from the first one's x to the end of the last."""
+    runs: list[dict[str, Any]] = []
+    for c in cells:
+        if runs and runs[-1]["status"] == c["status"]:
+            runs[-1]["w"] = c["x"] + cell - runs[-1]["x"]
+            runs[-1]["last"] = c["title"].split(": ")[0]
+        else:
+            runs.append({"x": c["x"], "w": cell, "status": c["status"], "first": c["title"].split(": ")[0],
+                         "last": None})
+    for r in runs:
+        r["title"] = f"{r['first']}" + (f" to {r['last']}" if r["last"] else "") + f": {r['status']}"
+    return runs
 
 
 def _check_label(r: Any) -> str:
@@ -261,8 +337,8 @@ def _check_label(r: Any) -> str:
 QUALITY_HEIGHT = 90
 
 
-def _quality_chart(windows: Sequence[WindowResult], xs: list[int], cell: int, labels: list[str]
-                   ) -> dict[str, Any] | None:
+def _quality_chart(windows: Sequence[WindowResult], xs: list[float], cell: float, labels: list[str],
+                   layout: Layout = WIDE) -> dict[str, Any] | None:
     """Realised and estimated quality per window against the reference, on the timeline's columns."""
     ref = windows[-1].baseline.quality
     if ref is None:
@@ -295,27 +371,36 @@ def _quality_chart(windows: Sequence[WindowResult], xs: list[int], cell: int, la
     return {"metric": metric, "height": QUALITY_HEIGHT, "reference_y": y(ref.metrics.get(metric, lo)),
             "reference": number(ref.metrics.get(metric)), "realised": line(realised), "estimated": line(estimated),
             "realised_dots": dots(realised), "estimated_dots": dots(estimated),
-            "top": number(hi), "bottom": number(lo), "x0": xs[0] if xs else LABEL_WIDTH,
-            "x1": (xs[-1] + cell) if xs else LABEL_WIDTH}
+            "top": number(hi), "bottom": number(lo), "x0": xs[0] if xs else layout.left,
+            "x1": (xs[-1] + cell) if xs else layout.left,
+            # the scale's numbers: left of the chart, or (narrow) inside it at its left edge
+            "scale_x": layout.left - 8 if layout.left else 2, "scale_anchor": "end" if layout.left else "start",
+            "legend_y": 34 if layout.left else QUALITY_HEIGHT + 14, "legend_x": 0}
 
 
-def _ticks(windows: Sequence[WindowResult], xs: list[int]) -> list[dict[str, Any]]:
-    """Date axis: months for long ranges, days for a few weeks, hours within days; about a dozen at most.
-    The first tick says the year (or the day), the others only what changed."""
+def _ticks(windows: Sequence[WindowResult], xs: list[float], max_ticks: int = 12) -> list[dict[str, Any]]:
+    """Date axis: months for long ranges, days for a few weeks, hours within days; at most ``max_ticks``
+    (what the chart's width has room for), so that no two labels overlap. The first tick says the year (or
+    the day), the others only what changed."""
     starts = [window_span(w)[0] for w in windows]
     known = [t for t in starts if t is not None]
     if len(known) < 2:
         return []
     span = known[-1] - known[0]
     if span >= timedelta(days=60):
-        every, key = 1, (lambda t: (t.year, t.month))
+        units, key = span.days / 30.4 + 1, (lambda t: (t.year, t.month))
         first, text = (lambda t: f"{t:%b} {t.year}"), (lambda t: f"{t:%b}" + (f" {t.year}" if t.month == 1 else ""))
     elif span >= timedelta(days=2):
-        every, key = max(1, round(span.days / 12)), (lambda t: t.date())
+        units, key = span.days + 1, (lambda t: t.date())
         first, text = (lambda t: f"{t:%b} {t.day}, {t.year}"), (lambda t: f"{t:%b} {t.day}")
     else:
-        every, key = max(1, round(span.total_seconds() / 3600 / 12)), (lambda t: (t.date(), t.hour))
+        units, key = span.total_seconds() / 3600 + 1, (lambda t: (t.date(), t.hour))
         first, text = (lambda t: f"{t:%b} {t.day}, {t:%H:%M}"), (lambda t: f"{t:%H:%M}")
+    every = max(1, math.ceil(units / max(1, max_ticks)))
+    # and never closer than a label's width: with few windows per unit, the columns themselves set the room
+    step = (xs[-1] - xs[0]) / (len(xs) - 1) if len(xs) > 1 else TICK_LABEL_PX
+    per_unit = max(1.0, len(xs) / units)
+    every = max(every, math.ceil(TICK_LABEL_PX / (step * per_unit)))
     ticks, previous, seen = [], None, 0
     for x, t in zip(xs, starts):
         if t is None or key(t) == previous:
@@ -326,8 +411,9 @@ def _ticks(windows: Sequence[WindowResult], xs: list[int]) -> list[dict[str, Any
     return ticks
 
 
-def write_report(windows: Sequence[WindowResult], out: str | Path, *, title: str | None = None) -> Path:
+def write_report(windows: Sequence[WindowResult], out: str | Path, *, title: str | None = None,
+                 notes: Sequence[str | None] | None = None) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(windows, title=title), encoding="utf-8")
+    out.write_text(render(windows, title=title, notes=notes), encoding="utf-8")
     return out
