@@ -153,3 +153,38 @@ def test_demo_service_and_traffic_over_http(tmp_path):
     assert first["model"] == {"name": "flight-delay", "version": "2013.1"}
     assert set(first["prediction"]) == {"label", "score"} and first["latency_ms"] > 0
     assert "remark" in first["features"] and "dep_delay" in first["features"]
+
+
+def test_demo_report_marks_every_injected_incident_on_its_day(demo):
+    import re
+
+    from predwatch.demo.flights import INCIDENTS, SCORE_INCIDENT, SHUFFLE_INCIDENT
+
+    workdir, _ = demo
+    html = (workdir / "report.html").read_text()
+    wide = html[html.index('<div class="layout-wide">'):html.index('<div class="layout-narrow">')]
+    injected = [*INCIDENTS, SCORE_INCIDENT, SHUFFLE_INCIDENT]
+    assert wide.count('<path class="incident"') == len(injected)
+    summaries = re.findall(r"<summary>(.*?)</summary>", html, re.S)
+    for incident in injected:
+        label = f"{incident.day:%b} {incident.day.day}, {incident.day.year}"
+        (row,) = [s for s in summaries if s.startswith(label + " &middot;")]
+        assert "injected: " + incident.title.replace("'", "&#39;") in row, row
+        assert f"{incident.expect[0]}" in html[html.index(row):].split("</details>")[0], "caught on its day"
+
+
+def test_demo_latencies_are_a_service_s_not_a_constant(demo):
+    workdir, _ = demo
+    windows = [json.loads(line) for line in (workdir / "results.jsonl").read_text().splitlines()]
+    for w in windows:
+        lat = w["latency"]
+        assert lat["p50"] < lat["p95"] < lat["p99"], lat
+
+
+def test_demo_model_quality_table_aligns_its_columns(demo, browser, tmp_path):
+    from test_report import layout_probe
+
+    workdir, _ = demo
+    seen = layout_probe(browser, workdir / "report.html", tmp_path, 1400)
+    assert seen["misaligned"] == [], seen
+    assert 'class="checks quality"' in (workdir / "report.html").read_text()

@@ -182,6 +182,16 @@ def training_baseline(model: DelayModel, train: pd.DataFrame, held_out: pd.DataF
     return baseline
 
 
+def service_latencies(n: int, seed: int) -> list[float]:
+    """What a model service's latencies look like (ms): most calls near 2 ms, a long right tail, and one in a
+    hundred slowed by a pause (garbage collection, a cold cache) to 10-40 ms. Seeded by the day: the same every run."""
+    rng = np.random.default_rng(seed)
+    ms = rng.lognormal(mean=np.log(2.0), sigma=0.35, size=n)
+    paused = rng.random(n) < 0.01
+    ms[paused] += rng.uniform(10.0, 40.0, size=int(paused.sum()))
+    return [round(float(v), 3) for v in ms]
+
+
 def landing(rows: pd.DataFrame) -> pd.Series:
     """When each flight's outcome is known: at its arrival (scheduled departure + delay + air time + taxi)."""
     minutes = rows["dep_delay"].fillna(0) + rows["air_time"].fillna(120) + 15
@@ -257,8 +267,9 @@ def replay(workdir: str | Path, days: int | None, progress: Callable[[str], None
         plog = PredictionLogger(MODEL, VERSION, "flight-delay-service", logger=logger)
         records = served[[c for c in FEATURES if c in served.columns]].to_dict("records")
         stamps = (rows["when"] - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-        ids = [plog.log({k: native(v) for k, v in feats.items()}, pred, timestamp=float(ts), latency_ms=0.4)
-               for feats, pred, ts in zip(records, outputs(scores), stamps)]
+        latencies = service_latencies(len(records), seed=day.toordinal())
+        ids = [plog.log({k: native(v) for k, v in feats.items()}, pred, timestamp=float(ts), latency_ms=ms)
+               for feats, pred, ts, ms in zip(records, outputs(scores), stamps, latencies)]
         # the arrivals: each outcome is logged when the flight lands, hours after its prediction (cancelled
         # flights never get one)
         known = (landing(rows) - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
@@ -293,7 +304,8 @@ def run(workdir: str | Path = "predwatch-demo", days: int | None = None, *,
                 label = f"  [injected: {incident.title}]" if incident else ""
                 progress(f"  day {n:3d}/{len(served.days)} {day}: {window.profile.records:,} predictions, "
                          f"{len(window.findings)} findings ({found}){label}")
-    report = write_report(windows, workdir / "report.html", title=f"predwatch demo: {MODEL} on NYC flights 2013")
+    report = write_report(windows, workdir / "report.html", title=f"predwatch demo: {MODEL} on NYC flights 2013",
+                          notes=[incident.title if incident else None for _, _, incident in served.days])
     summary = summarize(windows, served.incidents, report, time.perf_counter() - started)
     for line in summary["lines"]:
         progress(line)
