@@ -60,6 +60,9 @@ class ColumnBaseline:
     categories: dict[str, int] | None = field(default=None, repr=False)
     other_count: int = 0
     singletons: int = 0
+    # a reference that mixes part of training (the same hours of day): all of training's counts, which say
+    # which categories are too rare to judge on their own (``categories`` then holds the mixture's)
+    training_categories: dict[str, int] | None = field(default=None, repr=False)
     # text
     vocabulary: list[str] | None = field(default=None, repr=False)
     expected_oov_rate: float | None = None
@@ -101,8 +104,8 @@ class Baseline:
     source: str | None = None
     schema_version: int = SCHEMA_VERSION
     # The training traffic of each UTC hour of day (``--time-column``): {"hours": {"0": slice, ...},
-    # "slices": [{"rows": n, "columns": {name: {"nulls": k, "bins" | "categories": ...}}}]}; thin hours
-    # are merged with their neighbours. None: one reference for every hour.
+    # "slices": [{"rows": n, "columns": {name: {"nulls": k, "bins" | "categories": ...}}}], "hourly": [each hour's
+    # own slice]}; thin hours are merged with their neighbours in "slices". None: one reference for every hour.
     time_slices: dict[str, Any] | None = field(default=None, repr=False)
     # The model's quality on held-out data with actual outcomes (``--actual``), for quality_drop.
     quality: QualityReference | None = field(default=None, repr=False)
@@ -275,13 +278,18 @@ def hour_slices(table: pd.DataFrame, source_of: dict[str, Any], columns: dict[st
         merged = sorted(groups[i] + groups[j])
         groups = [g for k, g in enumerate(groups) if k not in (i, j)] + [merged]
         groups.sort(key=min)
-    slices = []
-    for group in groups:
-        mask = hours.isin(group).to_numpy()
+    def counts(mask: np.ndarray) -> dict[str, Any]:
         part = table[mask]
-        slices.append({"rows": int(mask.sum()), "columns": {
-            name: _slice_counts(col, part[source_of[name]]) for name, col in columns.items()}})
-    return {"period": period, "hours": {str(h): i for i, g in enumerate(groups) for h in g}, "slices": slices}
+        return {"rows": int(mask.sum()), "columns": {
+            name: _slice_counts(col, part[source_of[name]]) for name, col in columns.items()}}
+
+    slices = [counts(hours.isin(group).to_numpy()) for group in groups]
+    # Each hour on its own as well: a thin hour is then judged against its own neighbourhood, centred on it
+    # (analyzers.core.reference), not against a merged slice whose mix may be hours away from its own.
+    by_hour = hours.to_numpy()
+    hourly = [counts(by_hour == h) for h in range(count)]
+    return {"period": period, "hours": {str(h): i for i, g in enumerate(groups) for h in g}, "slices": slices,
+            "hourly": hourly}
 
 
 def _slice_counts(col: ColumnBaseline, series: pd.Series) -> dict[str, Any]:

@@ -9,7 +9,10 @@ do not alarm on negligible differences, and small windows do not alarm on noise.
 
 Effects are measured against what training data predicts, not against zero:
 unseen categories against the Good-Turing unseen share, OOV against the held-out
-OOV rate, nulls against the training null rate.
+OOV rate, nulls against the training null rate. A reference measured on few rows
+(a thin hour of training, a few recent days) is itself noisy: rates are tested
+against it as two samples (:func:`analyzers.core.stats.excess_over_reference_p_value`),
+PSI on the effective size of both.
 """
 from __future__ import annotations
 
@@ -140,7 +143,7 @@ def missing_feature(col: ColumnBaseline, prof: ColumnProfile, window: WindowProf
     if prof.nulls:
         parts.append(f"null in {prof.nulls / n:.1%}")
     detail = (" and ".join(parts) or "never missing") + f" of {n:,} records ({against}: {expected:.1%} null)"
-    return Measurement(stats.cohens_h(rate, expected), stats.excess_rate_p_value(missing, n, expected), n,
+    return Measurement(stats.cohens_h(rate, expected), _excess(missing, n, expected, col.rows), n,
                        col.rows, rate, expected, detail)
 
 
@@ -158,7 +161,7 @@ def type_mismatch(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfil
     expected = col.mismatched / base_n if base_n else 0.0
     rate = prof.mismatched / n
     detail = f"{prof.mismatched:,} of {n:,} values are not {_kind_phrase(col.kind)} ({against}: {expected:.1%})"
-    return Measurement(stats.cohens_h(rate, expected), stats.excess_rate_p_value(prof.mismatched, n, expected), n,
+    return Measurement(stats.cohens_h(rate, expected), _excess(prof.mismatched, n, expected, base_n), n,
                        base_n, rate, expected, detail, [_example(v) for v in prof.mismatch_examples[:SHOWN]])
 
 
@@ -183,7 +186,7 @@ def unseen_category(col: ColumnBaseline, prof: ColumnProfile, window: WindowProf
     distinct = f"{len(prof.unseen_values):,}{'+' if len(prof.unseen_values) >= UNSEEN_KEEP else ''}"
     detail = (f"{rate:.1%} of {n:,} values were never seen in training "
               f"({distinct} distinct; expected {expected:.1%} from {against})")
-    return Measurement(stats.cohens_h(rate, expected), stats.excess_rate_p_value(prof.unseen, n, expected), n,
+    return Measurement(stats.cohens_h(rate, expected), _excess(prof.unseen, n, expected, col.values), n,
                        col.values, rate, expected, detail, [{"value": v, "count": k} for v, k in top])
 
 
@@ -261,9 +264,10 @@ def category_share(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfi
 
     PSI bins the rare categories together, so a value at 0.3% of training rising to 5%
     would vanish into that bin; this check looks at every category seen at least
-    ``RARE`` times in training. Statistic: the largest Cohen's h between a category's
-    window share and its training share; one-sided binomial test, Bonferroni-corrected
-    for the number of categories looked at.
+    ``RARE`` times in all of training (rare at this hour of day or not). Statistic: the largest
+    Cohen's h between a category's window share and its reference share; one-sided two-sample
+    test (the reference's own noise counted), Bonferroni-corrected for the number of categories
+    looked at.
     """
     if col.kind != "categorical" or col.role != "input" or not col.categories or col.values <= 0:
         return None  # model outputs have few labels, each its own bin of prediction_shift
@@ -271,18 +275,18 @@ def category_share(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfi
     if n <= 0:
         return None
     best: tuple[float, str, int, float, float] | None = None
+    trained = col.training_categories or col.categories
     for cat, k in prof.categories.items():
-        base = col.categories.get(cat, 0)
-        if base < RARE:
+        if trained.get(cat, 0) < RARE:  # rare in all of training, not merely in this hour's share of it
             continue
-        expected, observed = base / col.values, k / n
+        expected, observed = col.categories.get(cat, 0) / col.values, k / n
         h = stats.cohens_h(observed, expected)
         if best is None or h > best[0]:
             best = (h, cat, k, expected, observed)
     if best is None:
         return None
     h, cat, k, expected, observed = best
-    p = min(1.0, stats.excess_rate_p_value(k, n, expected) * len(prof.categories))
+    p = min(1.0, _excess(k, n, expected, col.values) * len(prof.categories))
     return Measurement(h, p, n, col.values, observed, expected,
                        f"{cat!r} is {observed:.1%} of {n:,} values ({against} {expected:.1%})",
                        [{"value": cat, "count": k}])
@@ -306,7 +310,8 @@ def _shift_bins(col: ColumnBaseline, prof: ColumnProfile, against: str) -> tuple
     # The remaining categories form one bin; those seen fewer than RARE times in training
     # are left out on both sides: their training share overstates how often they recur
     # (the Good-Turing effect), which would read as a shift in every window.
-    minor = [cat for cat, n in ranked[len(major):] if n >= RARE]
+    trained = col.training_categories or col.categories
+    minor = [cat for cat, n in ranked[len(major):] if trained.get(cat, 0) >= RARE]
     base = [col.categories[cat] for cat in major]
     win = [prof.categories.get(cat, 0) for cat in major]
     base.append(sum(col.categories[cat] for cat in minor))
@@ -316,6 +321,12 @@ def _shift_bins(col: ColumnBaseline, prof: ColumnProfile, against: str) -> tuple
         win.pop()
     moved = _largest_moves(major, base, win)
     return base, win, f"largest moves ({against} -> window): {moved}" if moved else ""
+
+
+def _excess(successes: int, trials: int, expected: float, ref_trials: float) -> float:
+    """One-sided p-value of a window's rate above the reference's, the reference's own noise counted (a thin
+    hour of training, a few recent days): :func:`analyzers.core.stats.excess_over_reference_p_value`."""
+    return stats.excess_over_reference_p_value(successes, trials, expected * ref_trials, ref_trials)
 
 
 def _largest_moves(names: list[str], base: list[float], win: list[float]) -> str:

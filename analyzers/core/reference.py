@@ -3,13 +3,18 @@ training data spans two weeks), when the baseline knows them.
 
 An hourly window is not a random sample of training traffic: at 03:00 the mix is the
 night's. With a baseline built with ``--time-column``, the reference of a window is
-the mixture of the training hour slices, weighted by the window's own records per
-hour of day: a night window meets the night, a day-long window the whole day.
+the mixture of the training hours, weighted by the window's own records per hour of
+day: a night window meets the night, a day-long window the whole day. A thin hour is
+stood for by its neighbourhood, centred on it (:func:`neighbourhood`), and the
+reference is worth only the rows its hours are worth, less what the neighbours
+disagree on (:func:`_column_worth`): the checks' p-values count both.
 """
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
+
+import numpy as np
 
 from .baseline import Baseline, ColumnBaseline
 from .checks import evaluate
@@ -34,17 +39,116 @@ def reference_for(baseline: Baseline, profile: WindowProfile) -> tuple[Baseline,
     if not slices or not total:
         return baseline, TRAINING
     weeks = slices.get("period") == "week"
-    weights: dict[int, float] = {}
+    hourly = slices.get("hourly")
+    parts = hourly or slices["slices"]
+    # per hour of the window: its share of the window, and the training parts that stand for it (its
+    # neighbourhood of single hours; for a baseline without hourly counts, the merged slice of the hour)
+    stands: list[tuple[float, list[tuple[int, float]]]] = []
     for hour, n in profile.hours.items():  # the profile counts hours of the week
-        index = slices["hours"].get(str(int(hour) if weeks else int(hour) % 24))
-        if index is not None:
-            weights[index] = weights.get(index, 0.0) + n / total
-    used = [(w, slices["slices"][i]) for i, w in weights.items() if slices["slices"][i]["rows"]]
-    if not used:
+        h = int(hour) if weeks else int(hour) % 24
+        if hourly:
+            members = neighbourhood(hourly, h)
+        else:
+            index = slices["hours"].get(str(h))
+            members = [] if index is None else [(index, 1.0)]
+        members = [(i, share) for i, share in members if parts[i]["rows"]]
+        if members:
+            stands.append((n, members))
+    if not stands:
         return baseline, TRAINING
-    rows = sum(part["rows"] for _, part in used)  # the training rows behind this reference
-    columns = {name: _mix(col, name, used, rows) for name, col in baseline.columns.items()}
+    norm = sum(n for n, _ in stands)
+    stands = [(n / norm, members) for n, members in stands]
+    weights: dict[int, float] = {}
+    for w, members in stands:
+        for i, share in members:
+            weights[i] = weights.get(i, 0.0) + w * share
+    used = [(w, parts[i]) for i, w in weights.items()]
+    # The training rows this reference is worth: a mixture's shares vary by sum(w_i^2 p(1-p) / n_i), as one sample
+    # of 1 / sum(w_i^2 / n_i) rows (all of training for a window spread like training, one slice for its hour).
+    sampling = sum(w * w / part["rows"] for w, part in used)
+    rows = max(1, round(1.0 / sampling))
+    columns = {name: _mix(col, name, used, _column_worth(sampling, stands, parts, name) if hourly else rows)
+               for name, col in baseline.columns.items()}
     return replace(baseline, rows=rows, columns=columns), SAME_WEEK_HOURS if weeks else SAME_HOURS
+
+
+def _column_worth(sampling: float, stands: list[tuple[float, list[tuple[int, float]]]], parts: list[dict[str, Any]],
+           name: str) -> int:
+    """The rows one column of the reference is worth, when neighbours stand for a thin hour: their sampling
+    noise, plus how much the neighbours differ from each other in this column (a random effect: the hour in
+    the middle may differ from their mean as much), in units of ``p(1-p)``: ``(phi - 1) / n`` per hour, with
+    ``phi`` the neighbours' overdispersion (:func:`_overdispersion`) and ``n`` their harmonic mean size."""
+    between = 0.0
+    for w, members in stands:
+        if len(members) > 1:
+            harmonic = len(members) / sum(1.0 / parts[i]["rows"] for i, _ in members)
+            between += w * w * max(_overdispersion(parts, members, name) - 1.0, 0.0) / harmonic
+    return max(1, round(1.0 / (sampling + between)))
+
+
+def _overdispersion(parts: list[dict[str, Any]], members: list[tuple[int, float]], name: str) -> float:
+    """Pearson's chi-square of the hours' counts of one column (nulls, bins or categories, the rest) against
+    their equal-weight mixture, over its degrees of freedom: about 1 when the hours are alike, more when the
+    column's mix moves from hour to hour."""
+    columns = [parts[i]["columns"].get(name) for i, _ in members]
+    if any(counts is None for counts in columns):
+        return 1.0
+    keys = sorted({k for counts in columns for k in counts.get("categories", {})})
+    rows = np.array([parts[i]["rows"] for i, _ in members], dtype=float)
+    table = np.array([[counts["nulls"], *counts.get("bins", []), *(counts.get("categories", {}).get(k, 0) for k in keys)]
+                      for counts in columns], dtype=float)
+    table = np.column_stack([table, np.maximum(rows - table.sum(axis=1), 0.0)])
+    mixed = np.mean(table / rows[:, None], axis=0)
+    seen = mixed > 0
+    cells = int(seen.sum())
+    if cells < 2:
+        return 1.0
+    expected = rows[:, None] * mixed[None, seen]
+    chi2 = float(np.sum((table[:, seen] - expected) ** 2 / expected))
+    return max(chi2 / ((len(members) - 1) * (cells - 1)), _mean_overdispersion(columns))
+
+
+def _mean_overdispersion(columns: list[dict[str, Any]]) -> float:
+    """The same for a numeric column's hourly means (one degree of freedom each, where the bins spread a move of
+    the mean over many): their spread around their average against what the within-hour spread explains."""
+    if not all("mean" in counts and "bins" in counts for counts in columns):
+        return 0.0
+    n = np.array([sum(counts["bins"]) for counts in columns], dtype=float)
+    means = np.array([counts["mean"] for counts in columns])
+    within = float(np.sum(n * np.array([counts["std"] for counts in columns]) ** 2) / max(n.sum(), 1.0))
+    if within <= 0 or len(columns) < 2:
+        return 0.0
+    return float(np.sum(n * (means - means.mean()) ** 2) / within / (len(columns) - 1))
+
+
+NEIGHBOURHOOD_ROWS = 250  # training rows (effective) an hour's reference gathers from its neighbours at least
+
+
+def neighbourhood(hourly: list[dict[str, Any]], hour: int, min_rows: float = NEIGHBOURHOOD_ROWS
+                  ) -> list[tuple[int, float]]:
+    """The training hours that stand for ``hour``, with their weights: the hour itself, and while it is worth
+    fewer than ``min_rows`` rows, its neighbours on both sides at once, each hour weighing the same. A share
+    that moves steadily with the hour then cancels out on the two sides (a merged slice of 00-05 stood for 03:00
+    with the mix of 01:00), and what the neighbours leave uncertain is counted: the p-values take the mixture as
+    worth ``1 / sum(w^2 / n)`` rows (:func:`reference_for`).
+
+    >>> [(h, round(w, 2)) for h, w in neighbourhood([{"rows": 100}] * 24, 3)]
+    [(3, 0.33), (2, 0.33), (4, 0.33)]
+    """
+    count = len(hourly)
+    members = [hour] if hourly[hour]["rows"] else []
+    step = 0
+    while 2 * step + 1 < count and _worth(hourly, members) < min_rows:
+        step += 1
+        members += [h for h in ((hour - step) % count, (hour + step) % count) if hourly[h]["rows"]]
+    return [(h, 1.0 / len(members)) for h in members]
+
+
+def _worth(hourly: list[dict[str, Any]], members: list[int]) -> float:
+    """The rows an equal-weight mixture of ``members`` is worth: ``m^2 / sum(1 / n_i)``."""
+    if not members:
+        return 0.0
+    return len(members) ** 2 / sum(1.0 / hourly[h]["rows"] for h in members)
 
 
 def _mix(col: ColumnBaseline, name: str, used: list[tuple[float, dict[str, Any]]], rows: int) -> ColumnBaseline:
@@ -66,6 +170,7 @@ def _mix(col: ColumnBaseline, name: str, used: list[tuple[float, dict[str, Any]]
         names = list(col.categories)
         shares = [(w, [counts["categories"].get(k, 0) for k in names]) for w, _, counts in parts]
         changes["categories"] = dict(zip(names, _mixed_counts(shares, present * _known_share(col))))
+        changes["training_categories"] = col.categories
     return replace(col, **changes)
 
 

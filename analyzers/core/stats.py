@@ -76,6 +76,33 @@ def excess_rate_p_value(successes: int, trials: int, expected_rate: float) -> fl
     return float(_special.bdtrc(successes - 1, trials, rate))  # P(X >= successes)
 
 
+def excess_over_reference_p_value(successes: int, trials: int, ref_successes: float, ref_trials: float) -> float:
+    """One-sided test of a window's rate against a reference rate that was itself measured on ``ref_trials``.
+
+    A reference of 500 rows is noisy: its share of a category is known to about 1/sqrt(500). The variance of the
+    difference of the two rates is ``p(1-p) (1/n + 1/m)``, that of one binomial sample of the effective size
+    ``n m / (n + m)``; the test is the binomial tail of the window's rate on that many trials (real-valued, through
+    the regularised incomplete beta function), against the reference rate with Jeffreys' half count, so that a
+    category the reference saw no or few times is not taken to be impossible. A reference of all of training
+    (``ref_trials`` much larger than the window) gives back :func:`excess_rate_p_value`.
+
+    >>> round(excess_over_reference_p_value(100, 5000, 5, 500), 3) > 0.01  # 2% against 1% of only 500 rows
+    True
+    >>> excess_over_reference_p_value(100, 5000, 50, 50_000) < 1e-10  # against 1% of 50,000 rows
+    True
+    """
+    if trials <= 0 or successes <= 0:
+        return 1.0
+    if ref_trials <= 0:
+        return excess_rate_p_value(successes, trials, 0.0)
+    rate = min(max((ref_successes + 0.5) / (ref_trials + 1.0), 1e-12), 1.0 - 1e-12)
+    n_eff = trials * ref_trials / (trials + ref_trials)
+    k_eff = successes / trials * n_eff
+    if k_eff <= 0:
+        return 1.0
+    return float(_special.betainc(k_eff, max(n_eff - k_eff + 1.0, 1e-9), rate))  # P(X >= k_eff)
+
+
 def normal_sf(z: float) -> float:
     """One-sided p-value of a standard normal score: ``P(Z >= z)``.
 
