@@ -1,12 +1,17 @@
 """``ElasticsearchHandler``: ship prediction records from inside the service, never blocking it.
 
-The caller's thread only formats the record and puts it on a bounded queue (or,
-when the queue is full, appends it to the disk spool). A background thread sends
-bulk ``create`` requests with each record's deterministic id; on connection
-errors, timeouts, 429 and 5xx it retries with backoff and then spools; while the
-spool holds anything, new records join it so that order is kept, and the spool is
-replayed oldest first once Elasticsearch answers again. At interpreter exit it
-flushes with a deadline and spools the rest; the next start replays it.
+The caller's thread only formats the record and puts it on a bounded queue. A
+background thread sends bulk ``create`` requests with each record's deterministic
+id; on connection errors, timeouts, 429 and 5xx it retries with backoff and then
+spools to disk. The spool is for outages: while Elasticsearch is away, records go
+to it; once it answers, new records go straight to it again and the backlog is
+replayed in between, oldest first (ids and timestamps make order irrelevant).
+When the queue is full while Elasticsearch takes records (a service logging faster
+than the cluster indexes), the caller waits for room, at most ``QUEUE_WAIT`` seconds:
+that paces the service to the cluster instead of streaming it through the disk.
+While Elasticsearch is away, or a request hangs, callers spool without waiting.
+At interpreter exit it flushes with a deadline and spools the rest; the next
+start replays it.
 
 It ships prediction records only (records made by ``PredictionLogger``): never
 its own log lines or the Elasticsearch client's (which would loop forever).
@@ -38,6 +43,8 @@ report = logging.getLogger("predwatch.shipper")
 NEVER_SHIPPED = ("elastic_transport", "elasticsearch", "urllib3", "predwatch.shipper")
 SPOOL_ENV = "PREDWATCH_SPOOL_DIR"
 INLINE_ATTEMPTS = 3
+QUEUE_WAIT = 0.5  # the longest a caller waits for room in a full queue while Elasticsearch takes records
+HUNG = 5.0  # a bulk request this old hangs: callers spool without waiting (healthy ones take far less)
 MEMORY_SPOOL_BYTES = 64 * 1024**2  # the in-memory stand-in, when no spool directory can be written
 
 
@@ -151,6 +158,8 @@ class ElasticsearchHandler(logging.Handler):
         self._inflight: list[Doc] = []
         self._backoff = Backoff()
         self._next_probe = 0.0
+        self._sending_since: float | None = None  # when the request in flight started
+        self._replaying: tuple[Any, list[Doc], int] | None = None  # segment, its documents, how many sent
         self._stop = threading.Event()
         self._idle = threading.Event()
         self._closed = False
@@ -159,7 +168,17 @@ class ElasticsearchHandler(logging.Handler):
         self._thread.start()
         atexit.register(self.close)
 
-    # -- the caller's side: format, enqueue, never block or raise ------------------------------
+    # -- the caller's side: format, enqueue, never raise, wait at most QUEUE_WAIT ----------------
+    def handle(self, record: logging.LogRecord) -> bool:
+        """As ``logging.Handler.handle`` without the handler lock: ``emit`` is thread-safe, and one
+        caller waiting for queue room must not hold up the others behind a lock."""
+        result = self.filter(record)
+        if isinstance(result, logging.LogRecord):
+            record = result
+        if result:
+            self.emit(record)
+        return bool(result)
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             payload = record.__dict__.get(PAYLOAD_ATTR)
@@ -178,11 +197,28 @@ class ElasticsearchHandler(logging.Handler):
             try:
                 self._queue.put_nowait(doc)
             except queue.Full:
-                self._to_spool([doc])
+                self._when_full(doc)
         except Exception as exc:  # noqa: BLE001 - never into the model service
             self.stats["errors"] += 1
             self._drop(1, f"could not be queued ({type(exc).__name__})")
             self._alarm(f"could not queue a prediction record: {exc!r}")
+
+    def _when_full(self, doc: Doc) -> None:
+        """The queue is full: wait for room while Elasticsearch takes records, else spool."""
+        now = time.monotonic()
+        sending_since = self._sending_since
+        if not self._away(now) and (sending_since is None or now - sending_since < HUNG):
+            self.stats["paced"] += 1
+            try:
+                self._queue.put(doc, timeout=QUEUE_WAIT)
+                return
+            except queue.Full:
+                pass
+        self._to_spool([doc])
+
+    def _away(self, now: float) -> bool:
+        """Elasticsearch is known to be unavailable (a backlog waits for its next probe)."""
+        return bool(len(self.spool)) and now < self._next_probe
 
     def _reject(self, record: logging.LogRecord, reason: str) -> None:
         self.stats["rejected"] += 1
@@ -208,19 +244,22 @@ class ElasticsearchHandler(logging.Handler):
 
     def _step(self) -> None:
         batch = self._take(self.flush_interval)
-        if len(self.spool):
-            # Backlog on disk: new records join it (order is kept); replay when it is time.
-            if batch:
-                self._to_spool(batch)
-            if time.monotonic() >= self._next_probe:
-                self._replay_oldest()
-            elif not batch:
-                self._stop.wait(min(0.2, max(0.0, self._next_probe - time.monotonic())))
-            return
         if batch:
-            self._deliver(batch)
-        elif self._queue.empty():
-            self._idle.set()
+            if self._away(time.monotonic()):
+                self._to_spool(batch)  # no use knocking before the next probe
+            else:
+                self._deliver(batch)
+        if len(self.spool) and time.monotonic() >= self._next_probe and self._has_room():
+            self._replay_some()  # between new batches: the backlog drains while new records go straight
+        elif not batch:
+            if len(self.spool):
+                self._stop.wait(min(0.2, max(0.0, self._next_probe - time.monotonic())))
+            elif self._queue.empty():
+                self._idle.set()
+
+    def _has_room(self) -> bool:
+        """New records come first: the backlog is replayed while the queue is at most half full."""
+        return self._queue.qsize() <= self._queue.maxsize // 2
 
     def _take(self, timeout: float) -> list[Doc]:
         try:
@@ -237,6 +276,7 @@ class ElasticsearchHandler(logging.Handler):
 
     def _deliver(self, batch: list[Doc], attempts: int = INLINE_ATTEMPTS) -> bool:
         self._inflight = batch
+        self._sending_since = time.monotonic()
         try:
             pending, outcome = deliver(self.client, batch, stats=self.stats, dead_letters=self.dead_letters,
                                        waits=[0.2 * 2**i for i in range(attempts - 1)], stop=self._stop)
@@ -253,23 +293,35 @@ class ElasticsearchHandler(logging.Handler):
             return False
         finally:
             self._inflight = []
+            self._sending_since = None
 
-    def _replay_oldest(self) -> None:
-        segment = self.spool.oldest()
-        if segment is None:
-            return
-        docs = list(self.spool.read(segment))
-        for start in range(0, len(docs), self.batch_size):
-            chunk = docs[start:start + self.batch_size]
-            outcome = send_bulk(self.client, chunk)
+    def _replay_some(self) -> None:
+        """Send the next batch of the oldest spooled segment; the segment goes once all of it is sent."""
+        if self._replaying is None:
+            segment = self.spool.oldest()
+            if segment is None:
+                return
+            self._replaying = (segment, list(self.spool.read(segment)), 0)
+        segment, docs, sent = self._replaying
+        chunk = docs[sent:sent + self.batch_size]
+        if chunk:
+            self._sending_since = time.monotonic()
+            try:
+                outcome = send_bulk(self.client, chunk)
+            finally:
+                self._sending_since = None
             outcome.account(self.stats, self.dead_letters, "replayed")
             if outcome.retry:  # still down (or the credentials still refused): keep the segment, try later
                 self._next_probe = time.monotonic() + self._backoff.next_delay()
                 self._alarm(outage_message(outcome, self._where()))
                 return
+            self._backoff.reset()
+            self._next_probe = 0.0
+        if sent + len(chunk) < len(docs):
+            self._replaying = (segment, docs, sent + len(chunk))
+            return
         self.spool.remove(segment)
-        self._backoff.reset()
-        self._next_probe = 0.0
+        self._replaying = None
 
     def _to_spool(self, docs: list[Doc]) -> bool:
         """Keep documents for later; False when they could not be kept (counted as dropped, with why)."""
@@ -301,7 +353,7 @@ class ElasticsearchHandler(logging.Handler):
         deadline = time.monotonic() + self.exit_timeout * 0.8
         while not self._queue.empty() and time.monotonic() < deadline:
             batch = self._take(0)
-            if len(self.spool) or not self._deliver(batch, attempts=1):
+            if self._away(time.monotonic()) or not self._deliver(batch, attempts=1):
                 self._to_spool(batch + self._drain())
                 return
 

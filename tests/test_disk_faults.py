@@ -209,3 +209,48 @@ def test_dead_letters_are_capped_oldest_kept_and_refusals_rate_limited(tmp_path,
     assert all(r.levelno == logging.WARNING for r in said)
     assert "499 since the last report" in said[1].getMessage() and "NOT kept" in said[1].getMessage()
     assert "500 in all" in said[1].getMessage()
+
+
+# -- item 9: at full rate with Elasticsearch up, the disk spool stays for outages -----------------------------
+
+def test_at_full_rate_with_elasticsearch_up_records_go_straight_not_through_the_spool(es, tmp_path):
+    import threading
+    import time
+
+    handler = ElasticsearchHandler(make_client(es.settings), prefix=es.prefix, spool_dir=tmp_path, flush_interval=0.05)
+    plog = plog_to(handler)
+    warm = plog.log(features(0), 0.5)  # a service at steady state: today's index exists
+    assert handler.flush(30)
+    until = time.monotonic() + 2.5
+    produced: list[list[str]] = []
+    waits: list[float] = []
+
+    def full_rate() -> None:
+        ids, worst = [], 0.0
+        while time.monotonic() < until:
+            start = time.perf_counter()
+            ids.append(plog.log(features(len(ids)), 0.5))
+            worst = max(worst, time.perf_counter() - start)
+        produced.append(ids)
+        waits.append(worst)
+
+    threads = [threading.Thread(target=full_rate) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    most_spooled = 0
+    while any(thread.is_alive() for thread in threads):
+        most_spooled = max(most_spooled, handler.spool.bytes)
+        time.sleep(0.005)
+    assert handler.flush(120), dict(handler.stats)
+    handler.close()
+    ids = [warm] + [i for part in produced for i in part]
+    assert None not in ids and len(set(ids)) == len(ids)
+    es.refresh()
+    indexed = es.client.count(index=f"{es.prefix}-predictions-*")["count"]
+    stats = dict(handler.stats)
+    print(f"8 threads, 2.5 s: {len(ids)} records, {indexed} indexed, lost {len(ids) - indexed}, "
+          f"spooled {stats.get('spooled', 0)}, most spool bytes {most_spooled}, paced calls "
+          f"{stats.get('paced', 0)}, worst caller wait {max(waits) * 1000:.0f} ms")
+    assert indexed == len(ids), "no record lost, none twice (deterministic ids)"
+    assert stats.get("dropped", 0) == 0
+    assert most_spooled < 1024 * 1024 and stats.get("spooled", 0) <= len(ids) // 100, stats
