@@ -131,15 +131,15 @@ def record_times(texts: "list[str | None]") -> Any:
     import numpy as np
     import pandas as pd
 
-    stamps = pd.to_datetime(texts, utc=True, errors="coerce", format="ISO8601")
-    if not len(texts):
-        return stamps
     try:
         joined = "".join(texts)
         strings = texts
-    except TypeError:  # None or other non-strings among them: they are never record times
+    except TypeError:  # None or other non-strings among them: they are never record times (nor epochs)
         strings = [t if type(t) is str else "" for t in texts]
         joined = "".join(strings)
+    stamps = pd.to_datetime(strings, utc=True, errors="coerce", format="ISO8601")
+    if not len(texts):
+        return stamps
     lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
     blob = np.frombuffer(joined.encode("ascii", "replace"), dtype=np.uint8)  # one byte a character
     good = np.zeros(len(strings), dtype=bool)

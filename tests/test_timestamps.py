@@ -209,3 +209,28 @@ def test_an_outcome_whose_prediction_never_comes_is_given_up_7_days_after_first_
     last = join_outcomes(es.client, es.prefix, MODEL, lambda v: baseline, now=now + timedelta(days=7, hours=1))
     assert last.given_up == 10
     assert join_outcomes(es.client, es.prefix, MODEL, lambda v: baseline, now=now + timedelta(days=8)).unmatched == 0
+
+
+@pytest.mark.parametrize("same_length", [False, True])
+def test_the_batch_reader_and_the_single_parser_agree_on_edge_cases(same_length):
+    from logging_adapter import contract as c
+
+    edge = ["2026-03-14T15:09:26.1234567891Z", "2026-03-14T15:09:26.535 +05:30", "2026-03-14T15:09:26.535+05",
+            "2026-03-14T15:09:26+05", "2026-03-14T15:09:26.Z", "2026-03-14T15:09:26.535+05:3",
+            "2026-03-14T15:09:26.535+5:30", "2026-03-14T15:09:26.535-00:00", "2026-03-14T15:09:26.535+05:30",
+            "2026-03-14T15:09:26+05:30", "2026-03-14T15:09:26Z", "2026-03-14T15:09:26", "2026-03-14T15:09:26.5Z",
+            "2026-03-14T15:09:26.123456789Z", "2026-03-14T15:09:26.123456789+05:30", "2026-03-14 15:09:26.535Z",
+            "2026-03-14", "2026-03-14T15:09", "2026-03-14T15:09:26+0530", "x", None, 5,
+            "2026-03-14T15:09:26.5a5Z", "2026-03-14T15:09:26.535+0a:30", "2026-03-14T15:09:26.5 5Z",
+            "2026-03-14T15:09:26.535Zé", "é2026-03-14T15:09:26.535Z", "2026-03-14T15:09:26.535Z"]
+    groups = [[t] * 3 for t in edge] if same_length else [edge]
+    for texts in groups:
+        batch = c.record_times(texts)
+        for text, value in zip(texts, batch):
+            try:
+                single = c.parse_time(text)
+            except ValueError:
+                single = None
+            assert (single is None) == pd.isna(value), text
+            if single is not None:
+                assert abs(value.timestamp() - single.timestamp()) < 1e-6, text
