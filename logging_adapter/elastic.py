@@ -76,6 +76,8 @@ def url_credentials(url: str) -> tuple[str | None, str | None, str]:
             urllib.parse.urlunsplit(parts._replace(netloc=host)))
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
 # predwatch.toml's [elasticsearch] keys that are not strings, and what they must be
 _TOML_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "verify_certs": ((bool,), "true or false (a TOML boolean, not a string)"),
@@ -115,7 +117,10 @@ class EsSettings:
             if env.get(ENV_PREFIX + name.upper()):
                 values[name] = env[ENV_PREFIX + name.upper()]
         if env.get(ENV_PREFIX + "VERIFY_CERTS"):
-            values["verify_certs"] = env[ENV_PREFIX + "VERIFY_CERTS"].strip().lower() not in ("0", "false", "no", "off")
+            word = env[ENV_PREFIX + "VERIFY_CERTS"].strip().lower()
+            if word not in _TRUE + _FALSE:
+                raise ValueError(f"{ENV_PREFIX}VERIFY_CERTS must be one of {', '.join(_TRUE + _FALSE)}, not {word!r}")
+            values["verify_certs"] = word in _TRUE
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
         if settings.distribution not in DISTRIBUTIONS:

@@ -219,3 +219,12 @@ def test_kibana_url_credentials_are_used_and_never_printed():
     down = run_cli("kibana", "install", "--kibana-url", f"http://admin:{SECRET}@127.0.0.1:{free_port()}", env=env)
     assert down.returncode == 2 and "cannot reach Kibana at http://127.0.0.1" in down.stderr
     assert SECRET not in down.stdout + down.stderr
+
+
+def test_an_unreadable_verify_certs_in_the_environment_is_refused_not_taken_as_true():
+    assert EsSettings.from_env(env={"PREDWATCH_ES_VERIFY_CERTS": "Off"}).verify_certs is False
+    assert EsSettings.from_env(env={"PREDWATCH_ES_VERIFY_CERTS": "yes"}).verify_certs is True
+    with pytest.raises(ValueError, match="PREDWATCH_ES_VERIFY_CERTS"):
+        EsSettings.from_env(env={"PREDWATCH_ES_VERIFY_CERTS": "flase"})
+    proc = run_cli("setup", "--es-url", "https://127.0.0.1:1", env={"PREDWATCH_ES_VERIFY_CERTS": "nope"})
+    assert proc.returncode == 2 and "PREDWATCH_ES_VERIFY_CERTS" in proc.stderr and "Traceback" not in proc.stderr
