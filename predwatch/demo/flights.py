@@ -305,11 +305,16 @@ def run(workdir: str | Path = "predwatch-demo", days: int | None = None, *,
                 progress(f"  day {n:3d}/{len(served.days)} {day}: {window.profile.records:,} predictions, "
                          f"{len(window.findings)} findings ({found}){label}")
     report = write_report(windows, workdir / "report.html", title=f"predwatch demo: {MODEL} on NYC flights 2013",
-                          notes=[incident.title if incident else None for _, _, incident in served.days])
+                          notes=[incident_note(incident) if incident else None for _, _, incident in served.days])
     summary = summarize(windows, served.incidents, report, time.perf_counter() - started)
     for line in summary["lines"]:
         progress(line)
     return summary
+
+
+def incident_note(incident: Incident) -> str:
+    """What the report says on an injected incident's day: what broke, and which finding should say so."""
+    return f"{incident.title} (to be caught as {incident.expect[0]} on {incident.expect[1]})"
 
 
 def summarize(windows: list[WindowResult], incidents: dict[date, Incident], report: Path, seconds: float) -> dict[str, Any]:
