@@ -263,6 +263,20 @@ def prefixed_cluster(settings: EsSettings):
             pass
 
 
+def state_of(cluster: Cluster, key: str) -> dict | None:
+    """A daemon state document, or None while the state index is still being created (a real engine answers 503
+    for a shard that is still recovering): for tests that poll what a daemon process writes."""
+    from elasticsearch import ApiError
+
+    from analyzers.store.state import get_state
+    try:
+        return get_state(cluster.client, cluster.prefix, key)
+    except ApiError as exc:
+        if exc.meta.status != 503:
+            raise
+        return None
+
+
 @pytest.fixture
 def es(request) -> Cluster:
     """The test's own cluster: a unique prefix on the session's real node (or ``PREDWATCH_TEST_ES_URL``), or a

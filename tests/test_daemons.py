@@ -8,15 +8,12 @@ import sys
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
-from elasticsearch import ApiError
-
 import synth
 from analyzers.daemon.config import DaemonConfig, ModelJob, align, iso
 from analyzers.daemon.leases import Leases, live_instances
 from analyzers.daemon.status import format_status, read_status
 from analyzers.store.baselines import store_baseline
-from analyzers.store.state import get_state
-from conftest import terminate, wait_until
+from conftest import state_of, terminate, wait_until
 from test_es_analyzers import frame_records, seed
 
 MODELS = [f"model-{i}" for i in range(6)]
@@ -57,17 +54,6 @@ def config_text(es, instance: str | None = None) -> str:
     for name in MODELS:
         text += f'[[models]]\nname = "{name}"\nversion = "7"\nwindow = "10s"\nlag = "0s"\nbackfill = "90s"\nevery = "1s"\n\n'
     return text
-
-
-def state_of(es, key: str) -> dict | None:
-    """A state document, or None while the state index is still being created (a real engine answers 503 for
-    a shard that is still recovering)."""
-    try:
-        return get_state(es.client, es.prefix, key)
-    except ApiError as exc:
-        if exc.meta.status != 503:
-            raise
-        return None
 
 
 def held_by(es, instance: str) -> list[str]:
@@ -115,7 +101,7 @@ def test_two_daemons_share_six_models_and_the_survivor_takes_over_after_a_kill(e
     keys = {name: ModelJob(name, "7").key for name in MODELS}
 
     def done() -> bool:
-        marks = [get_state(es.client, es.prefix, keys[name]) for name in MODELS]
+        marks = [state_of(es, keys[name]) for name in MODELS]
         return all(m and m["end"] >= iso(target) for m in marks)
 
     assert wait_until(done, 90), "every model's watermark reaches the end"

@@ -22,7 +22,7 @@ from analyzers.sources.elastic import EsWindowProfiler
 from analyzers.sources.jsonl import read_predictions
 from analyzers.sources.local import LocalProfiler
 from analyzers.core.window import analyze
-from conftest import terminate, wait_until
+from conftest import state_of, terminate, wait_until
 from logging_adapter.bulk import doc_from_line, send_bulk
 
 
@@ -216,7 +216,7 @@ def test_daemon_killed_mid_backfill_resumes_every_window_exactly_once(es, baseli
     key = ModelJob("checkout-risk", "7").key
 
     def watermark() -> datetime | None:
-        state = get_state(es.client, es.prefix, key)
+        state = state_of(es, key)
         return datetime.fromisoformat(state["end"].replace("Z", "+00:00")) if state else None
 
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

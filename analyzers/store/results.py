@@ -22,6 +22,7 @@ from logging_adapter.templates import PRIORITY
 from ..core.checks import CheckResult, example_text
 from ..core.stats import finite_or_none
 from ..core.window import WindowResult
+from ..sources.search import search
 
 METRIC_DATASET = "predwatch.metric"
 FINDING_DATASET = "predwatch.finding"
@@ -210,6 +211,9 @@ def error_doc(*, prefix: str, model: str, version: str | None, start: str, end: 
     return Doc(findings_index(prefix), result_id(model, version, start, end, "*", "analysis_error"), orjson.dumps(doc))
 
 
+STALE_MAX = 10_000  # documents of one window (one per check, feature and metric: far fewer)
+
+
 def clear_stale(client: Elasticsearch, written: list[Doc], *, prefix: str, model: str, version: str | None,
                 start: str, end: str, refresh: bool = False) -> int:
     """Delete the window's earlier metric and finding documents that this analysis did not write again.
@@ -226,10 +230,15 @@ def clear_stale(client: Elasticsearch, written: list[Doc], *, prefix: str, model
                                          {"term": {WINDOW_END: end}}]
         if version is not None:
             filters.append({"term": {c.MODEL_VERSION: version}})
-        resp = client.delete_by_query(index=index, query={"bool": {"filter": filters, "must_not": [{"ids": {"values": keep}}]}},
-                                      ignore_unavailable=True, allow_no_indices=True, refresh=refresh or None,
-                                      conflicts="proceed")
-        deleted += resp.get("deleted", 0)
+        # the ids, then a bulk delete: a window has few documents, and no engine module (delete_by_query lives
+        # in the reindex module) is needed
+        stale = search(client, index=index, size=STALE_MAX, _source=False, ignore_unavailable=True,
+                       allow_no_indices=True,
+                       query={"bool": {"filter": filters, "must_not": [{"ids": {"values": keep}}]}})["hits"]["hits"]
+        if stale:
+            resp = client.bulk(operations=[{"delete": {"_index": h["_index"], "_id": h["_id"]}} for h in stale],
+                               refresh=refresh or None)
+            deleted += sum(1 for item in resp["items"] if item["delete"].get("status") in (200, 404))
     return deleted
 
 
