@@ -5,10 +5,11 @@ tail of categories, rare words) at several sizes; any finding counts. Detection:
 incident of ``tests/incidents.py`` injected into windows of 300 and 1,000 rows, and small
 rates (1% -> 5.5% nulls, about 0% -> 6% unknown words, a 0.3% category at 5%) at 2,000;
 hourly windows of traffic that moves with the hour of day against baselines with and without
-``--time-column``. Target: no false alarm (against the same hours),
-every incident caught.
+``--time-column``; issue 26's classes (quiet hourly windows at every hour with thin nights, daytime
+amounts stamped at night, a rare category's surge at a busy hour, a regression's bias while its error
+fell). Target: no false alarm (against the same hours), every incident caught.
 
-    python bench/detection.py [--seeds 40]
+    python bench/detection.py [--seeds 40] [--hourly-seeds 20] [--training-days 1 2] [--only-held-out]
 """
 from __future__ import annotations
 
@@ -31,7 +32,14 @@ from analyzers.sources.local import LocalProfiler  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=40)
+    parser.add_argument("--hourly-seeds", type=int, default=20, help="quiet windows per hour and size (issue 26)")
+    parser.add_argument("--training-days", type=int, nargs="+", default=[1, 2],
+                        help="days of hour-of-day training traffic (issue 26)")
+    parser.add_argument("--only-held-out", action="store_true", help="issue 26's classes alone")
     args = parser.parse_args()
+    if args.only_held_out:
+        held_out_classes(args.hourly_seeds, args.training_days)
+        return
     baseline = build_baseline(synth.table(50_000, seed=1), model="checkout-risk", version="7", kinds=synth.KINDS,
                               predictions=["score"])
 
@@ -70,6 +78,82 @@ def main() -> None:
             caught += expected in found(frame)
         print(f"  {name:30s} {caught} of {args.seeds // 2}")
     time_of_day(args.seeds)
+    held_out_classes(args.hourly_seeds, args.training_days)
+
+
+def held_out_classes(seeds: int, days: list[int]) -> None:
+    """Issue 26's classes on tests/test_held_out_classes.py's traffic (mix and spread moving with the hour, thin
+    nights): quiet hourly windows at every hour, daytime amounts stamped 03:00, a 0.3% country at 5% at 14:00;
+    and regressions whose errors shift by a constant while their spread shrinks (tests/test_quality.py)."""
+    import time
+
+    import numpy as np
+
+    import test_held_out_classes as held
+
+    for d in days:
+        started = time.monotonic()
+        by_hour, flat = held.baselines(held.training(days=d))
+        print(f"hour-of-day traffic, {d} day(s) of training ({by_hour.rows:,} rows, "
+              f"{len(by_hour.time_slices['slices'])} merged slices), against the same hours:")
+        for rows in (300, 1_000, 5_000):
+            alarms, by_check = 0, {}
+            for hour in range(24):
+                for s in range(seeds):
+                    got = held.found(by_hour, held.hourly(rows, 60_000 + 100 * hour + s, [hour]))
+                    alarms += bool(got)
+                    for key in got:
+                        by_check[key] = by_check.get(key, 0) + 1
+            worst = ", ".join(f"{c} {f} {k}" for (c, f), k in sorted(by_check.items(), key=lambda kv: -kv[1])[:3])
+            print(f"  quiet {rows:>5,} records, every hour x {seeds} seeds: {alarms} of {24 * seeds} windows alarm"
+                  + (f" ({worst})" if worst else ""))
+        caught = only = 0
+        for s in range(seeds):
+            got = held.found(by_hour, held.hourly(2000, 61_000 + s, [3], amount_hour=14))
+            caught += ("distribution_shift", "amount") in got
+            only += got == {("distribution_shift", "amount")}
+        print(f"  daytime amounts stamped 03:00, 2,000 records: caught in {caught} of {seeds} ({only} with nothing else)")
+        surge = {("category_share", "country"), ("distribution_shift", "country")}
+        caught = caught_flat = 0
+        for s in range(seeds):
+            frame = held.hourly(2000, 62_000 + s, [14])
+            frame.loc[np.random.default_rng(s).random(2000) < 0.047, "country"] = "LU"
+            caught += bool(surge & held.found(by_hour, frame))
+            caught_flat += bool(surge & held.found(flat, frame))
+        print(f"  a 0.3% country at ~5% of 2,000 records at 14:00: caught in {caught} of {seeds} "
+              f"(against all hours: {caught_flat})")
+        print(f"  ({time.monotonic() - started:.0f} s)")
+    regression_bias(min(seeds, 5))
+
+
+def regression_bias(seeds: int) -> None:
+    """Months whose errors shift by a constant while their spread shrinks (MAE 4-6% lower): what is raised.
+    Five months per case at most: each goes through files and the outcome join (about 5 s each here)."""
+    import tempfile
+    from pathlib import Path
+
+    import test_quality as tq
+    from conftest import write_jsonl
+
+    from analyzers.sources.local import analyze_local
+
+    baseline = build_baseline(tq.demand(30_000, 10, days=90), model="demand", version="1", predictions=["forecast"],
+                              actual="sold", time_column="ts")
+    print("regression months, errors shifted by a constant, spread shrunk (3,000 labelled predictions):")
+    with tempfile.TemporaryDirectory() as tmp:
+        for bias, sd in ((1.6, 9.3), (3.0, 9.0), (8.0, 10.0)):
+            said: dict[tuple[str, str, str], int] = {}
+            for s in range(seeds):
+                preds, outs = tq.demand_records(tq.demand(3000, 80_000 + s, bias=bias, sd=sd, start="2026-05-01"), "m")
+                paths = [write_jsonl(Path(tmp) / "p.jsonl", preds), write_jsonl(Path(tmp) / "o.jsonl", outs)]
+                (window,) = analyze_local(paths, baseline).windows
+                for f in window.findings:
+                    if f.feature == "prediction":
+                        key = (f.check, f.metric or "", f.status)
+                        said[key] = said.get(key, 0) + 1
+            shown = ", ".join(f"{c} {m} {st} {k}" for (c, m, st), k in sorted(said.items())) or "nothing"
+            print(f"  bias {bias / 10:.2f} reference RMSEs, error sd {sd:g} (MAE {'down' if sd < 10 else 'up'}): "
+                  f"{shown} (of {seeds})")
 
 
 def time_of_day(seeds: int) -> None:
