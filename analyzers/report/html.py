@@ -294,7 +294,8 @@ def _timeline_chart(layout: Layout, windows: Sequence[WindowResult], labels: lis
     marks = [{"x": xs[i] + cell / 2, "y": marks_y, "title": f"{labels[i]}: {note}"} for i, note in incidents]
     first_row = bars_top + BARS_HEIGHT + 10
     per_row = ROW_HEIGHT + (NARROW_LABEL if layout.label_above else 0)
-    grid = [{"feature": feature, "check": check, "label_y": first_row + j * per_row + (10 if layout.label_above else 11),
+    label_dy = 10 if layout.label_above else 11
+    grid = [{"feature": feature, "check": check, "label_y": first_row + j * per_row + label_dy,
              "y": first_row + j * per_row + (NARROW_LABEL if layout.label_above else 0),
              "cells": [{"x": x, "status": status,
                         "title": f"{label}: {status}" + (f" ({_fmt(value)})" if value is not None else "")}

@@ -111,9 +111,9 @@ def refuse_sparse(table, path: Path) -> None:
         return
     sparse = float((table.notna().mean(axis=1) < 0.5).mean())
     if sparse > 0.5:
+        named = ", ".join(map(str, table.columns[:6])) + (", ..." if len(table.columns) > 6 else "")
         raise UsageError(f"{path}: {sparse:.0%} of its {len(table):,} rows lack most of its {len(table.columns)} "
-                         f"columns ({', '.join(map(str, table.columns[:6]))}{', ...' if len(table.columns) > 6 else ''}): "
-                         "not one table of training rows (records of different kinds mixed?)")
+                         f"columns ({named}): not one table of training rows (records of different kinds mixed?)")
 
 
 # -- check ---------------------------------------------------------------------------------

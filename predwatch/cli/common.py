@@ -98,7 +98,8 @@ def check_url(url: str, where: str) -> None:
         usable = False
     if not usable:
         shown = str(url).rpartition("@")[2]  # never a password
-        raise UsageError(f"{where}: {shown!r} is not a URL with http:// or https:// (e.g. http://{shown or 'localhost:9200'})")
+        raise UsageError(f"{where}: {shown!r} is not a URL with http:// or https:// "
+                         f"(e.g. http://{shown or 'localhost:9200'})")
 
 
 def server_distribution(settings) -> str | None:
