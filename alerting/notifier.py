@@ -96,7 +96,7 @@ class _Outbox:
             if len(self.items) >= n.max_kept:  # bounded: the oldest not being tried makes room, counted
                 dropped = self.items[1] if self.in_flight and len(self.items) > 1 else self.items[0]
                 self.items.remove(dropped)
-                n.stats["dropped"] += 1
+                n._count("dropped", 1)
                 n._forget(dropped.event)
                 self.say(f"notification queue of {url_host(self.target.url)} full ({n.max_kept:,}): oldest "
                          f"dropped ({n.stats['dropped']:,} so far)")
@@ -138,20 +138,20 @@ class _Outbox:
             if error is None:
                 if pending in self.items:
                     self.items.remove(pending)
-                n.stats["sent"] += 1
+                n._count("sent", 1)
                 if self.failures >= n.attempts:
                     log.warning("notifications to %s delivered again (%d kept)", url_host(self.target.url),
                                 len(self.items))
                 self.failures, self.retry_at = 0, 0.0
                 return True
             self.failures += 1
-            n.stats["retried"] += 1
+            n._count("retried", 1)
             self.retry_at = time.monotonic() + min(n.retry_cap, n.backoff * 2 ** (self.failures - 1))
             if self.failures >= n.attempts:
                 fresh = [p for p in self.items if not p.counted]
                 for p in fresh:
                     p.counted = True
-                n.stats["failed"] += len(fresh)
+                n._count("failed", len(fresh))
                 if fresh:
                     self.say(f"notification to {url_host(self.target.url)} failed after {self.failures} attempts: "
                              f"{error}; {len(self.items):,} kept and tried again ({n.stats['failed']:,} failed so far)")
@@ -187,6 +187,7 @@ class Notifier:
             except Exception as exc:  # noqa: BLE001 - a lost memory means one repeated message, not a crash
                 log.warning("notifier state not loaded: %s", exc)
         self._lock = threading.RLock()
+        self._stats_lock = threading.Lock()  # one Counter, updated by every receiver's thread
         self._outboxes = [_Outbox(self, target) for target in self.targets]
     @classmethod
     def from_config(cls, doc: dict[str, Any] | None, *, renotify: timedelta = timedelta(hours=6),
@@ -246,6 +247,10 @@ class Notifier:
     def _send(self, event: dict[str, Any]) -> None:
         for outbox in self._outboxes:
             outbox.put(event)
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._stats_lock:
+            self.stats[key] += n
 
     def _forget(self, event: dict[str, Any]) -> None:
         """A firing notification that will never be delivered: its incident is no longer "said", so the next
