@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import urllib.parse
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,23 +26,29 @@ DISTRIBUTIONS = ("elasticsearch", "opensearch")
 _COMPAT = "application/vnd.elasticsearch+"
 
 
+# scheme (optional: "user:pw@host:9200" too), user info up to the authority's last "@", and the rest
+_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?(?:(?P<userinfo>[^/?#]*)@)?(?P<rest>.*)", re.S)
+
+
+def url_credentials(url: str) -> tuple[str | None, str | None, str]:
+    """``(user, password, the URL without them)`` of a URL that may carry ``user:password@``."""
+    found = _URL.fullmatch(str(url))
+    if found is None or found["userinfo"] is None:
+        return None, None, str(url)
+    user, colon, password = found["userinfo"].partition(":")
+    return (urllib.parse.unquote(user) or None, urllib.parse.unquote(password) if colon else None,
+            (found["scheme"] or "") + found["rest"])
+
+
 def safe_url(url: str) -> str:
     """A URL as it may be printed or logged: any ``user:password@`` removed (never shown anywhere)."""
-    try:
-        parts = urllib.parse.urlsplit(str(url))
-    except ValueError:
-        return "<unparsable URL>"
-    if "@" not in parts.netloc:
-        return str(url)
-    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return url_credentials(url)[2]
 
 
 def url_host(url: str) -> str:
     """Only the host (and port) of a URL: for webhooks, whose path is the secret (a Slack webhook's is)."""
-    try:
-        return urllib.parse.urlsplit(str(url)).netloc.rpartition("@")[2] or "<no host>"
-    except ValueError:
-        return "<unparsable URL>"
+    rest = _URL.fullmatch(str(url))["rest"]  # type: ignore[index]  # the pattern matches any text
+    return re.split(r"[/?#]", rest, maxsplit=1)[0] or "<no host>"
 
 
 class PlainJsonNode(Urllib3HttpNode):
@@ -60,20 +67,6 @@ class PlainJsonNode(Urllib3HttpNode):
         # OpenSearch does not announce itself as Elasticsearch; the 8.x client insists on it.
         response.meta.headers.setdefault("x-elastic-product", "Elasticsearch")
         return response
-
-
-def url_credentials(url: str) -> tuple[str | None, str | None, str]:
-    """``(user, password, url without them)`` of a URL that may carry ``user:password@``."""
-    try:
-        parts = urllib.parse.urlsplit(str(url))
-    except ValueError:
-        return None, None, url
-    if "@" not in parts.netloc:
-        return None, None, url
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user, colon, password = userinfo.partition(":")
-    return (urllib.parse.unquote(user) or None, urllib.parse.unquote(password) if colon else None,
-            urllib.parse.urlunsplit(parts._replace(netloc=host)))
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")

@@ -60,6 +60,8 @@ def test_url_credentials_never_appear_in_errors_and_are_still_used(tmp_path):
     finally:
         server.close()
     assert safe_url(f"https://u:{SECRET}@host:9200/x?y=1") == "https://host:9200/x?y=1"
+    assert safe_url(f"u:{SECRET}@host:9200") == "host:9200"  # without a scheme too (a usage error elsewhere)
+    assert safe_url(f"http://u:p@{SECRET}@host:9200/a@b") == "http://host:9200/a@b"  # an "@" in the password
 
 
 def test_the_daemon_start_line_shows_no_credentials(es, tmp_path):
