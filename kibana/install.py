@@ -84,7 +84,8 @@ def import_saved_objects(kibana_url: str, ndjson: str, *, space: str | None = No
         text = exc.read().decode("utf-8", "replace")
         return ImportResult(False, errors=[f"HTTP {exc.code}: {_message(text)}"], status=exc.code)
     except (urllib.error.URLError, OSError) as exc:
-        return ImportResult(False, errors=[f"cannot reach Kibana at {safe_url(kibana_url)}: {getattr(exc, 'reason', exc)}"])
+        reason = getattr(exc, "reason", exc)
+        return ImportResult(False, errors=[f"cannot reach Kibana at {safe_url(kibana_url)}: {reason}"])
     try:
         doc: dict[str, Any] = json.loads(text)
     except ValueError:

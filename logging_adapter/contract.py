@@ -158,7 +158,8 @@ def record_times(texts: "list[str | None]") -> Any:
         for layout in _LAYOUTS[length]:
             ok = np.ones(len(rows), dtype=bool)
             for column, want in enumerate(layout):
-                ok &= digit[:, column] if want == "d" else sign[:, column] if want == "s" else chars[:, column] == ord(want)
+                ok &= (digit[:, column] if want == "d" else sign[:, column] if want == "s"
+                       else chars[:, column] == ord(want))
             fits |= ok
         good[rows] = fits
     good &= ~np.asarray(stamps.isna())

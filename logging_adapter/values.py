@@ -130,7 +130,8 @@ def epoch_seconds(value: Any, name: str = "timestamp") -> float:
     for limit, per_second in _EPOCH_UNITS:
         if number < limit:
             return number / per_second
-    raise ArgumentError(f"{name}:range", f"{name}={number!r} is too large for epoch nanoseconds: pass {TIMESTAMP_TYPES}")
+    raise ArgumentError(f"{name}:range",
+                        f"{name}={number!r} is too large for epoch nanoseconds: pass {TIMESTAMP_TYPES}")
 
 
 def _short(value: Any) -> str:
