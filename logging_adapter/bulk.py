@@ -14,6 +14,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from elastic_transport import ConnectionTimeout, TransportError
 from elasticsearch import ApiError, Elasticsearch
 
 from . import contract as c
+from .refit import MappedFields, refit
 from .templates import DEFAULT_PREFIX, record_index
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -115,6 +117,7 @@ class BulkOutcome:
     rejected: list[tuple[Doc, str]] = field(default_factory=list)
     error: str | None = None  # the whole request failed (connection, timeout, 5xx, refused credentials)
     auth_refused: bool = False  # 401/403: the records wait until the credentials work again
+    refitted: int = 0  # indexed with what the mapping refused kept aside, unindexed (logging_adapter.refit)
 
     @property
     def delivered(self) -> int:
@@ -127,12 +130,15 @@ class BulkOutcome:
         self.rejected += other.rejected
         self.error = self.error or other.error
         self.auth_refused |= other.auth_refused
+        self.refitted += other.refitted
         return self
 
     def account(self, stats: Counter[str], dead_letters: "DeadLetters", delivered_as: str = "sent") -> None:
         """Add this outcome to a sender's counters; rejected documents go to its dead letters."""
         stats[delivered_as] += self.created
         stats["duplicates"] += self.duplicates
+        if self.refitted:
+            stats["refitted"] += self.refitted
         for doc, reason in self.rejected:
             stats["rejected"] += 1
             dead_letters.add(doc.source, reason, source=doc.index)
@@ -204,7 +210,36 @@ def _send(client: Elasticsearch, docs: list[Doc], op: str, refresh: bool) -> Bul
             err = result.get("error") or {}
             reason = f"{err.get('type', status)}: {err.get('reason', '')}" if isinstance(err, dict) else str(err)
             out.rejected.append((doc, reason))
-    return out
+    return _refitted(client, out, op, refresh) if out.rejected else out
+
+
+def _refitted(client: Elasticsearch, out: BulkOutcome, op: str, refresh: bool) -> BulkOutcome:
+    """Send again, once, the refused documents whose refusal was the mapping's (a value of another type, the
+    field limit), with the refused values kept aside unindexed (:mod:`logging_adapter.refit`)."""
+    mapped = _mapped_fields(client)
+    again, still = [], []
+    for doc, reason in out.rejected:
+        try:
+            source = refit(doc.source, reason, lambda: mapped.of(doc.index))  # noqa: B023 - called at once
+        except Exception:  # noqa: BLE001 - the mapping could not be read: the refusal stands
+            source = None
+        (again.append(Doc(doc.index, doc.id, source)) if source else still.append((doc, reason)))
+    if not again:
+        return out
+    out.rejected = still
+    resent = _send(client, again, op, refresh)
+    resent.refitted = resent.created
+    return out.add(resent)
+
+
+_MAPPED: "weakref.WeakKeyDictionary[Elasticsearch, MappedFields]" = weakref.WeakKeyDictionary()
+
+
+def _mapped_fields(client: Elasticsearch) -> MappedFields:
+    found = _MAPPED.get(client)
+    if found is None:
+        found = _MAPPED[client] = MappedFields(client)
+    return found
 
 
 def deliver(client: Elasticsearch, docs: list[Doc], *, stats: Counter[str], dead_letters: "DeadLetters",

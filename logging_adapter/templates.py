@@ -115,6 +115,10 @@ def prediction_mappings() -> dict[str, Any]:
                 "prediction_id": {"type": "keyword"},
                 "latency_ms": {"type": "double"},
                 "features": {"type": "object", "dynamic": True},
+                # what the mapping refused, kept aside (logging_adapter.refit): stored, never indexed
+                "unindexed": {"type": "object", "enabled": False},
+                "refused_fields": {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE},
+                "unindexed_keys": {"type": "integer"},
                 # written by the daemon when it joins the prediction's outcome (analyzers.sources.outcomes)
                 "outcome": {"properties": {
                     "actual": {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE},

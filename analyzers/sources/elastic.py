@@ -20,6 +20,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from logging_adapter import contract as c
+from logging_adapter.refit import REFUSED_FIELDS
 from logging_adapter.templates import intervals_pattern, predictions_pattern
 
 from ..core.baseline import Baseline, ColumnBaseline
@@ -310,21 +311,24 @@ def _ranges(edges: list[float], first: float | None) -> list[dict[str, float]]:
 def _problem_query(col: ColumnBaseline, problem: str) -> dict[str, Any]:
     """The records with ``problem`` in ``col``, as the profile's aggregations count them."""
     f = col.field
-    refused = {"term": {"_ignored": f}}  # a value the mapping did not index: present, of the wrong type
+    flagged, refused = {"term": {"_ignored": f}}, {"term": {REFUSED_FIELDS: f}}
     if problem == "missing":
-        return {"bool": {"must_not": [{"exists": {"field": f}}, refused]}}
+        return {"bool": {"must_not": [{"exists": {"field": f}}, flagged, refused]}}
     if problem == "mismatch":
-        return refused
+        return _any(flagged, refused) if col.kind == "numeric" else refused
     if problem == "unseen":
         known = list(col.categories or {})
         new = {"bool": {"filter": [{"exists": {"field": f}}],
                         "must_not": [{"terms": {f: known}}] if known else []}}
-        return {"bool": {"should": [new, refused], "minimum_should_match": 1}}
+        return _any(new, flagged)
     if problem == "out_of_range":
         edges = col.edges or []
-        return {"bool": {"should": [{"range": {f: {"lt": edges[0]}}}, {"range": {f: {"gte": edges[-1]}}}],
-                         "minimum_should_match": 1}}
+        return _any({"range": {f: {"lt": edges[0]}}}, {"range": {f: {"gte": edges[-1]}}})
     raise ValueError(f"no query for problem {problem!r}")
+
+
+def _any(*queries: dict[str, Any]) -> dict[str, Any]:
+    return {"bool": {"should": list(queries), "minimum_should_match": 1}}
 
 
 def _hours_of_week(buckets: list[dict[str, Any]]) -> dict[str, int]:
@@ -367,7 +371,10 @@ def _column_aggs(key: str, col: ColumnBaseline) -> dict[str, Any]:
     f = col.field
     aggs: dict[str, Any] = {
         f"{key}_exists": {"filter": {"exists": {"field": f}}},
+        # values the engine did not index (``ignore_malformed``, ``ignore_above``): flagged in ``_ignored``
         f"{key}_ignored": {"filter": {"term": {"_ignored": f}}},
+        # values of another type, kept aside when the record was indexed (logging_adapter.refit)
+        f"{key}_refused": {"filter": {"term": {REFUSED_FIELDS: f}}},
     }
     if col.kind == "numeric":
         ranges = _ranges(col.edges, first=None) if col.edges else [{}]
@@ -387,11 +394,13 @@ def _column_aggs(key: str, col: ColumnBaseline) -> dict[str, Any]:
 def _read_column(key: str, col: ColumnBaseline, aggs: dict[str, Any]) -> ColumnProfile:
     values = aggs[f"{key}_exists"]["doc_count"]
     ignored = aggs[f"{key}_ignored"]["doc_count"]
-    prof = ColumnProfile(kind=col.kind)
+    refused = aggs[f"{key}_refused"]["doc_count"]
+    prof = ColumnProfile(kind=col.kind, present=values + ignored + refused, mismatched=refused)
+    if refused:
+        prof.mismatch_examples = ["(value of another type, kept unindexed)"]
     if col.kind == "numeric":
         # Elasticsearch indexes no nulls: a null reads as absent (the missing rate is the same).
-        prof.present = values + ignored
-        prof.mismatched = ignored
+        prof.mismatched += ignored
         prof.bins = [b["doc_count"] for b in aggs[f"{key}_bins"]["buckets"]]
         stats = aggs[f"{key}_stats"]
         if stats.get("count"):
@@ -400,7 +409,6 @@ def _read_column(key: str, col: ColumnBaseline, aggs: dict[str, Any]) -> ColumnP
         if ignored:
             prof.mismatch_examples = ["(value the numeric mapping refused)"]
         return prof
-    prof.present = values + ignored
     if col.kind == "text":
         return prof
     if col.kind == "boolean":
