@@ -70,6 +70,7 @@ public final class RunNode {
 
     public static void main(String[] args) throws Exception {
         PrintStream stdout = new PrintStream(new FileOutputStream(FileDescriptor.out), true);
+        PrintStream stderr = System.err;  // the logging configuration replaces System.err by a logger
         System.setOut(System.err);  // the ready line is the only thing on stdout
 
         Path configDir = Path.of(args[0]).toAbsolutePath();
@@ -94,7 +95,7 @@ public final class RunNode {
             Environment environment = InternalSettingsPreparer.prepareEnvironment(settings, Map.of(), configDir,
                 () -> "predwatch-es");
             LogConfigurator.setNodeName("predwatch-es");
-            LogConfigurator.configure(environment, false);
+            LogConfigurator.configure(environment, true);  // true: keep the appender named "console"
 
             List<Class<? extends Plugin>> plugins = List.of(Netty4Plugin.class, StandIns.class);
             node = new Node(NodeConstruction.prepareConstruction(environment, null, new ClasspathPlugins(plugins), false));
@@ -103,6 +104,11 @@ public final class RunNode {
             node.start();
         } catch (Throwable e) {
             e.printStackTrace();
+            Throwable cause = e;
+            while (cause.getCause() != null) {
+                cause = cause.getCause();
+            }
+            stderr.println("RunNode: Elasticsearch did not start: " + e + (cause == e ? "" : " (cause: " + cause + ")"));
             if (node == null) {
                 delete(home);
             }
