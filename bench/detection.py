@@ -112,7 +112,8 @@ def held_out_classes(seeds: int, days: list[int]) -> None:
             got = held.found(by_hour, held.hourly(2000, 61_000 + s, [3], amount_hour=14))
             caught += ("distribution_shift", "amount") in got
             only += got == {("distribution_shift", "amount")}
-        print(f"  daytime amounts stamped 03:00, 2,000 records: caught in {caught} of {seeds} ({only} with nothing else)")
+        print(f"  daytime amounts stamped 03:00, 2,000 records: caught in {caught} of {seeds} "
+              f"({only} with nothing else)")
         surge = {("category_share", "country"), ("distribution_shift", "country")}
         caught = caught_flat = 0
         for s in range(seeds):

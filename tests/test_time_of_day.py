@@ -216,7 +216,8 @@ def test_a_message_against_the_same_hours_quotes_their_mean_not_all_of_trainings
     day = traffic(2000, 81, [14])
     day["ts"] = day["ts"] - pd.Timedelta(hours=11)  # the day's amounts, stamped 03:00
     profile = LocalProfiler(by_hour).profile(read_predictions(records(day)))
-    (shift,) = [f for f in analyze(profile, by_hour).findings if (f.check, f.feature) == ("distribution_shift", "amount")]
+    (shift,) = [f for f in analyze(profile, by_hour).findings
+                if (f.check, f.feature) == ("distribution_shift", "amount")]
     said = shift.message.split("vs training, same hours of day mean ")[1]
     night_mean = float(said.split()[0])
     assert 12 < night_mean < 16, shift.message  # lognormal(2.5, 0.5): 13.8; all of training's is about 29

@@ -95,8 +95,8 @@ def _overdispersion(parts: list[dict[str, Any]], members: list[tuple[int, float]
         return 1.0
     keys = sorted({k for counts in columns for k in counts.get("categories", {})})
     rows = np.array([parts[i]["rows"] for i, _ in members], dtype=float)
-    table = np.array([[counts["nulls"], *counts.get("bins", []), *(counts.get("categories", {}).get(k, 0) for k in keys)]
-                      for counts in columns], dtype=float)
+    table = np.array([[counts["nulls"], *counts.get("bins", []),
+                       *(counts.get("categories", {}).get(k, 0) for k in keys)] for counts in columns], dtype=float)
     table = np.column_stack([table, np.maximum(rows - table.sum(axis=1), 0.0)])
     mixed = np.mean(table / rows[:, None], axis=0)
     seen = mixed > 0
