@@ -197,7 +197,8 @@ def test_dead_letters_are_capped_oldest_kept_and_refusals_rate_limited(tmp_path,
     logger = logging.getLogger(f"test.deadletters.{uuid.uuid4().hex}")
     letters = DeadLetters(tmp_path / "dl" / "dead-letter.jsonl", max_bytes=20_000, log=logger)
     with caplog.at_level(logging.WARNING, logger=logger.name):
-        kept = [letters.add(orjson.dumps({"n": i, "pad": "x" * 100}), "mapper_parsing_exception: no") for i in range(500)]
+        kept = [letters.add(orjson.dumps({"n": i, "pad": "x" * 100}), "mapper_parsing_exception: no")
+                for i in range(500)]
         letters.report.flush()
     size = letters.path.stat().st_size
     assert size <= 20_000

@@ -65,7 +65,8 @@ def indexed(es) -> tuple[int, set[str]]:
     es.refresh()
     hits = es.client.search(index=f"{es.prefix}-predictions-*", size=10_000, query={"match_all": {}},
                             _source=False, ignore_unavailable=True, allow_no_indices=True)["hits"]
-    return hits["total"]["value"] if isinstance(hits["total"], dict) else hits["total"], {h["_id"] for h in hits["hits"]}
+    total = hits["total"]["value"] if isinstance(hits["total"], dict) else hits["total"]
+    return total, {h["_id"] for h in hits["hits"]}
 
 
 def ship_while_rotating(es, tmp_path, logrotate, options: str, copytruncate: bool, records: int = 1500,
