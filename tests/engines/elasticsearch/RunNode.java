@@ -98,7 +98,7 @@ public final class RunNode {
             LogConfigurator.configure(environment, true);  // true: keep the appender named "console"
 
             List<Class<? extends Plugin>> plugins = List.of(Netty4Plugin.class, StandIns.class);
-            node = new Node(NodeConstruction.prepareConstruction(environment, null, new ClasspathPlugins(plugins), false));
+            node = new Node(NodeConstruction.prepareConstruction(environment, null, new ClasspathPlugins(plugins), true));
             Node started = node;
             Runtime.getRuntime().addShutdownHook(new Thread(() -> stop(started, home), "predwatch-es-stop"));
             node.start();
