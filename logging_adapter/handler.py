@@ -1,4 +1,4 @@
-"""``ElasticsearchHandler``: ship prediction records from inside the service, never blocking it.
+"""``ElasticsearchHandler``: ship prediction records from inside the service, never stalling it.
 
 The caller's thread only formats the record and puts it on a bounded queue. A
 background thread sends bulk ``create`` requests with each record's deterministic

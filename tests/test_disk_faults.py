@@ -186,9 +186,13 @@ def test_an_older_spool_left_world_readable_is_tightened(tmp_path):
     segment = slot / "spool-000000001.ndjson"
     segment.write_bytes(b"")
     os.chmod(segment, 0o644)
+    letters = slot / "dead-letter.jsonl"
+    letters.write_bytes(b"")
+    os.chmod(letters, 0o644)
     handler = ElasticsearchHandler(make_client(down()), spool_dir=tmp_path / "spool", exit_timeout=0.2)
+    handler.dead_letters.add(b'{"a": 1}', "mapper_parsing_exception: test")
     handler.close()
-    assert mode(slot) == 0o700 and mode(segment) == 0o600
+    assert mode(slot) == 0o700 and mode(segment) == 0o600 and mode(letters) == 0o600
 
 
 # -- item 5 (dead letters): capped like the spool, refusals said once a minute ------------------------------

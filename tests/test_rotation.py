@@ -198,3 +198,21 @@ def test_lines_deleted_before_they_were_read_are_reported_with_their_size(es, tm
     said = [r.getMessage() for r in caplog.records if "never read" in r.getMessage()]
     assert len(said) == 1 and f"{unread:,} byte(s)" in said[0], said
     assert shipper.stats["unreachable_bytes"] == unread
+
+
+def test_offsets_of_the_previous_version_carry_on_without_resending(es, tmp_path):
+    log = tmp_path / "p.jsonl"
+    plog, handler = writer(log, copytruncate=False)
+    for i in range(40):
+        plog.log(features(i), 0.5)
+    read_before = log.stat().st_size
+    for i in range(10):
+        plog.log(features(i), 0.5)
+    handler.close()
+    st = log.stat()
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "offsets.json").write_bytes(orjson.dumps({f"{st.st_dev}:{st.st_ino}": {
+        "offset": read_before, "head": log.read_bytes()[:64].hex(), "path": str(log)}}))  # the old layout
+    stats = Shipper(make_client(es.settings), [str(log)], state_dir=state, prefix=es.prefix).run(once=True)
+    assert stats["sent"] == 10 and stats["duplicates"] == 0
