@@ -216,3 +216,14 @@ def test_offsets_of_the_previous_version_carry_on_without_resending(es, tmp_path
         "offset": read_before, "head": log.read_bytes()[:64].hex(), "path": str(log)}}))  # the old layout
     stats = Shipper(make_client(es.settings), [str(log)], state_dir=state, prefix=es.prefix).run(once=True)
     assert stats["sent"] == 10 and stats["duplicates"] == 0
+    # the old layout's head still tells another file on a reused inode: read from its start
+    other = tmp_path / "other.jsonl"
+    plog, handler = writer(other, copytruncate=False)
+    for i in range(30):
+        plog.log(features(i), 0.5)
+    handler.close()
+    st = other.stat()
+    (state / "offsets.json").write_bytes(orjson.dumps({f"{st.st_dev}:{st.st_ino}": {
+        "offset": 2000, "head": log.read_bytes()[:64].hex(), "path": str(other)}}))
+    stats = Shipper(make_client(es.settings), [str(other)], state_dir=state, prefix=es.prefix).run(once=True)
+    assert stats["sent"] == 30
