@@ -56,9 +56,9 @@ import org.elasticsearch.xcontent.XContentBuilder;
  *
  * <p>Built like the test framework's {@code MockNode} builds its node (plugins given as classes on the classpath,
  * every service the production one) but without that class, whose test bootstrap refuses root as Elasticsearch's
- * own {@code main} does (that one also runs the production bootstrap checks); our machines and CI run as root. Everything
- * a request meets is the server's own code (Lucene, mappings, bulk, search, aggregations, templates), plus the
- * netty4 HTTP module. Two small pieces stand in for modules Elastic does not publish on Maven Central:
+ * own {@code main} does (that one also runs the production bootstrap checks); our machines and CI run as root.
+ * Everything a request meets is the server's own code (Lucene, mappings, bulk, search, aggregations, templates),
+ * plus the netty4 HTTP module. Two small pieces stand in for modules Elastic does not publish on Maven Central:
  * {@code GET /} (module rest-root) and the {@code match_only_text} type name (module mapper-extras), see
  * {@link StandIns}.
  *
@@ -98,7 +98,9 @@ public final class RunNode {
             LogConfigurator.configure(environment, true);  // true: keep the appender named "console"
 
             List<Class<? extends Plugin>> plugins = List.of(Netty4Plugin.class, StandIns.class);
-            node = new Node(NodeConstruction.prepareConstruction(environment, null, new ClasspathPlugins(plugins), true));
+            boolean forbidPrivateIndexSettings = true;  // as in production
+            node = new Node(NodeConstruction.prepareConstruction(environment, null, new ClasspathPlugins(plugins),
+                forbidPrivateIndexSettings));
             Node started = node;
             Runtime.getRuntime().addShutdownHook(new Thread(() -> stop(started, home), "predwatch-es-stop"));
             node.start();
@@ -108,7 +110,8 @@ public final class RunNode {
             while (cause.getCause() != null) {
                 cause = cause.getCause();
             }
-            stderr.println("RunNode: Elasticsearch did not start: " + e + (cause == e ? "" : " (cause: " + cause + ")"));
+            String because = cause == e ? "" : " (cause: " + cause + ")";
+            stderr.println("RunNode: Elasticsearch did not start: " + e + because);
             if (node == null) {
                 delete(home);
             }

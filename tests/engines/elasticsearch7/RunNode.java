@@ -81,7 +81,8 @@ public final class RunNode {
             while (cause.getCause() != null) {
                 cause = cause.getCause();
             }
-            stderr.println("RunNode: Elasticsearch did not start: " + e + (cause == e ? "" : " (cause: " + cause + ")"));
+            String because = cause == e ? "" : " (cause: " + cause + ")";
+            stderr.println("RunNode: Elasticsearch did not start: " + e + because);
             if (node == null) {
                 delete(home);
             }
