@@ -222,7 +222,8 @@ def test_at_full_rate_with_elasticsearch_up_records_go_straight_not_through_the_
     import threading
     import time
 
-    handler = ElasticsearchHandler(make_client(es.settings), prefix=es.prefix, spool_dir=tmp_path, flush_interval=0.05)
+    handler = ElasticsearchHandler(make_client(es.settings), prefix=es.prefix, spool_dir=tmp_path, flush_interval=0.05,
+                                   queue_size=2000)
     plog = plog_to(handler)
     warm = plog.log(features(0), 0.5)  # a service at steady state: today's index exists
     assert handler.flush(30)
