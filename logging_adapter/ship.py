@@ -82,6 +82,7 @@ class OffsetStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.files: dict[str, FileState] = {}
+        self._say = Throttled(log.warning, every=60.0)
         if self.path.exists():
             try:
                 for key, st in orjson.loads(self.path.read_bytes()).items():
@@ -90,11 +91,17 @@ class OffsetStore:
                 log.warning("offset file %s unreadable (%s): starting from the beginning", self.path, exc)
 
     def save(self) -> None:
-        private_dir(self.path.parent)
+        """Write the offsets; a disk that refuses is said once a minute, never fatal: the offsets stay
+        in memory, and a restart before they are written re-sends records, which their ids make harmless."""
         tmp = self.path.with_suffix(".tmp")
-        with open_private(tmp, "wb") as fh:
-            fh.write(orjson.dumps({k: v.__dict__ for k, v in self.files.items()}))
-        os.replace(tmp, self.path)
+        try:
+            private_dir(self.path.parent)
+            with open_private(tmp, "wb") as fh:
+                fh.write(orjson.dumps({k: v.__dict__ for k, v in self.files.items()}))
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            self._say(f"offsets not saved to {self.path} ({exc.strerror or exc}): kept in memory; records read "
+                      "since the last save are sent again after a restart (their ids make that harmless)")
 
 
 class GzipLines:

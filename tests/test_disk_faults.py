@@ -260,3 +260,26 @@ def test_at_full_rate_with_elasticsearch_up_records_go_straight_not_through_the_
     assert indexed == len(ids), "no record lost, none twice (deterministic ids)"
     assert stats.get("dropped", 0) == 0
     assert most_spooled < 1024 * 1024 and stats.get("spooled", 0) <= len(ids) // 100, stats
+
+
+def test_ship_on_a_full_state_disk_ships_everything_and_says_so_once(es, small_disk, tmp_path, caplog):
+    filler = small_disk / "filler"
+    with filler.open("wb", buffering=0) as fh:  # fill the state disk completely
+        try:
+            while True:
+                fh.write(b"x" * 4096)
+        except OSError:
+            pass
+    records = [{"@timestamp": "2026-11-22T07:00:00.000Z", "predwatch": {
+        "model": {"name": "checkout-risk"}, "prediction_id": f"full-{i}", "features": features(i)}} for i in range(40)]
+    log = write_jsonl(tmp_path / "p.jsonl", records)
+    with log.open("ab") as fh:
+        fh.write(b"not json\n" * 5)  # dead letters that cannot be written either
+    shipper = Shipper(make_client(es.settings), [str(log)], state_dir=small_disk / "state", prefix=es.prefix,
+                      batch_size=10)
+    with caplog.at_level(logging.WARNING, logger="predwatch.ship"):
+        stats = shipper.run(once=True)
+    assert stats["sent"] == 40 and sorted(ids_in(es)) == sorted(f"full-{i}" for i in range(40))
+    assert shipper.dead_letters.not_kept == 5
+    said = [r.getMessage() for r in caplog.records if r.name == "predwatch.ship"]
+    assert sum("offsets not saved" in m for m in said) == 1, said
