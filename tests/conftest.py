@@ -263,6 +263,13 @@ def prefixed_cluster(settings: EsSettings):
             pass
 
 
+def stood_in(cluster: Cluster) -> bool:
+    """Whether the node is the test Elasticsearch 8 node, whose ``match_only_text`` is a stand-in indexed as ``text``
+    (Elastic publishes no mapper-extras module on Maven Central: tests/engines/README.md)."""
+    plugins = cluster.client.nodes.info(metric="plugins")["nodes"].values()
+    return any(p["name"].endswith("StandIns") for node in plugins for p in node.get("plugins", []))
+
+
 def state_of(cluster: Cluster, key: str) -> dict | None:
     """A daemon state document, or None while the state index is still being created (a real engine answers 503
     for a shard that is still recovering): for tests that poll what a daemon process writes."""
@@ -288,6 +295,17 @@ def es(request) -> Cluster:
         return
     settings = EsSettings.from_env(url=REAL_ES) if REAL_ES else engine(ENGINE).settings()
     yield from prefixed_cluster(settings)
+
+
+@pytest.fixture(params=["elasticsearch", "opensearch"])
+def each_engine(request) -> Cluster:
+    """The test once on the real Elasticsearch node and once on the real OpenSearch node (one cluster only under
+    ``PREDWATCH_TEST_ES_URL`` or the emulator)."""
+    if request.param == "elasticsearch":
+        return request.getfixturevalue("es")
+    if REAL_ES or EMULATED:
+        pytest.skip("one cluster: PREDWATCH_TEST_ES_URL or the emulator")
+    return request.getfixturevalue("opensearch")
 
 
 @pytest.fixture

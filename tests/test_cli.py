@@ -362,8 +362,8 @@ def run_on_a_terminal(args: list[str], timeout: float = 120) -> tuple[int, str]:
 def test_progress_is_shown_on_a_terminal_and_nowhere_else(cli_baseline, train_csv, tmp_path):
     recs = synth.records(synth.table(2000, seed=12))
     logs = tmp_path / "many.jsonl"
-    with logs.open("w") as fh:
-        for i in range(60_000):
+    with logs.open("w") as fh:  # long enough to be read for a second or more: progress shows every 0.2 s
+        for i in range(300_000):
             fh.write(json.dumps(recs[i % 2000]) + "\n")
     code, shown = run_on_a_terminal(["check", "--baseline", str(cli_baseline), "--logs", str(logs), "--workers", "1"])
     assert code in (0, 1), shown

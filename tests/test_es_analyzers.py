@@ -52,7 +52,8 @@ def config_for(es, **model) -> DaemonConfig:
 T0 = datetime(2026, 11, 20, 6, 0, tzinfo=timezone.utc)
 
 
-def test_elasticsearch_and_local_profiles_lead_to_the_same_findings(es, baseline):
+def test_elasticsearch_and_local_profiles_lead_to_the_same_findings(each_engine, baseline):
+    es = each_engine  # the same test on each real engine
     quiet = synth.table(400, seed=101)
     bad, _ = incidents.unit_changes(400, 102)
     bad.loc[:39, "country"] = "XX"  # and a new category in a tenth
@@ -94,7 +95,8 @@ def test_text_statistics_come_from_a_bounded_seeded_sample(es, baseline):
     assert a.columns["query"].tokens == b.columns["query"].tokens, "the same sample on a re-run"
 
 
-def test_windows_are_analysed_and_results_indexed_exactly_once(es, baseline):
+def test_windows_are_analysed_and_results_indexed_exactly_once(each_engine, baseline):
+    es = each_engine  # the same test on each real engine
     store_baseline(es.client, baseline, es.prefix)
     frames = [synth.table(300, seed=110), incidents.feature_vanishes(300, 111)[0], synth.table(300, seed=112)]
     seed(es, [r for i, f in enumerate(frames) for r in frame_records(f, T0 + timedelta(hours=i), 3000)])

@@ -7,7 +7,6 @@ from collections import Counter
 from datetime import timedelta
 
 import orjson
-import pytest
 
 import synth
 from analyzers.core.window import analyze
@@ -18,11 +17,6 @@ from analyzers.store.baselines import store_baseline
 from logging_adapter.bulk import doc_from_line, send_bulk
 from logging_adapter.templates import TOTAL_FIELDS_LIMIT
 from test_es_analyzers import T0, frame_records
-
-
-@pytest.fixture(params=["elasticsearch", "opensearch"])
-def cluster(request):
-    return request.getfixturevalue("es" if request.param == "elasticsearch" else "opensearch")
 
 
 def mapped_fields(props: dict) -> int:
@@ -41,7 +35,8 @@ def ship(cluster, records: list[dict]) -> Counter:
     return stats
 
 
-def test_a_wide_model_loses_no_record_to_the_field_limit(cluster):
+def test_a_wide_model_loses_no_record_to_the_field_limit(each_engine):
+    cluster = each_engine
     """A key per user: every record adds 60 new keys, 150 records add 9,000, far past the limit."""
     records = frame_records(synth.table(150, seed=600), T0, 3000)
     for i, rec in enumerate(records):
@@ -60,7 +55,8 @@ def test_a_wide_model_loses_no_record_to_the_field_limit(cluster):
         assert sum(d["_source"]["predwatch"].get("unindexed_keys", 0) for d in docs) > 0
 
 
-def test_values_the_mapping_refuses_are_indexed_and_counted_as_type_mismatches(cluster, baseline, tmp_path):
+def test_values_the_mapping_refuses_are_indexed_and_counted_as_type_mismatches(each_engine, baseline, tmp_path):
+    cluster = each_engine
     store_baseline(cluster.client, baseline, cluster.prefix)  # is_member typed boolean, country keyword
     records = frame_records(synth.table(400, seed=601), T0, 3000)
     for rec in records[:40]:

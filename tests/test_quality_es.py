@@ -44,7 +44,8 @@ def test_outcomes_are_indexed_apart_and_never_read_as_predictions(es, es_baselin
     assert profile.records == 300 and profile.quality.labelled == 0, "not joined yet"
 
 
-def test_joined_quality_from_aggregations_equals_the_local_one(es, es_baseline):
+def test_joined_quality_from_aggregations_equals_the_local_one(each_engine, es_baseline):
+    es = each_engine  # the same test on each real engine
     preds, outs = records(draw(600, 81, flipped=0.3))
     ship(es, preds + outs[:400])
     report = join_outcomes(es.client, es.prefix, MODEL, lambda v: es_baseline)
@@ -64,7 +65,8 @@ def test_joined_quality_from_aggregations_equals_the_local_one(es, es_baseline):
     assert remote.latency == local.latency
 
 
-def test_late_outcomes_backfill_windows_already_analysed_without_duplicates(es, es_baseline):
+def test_late_outcomes_backfill_windows_already_analysed_without_duplicates(each_engine, es_baseline):
+    es = each_engine  # the same test on each real engine
     store_baseline(es.client, es_baseline, es.prefix)
     good, good_outs = records(draw(600, 90), start=T0, tag="a")
     bad, bad_outs = records(draw(600, 91, flipped=0.5), start=T0 + timedelta(hours=1), tag="b")
