@@ -70,7 +70,7 @@ def test_the_days_files_give_the_daily_timeline_with_every_incident_on_its_day(d
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr
     windows = {w["window"]["start"][:10]: {(f["check"], f["feature"]) for f in w["findings"]}
-               for w in map(json.loads, proc.stdout.splitlines())}
+               for w in map(json.loads, proc.stdout.splitlines()) if "incident" not in w}
     assert len(windows) >= 23, "one window per UTC day (several files: 1d by default)"
     for day, finding in (("2013-04-05", ("missing_feature", "dep_delay")), ("2013-04-09", ("distribution_shift", "distance")),
                          ("2013-04-13", ("unseen_category", "carrier")), ("2013-04-17", ("type_mismatch", "dep_delay")),

@@ -138,11 +138,12 @@ def test_check_text_shows_the_findings_against_the_recent_days_marked(baseline_f
         logs.append(write_jsonl(tmp_path / f"d{day}.jsonl", synth.records(frame, start=f"2026-11-2{day}T00:00:00")))
     args = ["check", "--baseline", str(baseline_file), "--logs", *map(str, logs), "--window", "1d",
             "--recent-days", "3"]
-    as_json = [json.loads(line) for line in predwatch(*args, "--format", "json").stdout.splitlines()]
+    as_json = [doc for doc in map(json.loads, predwatch(*args, "--format", "json").stdout.splitlines())
+               if "incident" not in doc]
     recent = as_json[-1].get("recent_findings") or []
     assert recent, "the incident day is news against the previous days"
     text = predwatch(*args).stdout
-    last = text[text.rindex("model checkout-risk"):]
+    last = text[text.rindex("model checkout-risk"):text.rindex("\nincidents: ")]  # the incidents follow
     assert "-- against the recent days" in last, last
     marked = last[last.index("-- against the recent days"):].splitlines()[1:]
     assert len(marked) == len(recent), last

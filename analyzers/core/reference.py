@@ -203,18 +203,19 @@ def _mixed_counts(parts: list[tuple[float, list[float]]], total: float) -> list[
     return [total * m / norm for m in mixed]
 
 
-def recent_reference(baseline: Baseline, recent: WindowProfile) -> Baseline:
+def recent_reference(baseline: Baseline, recent: WindowProfile, rows: dict[str, int] | None = None) -> Baseline:
     """The recent past as a baseline: the counts of ``recent`` (merged profiles of the same window on
     previous days) on the training bins and categories, so that the checks ask "did something change
-    since then?" instead of "is this still the training data?"."""
+    since then?" instead of "is this still the training data?". ``rows``: per column, the records of the days
+    its counts come from, when a column left out some days (:func:`robust_recent`)."""
     columns = {}
     for name, col in baseline.columns.items():
         prof = recent.columns.get(name)
         if prof is None:
             columns[name] = col
             continue
-        rows = recent.records
-        changes: dict[str, Any] = {"rows": rows, "nulls": rows - prof.present + prof.nulls,
+        n = (rows or {}).get(name, recent.records)
+        changes: dict[str, Any] = {"rows": n, "nulls": n - prof.present + prof.nulls,
                                    "mismatched": prof.mismatched}
         if col.kind == "numeric" and prof.bins and col.bin_counts and len(prof.bins) == len(col.bin_counts):
             changes["bin_counts"] = list(prof.bins)
@@ -230,17 +231,137 @@ def recent_reference(baseline: Baseline, recent: WindowProfile) -> Baseline:
 
 
 RECENT_MIN_RECORDS = 100  # earlier records needed before the recent past is a reference
+OUTLIER_MIN_DAYS = 3  # days needed before one of them can be told to be unlike the others
+OUTLIER_SPREAD = 3.0  # a day is unlike the others beyond this many times their median distance to the middle
+OUTLIER_MIN_DISTANCE = 0.1  # ... and beyond this share of its values moved (total variation): noise never is
 
 
 def recent_results(profile: WindowProfile, baseline: Baseline, earlier: list[WindowProfile],
                    config: Any = None) -> list[Any]:
-    """The window judged against ``earlier`` windows (the same window on previous days), merged:
-    "did something change since then?". Empty without enough history. One implementation for the
-    daemon (profiles stored in Elasticsearch) and for local files."""
-    merged = WindowProfile(model=profile.model)
-    for past in earlier:
-        merged = merged.merge(past)
+    """The window judged against ``earlier`` windows (the same window on previous days): "did something change
+    since then?". Empty without enough history. One implementation for the daemon (profiles stored in
+    Elasticsearch) and for local files.
+
+    Two rules keep an incident of the past from poisoning the reference. Per column, the days unlike the
+    others (a one-day unit change) are left out of it (:func:`robust_recent`), so that the day after a one-day
+    incident is not news. And a finding is not news again when the latest earlier day already had it against
+    the days before it, and the window is like that day: a change that persists is news once, on its first day,
+    not on every day until it holds most of the recent days."""
+    merged, rows = robust_recent(baseline, earlier)
     if merged.records < RECENT_MIN_RECORDS or profile.records == 0:
         return []
-    checked = evaluate(profile, recent_reference(baseline, merged), config, reference=RECENT)
-    return [r for r in checked if r.check not in NOT_AGAINST_RECENT]
+    checked = [r for r in evaluate(profile, recent_reference(baseline, merged, rows), config, reference=RECENT)
+               if r.check not in NOT_AGAINST_RECENT]
+    found = {(r.check, r.feature) for r in checked if r.status != "ok"}
+    if not found or len(earlier) < 2:
+        return checked
+    latest = _latest(earlier)
+    before, before_rows = robust_recent(baseline, [p for p in earlier if p is not latest])
+    if latest.records < RECENT_MIN_RECORDS or before.records < RECENT_MIN_RECORDS:
+        return checked
+    had = found & _found(latest, recent_reference(baseline, before, before_rows), config)
+    if not had:
+        return checked
+    still = had - _found(profile, recent_reference(baseline, latest), config)  # the window is like the latest day
+    return [_not_news(r) if (r.check, r.feature) in still else r for r in checked]
+
+
+def _found(profile: WindowProfile, reference: Baseline, config: Any) -> set[tuple[str, str]]:
+    return {(r.check, r.feature) for r in evaluate(profile, reference, config, reference=RECENT) if r.status != "ok"}
+
+
+def _not_news(r: Any) -> Any:
+    """A finding against the recent days that the latest day already had: the change is not new."""
+    return replace(r, status="ok", threshold=r.warning_threshold)
+
+
+def _latest(earlier: list[WindowProfile]) -> WindowProfile:
+    """The most recent of the earlier windows (by start; the first given when they carry none)."""
+    if all(p.start for p in earlier):
+        return max(earlier, key=lambda p: p.start)
+    return earlier[0]
+
+
+def robust_recent(baseline: Baseline, earlier: list[WindowProfile]) -> tuple[WindowProfile, dict[str, int]]:
+    """The earlier windows merged, each column without the days whose own profile of it was unlike the
+    others' (and the records per column of the days kept).
+
+    A day is unlike the others when its column's shares (nulls, wrong types, bins or categories, unseen, OOV
+    words) are further from the per-share median of the days than ``OUTLIER_SPREAD`` times the days' median
+    distance, and by at least ``OUTLIER_MIN_DISTANCE``: a one-day incident among a week is, a busy day that
+    moves a few percent is not. Fewer than ``OUTLIER_MIN_DAYS`` days, or a majority unlike the middle, keep
+    every day (nothing to tell them apart by)."""
+    merged = WindowProfile(model=earlier[0].model if earlier else None)
+    for past in earlier:
+        merged = merged.merge(past)
+    rows: dict[str, int] = {}
+    if len(earlier) < OUTLIER_MIN_DAYS:
+        return merged, rows
+    for name, col in baseline.columns.items():
+        kept = _typical_days(col, name, earlier)
+        if kept is None:
+            continue
+        column = None
+        for past in kept:
+            prof = past.columns.get(name)
+            if prof is not None:
+                column = prof if column is None else column.merge(prof)
+        if column is not None:
+            merged.columns[name] = column
+            rows[name] = sum(past.records for past in kept)
+    return merged, rows
+
+
+def _typical_days(col: ColumnBaseline, name: str, earlier: list[WindowProfile]) -> list[WindowProfile] | None:
+    """The days whose profile of ``name`` is like the others', or None when every day is kept."""
+    shares = [_shares(col, name, past) for past in earlier]
+    usable = [i for i, s in enumerate(shares) if s is not None]
+    if len(usable) < OUTLIER_MIN_DAYS:
+        return None
+    middles = []
+    for part in range(len(shares[usable[0]])):
+        middle = np.median(np.array([shares[j][part] for j in usable]), axis=0)
+        middles.append(middle / middle.sum() if middle.sum() > 0 else None)
+    distances = {i: max((0.5 * float(np.abs(shares[i][part] - middle).sum())
+                         for part, middle in enumerate(middles) if middle is not None), default=0.0)
+                 for i in usable}
+    typical = float(np.median(list(distances.values())))
+    unlike = {i for i, d in distances.items() if d > max(OUTLIER_SPREAD * typical, OUTLIER_MIN_DISTANCE)}
+    if not unlike or 2 * len(unlike) >= len(usable):
+        return None
+    return [past for i, past in enumerate(earlier) if i not in unlike]
+
+
+def _shares(col: ColumnBaseline, name: str, past: WindowProfile) -> list[np.ndarray] | None:
+    """One day's column as vectors of shares: (missing, wrong type, present) over the records, and the values
+    over bins or categories (unseen last), and the words (OOV, known) for text. None for an empty day."""
+    prof = past.columns.get(name)
+    if not past.records:
+        return None
+    if prof is None:
+        present = np.array([float(past.records), 0.0, 0.0])
+        values = _values_vector(col, None)
+    else:
+        present = np.array([past.records - prof.present + prof.nulls, prof.mismatched, max(prof.values, 0)],
+                           dtype=float)
+        values = _values_vector(col, prof)
+    out = [present / present.sum()]
+    if values is not None:
+        out.append(values / values.sum() if values.sum() else values)
+    return out
+
+
+def _values_vector(col: ColumnBaseline, prof: Any) -> np.ndarray | None:
+    if col.kind == "numeric" and col.bin_counts:
+        bins = (prof.bins if prof is not None else None) or [0] * len(col.bin_counts)
+        return np.array(bins, dtype=float) if len(bins) == len(col.bin_counts) else None
+    if col.kind in ("categorical", "boolean") and col.categories is not None:
+        names = list(col.categories)
+        if prof is None:
+            return np.zeros(len(names) + 1)
+        return np.array([prof.categories.get(k, 0) for k in names] + [prof.unseen], dtype=float)
+    if col.kind == "text":
+        if prof is None:
+            return np.zeros(2)
+        return np.array([prof.oov_tokens, max(prof.tokens - prof.oov_tokens, 0)], dtype=float)
+    return None

@@ -139,6 +139,8 @@ def add_window_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recent-days", type=int, default=7, metavar="N",
                    help="also judge each window against the same window on the previous N days (recent_findings; "
                         "default 7, 0: off)")
+    p.add_argument("--incident-gap", type=int, default=1, metavar="N",
+                   help="quiet windows an incident may skip and go on (default 1): more close it")
 
 
 def add_workers_arg(p: argparse.ArgumentParser) -> None:
@@ -210,12 +212,23 @@ def _analyze_local(args: argparse.Namespace):
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from analyzers.core.incidents import incidents_of
+
+    if args.incident_gap < 0:
+        raise UsageError(f"--incident-gap {args.incident_gap}: a number of windows, 0 or more")
     analysis = _analyze_local(args)
     for window in analysis.windows:
         if args.format == "json":
             sys.stdout.write(orjson.dumps(window.to_json()).decode() + "\n")
         else:
             print(format_text(window))
+    if len(analysis.windows) > 1:  # one episode told once, after the windows that show it
+        incidents = incidents_of(analysis.windows, gap=args.incident_gap)
+        if args.format == "json":
+            for incident in incidents:
+                sys.stdout.write(orjson.dumps({"incident": incident.to_json()}).decode() + "\n")
+        else:
+            print(format_incidents(incidents))
     return EXIT_FINDINGS if any(w.findings for w in analysis.windows) else EXIT_OK
 
 
@@ -244,6 +257,22 @@ def format_text(result) -> str:
     if recent:  # against the same window on the previous days: what changed, not the season
         lines.append(f"-- against the recent days (the same window on the previous days) {'-' * (len(head) - 68)}")
         lines += [finding_line(f) for f in recent]
+    return "\n".join(lines)
+
+
+def format_incidents(incidents) -> str:
+    """The incidents as text: open ones first, each on one line with its span, length and peak."""
+    from analyzers.core.incidents import ordered_for_reading
+
+    if not incidents:
+        return "incidents: none"
+    still = sum(1 for i in incidents if i.ongoing)
+    lines = [f"incidents: {len(incidents)} ({still} open)"]
+    for i in ordered_for_reading(incidents):
+        span = f"since {i.start}" if i.ongoing else f"{i.start} .. {i.end}"
+        lines.append(f"{'open' if i.ongoing else 'closed':6s} {i.peak_severity:8s} {i.check:19s} {i.feature[:20]:20s} "
+                     f"against {i.reference}  {span}  {i.windows} window{'s' if i.windows != 1 else ''}  "
+                     f"peak {i.peak_value:.3g}  {i.latest_message}")
     return "\n".join(lines)
 
 
