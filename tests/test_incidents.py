@@ -128,3 +128,27 @@ def test_check_prints_one_json_line_per_incident_after_the_windows_and_the_text_
     assert tail[0] == f"incidents: {len(told)} (1 open)", tail
     assert [line.split()[0] for line in tail[1:]] == ["open"] + ["closed"] * (len(told) - 1)
     assert "distribution_shift" in tail[1] and "age" in tail[1] and f"since {day(13)}" in tail[1]
+
+
+def test_the_report_leads_with_the_incidents_each_linked_to_its_window_and_labelled(timeline, tmp_path):
+    from analyzers.report.html import write_report
+
+    _, analysis = timeline
+    notes = [None] * DAYS
+    notes[7] = "a new country"
+    page = write_report(analysis.windows, tmp_path / "r.html", notes=notes).read_text()
+    lead = page.index("<h2>Incidents</h2>")
+    assert lead < page.index("<h2>Timeline</h2>") < page.index('<details id="window-')
+    table = page[lead:page.index("<h2>Timeline</h2>")]
+    told = incidents_of(analysis.windows)
+    assert table.count("<tr>") == len(told) + 1 and f"({sum(i.ongoing for i in told)} open)" in table
+    first = table[table.index("<tr>", table.index("</tr>")):]
+    first = first[:first.index("</tr>")]
+    assert "distribution_shift" in first and "<b>age</b>" in first and "ongoing" in first, "open ones first"
+    (country,) = [row for row in table.split("<tr>") if "<b>country</b>" in row and ">training<" in row]
+    assert day(7) in country and day(10) in country and '"num" data-label="windows">3<' in country
+    assert "injected: a new country" in country
+    anchor = country.split('href="#')[1].split('"')[0]
+    assert f'<details id="{anchor}"' in page
+    shown = page[page.index(f'<details id="{anchor}"'):]
+    assert "Nov 8, 2026" in shown[:shown.index("</summary>")], "the link opens the incident's first window"

@@ -170,6 +170,7 @@ def render(windows: Sequence[WindowResult], *, title: str | None = None,
     note_of = {id(w): n for w, n in zip(windows, notes)}
     severe, detail = _detail_windows(windows, notes)
     return environment.get_template("report.html.j2").render(
+        incidents=incident_rows(windows, notes, detail) if len(windows) > 1 else [],
         title=title or f"predwatch report: {model}",
         model=model,
         baseline=latest.baseline,
@@ -181,6 +182,23 @@ def render(windows: Sequence[WindowResult], *, title: str | None = None,
         timeline=timeline,
         generated=c.utc_iso(datetime.now(timezone.utc)),
     )
+
+
+def incident_rows(windows: Sequence[WindowResult], notes: Sequence[str | None],
+                  detail: Sequence[WindowResult]) -> list[dict[str, Any]]:
+    """The incidents of the windows, open ones first, each with a link to its first window when that window is
+    shown below, and the note (the injected incident) of the windows it spans."""
+    from ..core.incidents import incidents_of, ordered_for_reading
+
+    start_of = {id(w): (w.bounds or (w.profile.start, w.profile.end))[0] for w in windows}
+    shown = {start_of[id(w)]: f"window-{i}" for i, w in enumerate(detail)}
+    noted = {start_of[id(w)]: n for w, n in zip(windows, notes) if n}
+    rows = []
+    for incident in ordered_for_reading(incidents_of(windows)):
+        labels = sorted({noted[s] for s in incident.window_starts if s in noted})
+        rows.append({"incident": incident, "anchor": next((shown[s] for s in incident.window_starts if s in shown),
+                                                          None), "note": "; ".join(labels)})
+    return rows
 
 
 def worst_finding(w: WindowResult) -> CheckResult | None:
