@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import orjson
+import pytest
 
 import incidents
 import synth
@@ -132,3 +133,25 @@ def test_an_analysis_error_is_notified_once_per_episode(es, baseline, receiver):
     said = [(e["status"], e["check"]) for e in events]
     assert said == [("firing", "analysis_error"), ("resolved", "analysis_error")], said
     assert "no baseline" in events[0]["message"]
+
+
+def test_a_feature_left_unmapped_past_the_field_limit_is_a_conflict_never_a_type_mismatch(es, baseline):
+    """Elasticsearch 8.14+ drops fields past ``index.mapping.total_fields.limit`` into ``_ignored`` instead of refusing
+    the record: a baseline feature that came after the limit (an index created before ``baseline --es`` typed the
+    model's features) is present and unmapped there, and must not read as a type mismatch."""
+    day = T0.strftime("%Y.%m.%d")
+    es.client.indices.create(index=f"{es.prefix}-predictions-checkout-risk.{day}",
+                             settings={"index.mapping.total_fields.limit": 40})
+    records = frame_records(synth.table(300, seed=430), T0, 3000)
+    for rec in records:  # sixty keys of another kind come first and take every field the limit allows
+        rec["predwatch"]["features"] = {**{f"a_{k:02d}": k for k in range(60)}, **rec["predwatch"]["features"]}
+    seed(es, records)
+    mapped = es.client.indices.get_field_mapping(index=f"{es.prefix}-predictions-*", fields="predwatch.features.amount")
+    if not next(iter(mapped.body.values()))["mappings"] == {}:
+        pytest.skip("this engine maps past the limit or refuses instead (no ignore_dynamic_beyond_limit)")
+    store_baseline(es.client, baseline, es.prefix)
+    cfg = config_for(es)
+    Analyzer(es.client, cfg).analyze_window(cfg.models[0], T0, T0 + timedelta(hours=1), refresh=True)
+    found = {(f["check"], f["feature"]) for f in findings(es)}
+    assert not {check for check, _ in found} & {"type_mismatch", "missing_feature"}, found
+    assert ("mapping_conflict", "amount") in found, found

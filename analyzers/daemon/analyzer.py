@@ -283,9 +283,9 @@ def conflict_results(conflicts: dict[str, dict[str, str]]) -> list[CheckResult]:
     out = []
     for feature, where in sorted(conflicts.items()):
         types = ", ".join(sorted(set(where.values())))
-        message = (f"{feature} is mapped as {types} in {len(where)} of the window's indices ({', '.join(sorted(where))}), "
-                   "not as the baseline's kind: judged from the other indices; run `predwatch baseline --es` before "
-                   "shipping so that the model's new daily indices are typed after the baseline")
+        message = (f"{feature} is {types} in {len(where)} of the window's indices ({', '.join(sorted(where))}), "
+                   "not mapped as the baseline's kind: judged from the other indices; run `predwatch baseline --es` "
+                   "before shipping so that the model's new daily indices are typed after the baseline")
         out.append(CheckResult(check="mapping_conflict", feature=feature, role="feature", status="warning",
                                value=float(len(where)), threshold=1.0, critical_threshold=0.0, p_value=None,
                                adjusted_p_value=None, n_window=0, n_baseline=0, observed=float(len(where)),

@@ -119,12 +119,16 @@ class EsWindowProfiler:
         resp = search(self.client, index=index, ignore_unavailable=True, allow_no_indices=True, size=0, query=query,
                       aggs=body)
         for i, col in enumerate(cols):
-            window.columns[col.name] = _read_column(f"c{i}", col, resp["aggregations"])
+            # every index excluded: no index left to answer, no aggregations (an empty column, judged by presence)
+            window.columns[col.name] = (_read_column(f"c{i}", col, resp["aggregations"]) if "aggregations" in resp
+                                        else ColumnProfile.empty(col.kind, col.edges))
         if excluded:
             self.requests += 1
             elsewhere = search(self.client, index=",".join(excluded), ignore_unavailable=True, allow_no_indices=True,
                                size=0, query=query,
-                               aggs={f"c{i}": {"filter": {"exists": {"field": col.field}}} for i, col in enumerate(cols)})
+                               aggs={f"c{i}": {"filter": _any({"exists": {"field": col.field}},
+                                                              {"term": {"_ignored": col.field}})}
+                                     for i, col in enumerate(cols)})
             for i, col in enumerate(cols):
                 window.columns[col.name].present += elsewhere["aggregations"][f"c{i}"]["doc_count"]
 
@@ -139,16 +143,35 @@ class EsWindowProfiler:
             ignore_unavailable=True, allow_no_indices=True).body
         days = _days(start, end)
         out: dict[str, dict[str, str]] = {}
+        unmapped: list[tuple[str, str]] = []  # (index, field) of the window's indices that do not map a feature
         for index, mapped in found.items():
             if index[-10:] not in days:
                 continue
-            for path, spec in (mapped.get("mappings") or {}).items():
+            mappings = mapped.get("mappings") or {}
+            for path, spec in mappings.items():
                 col = fields.get(path)
                 leaf = (spec.get("mapping") or {}).get(path.rsplit(".", 1)[-1], {})
                 kind = leaf.get("type")
                 if col is not None and kind and kind not in AGGREGATABLE[col.kind]:
-                    out.setdefault(col.name, {})[index] = kind
+                    out.setdefault(col.name, {})[index] = f"mapped as {kind}"
+            unmapped += [(index, path) for path in fields if path not in mappings]
+        for index, path in self._past_the_field_limit(unmapped, start, end):
+            out.setdefault(fields[path].name, {})[index] = PAST_THE_LIMIT
         return out
+
+    def _past_the_field_limit(self, unmapped: list[tuple[str, str]], start: str, end: str) -> list[tuple[str, str]]:
+        """Of features an index does not map, those it left unmapped because they came past
+        ``index.mapping.total_fields.limit`` (``ignore_dynamic_beyond_limit`` lists them in ``_ignored``): present,
+        never of the wrong type. A feature absent from every record of an index is not among them."""
+        if not unmapped:
+            return []
+        query = self.window_query(start, end, None)
+        aggs = {f"u{i}": {"filter": {"bool": {"filter": [{"term": {"_index": index}}, {"term": {"_ignored": path}}]}}}
+                for i, (index, path) in enumerate(unmapped)}
+        self.requests += 1
+        found = search(self.client, index=",".join(sorted({index for index, _ in unmapped})), size=0, query=query,
+                       aggs=aggs, ignore_unavailable=True, allow_no_indices=True)["aggregations"]
+        return [pair for i, pair in enumerate(unmapped) if found[f"u{i}"]["doc_count"]]
 
     def quality(self, query: dict[str, Any], records: int) -> QualityProfile:
         """The window's quality counts from one search: over the predictions whose outcome was joined
@@ -283,6 +306,7 @@ class EsWindowProfiler:
                 exact.mismatch_examples = sample.mismatch_examples
 
 
+PAST_THE_LIMIT = "unmapped (past the field limit)"  # a feature an index left unmapped, in _ignored
 NUMERIC_TYPES = frozenset({"double", "float", "half_float", "scaled_float", "long", "integer", "short", "byte",
                            "unsigned_long"})
 AGGREGATABLE = {  # the mapped types whose aggregations read a feature of each baseline kind as the baseline means it
