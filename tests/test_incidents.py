@@ -152,3 +152,18 @@ def test_the_report_leads_with_the_incidents_each_linked_to_its_window_and_label
     assert f'<details id="{anchor}"' in page
     shown = page[page.index(f'<details id="{anchor}"'):]
     assert "Nov 8, 2026" in shown[:shown.index("</summary>")], "the link opens the incident's first window"
+
+
+def test_the_timeline_draws_one_band_per_incident_around_its_windows(timeline):
+    from analyzers.report.html import _timeline
+
+    _, analysis = timeline
+    drawn = _timeline(analysis.windows, [None] * DAYS)
+    rows = {(row["feature"], row["check"]): row for row in drawn["rows"]}
+    (band,) = rows[("country", "unseen_category")]["bands"]
+    cells = rows[("country", "unseen_category")]["cells"]
+    assert band["x"] < cells[7]["x"] and band["x"] + band["w"] > cells[9]["x"] + drawn["cell"]
+    assert band["x"] + band["w"] < cells[10]["x"] + 1, "the band ends with the episode's last window"
+    assert "2026" in band["title"] and "3 windows" in band["title"]
+    assert len(rows[("country", "unseen_category · recent")]["bands"]) == 1
+    assert sum(len(row["bands"]) for row in drawn["rows"]) == len(incidents_of(analysis.windows))

@@ -288,7 +288,8 @@ def _timeline(windows: Sequence[WindowResult], notes: Sequence[str | None]) -> d
             rows.setdefault((r.feature, f"{_check_label(r)} · recent"), [("none", None)] * n)[i] = (r.status, r.value)
     interesting = sorted((k, v) for k, v in rows.items() if any(s in ("warning", "critical") for s, _ in v))
     incidents = [(i, note) for i, note in enumerate(notes) if note]
-    charts = [_timeline_chart(layout, windows, labels, interesting, incidents) for layout in (WIDE, NARROW)]
+    spans = _incident_spans(windows, labels)
+    charts = [_timeline_chart(layout, windows, labels, interesting, incidents, spans) for layout in (WIDE, NARROW)]
     return {"charts": charts, "first": labels[0], "last": labels[-1], "has_recent": any(w.recent for w in windows),
             "incidents": [{"label": labels[i], "note": note} for i, note in incidents],
             # the wide chart's geometry, as before: what tests and the quality chart read
@@ -296,9 +297,28 @@ def _timeline(windows: Sequence[WindowResult], notes: Sequence[str | None]) -> d
                                          "label_width", "quality")}}
 
 
+def _incident_spans(windows: Sequence[WindowResult], labels: list[str]
+                    ) -> dict[tuple[str, str, bool], list[tuple[int, int, str]]]:
+    """Per (feature, check, against the recent days): each incident's first and last window, and its title."""
+    from ..core.incidents import incidents_of
+    from ..core.reference import RECENT
+
+    index = {(w.bounds or (w.profile.start, w.profile.end))[0]: i for i, w in enumerate(windows)}
+    spans: dict[tuple[str, str, bool], list[tuple[int, int, str]]] = {}
+    for incident in incidents_of(windows):
+        first, last = index[incident.window_starts[0]], index[incident.window_starts[-1]]
+        title = (f"incident: {incident.check} on {incident.feature} against {incident.reference}, {labels[first]}"
+                 f" to {'now (ongoing)' if incident.ongoing else labels[last]}, {incident.windows} window"
+                 f"{'s' if incident.windows != 1 else ''}, peak {incident.peak_severity} {_fmt(incident.peak_value)}")
+        spans.setdefault((incident.feature, incident.check, incident.reference == RECENT), []).append(
+            (first, last, title))
+    return spans
+
+
 def _timeline_chart(layout: Layout, windows: Sequence[WindowResult], labels: list[str],
                     interesting: list[tuple[tuple[str, str], list[tuple[str, float | None]]]],
-                    incidents: list[tuple[int, str]]) -> dict[str, Any]:
+                    incidents: list[tuple[int, str]],
+                    spans: dict[tuple[str, str, bool], list[tuple[int, int, str]]] | None = None) -> dict[str, Any]:
     n = len(windows)
     step = (layout.width - layout.left) / n  # the windows use the chart's whole width
     cell = max(1.0, step - 1) if step >= 3 else step  # a 1 px gap while it does not eat the cell
@@ -319,6 +339,11 @@ def _timeline_chart(layout: Layout, windows: Sequence[WindowResult], labels: lis
                         "title": f"{label}: {status}" + (f" ({_fmt(value)})" if value is not None else "")}
                        for x, (status, value), label in zip(xs, cells, labels)]}
             for j, ((feature, check), cells) in enumerate(interesting)]
+    for row in grid:  # each incident of the row as one band around its windows
+        recent = row["check"].endswith(" · recent")
+        check = row["check"].removesuffix(" · recent").split(" ")[0]
+        row["bands"] = [{"x": xs[first] - 0.5, "w": xs[last] + cell - xs[first] + 1, "title": title}
+                        for first, last, title in (spans or {}).get((row["feature"], check, recent), [])]
     if layout.label_above:  # phones: one rect per run of equal status (a third of the page's size, no hover there)
         for row in grid:
             row["cells"] = _runs(row["cells"], step, cell)
