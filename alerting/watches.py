@@ -94,9 +94,10 @@ def search_request(cfg: AlertConfig, prefix: str, model: str | None) -> dict[str
     return request
 
 
-def render_watch(cfg: AlertConfig, prefix: str = "predwatch", model: str | None = None) -> dict[str, Any]:
-    from kibana.dashboards import dashboard_path
-
+def render_watch(cfg: AlertConfig, prefix: str = "predwatch", model: str | None = None,
+                 dashboard: str | None = None) -> dict[str, Any]:
+    """The watch of ``model`` (all models when None); ``dashboard``: the link its messages carry
+    (``kibana.dashboards.dashboard_url``), handed in so that alerting knows nothing of Kibana."""
     lines = "{{#ctx.payload.hits.hits}}" + FINDING_LINE + "\n{{/ctx.payload.hits.hits}}"
     head = "predwatch: {{ctx.payload.hits.total}} finding(s)" + (f" for {MODEL}" if model else "")
     text = f"{head}\n{lines}Dashboard: {DASHBOARD}"
@@ -104,7 +105,7 @@ def render_watch(cfg: AlertConfig, prefix: str = "predwatch", model: str | None 
                  + DASHBOARD + '", "findings": {{#toJson}}ctx.payload.hits.hits{{/toJson}}}')
     slack_body = JSON_BODY + '{"text": ' + json.dumps(text) + '}'
     rendered = _env.get_template("watch.json.j2").render(
-        metadata={"managed_by": "predwatch", "dashboard": safe_url(cfg.kibana_url).rstrip("/") + dashboard_path(prefix, cfg.kibana_space),
+        metadata={"managed_by": "predwatch", "dashboard": safe_url(dashboard) if dashboard else None,
                   "min_severity": cfg.severity, "model": model},
         interval=cfg.interval, throttle=cfg.throttle, request=search_request(cfg, prefix, model), text=text,
         webhooks=cfg.webhooks, slack=cfg.slack, json_body=json_body, slack_body=slack_body, email=cfg.email,
@@ -124,11 +125,12 @@ def watcher_available(client: Elasticsearch) -> tuple[bool, str]:
     return True, f"{kind} licence"
 
 
-def install(client: Elasticsearch, cfg: AlertConfig, prefix: str, models: list[str | None]) -> list[str]:
+def install(client: Elasticsearch, cfg: AlertConfig, prefix: str, models: list[str | None],
+            dashboard: str | None = None) -> list[str]:
     done = []
     for model in models:
         wid = watch_id(prefix, model)
-        client.watcher.put_watch(id=wid, body=render_watch(cfg, prefix, model))
+        client.watcher.put_watch(id=wid, body=render_watch(cfg, prefix, model, dashboard))
         done.append(wid)
     return done
 

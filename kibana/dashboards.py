@@ -278,6 +278,11 @@ def dashboard_path(prefix: str = "predwatch", space: str | None = None, dashboar
     return (f"/s/{space}" if space else "") + f"/app/dashboards#/view/{dashboard or dashboard_id(prefix, space)}"
 
 
+def dashboard_url(kibana_url: str, prefix: str = "predwatch", space: str | None = None) -> str:
+    """The link alerts carry (the watches and the daemon's notifier get it as a value, they know no Kibana)."""
+    return kibana_url.rstrip("/") + dashboard_path(prefix, space)
+
+
 if __name__ == "__main__":
     NDJSON.write_text(ndjson())
     print(f"wrote {NDJSON}")

@@ -279,7 +279,7 @@ def watch_search_body(watch: dict) -> dict:
 def test_watch_actions_escape_config_values_and_name_what_happened():
     cfg = AlertConfig(webhooks=['http://hooks.example/"quoted"?a=1&b=<2>'], slack=["https://hooks.slack.test/T/B/X"],
                       email=["oncall@example.com"], index="predwatch-alerts", kibana_url="https://kibana:5601")
-    watch = render_watch(cfg, "predwatch", 'model "with" quotes')
+    watch = render_watch(cfg, "predwatch", 'model "with" quotes', dashboards.dashboard_url(cfg.kibana_url))
     actions = watch["actions"]
     assert set(actions) == {"log", "webhook_1", "slack_1", "email", "index"}
     assert actions["webhook_1"]["webhook"]["url"] == 'http://hooks.example/"quoted"?a=1&b=<2>'
@@ -305,7 +305,7 @@ def test_watches_render_valid_json_for_any_name_and_message():
     JSON and carry the values exactly; the search matches the model's name exactly."""
     cfg = AlertConfig(webhooks=["http://hooks.example/w"], slack=["https://hooks.slack.test/x"],
                       email=["oncall@example.com"], kibana_url='https://kibana:5601/"odd"')
-    watch = render_watch(cfg, "predwatch", NASTY_MODEL)
+    watch = render_watch(cfg, "predwatch", NASTY_MODEL, dashboards.dashboard_url(cfg.kibana_url))
     hit = {"_id": "f1", "_source": {"message": NASTY_MESSAGE, "predwatch": {
         "severity": "critical", "model": {"name": NASTY_MODEL, "version": '7"'}, "feature": 'a"b',
         "check": "type_mismatch", "value": 0.5, "threshold": 0.01}}}

@@ -24,7 +24,7 @@ from logging_adapter.elastic import make_client
 from logging_adapter.templates import apply_retention
 
 from ..store.results import MODEL_STATUS, state_index
-from ..store.state import StateDocument, delete_state, get_state, put_state
+from ..store.state import delete_state, get_state, put_state
 from .analyzer import Analyzer
 from .config import DaemonConfig, ModelJob
 from .leases import Leases, live_instances
@@ -32,21 +32,16 @@ from .leases import Leases, live_instances
 log = logging.getLogger("predwatch.daemon")
 
 
-def run_daemon(config: DaemonConfig, stop: threading.Event | None = None) -> None:
-    """Run until SIGTERM/SIGINT (or ``stop``): one job per model, a heartbeat, retention."""
+def run_daemon(config: DaemonConfig, stop: threading.Event | None = None, *, notifier: Any = None,
+               client: Elasticsearch | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or ``stop``): one job per model, a heartbeat, retention.
+
+    ``notifier`` (an ``alerting.notifier.Notifier``, or None) is built and closed by the caller, the
+    command line: the daemon only hands it findings, so it knows neither ``[notify]`` nor Kibana."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from alerting.notifier import Notifier
-    from kibana.dashboards import dashboard_path
-
     stop = stop or threading.Event()
-    client = make_client(config.settings)
-    alerts = config.raw.get("alerts", {})
-    kibana_url, space = alerts.get("kibana_url"), alerts.get("kibana_space")
-    notifier = Notifier.from_config(config.raw.get("notify"), renotify=config.renotify,
-                                    dashboard_url=kibana_url.rstrip("/") + dashboard_path(config.prefix, space)
-                                    if kibana_url else None,
-                                    state=StateDocument(client, config.prefix, "notifier:active", "notifier"))
+    client = client or make_client(config.settings)
     analyzer = Analyzer(client, config, notifier)
     leases = Leases(client, config.prefix, config.instance, config.lease)
     jobs = {job.model_key: job for job in config.models}
@@ -92,8 +87,6 @@ def run_daemon(config: DaemonConfig, stop: threading.Event | None = None) -> Non
         delete_state(client, config.prefix, heartbeat_key(config.instance))
     except Exception as exc:  # noqa: BLE001
         log.warning("leases not released (they expire by themselves): %s", exc)
-    if notifier is not None:
-        notifier.close()
     log.info("predwatch daemon stopped")
 
 

@@ -3,9 +3,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from .common import (EXIT_FINDINGS, EXIT_OK, Subparsers, UsageError, add_config_args, daemon_config,
                      elasticsearch_errors, service_logging)
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+    from alerting.notifier import Notifier
+    from analyzers.daemon.config import DaemonConfig
 
 
 def _command(sub: Subparsers, name: str, run, help: str, description: str) -> argparse.ArgumentParser:  # noqa: A002
@@ -22,12 +29,36 @@ def _daemon(sub: Subparsers) -> None:
 
 
 def run_daemon_cmd(args: argparse.Namespace) -> int:
+    from logging_adapter.elastic import make_client
+
     from analyzers.daemon.scheduler import run_daemon
 
     config = daemon_config(args)
     service_logging()
-    run_daemon(config)
+    client = make_client(config.settings)
+    notifier = daemon_notifier(config, client)
+    try:
+        run_daemon(config, notifier=notifier, client=client)
+    finally:
+        if notifier is not None:
+            notifier.close()
     return EXIT_OK
+
+
+def daemon_notifier(config: DaemonConfig, client: Elasticsearch) -> Notifier | None:
+    """The daemon's notifier from ``[notify]`` (None without targets), its messages linking the dashboard
+    of ``[alerts]`` ``kibana_url`` (and ``kibana_space``); its state is kept in the daemon's state index."""
+    from alerting.notifier import Notifier
+    from kibana.dashboards import dashboard_url
+
+    from analyzers.store.state import StateDocument
+
+    alerts = config.raw.get("alerts", {})
+    kibana_url = alerts.get("kibana_url")
+    return Notifier.from_config(config.raw.get("notify"), renotify=config.renotify,
+                                dashboard_url=dashboard_url(kibana_url, config.prefix, alerts.get("kibana_space"))
+                                if kibana_url else None,
+                                state=StateDocument(client, config.prefix, "notifier:active", "notifier"))
 
 
 def _analyze(sub: Subparsers) -> None:

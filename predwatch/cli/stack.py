@@ -54,6 +54,7 @@ def run_alerts_install(args: argparse.Namespace) -> int:
     import json
 
     from alerting.watches import AlertConfig, install, render_watch, watch_id, watcher_available
+    from kibana.dashboards import dashboard_url
     from logging_adapter.elastic import make_client
 
     config = daemon_config(args)
@@ -62,10 +63,11 @@ def run_alerts_install(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
     models = [m.name for m in config.models] if args.per_model else [None]
+    dashboard = dashboard_url(cfg.kibana_url, config.prefix, cfg.kibana_space)
     if args.print:
         for model in models:
-            print(json.dumps({"id": watch_id(config.prefix, model), "watch": render_watch(cfg, config.prefix, model)},
-                             indent=2))
+            watch = render_watch(cfg, config.prefix, model, dashboard)
+            print(json.dumps({"id": watch_id(config.prefix, model), "watch": watch}, indent=2))
         return EXIT_OK
     client = make_client(config.settings)
     available, why = watcher_available(client)
@@ -75,7 +77,7 @@ def run_alerts_install(args: argparse.Namespace) -> int:
               "in predwatch.toml (any licence), and Kibana's Elasticsearch-query rule can watch the findings index.")
         return EXIT_OK
     with elasticsearch_errors(config.settings):
-        for wid in install(client, cfg, config.prefix, models):
+        for wid in install(client, cfg, config.prefix, models, dashboard):
             print(f"installed watch {wid}")
     return EXIT_OK
 

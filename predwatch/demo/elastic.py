@@ -80,7 +80,7 @@ def run_es(workdir: str | Path, days: int | None, *, es_url: str, distribution: 
 
 def _kibana(kibana_url: str, prefix: str, client, progress: Callable[[str], None]) -> None:
     from alerting.watches import AlertConfig, install, watcher_available
-    from kibana.dashboards import dashboard_id, dashboard_path, ndjson
+    from kibana.dashboards import dashboard_id, dashboard_path, dashboard_url, ndjson
     from kibana.install import KibanaAuth, import_saved_objects
 
     result = import_saved_objects(kibana_url, ndjson(prefix), auth=KibanaAuth.from_env())
@@ -90,7 +90,8 @@ def _kibana(kibana_url: str, prefix: str, client, progress: Callable[[str], None
         progress("dashboards NOT imported: " + "; ".join(result.errors))
     available, why = watcher_available(client)
     if available:
-        for wid in install(client, AlertConfig(kibana_url=kibana_url), prefix, [None]):
+        link = dashboard_url(kibana_url, prefix)
+        for wid in install(client, AlertConfig(kibana_url=kibana_url), prefix, [None], link):
             progress(f"installed watch {wid}")
     else:
         progress(f"alerts: Watcher not available ({why}); `predwatch daemon` notifies through [notify] webhooks")

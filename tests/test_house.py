@@ -1,0 +1,95 @@
+"""The house: which room imports which, and the paths that would go unnoticed if they were bypassed."""
+from __future__ import annotations
+
+import ast
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+from alerting.watches import AlertConfig, render_watch
+from analyzers.daemon.config import DaemonConfig
+from conftest import wait_until
+from kibana.dashboards import dashboard_id, dashboard_url
+from logging_adapter.elastic import make_client
+from predwatch.cli.service import daemon_notifier
+from test_kibana_alerting import Receiver
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def imported_packages(folder: str) -> dict[str, set[str]]:
+    """The top-level packages each module of ``folder`` imports (at any depth: lazy imports count too)."""
+    out = {}
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+        out[str(path.relative_to(ROOT))] = found
+    return out
+
+
+def test_the_analyzers_import_neither_alerting_nor_kibana_and_alerting_knows_no_kibana():
+    reaching = {module: sorted(found & {"alerting", "kibana"}) for module, found in imported_packages("analyzers").items()}
+    assert {m: p for m, p in reaching.items() if p} == {}
+    assert {m: "kibana" for m, found in imported_packages("alerting").items() if "kibana" in found} == {}
+
+
+def daemon_config(tmp_path: Path, extra: str, url: str = "http://127.0.0.1:9", prefix: str = "predwatch"
+                  ) -> DaemonConfig:
+    path = tmp_path / "predwatch.toml"
+    path.write_text(f'[elasticsearch]\nurl = "{url}"\nprefix = "{prefix}"\n\n[daemon]\nheartbeat = "1s"\n'
+                    f'lease = "3s"\n\n[[models]]\nname = "nobaseline"\nwindow = "1h"\nbackfill = "1h"\n'
+                    f'lag = "0s"\n\n{extra}')
+    return DaemonConfig.load(path)
+
+
+def test_the_daemons_notifier_is_built_by_the_command_line_with_the_dashboard_link_as_a_value(tmp_path):
+    alerts = '[alerts]\nkibana_url = "https://ops:s3cret@kibana.example:5601/"\nkibana_space = "ml"\n'
+    config = daemon_config(tmp_path, alerts + '\n[notify]\nwebhooks = ["http://127.0.0.1:9/hook"]\n')
+    notifier = daemon_notifier(config, make_client(config.settings))
+    try:
+        link = f"https://kibana.example:5601/s/ml/app/dashboards#/view/{dashboard_id('predwatch', 'ml')}"
+        assert notifier.dashboard_url == link
+        # the watches get the same link, as a value, with the credentials removed the same way
+        watch = render_watch(AlertConfig(), "predwatch", None,
+                             dashboard_url("https://ops:s3cret@kibana.example:5601/", "predwatch", "ml"))
+        assert watch["metadata"]["dashboard"] == link and "s3cret" not in json.dumps(watch)
+    finally:
+        notifier.close()
+    no_link = daemon_notifier(daemon_config(tmp_path, '[notify]\nwebhooks = ["http://127.0.0.1:9/h"]\n'),
+                              make_client(config.settings))
+    assert no_link.dashboard_url is None
+    no_link.close()
+    assert daemon_notifier(daemon_config(tmp_path, alerts), make_client(config.settings)) is None
+
+
+def test_predwatch_daemon_notifies_through_the_notifier_the_command_line_built(es, tmp_path):
+    """The daemon as users start it: a model without records is said to [notify]'s webhook, with the
+    dashboard link of [alerts]."""
+    hook = Receiver()
+    extra = (f'[alerts]\nkibana_url = "http://kibana.example:5601"\n\n'
+             f'[notify]\nwebhooks = ["{hook.url}/hook"]\n')
+    config = daemon_config(tmp_path, extra, url=es.url, prefix=es.prefix)
+    cfg = tmp_path / "predwatch.toml"
+    cfg.write_text(cfg.read_text().replace("[elasticsearch]\n", f'[elasticsearch]\ndistribution = '
+                                           f'"{es.settings.distribution}"\n'))
+    daemon = subprocess.Popen([sys.executable, "-m", "predwatch", "daemon", "--config", str(cfg)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        notified = wait_until(lambda: hook.requests, 90)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=60)
+        hook.close()
+    assert notified, f"no notification from the daemon: {err[-2000:]}"
+    event = orjson.loads(hook.requests[0]["body"])
+    assert (event["status"], event["model"]) == ("firing", "nobaseline"), event
+    assert event["dashboard"] == f"http://kibana.example:5601/app/dashboards#/view/{dashboard_id(config.prefix)}"
+    assert daemon.returncode == 0, err
