@@ -18,6 +18,7 @@ from logging_adapter import contract as c
 
 from ..core.baseline import ColumnBaseline
 from ..core.checks import CheckResult, example_text
+from ..core.incidents import DEFAULT_GAP
 from ..core.profile import ColumnProfile
 from ..core.window import WindowResult
 
@@ -154,7 +155,7 @@ def _fmt(x: float | None) -> str:
 
 
 def render(windows: Sequence[WindowResult], *, title: str | None = None,
-           notes: Sequence[str | None] | None = None) -> str:
+           notes: Sequence[str | None] | None = None, gap: int = DEFAULT_GAP) -> str:
     """The report page for one window, or for a series of windows with a timeline.
 
     ``notes``: one per window (None for most), e.g. the incident a demo injected that day: marked on the
@@ -166,11 +167,11 @@ def render(windows: Sequence[WindowResult], *, title: str | None = None,
         raise ValueError(f"{len(notes)} notes for {len(windows)} windows")
     latest = windows[-1]
     model = latest.profile.model or latest.baseline.model
-    timeline = _timeline(windows, notes) if len(windows) > 1 else None
+    timeline = _timeline(windows, notes, gap) if len(windows) > 1 else None
     note_of = {id(w): n for w, n in zip(windows, notes)}
     severe, detail = _detail_windows(windows, notes)
     return environment.get_template("report.html.j2").render(
-        incidents=incident_rows(windows, notes, detail) if len(windows) > 1 else [],
+        incidents=incident_rows(windows, notes, detail, gap) if len(windows) > 1 else [],
         title=title or f"predwatch report: {model}",
         model=model,
         baseline=latest.baseline,
@@ -185,7 +186,7 @@ def render(windows: Sequence[WindowResult], *, title: str | None = None,
 
 
 def incident_rows(windows: Sequence[WindowResult], notes: Sequence[str | None],
-                  detail: Sequence[WindowResult]) -> list[dict[str, Any]]:
+                  detail: Sequence[WindowResult], gap: int = DEFAULT_GAP) -> list[dict[str, Any]]:
     """The incidents of the windows, open ones first, each with a link to its first window when that window is
     shown below, and the note (the injected incident) of the windows it spans."""
     from ..core.incidents import incidents_of, ordered_for_reading
@@ -194,7 +195,7 @@ def incident_rows(windows: Sequence[WindowResult], notes: Sequence[str | None],
     shown = {start_of[id(w)]: f"window-{i}" for i, w in enumerate(detail)}
     noted = {start_of[id(w)]: n for w, n in zip(windows, notes) if n}
     rows = []
-    for incident in ordered_for_reading(incidents_of(windows)):
+    for incident in ordered_for_reading(incidents_of(windows, gap)):
         labels = sorted({noted[s] for s in incident.window_starts if s in noted})
         rows.append({"incident": incident, "anchor": next((shown[s] for s in incident.window_starts if s in shown),
                                                           None), "note": "; ".join(labels)})
@@ -275,7 +276,8 @@ WIDE = Layout("wide", TIMELINE_WIDTH, LABEL_WIDTH, False)
 NARROW = Layout("narrow", NARROW_WIDTH, 0, True)
 
 
-def _timeline(windows: Sequence[WindowResult], notes: Sequence[str | None]) -> dict[str, Any]:
+def _timeline(windows: Sequence[WindowResult], notes: Sequence[str | None], gap: int = DEFAULT_GAP
+              ) -> dict[str, Any]:
     """Rows (feature, check) x columns (windows): records per window above, the status of every check below,
     a date axis under them; column i sits at the same x in all three. Drawn for both layouts."""
     labels = [window_label(w) for w in windows]
@@ -288,7 +290,7 @@ def _timeline(windows: Sequence[WindowResult], notes: Sequence[str | None]) -> d
             rows.setdefault((r.feature, f"{_check_label(r)} · recent"), [("none", None)] * n)[i] = (r.status, r.value)
     interesting = sorted((k, v) for k, v in rows.items() if any(s in ("warning", "critical") for s, _ in v))
     incidents = [(i, note) for i, note in enumerate(notes) if note]
-    spans = _incident_spans(windows, labels)
+    spans = _incident_spans(windows, labels, gap)
     charts = [_timeline_chart(layout, windows, labels, interesting, incidents, spans) for layout in (WIDE, NARROW)]
     return {"charts": charts, "first": labels[0], "last": labels[-1], "has_recent": any(w.recent for w in windows),
             "incidents": [{"label": labels[i], "note": note} for i, note in incidents],
@@ -297,7 +299,7 @@ def _timeline(windows: Sequence[WindowResult], notes: Sequence[str | None]) -> d
                                          "label_width", "quality")}}
 
 
-def _incident_spans(windows: Sequence[WindowResult], labels: list[str]
+def _incident_spans(windows: Sequence[WindowResult], labels: list[str], gap: int = DEFAULT_GAP
                     ) -> dict[tuple[str, str, bool], list[tuple[int, int, str]]]:
     """Per (feature, check, against the recent days): each incident's first and last window, and its title."""
     from ..core.incidents import incidents_of
@@ -305,7 +307,7 @@ def _incident_spans(windows: Sequence[WindowResult], labels: list[str]
 
     index = {(w.bounds or (w.profile.start, w.profile.end))[0]: i for i, w in enumerate(windows)}
     spans: dict[tuple[str, str, bool], list[tuple[int, int, str]]] = {}
-    for incident in incidents_of(windows):
+    for incident in incidents_of(windows, gap):
         first, last = index[incident.window_starts[0]], index[incident.window_starts[-1]]
         title = (f"incident: {incident.check} on {incident.feature} against {incident.reference}, {labels[first]}"
                  f" to {'now (ongoing)' if incident.ongoing else labels[last]}, {incident.windows} window"
@@ -456,8 +458,8 @@ def _ticks(windows: Sequence[WindowResult], xs: list[float], max_ticks: int = 12
 
 
 def write_report(windows: Sequence[WindowResult], out: str | Path, *, title: str | None = None,
-                 notes: Sequence[str | None] | None = None) -> Path:
+                 notes: Sequence[str | None] | None = None, gap: int = DEFAULT_GAP) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(windows, title=title, notes=notes), encoding="utf-8")
+    out.write_text(render(windows, title=title, notes=notes, gap=gap), encoding="utf-8")
     return out

@@ -327,8 +327,10 @@ def run_report(args: argparse.Namespace) -> int:
         return _report_from_es(args)
     if not args.baseline or not args.logs:
         raise UsageError("a local report needs --baseline and --logs (or use --es --model)")
+    if args.incident_gap < 0:
+        raise UsageError(f"--incident-gap {args.incident_gap}: a number of windows, 0 or more")
     analysis = _analyze_local(args)
-    out = write_report(analysis.windows, args.out)
+    out = write_report(analysis.windows, args.out, gap=args.incident_gap)
     found = sum(len(w.findings) for w in analysis.windows)
     print(f"{found} finding(s) in {len(analysis.windows)} window(s); report written to {out}")
     return EXIT_FINDINGS if found else EXIT_OK
