@@ -3,18 +3,23 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
 
+import synth
 from alerting.watches import AlertConfig, render_watch
 from analyzers.daemon.config import DaemonConfig
+from analyzers.sources import local
 from conftest import wait_until
 from kibana.dashboards import dashboard_id, dashboard_url
 from logging_adapter.elastic import make_client
+from predwatch.cli import main
 from predwatch.cli.service import daemon_notifier
 from test_kibana_alerting import Receiver
 
@@ -36,7 +41,8 @@ def imported_packages(folder: str) -> dict[str, set[str]]:
 
 
 def test_the_analyzers_import_neither_alerting_nor_kibana_and_alerting_knows_no_kibana():
-    reaching = {module: sorted(found & {"alerting", "kibana"}) for module, found in imported_packages("analyzers").items()}
+    reaching = {module: sorted(found & {"alerting", "kibana"})
+                for module, found in imported_packages("analyzers").items()}
     assert {m: p for m, p in reaching.items() if p} == {}
     assert {m: "kibana" for m, found in imported_packages("alerting").items() if "kibana" in found} == {}
 
@@ -93,3 +99,44 @@ def test_predwatch_daemon_notifies_through_the_notifier_the_command_line_built(e
     assert (event["status"], event["model"]) == ("firing", "nobaseline"), event
     assert event["dashboard"] == f"http://kibana.example:5601/app/dashboards#/view/{dashboard_id(config.prefix)}"
     assert daemon.returncode == 0, err
+
+
+# -- the parallel reader: a path that would go unnoticed if it were bypassed -------------------------------------
+
+_ranges_read: Path | None = None  # where the workers say which byte ranges they read (set before they fork)
+_profile_range = local._profile_range_in_worker
+
+
+def _profile_range_and_say_so(part: tuple[Path, int, int]):
+    with _ranges_read.open("a") as fh:  # one short line per append: whole lines even from several processes
+        fh.write(f"{os.getpid()} {part[1]} {part[2]}\n")
+    time.sleep(0.2)  # no worker takes every range before the other has started
+    return _profile_range(part)
+
+
+def test_check_with_two_workers_reads_byte_ranges_in_two_processes_and_says_what_one_says(
+        baseline_file, tmp_path, monkeypatch, capsys):
+    """``--workers 2`` on a large file: two worker processes read its byte ranges (each range once), and the
+    output and what is said on stderr are those of one process, a rejected line in the first range counted once."""
+    global _ranges_read
+    logs = tmp_path / "w.jsonl"
+    lines = [orjson.dumps(r) for r in synth.records(synth.table(4000, seed=23))]
+    logs.write_bytes(b"\n".join(lines[:10] + [b"{broken"] + lines[10:]) + b"\n")
+    size = logs.stat().st_size
+    monkeypatch.setattr(local, "PARALLEL_MIN_BYTES", size // 4)  # large enough: the real bound is 32 MB
+    monkeypatch.setattr(local, "_profile_range_in_worker", _profile_range_and_say_so)
+    _ranges_read = tmp_path / "ranges.txt"
+    _ranges_read.touch()
+    said = {}
+    for workers in ("1", "2"):
+        code = main(["check", "--baseline", str(baseline_file), "--logs", str(logs), "--workers", workers,
+                     "--format", "json"])
+        said[workers] = (code, *capsys.readouterr())
+    assert said["2"] == said["1"]
+    assert json.loads(said["1"][1])["window"]["records"] == 4000 and said["1"][2].count("rejected w.jsonl:11:") == 1
+    read = [tuple(map(int, line.split())) for line in _ranges_read.read_text().splitlines()]
+    pids = {pid for pid, _, _ in read}
+    assert len(pids) == 2 and os.getpid() not in pids, read
+    ranges = sorted((start, end) for _, start, end in read)
+    assert len(ranges) > 2 and ranges[0][0] == 0 and ranges[-1][1] == size
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:])), ranges

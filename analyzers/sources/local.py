@@ -130,9 +130,14 @@ class LocalProfiler:
             raise failed[0]
         return iter(results)
 
-    def _profile_range(self, part: tuple[Path, int, int]
-                       ) -> tuple[dict[float | None, WindowProfile], list[Rejected], int]:
+    def _profile_range(self, part: tuple[Path, int, int]) -> tuple[
+            dict[float | None, WindowProfile], list[Rejected], int, dict[str, tuple[float | None, Any, str | None]],
+            dict[str, tuple[str, Any]], dict[float | None, WindowProfile]]:
+        """In a worker: one byte range's windows, its rejections (located by line) and their count, the
+        predictions awaiting an outcome, the outcomes, and the windows counted by profile records."""
         path, start, end = part
+        # a worker reads several ranges with the one profiler it forked with: each range reports only its own
+        self.rejected, self.rejections, self.pending, self.outcomes, self.profiled = 0, [], {}, {}, {}
         profiles = self.windows(read_records([path]) if end < 0 else read_records_range(path, start, end))
         located = [Rejected(locate(path, r.where), r.reason) for r in self.rejections]
         return profiles, located, self.rejected, self.pending, self.outcomes, self.profiled
