@@ -147,7 +147,7 @@ def test_the_report_leads_with_the_incidents_each_linked_to_its_window_and_label
     assert "distribution_shift" in first and "<b>age</b>" in first and "ongoing" in first, "open ones first"
     (country,) = [row for row in table.split("<tr>") if "<b>country</b>" in row and ">training<" in row]
     assert day(7) in country and day(10) in country and '"num" data-label="windows">3<' in country
-    assert "injected: a new country" in country
+    assert "spans the injected day: a new country" in country
     anchor = country.split('href="#')[1].split('"')[0]
     assert f'<details id="{anchor}"' in page
     shown = page[page.index(f'<details id="{anchor}"'):]

@@ -345,7 +345,9 @@ def _timeline_chart(layout: Layout, windows: Sequence[WindowResult], labels: lis
         recent = row["check"].endswith(" · recent")
         check = row["check"].removesuffix(" · recent").split(" ")[0]
         row["bands"] = [{"x": xs[first] - 0.5, "w": xs[last] + cell - xs[first] + 1, "title": title}
-                        for first, last, title in (spans or {}).get((row["feature"], check, recent), [])]
+                        for first, last, title in (spans or {}).get((row["feature"], check, recent), [])
+                        # (a check of several metrics has a row per metric: the band goes where it found)
+                        if any(c["status"] in ("warning", "critical") for c in row["cells"][first:last + 1])]
     if layout.label_above:  # phones: one rect per run of equal status (a third of the page's size, no hover there)
         for row in grid:
             row["cells"] = _runs(row["cells"], step, cell)
