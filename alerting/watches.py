@@ -134,18 +134,3 @@ def install(client: Elasticsearch, cfg: AlertConfig, prefix: str, models: list[s
         done.append(wid)
     return done
 
-
-def kibana_rule(cfg: AlertConfig, prefix: str, connector_id: str | None = None) -> dict[str, Any]:
-    """A Kibana "Elasticsearch query" rule doing the same search (works on Basic; index/server-log actions)."""
-    body = search_body(cfg)
-    return {
-        "name": "predwatch findings", "rule_type_id": ".es-query", "consumer": "alerts",
-        "schedule": {"interval": cfg.interval}, "tags": ["predwatch"],
-        "params": {"searchType": "esQuery", "index": [f"{r.findings_index(prefix)}*"], "timeField": r.CREATED,
-                   "esQuery": json.dumps({"query": body["query"]}), "size": cfg.size,
-                   "thresholdComparator": ">", "threshold": [0], "timeWindowSize": int(cfg.interval[:-1]),
-                   "timeWindowUnit": cfg.interval[-1]},
-        "actions": ([{"group": "query matched", "id": connector_id,
-                      "params": {"level": "warning", "message": "predwatch: {{context.hits.length}} finding(s)"}}]
-                    if connector_id else []),
-    }

@@ -103,7 +103,7 @@ class ElasticsearchHandler(logging.Handler):
 
     Parameters:
         client: an ``Elasticsearch`` client; default one from ``settings`` / ``PREDWATCH_ES_*``.
-        prefix: index prefix (records go to ``<prefix>-predictions-<model>-YYYY.MM.DD``).
+        prefix: index prefix (records go to ``<prefix>-predictions-<model>.YYYY.MM.DD``).
         spool_dir: where undeliverable records wait; default ``$PREDWATCH_SPOOL_DIR`` or
             ``~/.cache/predwatch/spool``. Each process claims its own slot below it.
         queue_size: records held in memory before spilling to disk.

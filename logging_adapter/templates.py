@@ -1,7 +1,7 @@
 """Index templates for prediction records, and retention of the daily indices.
 
 Records go to per-model daily indices named by the record's own UTC day
-(``<prefix>-predictions-<model>-YYYY.MM.DD``): per model, because two models may
+(``<prefix>-predictions-<model>.YYYY.MM.DD``): per model, because two models may
 give one feature name different types; by event day, so a retried record lands in
 the same index and its deterministic ``_id`` makes the retry a no-op.
 """

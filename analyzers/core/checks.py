@@ -247,7 +247,7 @@ def distribution_shift(col: ColumnBaseline, prof: ColumnProfile, window: WindowP
     with at least 0.5% of training (top 30) plus one bin for the other known
     ones; unseen values are the ``unseen_category`` check's business.
     Thresholds: PSI 0.1 moderate, 0.25 significant; evidence: ``n_eff * PSI ~
-    chi2(bins - 1)`` (see :func:`analyzers.stats.psi_p_value`).
+    chi2(bins - 1)`` (see :func:`analyzers.core.stats.psi_p_value`).
     """
     expected, observed, detail = _shift_bins(col, prof, against)
     n_base, n_win = sum(expected), sum(observed)

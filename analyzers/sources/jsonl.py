@@ -40,12 +40,6 @@ def read_jsonl(paths: Iterable[str | Path]) -> Iterator[Line]:
     return _each_file(paths, _parse_lines)
 
 
-def read_jsonl_range(path: str | Path, start: int, end: int) -> Iterator[Line]:
-    """The lines of a plain JSONL file that *start* at a byte offset in ``[start, end)``. Their numbers
-    are relative to the range (``f.jsonl@OFFSET+N``) until :func:`locate` turns them into ``f.jsonl:LINE``."""
-    return _file_range(path, start, end, _parse_lines)
-
-
 def _each_file(paths: Iterable[str | Path], parse: Callable[[str, Iterable[bytes], int], Iterator]) -> Iterator:
     for path in paths:
         path = Path(path)
@@ -221,7 +215,9 @@ def read_records(paths: Iterable[str | Path]) -> Iterator[Chunk]:
 
 
 def read_records_range(path: str | Path, start: int, end: int) -> Iterator[Chunk]:
-    """:func:`read_records` of the lines that start in ``[start, end)`` (see :func:`read_jsonl_range`)."""
+    """:func:`read_records` of the lines of a plain JSONL file that *start* at a byte offset in ``[start, end)``.
+    Their numbers are relative to the range (``f.jsonl@OFFSET+N``) until :func:`locate` turns them into
+    ``f.jsonl:LINE``."""
     return _file_range(path, start, end, _chunks)
 
 

@@ -63,7 +63,6 @@ class LocalProfiler:
         self.unmatched_outcomes = 0  # outcomes whose prediction none of the windows holds
         self.early_outcomes = 0  # outcomes stamped before their prediction (left out of the label delays)
         self.profiled: dict[float | None, WindowProfile] = {}  # windows counted by profile records (profile=)
-        self.sampled_records = 0  # full records left out because profile records counted their windows
 
     def profile_files(self, paths: Iterable[str | Path], workers: int = 1) -> WindowProfile:
         """Profile JSONL files into one profile (see :meth:`windows_of_files` for one per window)."""
@@ -228,7 +227,6 @@ class LocalProfiler:
         for key, counted in self.profiled.items():
             sample = windows.get(key)
             if sample is not None:
-                self.sampled_records += sample.records
                 counted.other_models = _sum(counted.other_models, sample.other_models)
             windows[key] = counted
         self.join_outcomes(windows)
