@@ -319,7 +319,7 @@ def _typical_days(col: ColumnBaseline, name: str, earlier: list[WindowProfile]) 
     if len(usable) < OUTLIER_MIN_DAYS:
         return None
     middles = []
-    for part in range(len(shares[usable[0]])):
+    for part in range(min(len(shares[i]) for i in usable)):  # (a day profiled on other bins: its totals only)
         middle = np.median(np.array([shares[j][part] for j in usable]), axis=0)
         middles.append(middle / middle.sum() if middle.sum() > 0 else None)
     distances = {i: max((0.5 * float(np.abs(shares[i][part] - middle).sum())
