@@ -47,6 +47,32 @@ def test_the_analyzers_import_neither_alerting_nor_kibana_and_alerting_knows_no_
     assert {m: "kibana" for m, found in imported_packages("alerting").items() if "kibana" in found} == {}
 
 
+def imports_of_analyzers(folder: str) -> dict[str, list[tuple[str, bool]]]:
+    """The ``analyzers`` modules each module of ``folder`` imports, each with whether it is imported at
+    module level (rather than inside a function, when a caller asks for it)."""
+    out = {}
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        top = {id(node) for node in tree.body}
+        found = [(node.module, id(node) in top) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                 and node.level == 0 and (node.module or "").startswith("analyzers")]
+        found += [(alias.name, id(node) in top) for node in ast.walk(tree) if isinstance(node, ast.Import)
+                  for alias in node.names if alias.name.startswith("analyzers")]
+        if found:
+            out[str(path.relative_to(ROOT))] = sorted(found)
+    return out
+
+
+def test_one_arrow_runs_back_up_from_the_logger_and_the_rest_of_the_stack_reads_only_the_field_names():
+    """``PredictionLogger(profile=...)`` is the only import from ``logging_adapter`` into the analyzers, made
+    when a profile is asked for; the dashboards and the watches read only the result fields' names."""
+    back = imports_of_analyzers("logging_adapter")
+    assert list(back) == ["logging_adapter/logger.py"], back
+    assert not any(at_top for _, at_top in back["logging_adapter/logger.py"]), back
+    for folder in ("alerting", "kibana"):
+        assert {m for found in imports_of_analyzers(folder).values() for m, _ in found} == {"analyzers.store"}, folder
+
+
 def daemon_config(tmp_path: Path, extra: str, url: str = "http://127.0.0.1:9", prefix: str = "predwatch"
                   ) -> DaemonConfig:
     path = tmp_path / "predwatch.toml"
