@@ -185,20 +185,30 @@ def render(windows: Sequence[WindowResult], *, title: str | None = None,
     )
 
 
+INCIDENTS_LEADING = 25  # incident rows shown before the rest are folded away (the open and labelled ones always)
+
+
 def incident_rows(windows: Sequence[WindowResult], notes: Sequence[str | None],
                   detail: Sequence[WindowResult], gap: int = DEFAULT_GAP) -> list[dict[str, Any]]:
-    """The incidents of the windows, open ones first, each with a link to its first window when that window is
-    shown below, and the note (the injected incident) of the windows it spans."""
+    """The incidents of the windows, open ones first, each named by its first and last window, with a link to its
+    first window shown below and the note (the injected incident) of the windows it spans. ``lead``: shown
+    before the rest (open, labelled, then the most recent up to ``INCIDENTS_LEADING``)."""
     from ..core.incidents import incidents_of, ordered_for_reading
 
-    start_of = {id(w): (w.bounds or (w.profile.start, w.profile.end))[0] for w in windows}
-    shown = {start_of[id(w)]: f"window-{i}" for i, w in enumerate(detail)}
-    noted = {start_of[id(w)]: n for w, n in zip(windows, notes) if n}
+    window_at = {(w.bounds or (w.profile.start, w.profile.end))[0]: w for w in windows}
+    shown = {id(w): f"window-{i}" for i, w in enumerate(detail)}
+    noted = {id(w): n for w, n in zip(windows, notes) if n}
     rows = []
     for incident in ordered_for_reading(incidents_of(windows, gap)):
-        labels = sorted({noted[s] for s in incident.window_starts if s in noted})
-        rows.append({"incident": incident, "anchor": next((shown[s] for s in incident.window_starts if s in shown),
-                                                          None), "note": "; ".join(labels)})
+        spanned = [window_at[s] for s in incident.window_starts]
+        rows.append({"incident": incident, "note": "; ".join(sorted({noted[id(w)] for w in spanned if id(w) in noted})),
+                     "anchor": next((shown[id(w)] for w in spanned if id(w) in shown), None),
+                     "first": window_label(spanned[0]), "last": window_label(spanned[-1])})
+    room = INCIDENTS_LEADING - sum(1 for r in rows if r["incident"].ongoing or r["note"])
+    for r in rows:
+        r["lead"] = bool(r["incident"].ongoing or r["note"]) or room > 0
+        if not (r["incident"].ongoing or r["note"]) and room > 0:
+            room -= 1
     return rows
 
 
