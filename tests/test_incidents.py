@@ -167,3 +167,19 @@ def test_the_timeline_draws_one_band_per_incident_around_its_windows(timeline):
     assert "2026" in band["title"] and "3 windows" in band["title"]
     assert len(rows[("country", "unseen_category · recent")]["bands"]) == 1
     assert sum(len(row["bands"]) for row in drawn["rows"]) == len(incidents_of(analysis.windows))
+
+
+def test_a_long_list_of_incidents_leads_with_the_open_and_labelled_ones_and_folds_the_rest(timeline, monkeypatch):
+    from analyzers.report import html
+
+    _, analysis = timeline
+    monkeypatch.setattr(html, "INCIDENTS_LEADING", 3)
+    notes = [None] * DAYS
+    notes[3] = "cents"
+    rows = html.incident_rows(analysis.windows, notes, [])
+    lead = [r["incident"] for r in rows if r["lead"]]
+    assert lead[0].ongoing and {(i.check, i.feature) for i in lead if i.start == day(3)} == {
+        ("distribution_shift", "amount"), ("out_of_range", "amount")}, "open and labelled ones lead"
+    assert len(lead) == 4 and len(rows) == len(incidents_of(analysis.windows))
+    page = html.render(analysis.windows, notes=notes)
+    assert f"the {len(rows) - 4} other incidents</summary>" in page
