@@ -166,3 +166,24 @@ def test_check_with_two_workers_reads_byte_ranges_in_two_processes_and_says_what
     ranges = sorted((start, end) for _, start, end in read)
     assert len(ranges) > 2 and ranges[0][0] == 0 and ranges[-1][1] == size
     assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:])), ranges
+
+
+def test_profile_records_read_by_two_workers_count_each_window_once(baseline, tmp_path, monkeypatch):
+    """A service's file of profile records (and a 2% sample of its records) read in byte ranges by two workers:
+    each range's profile records count once, however many ranges one worker reads."""
+    import logging
+
+    from logging_adapter import configure
+    from test_profiling import serve, traffic
+
+    path = tmp_path / "service.jsonl"
+    configure(path=str(path), logger="predwatch.test.house-profiled")
+    logger = logging.getLogger("predwatch.test.house-profiled")
+    serve(traffic(3000, 9), logger, profile=baseline, sample=0.02)
+    for handler in logger.handlers:
+        handler.flush()
+    monkeypatch.setattr(local, "PARALLEL_MIN_BYTES", path.stat().st_size // 6)
+    one, two = (local.analyze_local([path], baseline, workers=w) for w in (1, 2))
+    assert one.records == two.records == 3000
+    key = lambda a: [(f.check, f.feature, f.status, f.value) for w in a.windows for f in w.findings]  # noqa: E731
+    assert key(two) == key(one)
