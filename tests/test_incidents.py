@@ -183,3 +183,11 @@ def test_a_long_list_of_incidents_leads_with_the_open_and_labelled_ones_and_fold
     assert len(lead) == 4 and len(rows) == len(incidents_of(analysis.windows))
     page = html.render(analysis.windows, notes=notes)
     assert f"the {len(rows) - 4} other incidents</summary>" in page
+
+
+def test_check_refuses_a_negative_incident_gap_naming_the_flag(timeline, baseline_file):
+    paths, _ = timeline
+    proc = subprocess.run([sys.executable, "-m", "predwatch", "check", "--baseline", str(baseline_file), "--logs",
+                           *map(str, paths[:3]), "--incident-gap", "-1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert proc.stderr.strip().splitlines() == ["predwatch check: --incident-gap -1: a number of windows, 0 or more"]
