@@ -103,11 +103,10 @@ class Analyzer:
     def _versions(self, job: ModelJob, start: str, end: str) -> list[str | None]:
         # the versions of the window's records, and of the profile records of processes that count in place
         where = f"{predictions_pattern(self.prefix, job.name)},{intervals_pattern(self.prefix, job.name)}"
-        resp = search(self.client, index=where, size=0,
-                                  ignore_unavailable=True, allow_no_indices=True,
-                                  query={"bool": {"filter": [{"term": {c.MODEL_NAME: job.name}},
-                                                             {"range": {c.TIMESTAMP: {"gte": start, "lt": end}}}]}},
-                                  aggs={"v": {"terms": {"field": c.MODEL_VERSION, "size": 50, "missing": NO_VERSION}}})
+        resp = search(self.client, index=where, size=0, ignore_unavailable=True, allow_no_indices=True,
+                      query={"bool": {"filter": [{"term": {c.MODEL_NAME: job.name}},
+                                                 {"range": {c.TIMESTAMP: {"gte": start, "lt": end}}}]}},
+                      aggs={"v": {"terms": {"field": c.MODEL_VERSION, "size": 50, "missing": NO_VERSION}}})
         self.requests += 1
         return [None if b["key"] == NO_VERSION else b["key"]
                 for b in resp.get("aggregations", {}).get("v", {}).get("buckets", [])]
@@ -133,7 +132,8 @@ class Analyzer:
         before = profiler.requests
         summary["records"] += profile.records
         result = analyze(profile, baseline, self.config.checks)
-        volume = self.volume_checks(job, version, start, end, profile.records) + conflict_results(profiler.conflicts)
+        volume = self.volume_checks(job, version, start, end, profile.records)
+        conflicts = conflict_results(profiler.conflicts)
         recent = self.recent_checks(job, version, baseline, profile, start)
         explain(result.results + recent, profile, fetch=fetch)
         self.requests += profiler.requests - before
@@ -141,12 +141,12 @@ class Analyzer:
         if backfill:
             alerting, volume_said = [r for r in alerting if r.check in QUALITY_CHECKS and r.status != "ok"], []
         else:
-            volume_said = volume
+            volume_said = volume + conflicts
         self._notify(job, version, s, e, profile.records, alerting + volume_said + [analysis_error(None)])
         trends = label_results(profile, baseline, pending=end > (now or datetime.now(timezone.utc)) - job.labels_within)
         trends += latency_results(profile)
         return [*res.window_docs(result, prefix=self.prefix, model=job.name, version=version, start=s, end=e,
-                                 extra=[*volume, *recent, *trends]),
+                                 extra=[*volume, *conflicts, *recent, *trends]),
                 profile_doc(profile, prefix=self.prefix, model=job.name, version=version, start=s, end=e)]
 
     def recent_checks(self, job: ModelJob, version: str | None, baseline: Any, profile: WindowProfile,
@@ -197,7 +197,7 @@ class Analyzer:
             filters.append({"term": {"predwatch.model.version": version}})
         try:
             resp = search(self.client, index=res.metrics_index(self.prefix), size=7, query={"bool": {"filter": filters}},
-                                      _source=["predwatch.value"], ignore_unavailable=True, allow_no_indices=True)
+                          _source=["predwatch.value"], ignore_unavailable=True, allow_no_indices=True)
         except Exception:  # noqa: BLE001 - no history yet is not an error
             return None
         self.requests += 1

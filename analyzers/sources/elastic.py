@@ -63,9 +63,10 @@ class EsWindowProfiler:
             filters.append({"term": {c.MODEL_VERSION: version}})
         return {"bool": {"filter": filters}}
 
-    def _search(self, **body: Any) -> dict[str, Any]:
+    def _search(self, index: str | None = None, **body: Any) -> dict[str, Any]:
+        """One search of the model's prediction indices (or of ``index``), counted, answered whole."""
         self.requests += 1
-        return search(self.client, index=predictions_pattern(self.prefix, self.baseline.model),
+        return search(self.client, index=index or predictions_pattern(self.prefix, self.baseline.model),
                       ignore_unavailable=True, allow_no_indices=True, **body)
 
     def profile(self, start: str, end: str, version: str | None = None) -> WindowProfile:
@@ -115,20 +116,16 @@ class EsWindowProfiler:
         for i, col in enumerate(cols):
             body.update(_column_aggs(f"c{i}", col))
         index = predictions_pattern(self.prefix, self.baseline.model) + "".join(f",-{name}" for name in excluded)
-        self.requests += 1
-        resp = search(self.client, index=index, ignore_unavailable=True, allow_no_indices=True, size=0, query=query,
-                      aggs=body)
+        resp = self._search(index=index, size=0, query=query, aggs=body)
         for i, col in enumerate(cols):
             # every index excluded: no index left to answer, no aggregations (an empty column, judged by presence)
             window.columns[col.name] = (_read_column(f"c{i}", col, resp["aggregations"]) if "aggregations" in resp
                                         else ColumnProfile.empty(col.kind, col.edges))
         if excluded:
-            self.requests += 1
-            elsewhere = search(self.client, index=",".join(excluded), ignore_unavailable=True, allow_no_indices=True,
-                               size=0, query=query,
-                               aggs={f"c{i}": {"filter": _any({"exists": {"field": col.field}},
-                                                              {"term": {"_ignored": col.field}})}
-                                     for i, col in enumerate(cols)})
+            elsewhere = self._search(index=",".join(excluded), size=0, query=query,
+                                     aggs={f"c{i}": {"filter": _any({"exists": {"field": col.field}},
+                                                                    {"term": {"_ignored": col.field}})}
+                                           for i, col in enumerate(cols)})
             for i, col in enumerate(cols):
                 window.columns[col.name].present += elsewhere["aggregations"][f"c{i}"]["doc_count"]
 
@@ -168,9 +165,8 @@ class EsWindowProfiler:
         query = self.window_query(start, end, None)
         aggs = {f"u{i}": {"filter": {"bool": {"filter": [{"term": {"_index": index}}, {"term": {"_ignored": path}}]}}}
                 for i, (index, path) in enumerate(unmapped)}
-        self.requests += 1
-        found = search(self.client, index=",".join(sorted({index for index, _ in unmapped})), size=0, query=query,
-                       aggs=aggs, ignore_unavailable=True, allow_no_indices=True)["aggregations"]
+        found = self._search(index=",".join(sorted({index for index, _ in unmapped})), size=0, query=query,
+                             aggs=aggs)["aggregations"]
         return [pair for i, pair in enumerate(unmapped) if found[f"u{i}"]["doc_count"]]
 
     def quality(self, query: dict[str, Any], records: int) -> QualityProfile:
