@@ -62,18 +62,23 @@ def held_by(es, instance: str) -> list[str]:
     return beat["models"] if beat else []
 
 
-def test_two_daemons_share_six_models_and_the_survivor_takes_over_after_a_kill(es, baseline, tmp_path):
-    now = datetime.now(timezone.utc)
-    first = align(now - timedelta(seconds=60), WINDOW)
+def seed_models(es, baseline, first: datetime, *, windows: int, per_window: int, seeds_from: int) -> None:
+    """Each of the six models: its baseline, and ``per_window`` records in each of ``windows`` windows from ``first``."""
     records = []
     for m, name in enumerate(MODELS):
         store_baseline(es.client, dataclasses.replace(baseline, model=name), es.prefix)
-        for w in range(6):
-            for rec in frame_records(synth.table(5, seed=300 + 10 * m + w), first + w * WINDOW, 8):
+        for w in range(windows):
+            for rec in frame_records(synth.table(per_window, seed=seeds_from + 10 * m + w), first + w * WINDOW, 8):
                 rec["predwatch"]["model"]["name"] = name
                 rec["predwatch"]["prediction_id"] += f"-{name}"
                 records.append(rec)
     seed(es, records)
+
+
+def test_two_daemons_share_six_models_and_the_survivor_takes_over_after_a_kill(es, baseline, tmp_path):
+    now = datetime.now(timezone.utc)
+    first = align(now - timedelta(seconds=60), WINDOW)
+    seed_models(es, baseline, first, windows=6, per_window=5, seeds_from=300)
     cfg_a, cfg_b = tmp_path / "a.toml", tmp_path / "b.toml"
     cfg_a.write_text(config_text(es, "daemon-a"))
     cfg_b.write_text(config_text(es, "daemon-b"))
@@ -139,16 +144,7 @@ def test_two_daemons_started_together_split_the_backlog_from_the_first_window(es
     """Started at the same moment over six models with a backlog, neither takes every lease at its first
     coordination: each announces itself and waits a heartbeat before it claims its share."""
     now = datetime.now(timezone.utc)
-    first = align(now - timedelta(seconds=80), WINDOW)
-    records = []
-    for m, name in enumerate(MODELS):
-        store_baseline(es.client, dataclasses.replace(baseline, model=name), es.prefix)
-        for w in range(8):
-            for rec in frame_records(synth.table(3, seed=500 + 10 * m + w), first + w * WINDOW, 8):
-                rec["predwatch"]["model"]["name"] = name
-                rec["predwatch"]["prediction_id"] += f"-{name}"
-                records.append(rec)
-    seed(es, records)
+    seed_models(es, baseline, align(now - timedelta(seconds=80), WINDOW), windows=8, per_window=3, seeds_from=500)
     procs = []
     for instance in ("together-a", "together-b"):
         cfg = tmp_path / f"{instance}.toml"
