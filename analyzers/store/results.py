@@ -26,6 +26,7 @@ from ..sources.search import search
 
 METRIC_DATASET = "predwatch.metric"
 FINDING_DATASET = "predwatch.finding"
+INCIDENT_DATASET = "predwatch.incident"
 
 # Result fields, shared with the dashboards and watches (names live here only).
 WINDOW_START = "predwatch.window.start"
@@ -50,6 +51,20 @@ STATE_LAG = "lag_seconds"
 STATE_LAST_WINDOW_END = "last_window_end"
 MODEL_STATUS = "model_status"  # kind of the per-model status document
 CREATED = "event.created"  # when the result was written: what alerts look back on (windows end earlier)
+# Fields of incident documents (``<prefix>-incidents``, one per episode, ``_id`` the incident's id); the model,
+# feature, check and reference fields are the findings' own.
+REFERENCE = "predwatch.reference"
+INCIDENT_ID = "predwatch.incident.id"
+INCIDENT_STATUS = "predwatch.incident.status"  # "open" or "closed"
+INCIDENT_START = "predwatch.incident.start"
+INCIDENT_END = "predwatch.incident.end"  # absent while open
+INCIDENT_LAST_SEEN = "predwatch.incident.last_seen"  # the end of its last window with the finding
+INCIDENT_WINDOWS = "predwatch.incident.windows"
+INCIDENT_PEAK_SEVERITY = "predwatch.incident.peak_severity"
+INCIDENT_PEAK_VALUE = "predwatch.incident.peak_value"
+INCIDENT_LATEST_MESSAGE = "predwatch.incident.latest_message"
+INCIDENT_EVENT = "predwatch.incident.event"  # what the last change was: "opened", "escalated", "extended", "closed"
+INCIDENT_UPDATED = "predwatch.incident.updated"  # when that change was written: what watches look back on
 
 
 def metrics_index(prefix: str) -> str:
@@ -58,6 +73,10 @@ def metrics_index(prefix: str) -> str:
 
 def findings_index(prefix: str) -> str:
     return f"{prefix}-findings"
+
+
+def incidents_index(prefix: str) -> str:
+    return f"{prefix}-incidents"
 
 
 def profiles_index(prefix: str) -> str:
@@ -100,6 +119,23 @@ def result_mappings() -> dict[str, Any]:
     }
 
 
+def incident_mappings() -> dict[str, Any]:
+    """One document per incident (see the ``INCIDENT_*`` fields), overwritten as the episode goes on."""
+    keyword = {"type": "keyword"}
+    date = {"type": "date"}
+    return {"dynamic": False, "properties": {
+        "@timestamp": date,  # the incident's start
+        "message": {"type": "match_only_text"},  # the first window's message
+        "event": {"properties": {"kind": keyword, "dataset": keyword}},
+        "predwatch": {"properties": {
+            "model": {"properties": {"name": keyword, "version": keyword}},
+            "feature": keyword, "check": keyword, "reference": keyword,
+            "incident": {"properties": {
+                "id": keyword, "status": keyword, "start": date, "end": date, "last_seen": date,
+                "windows": {"type": "long"}, "peak_severity": keyword, "peak_value": {"type": "double"},
+                "latest_message": {"type": "match_only_text"}, "event": keyword, "updated": date}}}}}}
+
+
 def state_mappings() -> dict[str, Any]:
     """Baselines and daemon state: a whole ``document`` kept as is, and a few fields to search by."""
     return {"dynamic": False, "properties": {
@@ -120,6 +156,12 @@ def result_templates(prefix: str) -> dict[str, Any]:
                 "index_patterns": [f"{metrics_index(prefix)}*", f"{findings_index(prefix)}*"],
                 "priority": PRIORITY,
                 "composed_of": [f"{prefix}-results-mappings"],
+                "_meta": {"managed_by": "predwatch"},
+            },
+            f"{prefix}-incidents": {
+                "index_patterns": [incidents_index(prefix)],
+                "priority": PRIORITY,
+                "template": {"mappings": incident_mappings()},
                 "_meta": {"managed_by": "predwatch"},
             },
             f"{prefix}-profiles": {
