@@ -38,6 +38,24 @@ def write_jsonl(path: Path, records) -> Path:
     return path
 
 
+def formatted_logger():
+    """A fresh logger writing through ``PredictionFormatter`` into a buffer: (logger, buffer)."""
+    import io
+    import logging
+    import uuid
+
+    from logging_adapter import PredictionFormatter
+
+    buf = io.StringIO()
+    logger = logging.getLogger(f"test.{uuid.uuid4().hex}")
+    handler = logging.StreamHandler(buf)
+    handler.setFormatter(PredictionFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger, buf
+
+
 def find_browser() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         found = shutil.which(name)

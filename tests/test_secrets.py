@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler
 import orjson
 import pytest
 
-from conftest import LoopbackServer, free_port, terminate, wait_until
+from conftest import LoopbackServer, formatted_logger, free_port, terminate
 from logging_adapter.elastic import EsSettings, make_client, safe_url
 
 SECRET = "s3cr3t-Pa55"
@@ -137,19 +137,7 @@ KEY = "k" * 16
 @pytest.fixture
 def capture():
     """A fresh logger writing through PredictionFormatter into a buffer; yields (logger, raw text)."""
-    import io
-    import uuid
-
-    from logging_adapter import PredictionFormatter
-
-    buf = io.StringIO()
-    logger = logging.getLogger(f"test.{uuid.uuid4().hex}")
-    handler = logging.StreamHandler(buf)
-    handler.setFormatter(PredictionFormatter())
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    yield logger, buf
+    yield formatted_logger()
 
 
 def test_redact_and_hash_apply_by_path_at_any_depth(capture):

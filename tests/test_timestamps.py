@@ -1,10 +1,8 @@
 """Timestamps: what ``timestamp=`` accepts, and one reading of a record's time from the logger to the cluster."""
 from __future__ import annotations
 
-import io
 import json
 import logging
-import uuid
 from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
@@ -12,7 +10,8 @@ import orjson
 import pandas as pd
 import pytest
 
-from logging_adapter import PredictionFormatter, PredictionLogger
+from conftest import formatted_logger
+from logging_adapter import PredictionLogger
 
 WHEN = datetime(2026, 3, 14, 15, 9, 26, 535000, tzinfo=timezone.utc)
 WHEN_ISO = "2026-03-14T15:09:26.535Z"
@@ -20,13 +19,7 @@ WHEN_ISO = "2026-03-14T15:09:26.535Z"
 
 @pytest.fixture
 def capture():
-    buf = io.StringIO()
-    logger = logging.getLogger(f"test.{uuid.uuid4().hex}")
-    handler = logging.StreamHandler(buf)
-    handler.setFormatter(PredictionFormatter())
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    logger, buf = formatted_logger()
     yield logger, lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
 
 
