@@ -23,7 +23,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import orjson  # noqa: E402
 import pandas as pd  # noqa: E402
-from elasticsearch import helpers  # noqa: E402
 
 from analyzers.core.baseline import build_baseline  # noqa: E402
 from analyzers.sources.elastic import EsWindowProfiler  # noqa: E402
@@ -84,7 +83,7 @@ def pull_all(client, prefix: str, baseline, start: str, end: str) -> int:
     """The naive way: every document of the window into Python, in pages, then profiled there."""
     from analyzers.sources.jsonl import read_predictions
     from analyzers.sources.local import LocalProfiler
-    profiler, after, n, total = LocalProfiler(baseline), None, 0, None
+    profiler, after, total = LocalProfiler(baseline), None, None
     query = {"range": {"@timestamp": {"gte": start, "lt": end}}}
     while True:
         page = client.search(index=f"{prefix}-predictions-*", size=CHUNK, query=query, sort=[{"@timestamp": "asc"},

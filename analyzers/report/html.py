@@ -376,12 +376,12 @@ def _timeline_chart(layout: Layout, windows: Sequence[WindowResult], labels: lis
 def _runs(cells: list[dict[str, Any]], step: float, cell: float) -> list[dict[str, Any]]:
     """Neighbouring cells of one status as one rect, from the first one's x to the end of the last."""
     runs: list[dict[str, Any]] = []
-    for c in cells:
-        if runs and runs[-1]["status"] == c["status"]:
-            runs[-1]["w"] = c["x"] + cell - runs[-1]["x"]
-            runs[-1]["last"] = c["title"].split(": ")[0]
+    for one in cells:
+        if runs and runs[-1]["status"] == one["status"]:
+            runs[-1]["w"] = one["x"] + cell - runs[-1]["x"]
+            runs[-1]["last"] = one["title"].split(": ")[0]
         else:
-            runs.append({"x": c["x"], "w": cell, "status": c["status"], "first": c["title"].split(": ")[0],
+            runs.append({"x": one["x"], "w": cell, "status": one["status"], "first": one["title"].split(": ")[0],
                          "last": None})
     for r in runs:
         r["title"] = f"{r['first']}" + (f" to {r['last']}" if r["last"] else "") + f": {r['status']}"
