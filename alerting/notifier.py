@@ -1,8 +1,11 @@
-"""The built-in notifier: findings to webhooks on any licence, one message per incident.
+"""The built-in notifier: incidents to webhooks on any licence, never one message per window.
 
-The daemon hands it every window's results. Per (model, feature, check) it sends
-a message when a check starts failing (or gets worse), again only after
-``renotify`` while it keeps failing, and a recovery message when it clears.
+The daemon hands it what its incidents did (:meth:`Notifier.incident`): a message
+when an incident opens, when it escalates from warning to critical, and when it
+closes; an incident that merely goes on says nothing. The state of the analysis
+itself (``analysis_error``) is followed per window (:meth:`Notifier.observe`): a
+message when it starts failing (or gets worse), again only after ``renotify``
+while it keeps failing, and a recovery message when it clears.
 Delivery runs on one background thread per receiver, so a slow, failing or
 hanging receiver never holds up analysis nor another receiver. A notification
 is kept (per receiver, in order, bounded) until it is delivered: after
@@ -26,6 +29,7 @@ from logging_adapter.elastic import safe_url, url_host
 
 log = logging.getLogger("predwatch.notifier")
 SEVERITY_RANK = {"ok": 0, "warning": 1, "critical": 2, "error": 2}
+INCIDENT_EVENTS = ("opened", "escalated", "closed")  # what an incident did that is news
 
 
 def slack_escape(text: str) -> str:
@@ -52,7 +56,8 @@ class Target:
 def slack_text(e: dict[str, Any]) -> str:
     icon = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "resolved": ":white_check_mark:"}
     status = "resolved" if e["status"] == "resolved" else e["severity"]
-    head = (f"{icon.get(status, '')} *{status.upper()}* {slack_escape(e['model'])} "
+    said = status.upper() + (f" (incident {e['event']})" if e.get("event") else "")
+    head = (f"{icon.get(status, '')} *{said}* {slack_escape(e['model'])} "
             f"v{slack_escape(str(e.get('version') or '-'))}: `{slack_escape(e['check'])}` on "
             f"*{slack_escape(e['feature'])}*")
     body = slack_escape(e.get("message") or "")
@@ -227,6 +232,27 @@ class Notifier:
             if changed:
                 self._save()
 
+    def incident(self, event: str, incident: dict[str, Any]) -> None:
+        """What an incident did: ``opened``, ``escalated`` (warning to critical) or ``closed`` (``extended`` is
+        not news and says nothing). ``incident``: its fields (``analyzers.store.incidents.incident_fields``). The
+        daemon says each change once, when it writes it, so nothing is deduplicated here. Never blocks."""
+        if event not in INCIDENT_EVENTS:
+            if event == "extended":
+                self._count("deduplicated", 1)
+                return
+            raise ValueError(f"incident event: one of {', '.join(INCIDENT_EVENTS)}, not {event!r}")
+        closed = event == "closed"
+        message = incident.get("latest_message") if event != "opened" else incident.get("message")
+        if closed:
+            message = (f"closed after {incident.get('windows')} window(s) with the finding, last seen "
+                       f"{incident.get('last_seen')}: {message}")
+        self._send({"source": "predwatch", "event": event, "status": "resolved" if closed else "firing",
+                    "severity": "ok" if closed else incident.get("peak_severity"),
+                    "model": incident.get("model"), "version": incident.get("version"),
+                    "feature": incident.get("feature"), "check": incident.get("check"), "metric": None,
+                    "reference": incident.get("reference"), "value": incident.get("peak_value"),
+                    "message": message, "incident": incident, "dashboard": self.dashboard_url})
+
     def _save(self) -> None:
         if self.state is None:
             return
@@ -255,7 +281,7 @@ class Notifier:
     def _forget(self, event: dict[str, Any]) -> None:
         """A firing notification that will never be delivered: its incident is no longer "said", so the next
         window that still fails says it (rather than deduplicating against a message nobody got)."""
-        if event.get("status") != "firing":
+        if event.get("status") != "firing" or event.get("incident"):  # an incident's change is said once anyway
             return
         key = (event["model"], event["feature"], event["check"], event.get("metric") or "")
         with self._lock:

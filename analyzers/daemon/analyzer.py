@@ -23,6 +23,7 @@ from logging_adapter.contract import parse_time
 from logging_adapter.templates import intervals_pattern, predictions_pattern
 
 from ..core.checks import CheckResult
+from ..core.incidents import Incident, episodes
 from ..core.profile import WindowProfile
 from ..core.quality import latency_percentiles
 from ..core.reference import recent_results
@@ -31,6 +32,7 @@ from ..core.window import analyze
 from ..sources.elastic import EsWindowProfiler
 from ..sources.outcomes import join_outcomes
 from ..sources.search import search
+from ..store import incidents as incident_store
 from ..store import results as res
 from ..store.baselines import BaselineCache
 from ..store.profiles import load_profiles, profile_doc
@@ -42,7 +44,6 @@ log = logging.getLogger("predwatch.daemon")
 NO_VERSION = "__no_version__"  # records logged without a model version
 VOLUME_MIN_EXPECTED = 20  # below this usual volume, a drop is not judged
 VOLUME_WARNING, VOLUME_CRITICAL = 0.5, 0.2  # fractions of the usual volume
-QUALITY_CHECKS = ("quality_drop", "prediction_bias", "estimated_quality_drop")
 
 
 class Analyzer:
@@ -58,15 +59,14 @@ class Analyzer:
 
     # -- one window ------------------------------------------------------------------------------
     def analyze_window(self, job: ModelJob, start: datetime, end: datetime, *, refresh: bool = False,
-                       backfill: bool = False, now: datetime | None = None) -> dict[str, int]:
-        """Analyse ``[start, end)`` for every model version in it; returns counts for the caller.
-
-        ``backfill``: a window analysed before, again because outcomes arrived for it: its documents are
-        overwritten, and only its quality findings are notified (the rest was said the first time). ``now``
-        decides whether the window's labels are still arriving (``labels_within``)."""
+                       now: datetime | None = None) -> dict[str, int]:
+        """Analyse ``[start, end)`` for every model version in it, then bring the model's incidents up to date
+        (and notify what they did); returns counts for the caller. A window analysed again (outcomes arrived,
+        late records) overwrites its documents, and its incidents are told again from what the cluster holds.
+        ``now`` decides whether the window's labels are still arriving (``labels_within``)."""
         now = now or datetime.now(timezone.utc)
         s, e = iso(start), iso(end)
-        summary = {"records": 0, "findings": 0, "errors": 0, "incomplete": 0}
+        summary = {"records": 0, "findings": 0, "errors": 0, "incomplete": 0, "incidents": 0}
         docs = []
         try:
             versions = [job.version] if job.version else self._versions(job, s, e)
@@ -75,11 +75,10 @@ class Analyzer:
             versions = None
         if versions == [] and job.version is None:  # an empty window: no version to look a baseline up by
             volume = self.volume_checks(job, None, start, end, 0)
-            self._notify(job, None, s, e, 0, volume)
             docs += res.result_docs(volume, prefix=self.prefix, model=job.name, version=None, start=s, end=e, records=0)
         for version in versions or ([job.version] if job.version and versions is not None else []):
             try:
-                docs += self._analyze_version(job, version, start, end, summary, backfill, now)
+                docs += self._analyze_version(job, version, start, end, summary, now)
             except Exception as exc:  # noqa: BLE001 - one version's failure does not stop the rest
                 log.warning("analysis of %s %s [%s, %s) failed, to be analysed again: %s", job.name, version, s, e,
                             _said(exc), exc_info=log.isEnabledFor(logging.DEBUG))
@@ -89,7 +88,61 @@ class Analyzer:
             res.clear_stale(self.client, docs, prefix=self.prefix, model=job.name, version=job.version, start=s, end=e,
                             refresh=refresh)
         summary["findings"] += sum(1 for d in docs if d.index == res.findings_index(self.prefix))
+        if not summary["incomplete"]:
+            try:
+                summary["incidents"] = self.update_incidents(job, start, refresh=refresh)
+            except Exception as exc:  # noqa: BLE001 - the window is analysed again, and its incidents told then
+                log.warning("%s [%s, %s): incidents not updated, the window is analysed again: %s", job.name, s, e,
+                            _said(exc), exc_info=log.isEnabledFor(logging.DEBUG))
+                summary["incomplete"] += 1
         return summary
+
+    # -- incidents -----------------------------------------------------------------------------------
+    def update_incidents(self, job: ModelJob, since: datetime, *, refresh: bool = False) -> int:
+        """Tell the model's incidents again from the stored windows and findings, from the earliest that a window
+        analysed at ``since`` (or later) can change, and write the ones whose document changed; returns how many.
+
+        The episodes come from ``episodes`` over the analysed windows from ``horizon`` on: the earliest of ``since``
+        less ``gap + 1`` windows and the start of every incident still open or last seen since then. An episode
+        that began before the horizon and ended well before ``since`` is left as it is stored (its tail seen from
+        the horizon is not a new incident). Stored incidents from the horizon on that the windows no longer make
+        (a re-analysis cleared their only window) are deleted. Deterministic ids: writing again changes nothing."""
+        if not refresh:  # the window's documents must be searchable to be counted
+            self.client.indices.refresh(index=f"{res.metrics_index(self.prefix)},{res.findings_index(self.prefix)}",
+                                        ignore_unavailable=True, allow_no_indices=True)
+        near = iso(since - (job.incident_gap + 1) * job.window)
+        stored = incident_store.stored_incidents(self.client, self.prefix, job.name, job.version, near)
+        horizon = min([near, *(incident_store.field(d, res.INCIDENT_START) for d in stored)])
+        if horizon < near:  # every incident the recount overlaps, with its document
+            stored = incident_store.stored_incidents(self.client, self.prefix, job.name, job.version, horizon)
+        self.requests += 2 if horizon < near else 1
+        spans = incident_store.analysed_windows(self.client, self.prefix, job.name, job.version, horizon)
+        found = incident_store.window_findings(self.client, self.prefix, job.name, job.version, horizon)
+        self.requests += 2
+        told = episodes(spans, [found.get(start, []) for start, _ in spans], job.incident_gap)
+        by_id = {incident_store.field(d, res.INCIDENT_ID): d for d in stored}
+        earlier = [d for d in stored if incident_store.field(d, res.INCIDENT_START) < horizon]
+        updated = res.now_iso()
+        docs, notes, kept = [], [], set()
+        for inc in told:
+            if any(_key_of(d) == _key(inc) and inc.start <= incident_store.field(d, res.INCIDENT_LAST_SEEN)
+                   for d in earlier):
+                continue  # the tail of an episode that began before the horizon
+            kept.add(inc.id)
+            before = by_id.get(inc.id)
+            said = incident_store.changes(before, inc)
+            doc = incident_store.incident_doc(inc, said[-1], updated)
+            if before is not None and incident_store.same_incident(before, doc):
+                continue
+            docs.append(doc)
+            if inc.reference.split(",")[0] in job.alert_on:
+                notes += [(event, doc) for event in said if event != "extended"]
+        gone = [i for i, d in by_id.items() if i not in kept and incident_store.field(d, res.INCIDENT_START) >= horizon]
+        incident_store.write(self.client, self.prefix, docs, gone, refresh=refresh)
+        if self.notifier is not None:
+            for event, doc in notes:
+                self.notifier.incident(event, incident_store.incident_fields(doc))
+        return len(docs) + len(gone)
 
     def _failed(self, job: ModelJob, version: str | None, start: str, end: str, summary: dict[str, int],
                 reason: str) -> res.Doc:
@@ -112,7 +165,7 @@ class Analyzer:
                 for b in resp.get("aggregations", {}).get("v", {}).get("buckets", [])]
 
     def _analyze_version(self, job: ModelJob, version: str | None, start: datetime, end: datetime,
-                         summary: dict[str, int], backfill: bool = False, now: datetime | None = None) -> list:
+                         summary: dict[str, int], now: datetime | None = None) -> list:
         s, e = iso(start), iso(end)
         baseline = self.baselines.get(job.name, version)
         if baseline is None:
@@ -137,12 +190,7 @@ class Analyzer:
         recent = self.recent_checks(job, version, baseline, profile, start)
         explain(result.results + recent, profile, fetch=fetch)
         self.requests += profiler.requests - before
-        alerting = [r for r in result.results + recent if r.reference.split(",")[0] in job.alert_on]
-        if backfill:
-            alerting, volume_said = [r for r in alerting if r.check in QUALITY_CHECKS and r.status != "ok"], []
-        else:
-            volume_said = volume + conflicts
-        self._notify(job, version, s, e, profile.records, alerting + volume_said + [analysis_error(None)])
+        self._notify(job, version, s, e, profile.records, [analysis_error(None)])  # findings: told as incidents
         trends = label_results(profile, baseline, pending=end > (now or datetime.now(timezone.utc)) - job.labels_within)
         trends += latency_results(profile)
         return [*res.window_docs(result, prefix=self.prefix, model=job.name, version=version, start=s, end=e,
@@ -166,6 +214,8 @@ class Analyzer:
 
     def _notify(self, job: ModelJob, version: str | None, start: str, end: str, records: int,
                 checked: list[CheckResult]) -> None:
+        """The state of the window's analysis (``analysis_error``), followed per episode by the notifier; the
+        findings of the data are notified as incidents (``update_incidents``)."""
         if self.notifier is not None:
             self.notifier.observe(job.name, version, {"start": start, "end": end, "records": records}, checked)
 
@@ -223,7 +273,7 @@ class Analyzer:
                          if t and (job.version is None or v == job.version)})
         redone = [s for s in starts if watermark is not None and s + job.window <= watermark]
         for start in redone:
-            self.analyze_window(job, start, start + job.window, refresh=True, backfill=True, now=now)
+            self.analyze_window(job, start, start + job.window, refresh=True, now=now)
         if redone:
             log.info("%s: %d outcomes joined; re-analysed %d windows with new labels", job.name, report.joined,
                      len(redone))
@@ -266,6 +316,15 @@ class Analyzer:
                      summary["records"], summary["findings"], summary["errors"])
             done += 1
         return done
+
+
+def _key(inc: Incident) -> tuple:
+    return inc.model, inc.version, inc.feature, inc.check, inc.reference
+
+
+def _key_of(doc: dict[str, Any]) -> tuple:
+    return tuple(incident_store.field(doc, name) for name in (c.MODEL_NAME, c.MODEL_VERSION, res.FEATURE, res.CHECK,
+                                                               res.REFERENCE))
 
 
 def analysis_error(reason: str | None) -> CheckResult:

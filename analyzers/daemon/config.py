@@ -13,6 +13,7 @@ from logging_adapter import contract as c
 from logging_adapter.elastic import EsSettings
 
 from ..core.config import CheckConfig, parse_duration
+from ..core.incidents import DEFAULT_GAP
 
 
 @dataclass
@@ -28,6 +29,7 @@ class ModelJob:
     recent_days: int = 7  # the recent reference: the same window on this many previous days (0: none)
     alert_on: tuple[str, ...] = ("training",)  # which references' findings are notified
     labels_within: timedelta = timedelta(days=7)  # outcomes usually known by then: windows younger are "pending"
+    incident_gap: int = DEFAULT_GAP  # quiet windows that do not split an incident
 
     @property
     def interval(self) -> timedelta:
@@ -103,7 +105,8 @@ class DaemonConfig:
                 every=parse_duration(m["every"]) if "every" in m else None,
                 backfill=parse_duration(m.get("backfill", "1d")),
                 recent_days=_whole(m, "recent_days", 7), alert_on=_references(m.get("alert_on", ["training"])),
-                labels_within=parse_duration(m.get("labels_within", "7d"))))
+                labels_within=parse_duration(m.get("labels_within", "7d")),
+                incident_gap=_whole(m, "incident_gap", DEFAULT_GAP)))
         return cls(settings=settings, prefix=prefix, models=models, checks=CheckConfig.from_dict(doc),
                    retention_days=daemon.get("retention_days"),
                    heartbeat=parse_duration(daemon.get("heartbeat", "60s")),

@@ -1,0 +1,150 @@
+"""Incidents on the cluster: the daemon opens, extends and closes one document per episode, the same incidents as
+the local path, and the notifier says each episode's opening, escalation and closing once (real node, no mocks).
+
+An hourly timeline of the synthetic model with episodes of known windows (tests/incidents.py): one window of
+cents instead of euros, three windows of a new country (a little the first hour, a tenth after: warning, then
+critical), and a shifted age that persists to the last window."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+import incidents as injected
+import synth
+from analyzers.core.incidents import incidents_of
+from analyzers.daemon.analyzer import Analyzer
+from analyzers.daemon.config import iso
+from analyzers.sources.local import analyze_local
+from analyzers.store import incidents as incident_store
+from analyzers.store import results as res
+from alerting.notifier import Notifier, Target
+from conftest import write_jsonl
+from test_es_analyzers import T0, config_for, frame_records, seed
+from test_kibana_alerting import Receiver
+
+HOURS = 14
+ROWS = 400
+
+
+def a_little_new_country(n: int, seed: int):
+    frame = synth.table(n, seed=seed)
+    frame.loc[np.random.default_rng(seed).random(n) < 0.03, "country"] = "XX"
+    return frame, ("unseen_category", "country")
+
+
+PLAN = {2: injected.unit_changes, 5: a_little_new_country, 6: injected.new_category_takes_a_tenth,
+        7: injected.new_category_takes_a_tenth, 11: injected.mean_shifts, 12: injected.mean_shifts,
+        13: injected.mean_shifts}
+EPISODES = {  # (check, feature): the hours (indices) of each injected episode
+    ("out_of_range", "amount"): [2],
+    ("unseen_category", "country"): [5, 6, 7],
+    ("distribution_shift", "age"): [11, 12, 13],  # persists to the end: still open
+}
+
+
+def hour(i: int) -> str:
+    return iso(T0 + timedelta(hours=i))
+
+
+def timeline_records() -> list[dict]:
+    out = []
+    for i in range(HOURS):
+        frame = PLAN[i](ROWS, 300 + i)[0] if i in PLAN else synth.table(ROWS, seed=300 + i)
+        out += frame_records(frame, T0 + timedelta(hours=i), 3000)
+    return out
+
+
+@pytest.fixture
+def hook():
+    made = Receiver()
+    yield made
+    made.close()
+
+
+def stored(es) -> dict[str, dict]:
+    es.refresh()
+    return {h["_id"]: h["_source"] for h in es.docs("incidents")}
+
+
+def told(doc: dict) -> tuple:
+    f = incident_store.field
+    return (f(doc, res.INCIDENT_ID), f(doc, res.CHECK), f(doc, res.FEATURE), f(doc, res.REFERENCE),
+            f(doc, res.INCIDENT_START), f(doc, res.INCIDENT_END), f(doc, res.INCIDENT_WINDOWS),
+            f(doc, res.INCIDENT_PEAK_SEVERITY), f(doc, res.INCIDENT_STATUS))
+
+
+def test_the_daemon_writes_one_incident_per_episode_the_same_as_the_local_path_and_notifies_each_once(
+        es, baseline, hook, tmp_path):
+    from analyzers.store.baselines import store_baseline
+
+    records = timeline_records()
+    seed(es, records)
+    store_baseline(es.client, baseline, es.prefix)
+    notifier = Notifier([Target(hook.url)], backoff=0.01)
+    analyzer = Analyzer(es.client, config_for(es, backfill=f"{HOURS}h"), notifier=notifier)
+    job = analyzer.config.models[0]
+    assert analyzer.run_model(job, now=T0 + timedelta(hours=HOURS)) == HOURS
+    docs = stored(es)
+
+    # one document per episode, with its bounds; nothing on quiet hours
+    by_key = {}
+    for doc in docs.values():
+        key = (incident_store.field(doc, res.CHECK), incident_store.field(doc, res.FEATURE))
+        if incident_store.field(doc, res.REFERENCE) == "training":
+            by_key.setdefault(key, []).append(doc)
+    for key, hours in EPISODES.items():
+        (doc,) = by_key[key]
+        assert incident_store.field(doc, res.INCIDENT_START) == hour(hours[0])
+        assert incident_store.field(doc, res.INCIDENT_WINDOWS) == len(hours)
+        assert incident_store.field(doc, res.INCIDENT_LAST_SEEN) == hour(hours[-1] + 1)
+        if hours[-1] == HOURS - 1:
+            assert incident_store.field(doc, res.INCIDENT_STATUS) == "open"
+            assert incident_store.field(doc, res.INCIDENT_END) is None
+        else:
+            assert incident_store.field(doc, res.INCIDENT_STATUS) == "closed"
+            assert incident_store.field(doc, res.INCIDENT_END) == hour(hours[-1] + 1)
+    injected_hours = {hour(i) for i in PLAN}
+    for doc_id, doc in docs.items():
+        assert incident_store.field(doc, res.INCIDENT_START) in injected_hours, doc
+        assert incident_store.field(doc, res.INCIDENT_ID) == doc_id, "the document's id is the incident's"
+    assert incident_store.field(by_key[("unseen_category", "country")][0], res.INCIDENT_PEAK_SEVERITY) == "critical"
+
+    # the same incidents as the local path over the same records
+    path = write_jsonl(tmp_path / "timeline.jsonl", records)
+    local = incidents_of(analyze_local([path], baseline, window=timedelta(hours=1)).windows)
+    assert sorted(told(d) for d in docs.values()) == sorted(
+        (i.id, i.check, i.feature, i.reference, i.start, i.end, i.windows, i.peak_severity,
+         "open" if i.ongoing else "closed") for i in local)
+
+    # re-analysing a window, or a second run, changes nothing
+    summary = analyzer.analyze_window(job, T0 + timedelta(hours=6), T0 + timedelta(hours=7), refresh=True)
+    assert summary["incomplete"] == 0 and summary["incidents"] == 0
+    assert analyzer.run_model(job, now=T0 + timedelta(hours=HOURS)) == 0
+    assert {i: told(d) for i, d in stored(es).items()} == {i: told(d) for i, d in docs.items()}
+    assert {i: d["predwatch"]["incident"]["updated"] for i, d in stored(es).items()} == \
+        {i: d["predwatch"]["incident"]["updated"] for i, d in docs.items()}, "not even written again"
+
+    # one "opened" and one "closed" per episode (none for the open one), "escalated" for warning -> critical
+    assert notifier.drain(10)
+    notifier.close()
+    events = [json.loads(r["body"]) for r in hook.requests]
+    said = sorted((e["check"], e["feature"], e["event"]) for e in events if e.get("reference") == "training")
+    expected = []
+    for key, hours in EPISODES.items():
+        expected.append((*key, "opened"))
+        if key == ("unseen_category", "country"):
+            expected.append((*key, "escalated"))
+        if hours[-1] != HOURS - 1:
+            expected.append((*key, "closed"))
+    assert sorted(s for s in said if s[:2] in EPISODES) == sorted(expected), said
+    assert all(e["event"] in ("opened", "escalated", "closed") for e in events)
+    per_incident = {}
+    for e in events:
+        per_incident.setdefault(e["incident"]["id"], []).append(e["event"])
+    for events_of_one in per_incident.values():  # whatever else the episodes raised: each said once, in order
+        assert events_of_one in (["opened"], ["opened", "closed"], ["opened", "escalated"],
+                                 ["opened", "escalated", "closed"]), per_incident
+    assert len(events) == sum(len(v) for v in per_incident.values())
