@@ -12,10 +12,10 @@ import traceback
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from . import checks, demo, records, service, stack
+from . import backtest, checks, demo, records, service, stack
 from .common import EXIT_HELP, EXIT_INTERNAL, EXIT_USAGE, UsageError
 
-GROUPS = (checks, records, service, stack, demo)
+GROUPS = (checks, backtest, records, service, stack, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
