@@ -132,6 +132,8 @@ def test_the_stored_profiles_replay_the_incidents_of_a_fresh_analysis(es, baseli
     _, replayed, _ = backtest(stored["7"], baseline, changed_config({}), changed_config({}),
                               recent_days=job.recent_days)
     assert [i.to_json() for i in replayed] == [i.to_json() for i in fresh]
+    assert {h["_source"]["predwatch"]["incident"]["id"] for h in es.docs("incidents")} == {i.id for i in fresh}, \
+        "and the daemon's own incident documents"
     assert {(i.check, i.feature, i.reference) for i in fresh} >= {("distribution_shift", "amount", "training"),
                                                                    ("distribution_shift", "age", "training")}
     toml = tmp_path / "predwatch.toml"

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 
-from .checks import _analyze_local, add_window_arg, add_workers_arg
+from .checks import _analyze_local, add_workers_arg, window_size
 from .common import EXIT_HELP, EXIT_OK, Subparsers, UsageError, add_es_args, daemon_config, elasticsearch_errors, \
     load_config
 
@@ -34,7 +34,14 @@ def _backtest(sub: Subparsers) -> None:
     p.add_argument("--end", help="with --model: ISO time (default: now)")
     p.add_argument("--baseline", help="local: the baseline JSON")
     p.add_argument("--logs", nargs="+", help="local: JSONL files of prediction records (.gz too)")
-    add_window_arg(p)
+    p.add_argument("--window", metavar="SIZE", help="local: cut the records into UTC-aligned windows of SIZE "
+                                                   "(default 1d); with --model, the model's window in --config")
+    p.add_argument("--recent-days", type=int, default=7, metavar="N",
+                   help="local: judge each window against the same window on the previous N days too (default 7, "
+                        "0: off); with --model, the model's recent_days in --config")
+    p.add_argument("--incident-gap", type=int, metavar="N",
+                   help="quiet windows an incident may skip and go on (default: with --model the model's "
+                        "incident_gap in --config, else 1)")
     add_workers_arg(p)
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="json: one line per check, reference and model-week")
@@ -45,7 +52,7 @@ def _backtest(sub: Subparsers) -> None:
 def run_backtest(args: argparse.Namespace) -> int:
     from analyzers.core.backtest import weekly_counts
 
-    if args.incident_gap < 0:
+    if args.incident_gap is not None and args.incident_gap < 0:
         raise UsageError(f"--incident-gap {args.incident_gap}: a number of windows, 0 or more")
     if args.model and (args.baseline or args.logs):
         raise UsageError("either --config --model (the stored profiles) or --baseline --logs (local files), not both")
@@ -113,16 +120,19 @@ def _known_features(changes: list[tuple[str, dict]], judged: set[str], where: st
 
 def _from_files(args: argparse.Namespace, changes: list[tuple[str, dict]]):
     from analyzers.core.backtest import Window, backtest, week_of
+    from analyzers.core.incidents import DEFAULT_GAP
     from logging_adapter.contract import parse_time
 
-    args.window = args.window or "1d"  # a backtest counts incidents over windows, never one window of everything
+    args.window = args.window or "1d"
+    if window_size(args) is None:
+        raise UsageError("--window all: a backtest counts incidents over windows; give a size (1d, 1h)")
     raw = load_config(args.config)
     current, changed = _configs(raw, changes, args.config or "the default thresholds")
     analysis = _analyze_local(args)
     windows = [Window(parse_time(w.bounds[0]), parse_time(w.bounds[1]), w.profile) for w in analysis.windows]
     baseline = analysis.windows[0].baseline
     judged, now, then = backtest(windows, baseline, current, changed, recent_days=max(0, args.recent_days),
-                                 gap=args.incident_gap)
+                                 gap=DEFAULT_GAP if args.incident_gap is None else args.incident_gap)
     _known_features(changes, {r.feature for w in judged for r in w.results}, ", ".join(args.logs))
     model = judged[0].profile.model or baseline.model
     return {model: sorted({week_of(w.start) for w in windows})}, now, then
@@ -169,7 +179,8 @@ def _from_cluster(args: argparse.Namespace, changes: list[tuple[str, dict]]):
                 continue
             history = [w for w in windows if w.start < start]
             judged, now, then = backtest(inside, baseline, current, changed, recent_days=job.recent_days,
-                                         gap=args.incident_gap, history=history)
+                                         gap=job.incident_gap if args.incident_gap is None else args.incident_gap,
+                                         history=history)
             judged_features |= {r.feature for w in judged for r in w.results}
             now_all += now
             then_all += then
