@@ -133,6 +133,10 @@ def test_a_persistent_change_is_news_once_against_recent_days_and_stays_against_
         def observe(self, model, version, window, results):
             self.seen += [r for r in results if r.status != "ok"]
 
+        def incident(self, event, incident):  # the findings are told as incidents
+            from types import SimpleNamespace
+            self.seen.append(SimpleNamespace(**incident))
+
     told = Told()
     analyzer = Analyzer(es.client, config, notifier=told)
     verdicts = {}

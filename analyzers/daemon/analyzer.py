@@ -139,9 +139,11 @@ class Analyzer:
                 notes += [(event, doc) for event in said if event != "extended"]
         gone = [i for i, d in by_id.items() if i not in kept and incident_store.field(d, res.INCIDENT_START) >= horizon]
         incident_store.write(self.client, self.prefix, docs, gone, refresh=refresh)
-        if self.notifier is not None:
-            for event, doc in notes:
+        for event, doc in notes if self.notifier is not None else ():
+            try:  # written: a notifier that fails says so, and the window is not analysed again for it
                 self.notifier.incident(event, incident_store.incident_fields(doc))
+            except Exception as exc:  # noqa: BLE001
+                log.error("%s: incident %s not notified: %s", job.name, event, _said(exc))
         return len(docs) + len(gone)
 
     def _failed(self, job: ModelJob, version: str | None, start: str, end: str, summary: dict[str, int],
