@@ -36,6 +36,7 @@ def data_views(prefix: str, space: str | None = None) -> dict[str, dict[str, Any
         f"{op}-metrics": (f"{r.metrics_index(prefix)}*", "predwatch metrics (every check, every window)"),
         f"{op}-findings": (f"{r.findings_index(prefix)}*", "predwatch findings"),
         f"{op}-state": (r.state_index(prefix), "predwatch daemons (instances, leases, lag)"),
+        f"{op}-incidents": (r.incidents_index(prefix), "predwatch incidents (one per episode; time: its start)"),
     }
     return {vid: {"type": "index-pattern", "id": vid,
                   "attributes": {"title": title, "name": name, "timeFieldName": c.TIMESTAMP},
@@ -98,6 +99,7 @@ class Panel:
     kql: str = ""
     # A second layer drawn once, without the split: e.g. the threshold under per-feature lines.
     reference: dict[str, dict[str, Any]] | None = None
+    drilldowns: list[dict[str, Any]] = field(default_factory=list)  # the dashboard panel's dynamic actions
 
     def column_order(self) -> list[str]:
         """Bucket columns first, then metrics, as Lens builds its aggregation tree."""
@@ -146,8 +148,73 @@ def _kql(fieldname: str, value: str) -> str:
     return f'{fieldname} : "{value}"'
 
 
-def panels() -> list[Panel]:
-    """The dashboard, top to bottom."""
+INCIDENTS_HEIGHT = 26  # the incidents' rows at the top of the dashboard
+
+
+def incident_table() -> Panel:
+    """One row per incident (bucketed by its id, newest start first), with a row-click link to its windows."""
+    columns = {
+        "incident": terms(r.INCIDENT_ID, "Incident", "start", size=500),
+        "model": last_value(c.MODEL_NAME, "Model"), "version": last_value(r.MODEL_VERSION, "Version"),
+        "feature": last_value(r.FEATURE, "Feature"), "check": last_value(r.CHECK, "Check"),
+        "reference": last_value(r.REFERENCE, "Reference"), "status": last_value(r.INCIDENT_STATUS, "Status"),
+        "start": {**metric("max", r.INCIDENT_START, "Start"), "dataType": "date"},
+        "last_seen": {**metric("max", r.INCIDENT_LAST_SEEN, "Last seen"), "dataType": "date"},
+        "end": {**metric("max", r.INCIDENT_END, "End (empty while open)"), "dataType": "date"},
+        "windows": metric("max", r.INCIDENT_WINDOWS, "Windows"),
+        "peak_severity": last_value(r.INCIDENT_PEAK_SEVERITY, "Peak severity"),
+        "peak_value": metric("max", r.INCIDENT_PEAK_VALUE, "Peak value"),
+    }
+    return Panel("incident-table", "Incidents (one row per episode; click a row for its windows' findings)", "incidents",
+                 "lnsDatatable", columns, grid=(0, 12, 48, 14))
+
+
+def windows_link(columns: list[str], dashboard: str) -> str:
+    """A URL drilldown template (Handlebars, run by Kibana on a row click): the dashboard over the incident's span,
+    its query the incident's model, feature and check, so that the findings panels show its windows.
+    ``columns``: the table's column ids in order (``event.values`` holds the clicked row's cells in that order)."""
+    def cell(name: str) -> str:
+        return f"event.values.[{columns.index(name)}]"
+
+    query = " and ".join(f"{fieldname} : {{{{json {cell(col)}}}}}"
+                         for fieldname, col in ((c.MODEL_NAME, "model"), (r.FEATURE, "feature"), (r.CHECK, "check")))
+    return (f"{{{{kibanaUrl}}}}/app/dashboards#/view/{dashboard}"
+            f"?_g=(time:(from:'{{{{date {cell('start')}}}}}',to:'{{{{date {cell('last_seen')}}}}}'))"
+            f"&_a=(query:(language:kuery,query:'{query}'))")
+
+
+def with_windows_link(table: Panel, dashboard: str) -> Panel:
+    """The incidents table with its row-click drilldown (a URL drilldown: Gold licence, like Watcher; on Basic,
+    "Filter for" a cell of model, feature or check filters the findings panels, which share those fields)."""
+    event = {"eventId": "predwatch-incident-windows", "triggers": ["ROW_CLICK_TRIGGER"],
+             "action": {"factoryId": "URL_DRILLDOWN", "name": "The incident's windows (findings)",
+                        "config": {"url": {"template": windows_link(list(table.columns), dashboard)},
+                                   "openInNewTab": False, "encodeUrl": True}}}
+    table.drilldowns = [event]
+    return table
+
+
+def incident_panels() -> list[Panel]:
+    """The incidents lead: when they opened (by check and peak severity), then the table."""
+    timeline = Panel("incidents-timeline", "Incidents by start, check and peak severity", "incidents", "lnsXY",
+                     {"x": date_histogram(), "y": count("Incidents"),
+                      "b": terms(r.CHECK, "Check / peak severity", "y", secondary=[r.INCIDENT_PEAK_SEVERITY])},
+                     grid=(0, 0, 48, 12), x="x", y=["y"], split="b", series="bar_stacked")
+    return [timeline, incident_table()]
+
+
+def panels(dashboard: str = "predwatch-model-monitoring") -> list[Panel]:
+    """The dashboard, top to bottom: the incidents, then the windows. ``dashboard``: its id (the table's link)."""
+    rest = window_panels()
+    for p in rest:
+        x, y, w, h = p.grid
+        p.grid = (x, y + INCIDENTS_HEIGHT, w, h)
+    timeline, table = incident_panels()
+    return [timeline, with_windows_link(table, dashboard), *rest]
+
+
+def window_panels() -> list[Panel]:
+    """The panels of the analysed windows (metrics and findings), top to bottom."""
     check_rate = [  # per-feature rates against what training expects, over time
         ("null-rate", "Missing share by feature (observed vs training)", "missing_feature"),
         ("unseen-share", "Unseen category share by feature", "unseen_category"),
@@ -240,8 +307,9 @@ def dashboard(prefix: str, items: list[Panel]) -> dict[str, Any]:
     for i, p in enumerate(items, 1):
         idx = f"p{i}"
         x, y, w, h = p.grid
+        enhancements = {"dynamicActions": {"events": p.drilldowns}} if p.drilldowns else {}
         panels_json.append({"type": "lens", "panelIndex": idx, "gridData": {"x": x, "y": y, "w": w, "h": h, "i": idx},
-                            "embeddableConfig": {"enhancements": {}}, "panelRefName": f"panel_{idx}"})
+                            "embeddableConfig": {"enhancements": enhancements}, "panelRefName": f"panel_{idx}"})
         references.append({"type": "lens", "id": f"{prefix}-{p.id}", "name": f"{idx}:panel_{idx}"})
     return {
         "type": "dashboard", "id": f"{prefix}-model-monitoring",
@@ -259,8 +327,8 @@ def dashboard(prefix: str, items: list[Panel]) -> dict[str, Any]:
 
 def saved_objects(prefix: str = "predwatch", space: str | None = None) -> list[dict[str, Any]]:
     """Data views first, then the visualizations, then the dashboard (import order)."""
-    items = panels()
     op = object_prefix(prefix, space)
+    items = panels(dashboard_id(prefix, space))
     objects = [*data_views(prefix, space).values(), *(p.saved_object(op) for p in items), dashboard(op, items)]
     return [{**obj, **MIGRATION, "typeMigrationVersion": TYPE_VERSION[obj["type"]], "managed": False} for obj in objects]
 

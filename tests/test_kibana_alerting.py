@@ -98,6 +98,7 @@ def template_fields() -> tuple[set[str], list[str]]:
     walk(prediction_mappings()["properties"])
     walk(res.result_mappings()["properties"])
     walk(res.state_mappings()["properties"])
+    walk(res.incident_mappings()["properties"])
     patterns = [next(iter(t.values()))["path_match"] for t in prediction_mappings()["dynamic_templates"]
                 if "path_match" in next(iter(t.values()))]
     return static, patterns
@@ -135,7 +136,7 @@ def test_ndjson_is_generated_from_the_definition_and_committed():
         "regenerate with: python -m kibana.dashboards"
     objects = [json.loads(line) for line in dashboards.ndjson().splitlines()]
     types = [o["type"] for o in objects]
-    assert types.count("index-pattern") == 4 and types.count("dashboard") == 1 and types.count("lens") >= 8
+    assert types.count("index-pattern") == 5 and types.count("dashboard") == 1 and types.count("lens") >= 8
     ids = {o["id"] for o in objects}
     assert all(o["typeMigrationVersion"].startswith("8.") and o["coreMigrationVersion"] for o in objects)
     for obj in objects:  # every reference resolves within the file
@@ -162,7 +163,8 @@ def test_every_field_a_panel_references_exists_in_our_templates():
     missing = [f for f in fields if f not in static and not any(fnmatch.fnmatch(f, p) or f == p for p in patterns)]
     assert not missing, missing
     titles = {o["attributes"]["title"] for o in objects if o["type"] == "index-pattern"}
-    assert titles == {"predwatch-predictions-*", "predwatch-metrics*", "predwatch-findings*", "predwatch-state"}
+    assert titles == {"predwatch-predictions-*", "predwatch-metrics*", "predwatch-findings*", "predwatch-state",
+                      "predwatch-incidents"}
 
 
 def test_kibana_install_sends_a_wellformed_multipart_import(receiver, monkeypatch):
@@ -238,28 +240,34 @@ def test_kibana_install_reports_an_unreachable_kibana():
 
 # -- watches -----------------------------------------------------------------------------------------
 
-def finding_doc(prefix: str, i: int, severity: str, created: datetime, model: str = "checkout-risk") -> Doc:
+def finding_doc(prefix: str, i: int, severity: str, created: datetime, model: str = "checkout-risk",
+                check: str = "oov_rate") -> Doc:
     doc = {"@timestamp": iso(created - timedelta(hours=2)), "message": f"finding {i}",
            "event": {"kind": "alert", "dataset": res.FINDING_DATASET, "created": iso(created)},
-           "predwatch": {"model": {"name": model, "version": "7"}, "feature": f"f{i}", "check": "oov_rate",
+           "predwatch": {"model": {"name": model, "version": "7"}, "feature": f"f{i}", "check": check,
                          "severity": severity, "status": severity, "value": 0.3, "threshold": 0.1,
                          "window": {"start": iso(created - timedelta(hours=3)), "end": iso(created - timedelta(hours=2))}}}
     return Doc(res.findings_index(prefix), f"f{i}", orjson.dumps(doc))
 
 
-def test_every_generated_watch_searches_exactly_the_findings_to_alert_on(es):
+def test_the_analysis_errors_watch_searches_exactly_the_errors_to_alert_on(es):
+    """Findings of the data are told by the incidents watch (tests/test_incident_views.py); this watch tells the
+    windows the monitor could not judge, which are no incident."""
+    from alerting.watches import render_error_watch
+
     now = datetime.now(timezone.utc)
-    docs = [finding_doc(es.prefix, 1, "warning", now - timedelta(minutes=1)),
-            finding_doc(es.prefix, 2, "critical", now - timedelta(minutes=2)),
-            finding_doc(es.prefix, 3, "critical", now - timedelta(hours=2)),  # before the last interval
-            finding_doc(es.prefix, 4, "warning", now - timedelta(minutes=1), model="other-model")]
+    docs = [finding_doc(es.prefix, 1, "critical", now - timedelta(minutes=1), check="analysis_error"),
+            finding_doc(es.prefix, 2, "critical", now - timedelta(minutes=2), check="analysis_error"),
+            finding_doc(es.prefix, 3, "critical", now - timedelta(hours=2), check="analysis_error"),  # before
+            finding_doc(es.prefix, 4, "critical", now - timedelta(minutes=1), model="other-model",
+                        check="analysis_error"),
+            finding_doc(es.prefix, 5, "critical", now - timedelta(minutes=1))]  # a finding of the data: no
     res.write(es.client, docs, refresh=True)
     cases = [(AlertConfig(interval="5m"), None, {"f1", "f2", "f4"}),
-             (AlertConfig(interval="5m", severity="critical"), None, {"f2"}),
-             (AlertConfig(interval="3h", severity="critical"), None, {"f2", "f3"}),
+             (AlertConfig(interval="3h", severity="critical"), None, {"f1", "f2", "f3", "f4"}),
              (AlertConfig(interval="5m"), "checkout-risk", {"f1", "f2"})]
     for cfg, model, expected in cases:
-        watch = render_watch(cfg, es.prefix, model)
+        watch = render_error_watch(cfg, es.prefix, model)
         request = watch["input"]["search"]["request"]
         hits = es.client.search(index=request["indices"], **watch_search_body(watch))["hits"]["hits"]
         assert {h["_id"] for h in hits} == expected, (cfg, model)
@@ -306,18 +314,19 @@ def test_watches_render_valid_json_for_any_name_and_message():
     cfg = AlertConfig(webhooks=["http://hooks.example/w"], slack=["https://hooks.slack.test/x"],
                       email=["oncall@example.com"], kibana_url='https://kibana:5601/"odd"')
     watch = render_watch(cfg, "predwatch", NASTY_MODEL, dashboards.dashboard_url(cfg.kibana_url))
-    hit = {"_id": "f1", "_source": {"message": NASTY_MESSAGE, "predwatch": {
-        "severity": "critical", "model": {"name": NASTY_MODEL, "version": '7"'}, "feature": 'a"b',
-        "check": "type_mismatch", "value": 0.5, "threshold": 0.01}}}
+    hit = {"_id": "i1", "_source": {"message": NASTY_MESSAGE, "predwatch": {
+        "model": {"name": NASTY_MODEL, "version": '7"'}, "feature": 'a"b', "check": "type_mismatch",
+        "reference": "training", "incident": {"event": "opened", "peak_severity": "critical", "peak_value": 0.5,
+                                              "start": "2026-11-20T06:00:00.000Z", "windows": 1}}}}
     ctx = {"ctx": {"metadata": watch["metadata"], "payload": {"hits": {"total": 1, "hits": [hit]}}}}
     actions = watch["actions"]
     slack = json.loads(watcher_mustache.render(actions["slack_1"]["webhook"]["body"], ctx))
     assert NASTY_MESSAGE in slack["text"] and NASTY_MODEL in slack["text"]
     assert 'https://kibana:5601/"odd"/app/dashboards' in slack["text"]
     hook = json.loads(watcher_mustache.render(actions["webhook_1"]["webhook"]["body"], ctx))
-    assert hook["findings"] == [hit] and hook["total"] == 1 and hook["dashboard"] == watch["metadata"]["dashboard"]
+    assert hook["incidents"] == [hit] and hook["total"] == 1 and hook["dashboard"] == watch["metadata"]["dashboard"]
     subject = watcher_mustache.render(actions["email"]["email"]["subject"], ctx)
-    assert subject == f"predwatch findings for {NASTY_MODEL}"
+    assert subject == f"predwatch incidents for {NASTY_MODEL}"
     body = watch_search_body(watch)
     assert {"term": {"predwatch.model.name": NASTY_MODEL}} in body["query"]["bool"]["filter"]
 
