@@ -17,7 +17,7 @@ from logging_adapter import contract as c
 NDJSON = Path(__file__).with_name("predwatch.ndjson")
 # The Kibana versions these objects are written for: import into 8.9 or newer, which migrates them up.
 MIGRATION = {"coreMigrationVersion": "8.8.0"}
-TYPE_VERSION = {"index-pattern": "8.0.0", "lens": "8.9.0", "dashboard": "8.9.0"}
+TYPE_VERSION = {"index-pattern": "8.0.0", "lens": "8.9.0", "search": "8.0.0", "dashboard": "8.9.0"}
 RECORDS = "___records___"  # Lens' pseudo-field for count
 
 
@@ -88,7 +88,7 @@ class Panel:
 
     id: str
     title: str
-    view: str  # data view id suffix: predictions, metrics or findings
+    view: str  # data view id suffix: predictions, metrics, findings, state or incidents
     kind: str  # lnsXY or lnsDatatable
     columns: dict[str, dict[str, Any]]
     grid: tuple[int, int, int, int]  # x, y, w, h on Kibana's 48-column grid
@@ -100,6 +100,7 @@ class Panel:
     # A second layer drawn once, without the split: e.g. the threshold under per-feature lines.
     reference: dict[str, dict[str, Any]] | None = None
     drilldowns: list[dict[str, Any]] = field(default_factory=list)  # the dashboard panel's dynamic actions
+    type: str = "lens"
 
     def column_order(self) -> list[str]:
         """Bucket columns first, then metrics, as Lens builds its aggregation tree."""
@@ -142,6 +143,29 @@ class Panel:
             "references": [{"type": "index-pattern", "id": f"{prefix}-{self.view}",
                             "name": f"indexpattern-datasource-layer-{lid}"} for lid in layers],
         }
+
+
+@dataclass
+class SavedSearch:
+    """A Discover table of documents: for fields Lens cannot aggregate (text, such as the messages)."""
+
+    id: str
+    title: str
+    view: str
+    columns: list[str]
+    grid: tuple[int, int, int, int]
+    drilldowns: list[dict[str, Any]] = field(default_factory=list)
+    type: str = "search"
+
+    def saved_object(self, prefix: str) -> dict[str, Any]:
+        ref = "kibanaSavedObjectMeta.searchSourceJSON.index"
+        source = {"query": {"query": "", "language": "kuery"}, "filter": [], "indexRefName": ref}
+        return {"type": "search", "id": f"{prefix}-{self.id}",
+                "attributes": {"title": self.title, "description": "", "columns": self.columns,
+                               "sort": [[c.TIMESTAMP, "desc"]], "grid": {}, "hideChart": True,
+                               "isTextBasedQuery": False,
+                               "kibanaSavedObjectMeta": {"searchSourceJSON": json.dumps(source)}},
+                "references": [{"type": "index-pattern", "id": f"{prefix}-{self.view}", "name": ref}]}
 
 
 def _kql(fieldname: str, value: str) -> str:
@@ -194,23 +218,30 @@ def with_windows_link(table: Panel, dashboard: str) -> Panel:
     return table
 
 
-def incident_panels() -> list[Panel]:
-    """The incidents lead: when they opened (by check and peak severity), then the table."""
+def incident_messages() -> SavedSearch:
+    """The incidents' first and latest messages (text: a Lens table cannot show them), newest start first."""
+    return SavedSearch("incident-messages", "Incidents: first and latest message (newest start first)", "incidents",
+                       [c.MODEL_NAME, r.FEATURE, r.CHECK, r.INCIDENT_STATUS, r.INCIDENT_PEAK_SEVERITY, r.MESSAGE,
+                        r.INCIDENT_LATEST_MESSAGE], grid=(24, 0, 24, 12))
+
+
+def incident_panels() -> list[Panel | SavedSearch]:
+    """The incidents lead: when they opened (by check and peak severity) and what they say, then the table."""
     timeline = Panel("incidents-timeline", "Incidents by start, check and peak severity", "incidents", "lnsXY",
                      {"x": date_histogram(), "y": count("Incidents"),
                       "b": terms(r.CHECK, "Check / peak severity", "y", secondary=[r.INCIDENT_PEAK_SEVERITY])},
-                     grid=(0, 0, 48, 12), x="x", y=["y"], split="b", series="bar_stacked")
-    return [timeline, incident_table()]
+                     grid=(0, 0, 24, 12), x="x", y=["y"], split="b", series="bar_stacked")
+    return [timeline, incident_messages(), incident_table()]
 
 
-def panels(dashboard: str = "predwatch-model-monitoring") -> list[Panel]:
+def panels(dashboard: str = "predwatch-model-monitoring") -> list[Panel | SavedSearch]:
     """The dashboard, top to bottom: the incidents, then the windows. ``dashboard``: its id (the table's link)."""
     rest = window_panels()
     for p in rest:
         x, y, w, h = p.grid
         p.grid = (x, y + INCIDENTS_HEIGHT, w, h)
-    timeline, table = incident_panels()
-    return [timeline, with_windows_link(table, dashboard), *rest]
+    timeline, messages, table = incident_panels()
+    return [timeline, messages, with_windows_link(table, dashboard), *rest]
 
 
 def window_panels() -> list[Panel]:
@@ -300,7 +331,7 @@ def window_panels() -> list[Panel]:
     return out
 
 
-def dashboard(prefix: str, items: list[Panel]) -> dict[str, Any]:
+def dashboard(prefix: str, items: list[Panel | SavedSearch]) -> dict[str, Any]:
     """The dashboard object; ``prefix`` is the object-id prefix."""
     panels_json = []
     references = []
@@ -308,9 +339,9 @@ def dashboard(prefix: str, items: list[Panel]) -> dict[str, Any]:
         idx = f"p{i}"
         x, y, w, h = p.grid
         enhancements = {"dynamicActions": {"events": p.drilldowns}} if p.drilldowns else {}
-        panels_json.append({"type": "lens", "panelIndex": idx, "gridData": {"x": x, "y": y, "w": w, "h": h, "i": idx},
+        panels_json.append({"type": p.type, "panelIndex": idx, "gridData": {"x": x, "y": y, "w": w, "h": h, "i": idx},
                             "embeddableConfig": {"enhancements": enhancements}, "panelRefName": f"panel_{idx}"})
-        references.append({"type": "lens", "id": f"{prefix}-{p.id}", "name": f"{idx}:panel_{idx}"})
+        references.append({"type": p.type, "id": f"{prefix}-{p.id}", "name": f"{idx}:panel_{idx}"})
     return {
         "type": "dashboard", "id": f"{prefix}-model-monitoring",
         "attributes": {

@@ -138,9 +138,16 @@ def test_the_incident_panels_read_only_fields_of_the_incident_mapping():
     dash = objects[("dashboard", "predwatch-model-monitoring")]
     panels = json.loads(dash["attributes"]["panelsJSON"])
     refs = {r["name"]: r["id"] for r in dash["references"]}
-    top = sorted(panels, key=lambda p: (p["gridData"]["y"], p["gridData"]["x"]))[:2]
+    top = sorted(panels, key=lambda p: (p["gridData"]["y"], p["gridData"]["x"]))[:3]
     assert [refs[f"{p['panelIndex']}:{p['panelRefName']}"] for p in top] == \
-        ["predwatch-incidents-timeline", "predwatch-incident-table"], "the incidents lead the dashboard"
+        ["predwatch-incidents-timeline", "predwatch-incident-messages", "predwatch-incident-table"], \
+        "the incidents lead the dashboard"
+    messages = objects[("search", "predwatch-incident-messages")]
+    (ref,) = messages["references"]
+    source = json.loads(messages["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
+    assert ref["id"] == "predwatch-incidents" and ref["name"] == source["indexRefName"]
+    assert {"message", res.INCIDENT_LATEST_MESSAGE} <= set(messages["attributes"]["columns"]) <= incident_fields
+    assert messages["attributes"]["sort"] == [["@timestamp", "desc"]]
 
 
 HELPER = re.compile(r"\{\{(?:(json|date) )?([^}]+?)\}\}")
@@ -197,7 +204,7 @@ def test_a_click_on_an_incident_opens_the_findings_of_its_windows(es):
                                     records=1000)[1])
     res.write(es.client, docs + findings, refresh=True)
 
-    table = dashboards.panels()[1]
+    table = dashboards.panels()[2]
     assert table.id == "incident-table" and table.column_order() == list(table.columns), \
         "Lens gives the row's cells in the table's column order: the link counts on it"
     (event,) = table.drilldowns
