@@ -301,3 +301,32 @@ def test_the_incidents_watch_tells_openings_escalations_and_closings_never_a_win
         "predwatch incidents for checkout-risk"
     assert watch["actions"]["index"]["index"]["index"] == "predwatch-alerts"
 
+
+
+def test_the_watch_reads_the_incident_documents_the_daemon_writes(es, baseline):
+    """The daemon's own incident documents (a real analysis of 14 hours with three injected episodes) answer the
+    watch's search on the real node: the fields, the event words and the write time agree with what it asks."""
+    from analyzers.daemon.analyzer import Analyzer
+    from analyzers.store.baselines import store_baseline
+    from test_es_analyzers import T0 as START, config_for, seed
+    from test_incidents_es import EPISODES, HOURS, timeline_records
+
+    seed(es, timeline_records())
+    store_baseline(es.client, baseline, es.prefix)
+    analyzer = Analyzer(es.client, config_for(es, backfill=f"{HOURS}h"))
+    assert analyzer.run_model(analyzer.config.models[0], now=START + timedelta(hours=HOURS)) == HOURS
+    es.refresh()
+    stored = {h["_id"]: h["_source"] for h in es.docs("incidents")}
+    for severity in ("warning", "critical"):
+        watch = render_watch(AlertConfig(interval="10m", severity=severity), es.prefix, "checkout-risk", DASHBOARD)
+        request = watch["input"]["search"]["request"]
+        answer = es.client.search(index=request["indices"], rest_total_hits_as_int=True,
+                                  **request["indices_options"], **watch_search_body(watch))
+        expected = {i for i, d in stored.items() if d["predwatch"]["incident"]["event"] in INCIDENT_EVENTS
+                    and (severity == "warning" or d["predwatch"]["incident"]["peak_severity"] == "critical")}
+        assert {h["_id"] for h in answer["hits"]["hits"]} == expected and answer["hits"]["total"] == len(expected)
+        if severity == "warning":  # the episodes that closed are told; the one still open was last extended
+            closed = {(d["predwatch"]["check"], d["predwatch"]["feature"]) for i, d in stored.items()
+                      if i in expected and d["predwatch"]["reference"] == "training"
+                      and d["predwatch"]["incident"]["event"] == "closed"}
+            assert closed >= {key for key, hours in EPISODES.items() if hours[-1] < HOURS - 1}, closed
