@@ -83,7 +83,8 @@ def test_the_text_table_says_each_check_before_and_after(daily_logs, baseline_fi
     bt = predwatch("backtest", "--baseline", str(baseline_file), "--logs", *daily_logs,
                    "--set", "checks.distribution_shift.warning=0.3")
     assert bt.returncode == 0, bt.stderr
-    assert "distribution_shift (against training): 2 -> 1, at most 1 -> 1 a week" in bt.stdout
+    assert ("distribution_shift (against training): 2 -> 1, at most 1 -> 1 a week, weeks with more than one "
+            "0 -> 0 of 2") in bt.stdout
     assert "  checkout-risk  2026-W46        1        0" in bt.stdout
 
 
@@ -147,3 +148,14 @@ def test_the_stored_profiles_replay_the_incidents_of_a_fresh_analysis(es, baseli
     said = counts(bt.stdout)
     assert {k: v[0] for k, v in said.items() if k[0] != "*" and v[0]} == dict(check_counts(check.stdout))
     assert said[("distribution_shift", "training", W46)] == (1, 0)
+
+
+def test_a_model_not_in_the_configuration_exits_2_naming_it(tmp_path):
+    toml = tmp_path / "predwatch.toml"
+    toml.write_text('[elasticsearch]\nurl = "http://127.0.0.1:9"\ndistribution = "elasticsearch"\n\n'
+                    '[[models]]\nname = "checkout-risk"\n')
+    bt = predwatch("backtest", "--config", str(toml), "--model", "fraud")
+    assert bt.returncode == 2 and bt.stderr.startswith("predwatch backtest: --model fraud: model 'fraud' is not in"), \
+        bt.stderr
+    bt = predwatch("backtest", "--model", "checkout-risk")
+    assert bt.returncode == 2 and "give --config predwatch.toml" in bt.stderr, bt.stderr

@@ -234,7 +234,8 @@ def format_counts(rows: Sequence, current: int, changed: int, any_change: bool) 
         title = "all checks" if check == "*" else check
         lines += ["", f"{title} (against {reference}): {sum(r.current for r in mine)} -> "
                       f"{sum(r.changed for r in mine)}, at most {max(r.current for r in mine)} -> "
-                      f"{max(r.changed for r in mine)} a week",
+                      f"{max(r.changed for r in mine)} a week, weeks with more than one "
+                      f"{sum(r.current > 1 for r in mine)} -> {sum(r.changed > 1 for r in mine)} of {len(mine)}",
                   f"  {'model':{width}s}  {'week':8s}  {'current':>7s}  {'changed':>7s}"]
         lines += [f"  {r.model:{width}s}  {r.week:8s}  {r.current:7d}  {r.changed:7d}" for r in mine
                   if r.current or r.changed]
