@@ -66,7 +66,7 @@ class Analyzer:
         ``now`` decides whether the window's labels are still arriving (``labels_within``)."""
         now = now or datetime.now(timezone.utc)
         s, e = iso(start), iso(end)
-        summary = {"records": 0, "findings": 0, "errors": 0, "incomplete": 0, "incidents": 0}
+        summary = {"records": 0, "findings": 0, "errors": 0, "incomplete": 0}
         docs = []
         try:
             versions = [job.version] if job.version else self._versions(job, s, e)
@@ -90,7 +90,7 @@ class Analyzer:
         summary["findings"] += sum(1 for d in docs if d.index == res.findings_index(self.prefix))
         if not summary["incomplete"]:
             try:
-                summary["incidents"] = self.update_incidents(job, start, refresh=refresh)
+                self.update_incidents(job, start, refresh=refresh, found=summary["findings"] > 0)
             except Exception as exc:  # noqa: BLE001 - the window is analysed again, and its incidents told then
                 log.warning("%s [%s, %s): incidents not updated, the window is analysed again: %s", job.name, s, e,
                             _said(exc), exc_info=log.isEnabledFor(logging.DEBUG))
@@ -98,7 +98,7 @@ class Analyzer:
         return summary
 
     # -- incidents -----------------------------------------------------------------------------------
-    def update_incidents(self, job: ModelJob, since: datetime, *, refresh: bool = False) -> int:
+    def update_incidents(self, job: ModelJob, since: datetime, *, refresh: bool = False, found: bool = True) -> int:
         """Tell the model's incidents again from the stored windows and findings, from the earliest that a window
         analysed at ``since`` (or later) can change, and write the ones whose document changed; returns how many.
 
@@ -106,12 +106,17 @@ class Analyzer:
         less ``gap + 1`` windows and the start of every incident still open or last seen since then. An episode
         that began before the horizon and ended well before ``since`` is left as it is stored (its tail seen from
         the horizon is not a new incident). Stored incidents from the horizon on that the windows no longer make
-        (a re-analysis cleared their only window) are deleted. Deterministic ids: writing again changes nothing."""
+        (a re-analysis cleared their only window) are deleted. Deterministic ids: writing again changes nothing.
+        ``found``: whether the window at ``since`` had findings; without them and without an incident it could
+        touch, nothing can change, and one search says so."""
         if not refresh:  # the window's documents must be searchable to be counted
             self.client.indices.refresh(index=f"{res.metrics_index(self.prefix)},{res.findings_index(self.prefix)}",
                                         ignore_unavailable=True, allow_no_indices=True)
         near = iso(since - (job.incident_gap + 1) * job.window)
         stored = incident_store.stored_incidents(self.client, self.prefix, job.name, job.version, near)
+        if not stored and not found:
+            self.requests += 1
+            return 0
         horizon = min([near, *(incident_store.field(d, res.INCIDENT_START) for d in stored)])
         if horizon < near:  # every incident the recount overlaps, with its document
             stored = incident_store.stored_incidents(self.client, self.prefix, job.name, job.version, horizon)
