@@ -189,8 +189,8 @@ def incident_table() -> Panel:
         "peak_severity": last_value(r.INCIDENT_PEAK_SEVERITY, "Peak severity"),
         "peak_value": metric("max", r.INCIDENT_PEAK_VALUE, "Peak value"),
     }
-    return Panel("incident-table", "Incidents (one row per episode; click a row for its windows' findings)", "incidents",
-                 "lnsDatatable", columns, grid=(0, 12, 48, 14))
+    return Panel("incident-table", "Incidents (one row per episode; the row's actions open its windows' findings)",
+                 "incidents", "lnsDatatable", columns, grid=(0, 12, 48, 14))
 
 
 def windows_link(columns: list[str], dashboard: str) -> str:
