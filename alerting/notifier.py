@@ -165,7 +165,8 @@ class _Outbox:
 
 @dataclass
 class Notifier:
-    """Deduplicating webhook notifier that keeps what it could not deliver. ``observe`` never blocks;
+    """Webhook notifier of incidents (and of the analysis' own state, deduplicated) that keeps what it could not
+    deliver. ``incident`` and ``observe`` never block;
     ``close`` drains. ``stats``: ``sent``, ``retried`` (failed tries), ``failed`` (notifications that failed a
     round of ``attempts`` and are kept), ``dropped`` (kept beyond ``max_kept`` per receiver), ``deduplicated``."""
 

@@ -195,3 +195,33 @@ def test_an_episode_that_began_before_an_open_one_is_not_told_again_from_its_mid
     analyzer = Analyzer(es.client, config_for(es, backfill="10h"))
     assert analyzer.run_model(analyzer.config.models[0], now=T0 + timedelta(hours=10)) == 10
     same_as_local(es, baseline, records, tmp_path)
+
+
+def test_the_notifier_says_what_an_incident_did_and_nothing_when_it_merely_goes_on(hook):
+    slack = Receiver()
+    notifier = Notifier([Target(hook.url + "/hook"), Target(slack.url + "/slack", "slack")], backoff=0.01,
+                        dashboard_url="https://kibana/app/dashboards#/view/x")
+    incident = {"id": "abc", "model": "m", "version": "7", "feature": "country", "check": "unseen_category",
+                "reference": "training", "status": "open", "start": hour(0), "end": None, "last_seen": hour(1),
+                "windows": 1, "peak_severity": "warning", "peak_value": 0.3, "message": "country: first",
+                "latest_message": "country: latest"}
+    try:
+        notifier.incident("opened", incident)
+        notifier.incident("extended", {**incident, "windows": 2})
+        notifier.incident("escalated", {**incident, "peak_severity": "critical", "windows": 3})
+        notifier.incident("closed", {**incident, "status": "closed", "end": hour(3), "windows": 3})
+        with pytest.raises(ValueError):
+            notifier.incident("resolved", incident)
+        assert notifier.drain(10)
+        events = [json.loads(r["body"]) for r in hook.requests]
+        assert [(e["event"], e["status"], e["severity"]) for e in events] == [
+            ("opened", "firing", "warning"), ("escalated", "firing", "critical"), ("closed", "resolved", "ok")]
+        assert events[0]["message"] == "country: first" and "country: latest" in events[1]["message"]
+        assert "closed after 3 window(s)" in events[2]["message"] and events[2]["incident"]["end"] == hour(3)
+        assert {e["incident"]["id"] for e in events} == {"abc"}
+        texts = [json.loads(r["body"])["text"] for r in slack.requests]
+        assert ["incident opened" in texts[0], "incident escalated" in texts[1], "RESOLVED" in texts[2]] == [True] * 3
+        assert "<https://kibana/app/dashboards#/view/x|" in texts[0]
+    finally:
+        notifier.close()
+        slack.close()
