@@ -225,3 +225,16 @@ def test_the_notifier_says_what_an_incident_did_and_nothing_when_it_merely_goes_
     finally:
         notifier.close()
         slack.close()
+
+
+def test_the_incident_gap_is_a_model_setting_of_whole_windows():
+    from analyzers.core.incidents import DEFAULT_GAP
+    from analyzers.daemon.config import DaemonConfig
+
+    def job(**model):
+        return DaemonConfig.from_dict({"models": [{"name": "m", **model}]}).models[0]
+
+    assert job().incident_gap == DEFAULT_GAP and job(incident_gap=3).incident_gap == 3
+    for wrong in (-1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="incident_gap"):
+            job(incident_gap=wrong)

@@ -24,7 +24,6 @@ from ..sources.search import search
 from . import results as res
 
 PAGE = 5_000  # documents per search; one window's findings must fit in one page (they are far fewer)
-EVENTS = ("opened", "escalated", "extended", "closed")
 
 
 @dataclass
