@@ -185,16 +185,25 @@ class Notifier:
         if self.dashboard_url:  # it goes into every message: never with user:password@
             self.dashboard_url = safe_url(self.dashboard_url)
         self._active: dict[tuple[str, str, str, str], _Active] = {}  # (model, feature, check, metric)
+        self._unsaid: list[dict[str, Any]] = []  # incident notifications a receiver did not get before a close
+        kept: list[dict[str, Any]] = []
         if self.state is not None:
             try:
-                for item in (self.state.load() or {}).get("active", []):
+                saved = self.state.load() or {}
+                for item in saved.get("active", []):
                     key = (item["model"], item["feature"], item["check"], item.get("metric") or "")
                     self._active[key] = _Active(item["severity"], item["sent_at"])
+                kept = list(saved.get("undelivered", []))
             except Exception as exc:  # noqa: BLE001 - a lost memory means one repeated message, not a crash
                 log.warning("notifier state not loaded: %s", exc)
         self._lock = threading.RLock()
         self._stats_lock = threading.Lock()  # one Counter, updated by every receiver's thread
         self._outboxes = [_Outbox(self, target) for target in self.targets]
+        for item in kept:  # an incident's change is said once by the daemon: what a receiver missed is said now
+            if 0 <= item.get("receiver", -1) < len(self._outboxes):
+                self._outboxes[item["receiver"]].put(item["event"])
+        if kept:
+            self._save()
     @classmethod
     def from_config(cls, doc: dict[str, Any] | None, *, renotify: timedelta = timedelta(hours=6),
                     dashboard_url: str | None = None, state: Any = None) -> "Notifier | None":
@@ -259,8 +268,11 @@ class Notifier:
             return
         active = [{"model": m, "feature": f, "check": c, "metric": metric, "severity": a.severity, "sent_at": a.sent_at}
                   for (m, f, c, metric), a in self._active.items()]
+        saved: dict[str, Any] = {"active": active}
+        if self._unsaid:
+            saved["undelivered"] = self._unsaid
         try:
-            self.state.save({"active": active})
+            self.state.save(saved)
         except Exception as exc:  # noqa: BLE001
             log.warning("notifier state not saved: %s", exc)
 
@@ -313,18 +325,25 @@ class Notifier:
         return sum(len(o.items) for o in self._outboxes)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Drain, stop the threads, and forget the incidents whose firing notification was never delivered
-        (saved, so that after a restart they are said again)."""
+        """Drain, stop the threads, and forget the analysis errors whose firing notification was never delivered
+        (saved, so that after a restart they are said again); the incident notifications a receiver did not get
+        are saved as they are, and sent to it by the next notifier over the same state."""
         self.drain(timeout)
         undelivered = 0
-        for outbox in self._outboxes:
+        for number, outbox in enumerate(self._outboxes):
             with outbox.cond:
                 outbox.closed = True
                 outbox.cond.notify_all()
                 kept = list(outbox.items)
             undelivered += len(kept)
             for pending in kept:
-                self._forget(pending.event)
+                if pending.event.get("incident"):
+                    self._unsaid.append({"receiver": number, "event": pending.event})
+                else:
+                    self._forget(pending.event)
+        if self._unsaid:
+            with self._lock:
+                self._save()
         for outbox in self._outboxes:
             outbox.thread.join(min(timeout, self.timeout + 1.0))
         if undelivered:

@@ -238,3 +238,29 @@ def test_the_incident_gap_is_a_model_setting_of_whole_windows():
     for wrong in (-1, 1.5, "2", True):
         with pytest.raises(ValueError, match="incident_gap"):
             job(incident_gap=wrong)
+
+
+def test_an_incident_notification_a_receiver_missed_is_sent_to_it_after_a_restart(es):
+    from analyzers.store.state import StateDocument, get_state
+
+    down, up = Receiver(fail_first=10**6), Receiver()  # ``down`` answers 503 until told otherwise
+    state = StateDocument(es.client, es.prefix, "notifier:active", "notifier")
+    incident = {"id": "abc", "model": "m", "version": "7", "feature": "age", "check": "distribution_shift",
+                "reference": "training", "peak_severity": "critical", "message": "age shifted", "windows": 1}
+    try:
+        first = Notifier([Target(down.url), Target(up.url)], attempts=1, backoff=0.01, state=state)
+        first.incident("opened", incident)
+        assert first.drain(10)
+        first.close(timeout=1)  # the daemon stops with the message undelivered to ``down``
+        assert len(up.requests) == 1 and get_state(es.client, es.prefix, "notifier:active")["undelivered"]
+        down.fail_first, tried = 0, len(down.requests)
+        again = Notifier([Target(down.url), Target(up.url)], attempts=1, backoff=0.01, state=state)
+        assert again.drain(10) and again.stats["sent"] == 1
+        again.close()
+        said = [json.loads(r["body"]) for r in down.requests[tried:]]
+        assert [(e["event"], e["incident"]["id"]) for e in said] == [("opened", "abc")]
+        assert len(up.requests) == 1, "the receiver that had it does not get it twice"
+        assert get_state(es.client, es.prefix, "notifier:active") == {"active": []}
+    finally:
+        down.close()
+        up.close()
