@@ -76,7 +76,8 @@ INCIDENT_LINE = ("{{" + _I + ".event}} {{" + _I + ".peak_severity}}: {{_source.p
 def search_body(cfg: AlertConfig, model: str | None = None) -> dict[str, Any]:
     """Incidents that opened, escalated or closed during the last interval, at or above the severity (their peak),
     newest change first. One document per incident, overwritten as it goes on: a window that only extends an
-    incident changes its event to "extended", which is never told."""
+    incident keeps its last told change and the time it was written, so an opening is seen even when later windows
+    of the same interval extended it."""
     filters: list[dict[str, Any]] = [
         {"range": {r.INCIDENT_UPDATED: {"gte": f"now-{cfg.interval}"}}},
         {"terms": {r.INCIDENT_EVENT: list(INCIDENT_EVENTS)}},

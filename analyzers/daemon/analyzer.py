@@ -136,7 +136,12 @@ class Analyzer:
             kept.add(inc.id)
             before = by_id.get(inc.id)
             said = incident_store.changes(before, inc)
-            doc = incident_store.incident_doc(inc, said[-1], updated)
+            if said == ["extended"] and before is not None:  # the last told change and its time stay, so that a
+                doc = incident_store.incident_doc(  # watch looking back one interval still sees an opening that
+                    inc, incident_store.field(before, res.INCIDENT_EVENT),  # later windows only extended
+                    incident_store.field(before, res.INCIDENT_UPDATED))
+            else:
+                doc = incident_store.incident_doc(inc, said[-1], updated)
             if before is not None and incident_store.same_incident(before, doc):
                 continue
             docs.append(doc)

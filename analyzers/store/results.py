@@ -63,8 +63,8 @@ INCIDENT_WINDOWS = "predwatch.incident.windows"
 INCIDENT_PEAK_SEVERITY = "predwatch.incident.peak_severity"
 INCIDENT_PEAK_VALUE = "predwatch.incident.peak_value"
 INCIDENT_LATEST_MESSAGE = "predwatch.incident.latest_message"
-INCIDENT_EVENT = "predwatch.incident.event"  # what the last change was: "opened", "escalated", "extended", "closed"
-INCIDENT_UPDATED = "predwatch.incident.updated"  # when that change was written: what watches look back on
+INCIDENT_EVENT = "predwatch.incident.event"  # the last change told: "opened", "escalated" or "closed"
+INCIDENT_UPDATED = "predwatch.incident.updated"  # when it was written (one more window keeps both): watches look here
 
 
 def metrics_index(prefix: str) -> str:
