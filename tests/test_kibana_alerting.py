@@ -338,8 +338,11 @@ def test_alerts_install_without_watcher_points_to_the_notifier(es, tmp_path):
     proc = run_cli("alerts", "install", "--config", str(cfg))
     assert proc.returncode == 0, proc.stderr
     assert "Watcher is not available" in proc.stdout and "[notify]" in proc.stdout
+    assert "predwatch-incidents" in proc.stdout, "the Basic path names the index to watch"
     proc = run_cli("alerts", "install", "--config", str(cfg), "--print")
-    assert json.loads(proc.stdout)["watch"]["trigger"]["schedule"]["interval"] == "10m"
+    printed = json.loads(proc.stdout)  # the watches install would put: incidents and analysis errors
+    assert [w["id"] for w in printed] == ["predwatch-incidents", "predwatch-analysis-errors"]
+    assert all(w["watch"]["trigger"]["schedule"]["interval"] == "10m" for w in printed)
 
 
 # -- the built-in notifier --------------------------------------------------------------------------

@@ -53,7 +53,8 @@ def _alerts(sub: Subparsers) -> None:
 def run_alerts_install(args: argparse.Namespace) -> int:
     import json
 
-    from alerting.watches import AlertConfig, install, render_watch, watch_id, watcher_available
+    from alerting.watches import (AlertConfig, error_watch_id, install, render_error_watch, render_watch, watch_id,
+                                  watcher_available)
     from kibana.dashboards import dashboard_url
     from logging_adapter.elastic import make_client
 
@@ -65,16 +66,17 @@ def run_alerts_install(args: argparse.Namespace) -> int:
     models = [m.name for m in config.models] if args.per_model else [None]
     dashboard = dashboard_url(cfg.kibana_url, config.prefix, cfg.kibana_space)
     if args.print:
-        for model in models:
-            watch = render_watch(cfg, config.prefix, model, dashboard)
-            print(json.dumps({"id": watch_id(config.prefix, model), "watch": watch}, indent=2))
+        kinds = ((watch_id, render_watch), (error_watch_id, render_error_watch))  # the two install puts per scope
+        print(json.dumps([{"id": wid(config.prefix, model), "watch": render(cfg, config.prefix, model, dashboard)}
+                          for model in models for wid, render in kinds], indent=2))
         return EXIT_OK
     client = make_client(config.settings)
     available, why = watcher_available(client)
     if not available:
         print(f"Watcher is not available: {why}.")
-        print("Alerts still work: `predwatch daemon` sends findings to the webhooks and Slack URLs under [notify] "
-              "in predwatch.toml (any licence), and Kibana's Elasticsearch-query rule can watch the findings index.")
+        print("Alerts still work: `predwatch daemon` tells incidents (opened, escalated, closed) to the webhooks and "
+              "Slack URLs under [notify] in predwatch.toml (any licence), and Kibana's Elasticsearch-query rule can "
+              f"watch {config.prefix}-incidents.")
         return EXIT_OK
     with elasticsearch_errors(config.settings):
         for wid in install(client, cfg, config.prefix, models, dashboard):
