@@ -9,8 +9,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 
 from .checks import _analyze_local, add_workers_arg, window_size
-from .common import EXIT_HELP, EXIT_OK, Subparsers, UsageError, add_es_args, daemon_config, elasticsearch_errors, \
-    load_config
+from .common import EXIT_OK, Subparsers, UsageError, add_es_args, daemon_config, elasticsearch_errors, load_config
 
 PAGE = 1000  # stored profiles read per search
 
