@@ -31,7 +31,7 @@ from ..core.segments import explain
 from ..core.window import analyze
 from ..sources.elastic import EsWindowProfiler
 from ..sources.outcomes import join_outcomes
-from ..sources.search import search
+from ..sources.search import of_model, search
 from ..store import incidents as incident_store
 from ..store import results as res
 from ..store.baselines import BaselineCache
@@ -169,8 +169,7 @@ class Analyzer:
         # the versions of the window's records, and of the profile records of processes that count in place
         where = f"{predictions_pattern(self.prefix, job.name)},{intervals_pattern(self.prefix, job.name)}"
         resp = search(self.client, index=where, size=0, ignore_unavailable=True, allow_no_indices=True,
-                      query={"bool": {"filter": [{"term": {c.MODEL_NAME: job.name}},
-                                                 {"range": {c.TIMESTAMP: {"gte": start, "lt": end}}}]}},
+                      query=of_model(job.name, field=c.TIMESTAMP, start=start, end=end),
                       aggs={"v": {"terms": {"field": c.MODEL_VERSION, "size": 50, "missing": NO_VERSION}}})
         self.requests += 1
         return [None if b["key"] == NO_VERSION else b["key"]
@@ -253,13 +252,11 @@ class Analyzer:
     def _usual_volume(self, job: ModelJob, version: str | None, start: datetime) -> float | None:
         """Median volume of the same window on the previous seven days (from the metric documents)."""
         starts = [iso(start - timedelta(days=d)) for d in range(1, 8)]
-        filters: list[dict] = [{"term": {"predwatch.model.name": job.name}}, {"term": {"predwatch.check": "volume"}},
-                               {"terms": {"predwatch.window.start": starts}}]
-        if version is not None:
-            filters.append({"term": {"predwatch.model.version": version}})
+        query = of_model(job.name, version)
+        query["bool"]["filter"] += [{"term": {res.CHECK: "volume"}}, {"terms": {res.WINDOW_START: starts}}]
         try:
-            resp = search(self.client, index=res.metrics_index(self.prefix), size=7, query={"bool": {"filter": filters}},
-                          _source=["predwatch.value"], ignore_unavailable=True, allow_no_indices=True)
+            resp = search(self.client, index=res.metrics_index(self.prefix), size=7, query=query,
+                          _source=[res.VALUE], ignore_unavailable=True, allow_no_indices=True)
         except Exception:  # noqa: BLE001 - no history yet is not an error
             return None
         self.requests += 1

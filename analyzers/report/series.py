@@ -16,6 +16,7 @@ from elasticsearch import Elasticsearch
 from logging_adapter import contract as c
 
 from ..core.checks import example_text
+from ..sources.search import of_model, search
 from ..store.series import NothingYet, fetch
 from .html import environment
 
@@ -160,24 +161,23 @@ def what_is_missing(client: Elasticsearch, prefix: str, model: str, start: str, 
 
     from ..store import results as res
 
-    in_range = {"bool": {"filter": [{"term": {c.MODEL_NAME: model}}, {"term": {"predwatch.check": "analysis_error"}},
-                                    {"range": {res.WINDOW_START: {"gte": start, "lt": end}}}]}}
-    failed = client.search(index=res.findings_index(prefix), size=1, query=in_range, sort=[{res.WINDOW_START: "desc"}],
-                           ignore_unavailable=True, allow_no_indices=True)["hits"]
+    in_range = of_model(model, field=res.WINDOW_START, start=start, end=end)
+    in_range["bool"]["filter"].append({"term": {res.CHECK: "analysis_error"}})
+    failed = search(client, index=res.findings_index(prefix), size=1, query=in_range, sort=[{res.WINDOW_START: "desc"}],
+                    ignore_unavailable=True, allow_no_indices=True)["hits"]
     total = failed["total"]["value"] if isinstance(failed["total"], dict) else failed["total"]
     if failed["hits"]:
         reason = failed["hits"][0]["_source"].get("message", "")
         return (f"{total:,} window(s) of model {model!r} in [{start}, {end}) were analysed but could not be judged: "
                 f"{reason}")
-    baselines = client.search(index=res.baselines_index(prefix), size=0, query={"term": {"model": model}},
-                              ignore_unavailable=True, allow_no_indices=True)["hits"]["total"]
+    baselines = search(client, index=res.baselines_index(prefix), size=0, query={"term": {"model": model}},
+                       ignore_unavailable=True, allow_no_indices=True)["hits"]["total"]
     if (baselines["value"] if isinstance(baselines, dict) else baselines) == 0:
         return (f"nothing analysed yet: no baseline of model {model!r} is in {res.baselines_index(prefix)} (store it "
                 f"with `predwatch baseline --data TRAINING.csv --model {model} --version V --es ...`, then run "
                 "`predwatch analyze`)")
     records = client.count(index=predictions_pattern(prefix, model), ignore_unavailable=True, allow_no_indices=True,
-                           query={"bool": {"filter": [{"term": {c.MODEL_NAME: model}},
-                                                      {"range": {c.TIMESTAMP: {"gte": start, "lt": end}}}]}})["count"]
+                           query=of_model(model, field=c.TIMESTAMP, start=start, end=end))["count"]
     if records == 0:
         return (f"{nothing_yet}; and there is no prediction record of model {model!r} in [{start}, {end}) in "
                 f"{predictions_pattern(prefix, model)}: ship them first (`predwatch ship`), or give the range they "

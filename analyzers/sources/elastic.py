@@ -28,7 +28,7 @@ from ..core.profile import SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, Wind
 from ..core.quality import DELAY_EDGES, QualityProfile, latency_edges
 from ..core.segments import MISSING, segment_features
 from .local import LocalProfiler
-from .search import search
+from .search import of_model, search
 
 MAX_BUCKETS = 65_536  # search.max_buckets default, across one response
 BUCKET_BUDGET = 20_000  # buckets we allow ourselves per request, well inside it
@@ -55,13 +55,7 @@ class EsWindowProfiler:
         self._local = LocalProfiler(self.baseline)
 
     def window_query(self, start: str, end: str, version: str | None) -> dict[str, Any]:
-        filters: list[dict[str, Any]] = [
-            {"term": {c.MODEL_NAME: self.baseline.model}},
-            {"range": {c.TIMESTAMP: {"gte": start, "lt": end}}},
-        ]
-        if version is not None:
-            filters.append({"term": {c.MODEL_VERSION: version}})
-        return {"bool": {"filter": filters}}
+        return of_model(self.baseline.model, version, field=c.TIMESTAMP, start=start, end=end)
 
     def _search(self, index: str | None = None, **body: Any) -> dict[str, Any]:
         """One search of the model's prediction indices (or of ``index``), counted, answered whole."""
@@ -225,14 +219,11 @@ class EsWindowProfiler:
         """The sum of the profile records (``PredictionLogger(profile=...)``) of every process for the
         intervals starting in ``[start, end)``, or None when no process sent any: then the window is counted
         from its records. A few hundred small documents per window, fetched in pages."""
-        filters: list[dict[str, Any]] = [{"term": {c.MODEL_NAME: self.baseline.model}},
-                                         {"range": {c.INTERVAL_START: {"gte": start, "lt": end}}}]
-        if version is not None:
-            filters.append({"term": {c.MODEL_VERSION: version}})
+        query = of_model(self.baseline.model, version, field=c.INTERVAL_START, start=start, end=end)
         total: WindowProfile | None = None
         after = None
         while True:
-            body: dict[str, Any] = {"size": 1000, "query": {"bool": {"filter": filters}},
+            body: dict[str, Any] = {"size": 1000, "query": query,
                                     "sort": [{c.INTERVAL_START: "asc"}, {c.SOURCE_PROCESS: "asc"}, {"predwatch.source.part": "asc"}]}
             if after is not None:
                 body["search_after"] = after

@@ -28,6 +28,7 @@ from logging_adapter.templates import outcomes_pattern, predictions_pattern
 
 from ..core.baseline import Baseline
 from ..core.values import category_of, is_measured
+from .search import of_model, search
 
 log = logging.getLogger("predwatch.outcomes")
 PAGE = 1000
@@ -75,13 +76,12 @@ def join_outcomes(client: Elasticsearch, prefix: str, model: str, baseline_for: 
     while seen < limit:
         body: dict[str, Any] = {
             "size": PAGE, "sort": [{c.TIMESTAMP: "asc"}, {c.PREDICTION_ID: "asc"}],
-            "query": {"bool": {"filter": [{"term": {c.MODEL_NAME: model}}],
-                               "must_not": [{"exists": {"field": JOINED}}]}},
+            "query": {"bool": {**of_model(model)["bool"], "must_not": [{"exists": {"field": JOINED}}]}},
         }
         if after is not None:
             body["search_after"] = after
-        hits = client.search(index=outcomes_pattern(prefix, model), ignore_unavailable=True, allow_no_indices=True,
-                             **body)["hits"]["hits"]
+        hits = search(client, index=outcomes_pattern(prefix, model), ignore_unavailable=True, allow_no_indices=True,
+                      **body)["hits"]["hits"]
         if not hits:
             break
         seen += len(hits)
@@ -111,9 +111,9 @@ def _join_page(client: Elasticsearch, prefix: str, model: str, hits: list[dict],
         if kept is None or (outcome.timestamp or "") >= (kept["outcome"].timestamp or ""):
             latest[outcome.prediction_id] = {"outcome": outcome, "hit": hit}
     ids = {record_id(pid, b""): pid for pid in latest}
-    found = client.search(index=predictions_pattern(prefix, model), size=len(ids), query={"ids": {"values": list(ids)}},
-                          _source=[c.TIMESTAMP, c.PREDICTION, c.MODEL_VERSION, c.OUTCOME_TIMESTAMP, c.NAMESPACE],
-                          ignore_unavailable=True, allow_no_indices=True)["hits"]["hits"]
+    found = search(client, index=predictions_pattern(prefix, model), size=len(ids), query={"ids": {"values": list(ids)}},
+                   _source=[c.TIMESTAMP, c.PREDICTION, c.MODEL_VERSION, c.OUTCOME_TIMESTAMP, c.NAMESPACE],
+                   ignore_unavailable=True, allow_no_indices=True)["hits"]["hits"]
     actions: list[dict] = []
     matched: set[str] = set()
     for hit in found:

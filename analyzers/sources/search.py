@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from logging_adapter import contract as c
+
 RETRIES = 2  # a partial answer is asked again this many times
 BACKOFF_S = 0.5  # doubled each time
 
@@ -43,6 +45,25 @@ def incompleteness(resp: dict[str, Any]) -> str | None:
     if resp.get("terminated_early"):
         return "the search was terminated early by the cluster"
     return None
+
+
+def of_model(model: str, version: str | None = None, *, field: str | None = None, start: str | None = None,
+             end: str | None = None) -> dict[str, Any]:
+    """The query of one model's documents (of one version when given), with ``field`` in ``[start, end)`` when
+    given: what every search of records, results, profiles and incidents filters by. Records, results and state
+    documents all name the model and version by the contract's fields.
+
+    >>> of_model("m", "7", field="@timestamp", start="a", end="b")["bool"]["filter"]
+    [{'term': {'predwatch.model.name': 'm'}}, {'term': {'predwatch.model.version': '7'}}, \
+{'range': {'@timestamp': {'gte': 'a', 'lt': 'b'}}}]
+    """
+    filters: list[dict[str, Any]] = [{"term": {c.MODEL_NAME: model}}]
+    if version is not None:
+        filters.append({"term": {c.MODEL_VERSION: version}})
+    if field is not None:
+        bounds = {k: v for k, v in (("gte", start), ("lt", end)) if v is not None}
+        filters.append({"range": {field: bounds}})
+    return {"bool": {"filter": filters}}
 
 
 def search(client: Any, *, retries: int = RETRIES, backoff: float = BACKOFF_S, **request: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from logging_adapter.bulk import Doc
 
 from ..core.incidents import Incident
 from ..core.stats import finite_or_none
-from ..sources.search import search
+from ..sources.search import of_model, search
 from . import results as res
 
 PAGE = 5_000  # documents per search; one window's findings must fit in one page (they are far fewer)
@@ -55,10 +55,7 @@ def _put(doc: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _model_filters(model: str, version: str | None) -> list[dict[str, Any]]:
-    filters: list[dict[str, Any]] = [{"term": {c.MODEL_NAME: model}}]
-    if version is not None:
-        filters.append({"term": {c.MODEL_VERSION: version}})
-    return filters
+    return of_model(model, version)["bool"]["filter"]
 
 
 def _by_window(client: Elasticsearch, index: str, filters: list[dict[str, Any]], since: str,

@@ -2,16 +2,14 @@
 without querying raw records again."""
 from __future__ import annotations
 
-from typing import Any
 
 import orjson
 from elasticsearch import Elasticsearch
 
-from logging_adapter import contract as c
 from logging_adapter.bulk import Doc
 
 from ..core.profile import WindowProfile
-from ..sources.search import search
+from ..sources.search import of_model, search
 from .results import WINDOW_START, profiles_index, result_id
 
 
@@ -26,9 +24,8 @@ def profile_doc(profile: WindowProfile, *, prefix: str, model: str, version: str
 def load_profiles(client: Elasticsearch, prefix: str, model: str, version: str | None,
                   starts: list[str]) -> list[WindowProfile]:
     """The stored profiles of ``model`` (and ``version``) for windows starting at ``starts``."""
-    filters: list[dict[str, Any]] = [{"term": {c.MODEL_NAME: model}}, {"terms": {WINDOW_START: starts}}]
-    if version is not None:
-        filters.append({"term": {c.MODEL_VERSION: version}})
-    resp = search(client, index=profiles_index(prefix), size=len(starts), query={"bool": {"filter": filters}},
+    query = of_model(model, version)
+    query["bool"]["filter"].append({"terms": {WINDOW_START: starts}})
+    resp = search(client, index=profiles_index(prefix), size=len(starts), query=query,
                          ignore_unavailable=True, allow_no_indices=True)
     return [WindowProfile.from_dict(h["_source"]["profile"]) for h in resp["hits"]["hits"]]

@@ -22,7 +22,7 @@ from logging_adapter.templates import PRIORITY
 from ..core.checks import CheckResult, example_text
 from ..core.stats import finite_or_none
 from ..core.window import WindowResult
-from ..sources.search import search
+from ..sources.search import of_model, search
 
 METRIC_DATASET = "predwatch.metric"
 FINDING_DATASET = "predwatch.finding"
@@ -268,10 +268,8 @@ def clear_stale(client: Elasticsearch, written: list[Doc], *, prefix: str, model
     deleted = 0
     for index in (metrics_index(prefix), findings_index(prefix)):
         keep = [d.id for d in written if d.index == index]
-        filters: list[dict[str, Any]] = [{"term": {c.MODEL_NAME: model}}, {"term": {WINDOW_START: start}},
-                                         {"term": {WINDOW_END: end}}]
-        if version is not None:
-            filters.append({"term": {c.MODEL_VERSION: version}})
+        filters = of_model(model, version)["bool"]["filter"] + [{"term": {WINDOW_START: start}},
+                                                                {"term": {WINDOW_END: end}}]
         # the ids, then a bulk delete: a window has few documents, and no engine module (delete_by_query lives
         # in the reindex module) is needed
         stale = search(client, index=index, size=STALE_MAX, _source=False, ignore_unavailable=True,

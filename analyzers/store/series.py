@@ -8,7 +8,7 @@ from elasticsearch import Elasticsearch, helpers
 from logging_adapter import contract as c
 from logging_adapter.templates import predictions_pattern
 
-from ..sources.search import search
+from ..sources.search import of_model, search
 from . import results as res
 
 
@@ -21,8 +21,7 @@ def fetch(client: Elasticsearch, prefix: str, model: str, start: str, end: str) 
 
     Raises :class:`NothingYet` when the range has no metric document: before the first analysis
     the results indices do not even exist."""
-    window = {"bool": {"filter": [{"term": {c.MODEL_NAME: model}},
-                                  {"range": {res.WINDOW_START: {"gte": start, "lt": end}}}]}}
+    window = of_model(model, field=res.WINDOW_START, start=start, end=end)
     if not client.indices.exists(index=res.metrics_index(prefix)):
         raise NothingYet(f"nothing analysed yet: {res.metrics_index(prefix)} does not exist (run `predwatch daemon` "
                          "or `predwatch analyze` first)")
@@ -38,7 +37,7 @@ def fetch(client: Elasticsearch, prefix: str, model: str, start: str, end: str) 
     seconds = max(60, int((c.parse_time(end) - c.parse_time(start)).total_seconds() / 120))
     hist = search(
         client, index=predictions_pattern(prefix, model), size=0, ignore_unavailable=True, allow_no_indices=True,
-        query={"bool": {"filter": [{"term": {c.MODEL_NAME: model}}, {"range": {c.TIMESTAMP: {"gte": start, "lt": end}}}]}},
+        query=of_model(model, field=c.TIMESTAMP, start=start, end=end),
         aggs={"t": {"date_histogram": {"field": c.TIMESTAMP, "fixed_interval": f"{seconds}s"},
                     "aggs": {"p": {"percentiles": {"field": c.PREDICTION, "percents": [10, 50, 90]}}}}})
     buckets = hist.get("aggregations", {}).get("t", {}).get("buckets", [])

@@ -193,15 +193,11 @@ def stored_windows(client, prefix: str, model: str, version: str | None, start: 
     model version, in time order."""
     from analyzers.core.backtest import Window
     from analyzers.core.profile import WindowProfile
-    from analyzers.sources.search import search
+    from analyzers.sources.search import of_model, search
     from analyzers.store.results import MODEL_VERSION, WINDOW_START, profiles_index
-    from logging_adapter import contract as c
     from logging_adapter.contract import parse_time, utc_iso
 
-    filters: list[dict] = [{"term": {c.MODEL_NAME: model}},
-                           {"range": {WINDOW_START: {"gte": utc_iso(start), "lt": utc_iso(end)}}}]
-    if version is not None:
-        filters.append({"term": {MODEL_VERSION: version}})
+    filters = of_model(model, version, field=WINDOW_START, start=utc_iso(start), end=utc_iso(end))["bool"]["filter"]
     out: dict[str | None, list[Window]] = {}
     after = None
     while True:

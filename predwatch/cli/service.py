@@ -140,14 +140,13 @@ def _missing_baselines(analyzer, job, start: str, end: str) -> list[str | None]:
 
 def _records_in(analyzer, job, start: str, end: str) -> int:
     """Prediction records of the model in [start, end), whatever their version."""
+    from analyzers.sources.search import of_model
     from logging_adapter import contract as c
     from logging_adapter.templates import predictions_pattern
 
     return analyzer.client.count(index=predictions_pattern(analyzer.prefix, job.name), ignore_unavailable=True,
                                  allow_no_indices=True,
-                                 query={"bool": {"filter": [{"term": {c.MODEL_NAME: job.name}},
-                                                            {"range": {c.TIMESTAMP: {"gte": start, "lt": end}}}]}}
-                                 )["count"]
+                                 query=of_model(job.name, field=c.TIMESTAMP, start=start, end=end))["count"]
 
 
 def _status(sub: Subparsers) -> None:
