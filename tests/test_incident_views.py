@@ -24,7 +24,7 @@ from analyzers.store import results as res
 from kibana import dashboards
 from logging_adapter import contract as c
 from logging_adapter.bulk import Doc
-from test_kibana_alerting import kql_fields, watch_search_body
+from test_kibana_alerting import kql_fields, referenced_fields, watch_search_body
 
 DASHBOARD = "https://kibana.example:5601/app/dashboards#/view/predwatch-model-monitoring"
 
@@ -91,20 +91,6 @@ def mapped_fields(mappings: dict) -> set[str]:
     return out
 
 
-def lens_fields(obj: dict) -> set[str]:
-    state = obj["attributes"]["state"]
-    out = kql_fields(state["query"]["query"]) if state["query"]["query"] else set()
-    for layer in state["datasourceStates"]["formBased"]["layers"].values():
-        for col in layer["columns"].values():
-            if col.get("sourceField") and col["sourceField"] != dashboards.RECORDS:
-                out.add(col["sourceField"])
-            params = col.get("params", {})
-            out.update(params.get("secondaryFields", []))
-            if params.get("sortField"):
-                out.add(params["sortField"])
-    return out
-
-
 def by_id() -> dict[str, dict]:
     return {(o["type"], o["id"]): o for o in dashboards.saved_objects()}
 
@@ -119,7 +105,7 @@ def test_the_incident_panels_read_only_fields_of_the_incident_mapping():
                     and o["references"][0]["id"] == "predwatch-incidents"]
     assert {o["id"] for o in on_incidents} == {"predwatch-incidents-timeline", "predwatch-incident-table"}
     for obj in on_incidents:
-        fields = lens_fields(obj)
+        fields = referenced_fields([obj])
         assert fields <= incident_fields, (obj["id"], fields - incident_fields)
     table = objects[("lens", "predwatch-incident-table")]
     columns = table["attributes"]["state"]["datasourceStates"]["formBased"]["layers"]["layer1"]["columns"]

@@ -23,6 +23,30 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           env={**os.environ, **(env or {})})
 
 
+def answering(answer: dict, seen: list[str], headers: dict[str, str] | None = None) -> LoopbackServer:
+    """A loopback server that notes each request's Authorization header and answers ``answer`` as JSON."""
+    class Handler(BaseHTTPRequestHandler):
+        def _any(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append(self.headers.get("Authorization", ""))
+            body = orjson.dumps(answer)
+            self.send_response(200)
+            for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _any
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = LoopbackServer()
+    server.serve(Handler)
+    return server
+
+
 # -- 24.11: a URL's credentials are used, never printed ------------------------------------------------
 
 def test_url_credentials_never_appear_in_errors_and_are_still_used(tmp_path):
@@ -36,22 +60,8 @@ def test_url_credentials_never_appear_in_errors_and_are_still_used(tmp_path):
 
     seen: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            seen.append(self.headers.get("Authorization", ""))
-            body = orjson.dumps({"version": {"number": "8.15.0"}, "tagline": "You Know, for Search"})
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("X-Elastic-Product", "Elasticsearch")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = LoopbackServer()
-    server.serve(Handler)
+    server = answering({"version": {"number": "8.15.0"}, "tagline": "You Know, for Search"}, seen,
+                       {"X-Elastic-Product": "Elasticsearch"})
     try:
         settings = EsSettings.from_env(env={}, url=server.url.replace("http://", f"http://elastic:{SECRET}@"))
         assert SECRET not in settings.url and SECRET not in repr(settings) and SECRET not in settings.describe()
@@ -182,22 +192,7 @@ def test_a_hash_key_shorter_than_16_bytes_is_refused(key, monkeypatch):
 def test_kibana_url_credentials_are_used_and_never_printed():
     seen: list[str] = []
 
-    class Kibana(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            self.rfile.read(int(self.headers["Content-Length"]))
-            seen.append(self.headers.get("Authorization", ""))
-            body = orjson.dumps({"success": True, "successResults": [{"type": "dashboard", "id": "d"}]})
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = LoopbackServer()
-    server.serve(Kibana)
+    server = answering({"success": True, "successResults": [{"type": "dashboard", "id": "d"}]}, seen)
     env = {k: "" for k in os.environ if k.startswith(("PREDWATCH_KIBANA_", "PREDWATCH_ES_"))}
     try:
         proc = run_cli("kibana", "install", "--kibana-url", server.url.replace("://", f"://admin:{SECRET}@"), env=env)
