@@ -85,18 +85,21 @@ def screenshot(browser: str, page: Path, out: Path, tmp: Path, size: str = "1280
     return out, dom
 
 
-def page_metrics(browser: str, page, tmp_path, width: int) -> dict:
-    """Load a copy of the page with a measuring script (the report itself runs none) and read what it measured."""
+WIDTH_PROBE = ("<script>window.onload=()=>{const w=document.querySelector('details[open] td.what')||document.querySelector('main > table.findings td.what');document.title=JSON.stringify("
+               "{scroll:document.documentElement.scrollWidth,view:innerWidth,"
+               "what:w?w.getBoundingClientRect().width:null}).replaceAll('\"',\"'\")}</script>")
+
+
+def page_metrics(browser: str, page, tmp_path, width: int, script: str = WIDTH_PROBE, name: str = "probe") -> dict:
+    """Load a copy of the page with a measuring ``script`` (the report itself runs none; the script writes what it
+    measured into the title as JSON) and read what it measured."""
     import re
 
-    probe = tmp_path / f"probe-{width}.html"
+    probe = tmp_path / f"{name}-{width}.html"
     html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page.read_text())
-    script = ("<script>window.onload=()=>{const w=document.querySelector('details[open] td.what')||document.querySelector('main > table.findings td.what');document.title=JSON.stringify("
-              "{scroll:document.documentElement.scrollWidth,view:innerWidth,"
-              "what:w?w.getBoundingClientRect().width:null}).replaceAll('\"',\"'\")}</script>")
     probe.write_text(html.replace("</body>", script + "</body>"))
     flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             f"--user-data-dir={tmp_path / 'probe-profile'}", f"--window-size={width},1200", "--dump-dom",
+             f"--user-data-dir={tmp_path / f'{name}-profile'}", f"--window-size={width},1200", "--dump-dom",
              probe.as_uri()]
     dom = subprocess.run(flags, check=True, capture_output=True, text=True, timeout=120).stdout
     return orjson.loads(re.search(r"<title>(.*?)</title>", dom).group(1).replace("'", '"'))

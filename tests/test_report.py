@@ -157,18 +157,7 @@ document.title=JSON.stringify({scroll:document.documentElement.scrollWidth,view:
 def layout_probe(browser: str, page, tmp_path, width: int) -> dict:
     """Measure the laid-out page in headless Chromium: sideways scrolling (the page's and the timeline card's),
     how much of the card the windows use, overlapping date labels, columns aligned with their headers."""
-    import subprocess
-
-    import orjson
-
-    probe = tmp_path / f"layout-{width}.html"
-    html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page.read_text())
-    probe.write_text(html.replace("</body>", PROBE + "</body>"))
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             f"--user-data-dir={tmp_path / 'layout-profile'}", f"--window-size={width},1200", "--dump-dom",
-             probe.as_uri()]
-    dom = subprocess.run(flags, check=True, capture_output=True, text=True, timeout=120).stdout
-    return orjson.loads(re.search(r"<title>(.*?)</title>", dom).group(1).replace("'", '"'))
+    return page_metrics(browser, page, tmp_path, width, script=PROBE, name="layout")
 
 
 @pytest.fixture(scope="module")
