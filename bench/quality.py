@@ -7,7 +7,7 @@ the baseline: reading both files with pandas, merging on prediction_id and compu
 ROC AUC, accuracy, precision, recall, F1 and Brier with scikit-learn. The extra cost of
 the outcomes is also shown: the same check without the outcome file.
 
-Elasticsearch (osmem-server, about 1 ms per indexed document, so a smaller N): the
+Elasticsearch (the real Elasticsearch 8.19 node of ``tests/engines/run``, started here): the
 daemon's join of every outcome into its prediction, and the one aggregation search
 that gives the window's quality counts, against scikit-learn on a frame of the same
 rows already in memory.
@@ -92,18 +92,17 @@ def local(rows: int, baseline, tmp: Path) -> None:
 
 
 def elastic(rows: int, baseline) -> None:
-    from osmem_server import OsmemServer
-
     from analyzers.sources.elastic import EsWindowProfiler
     from analyzers.sources.outcomes import join_outcomes
     from analyzers.store.baselines import store_baseline
     from logging_adapter import templates
     from logging_adapter.bulk import doc_from_line, send_bulk
     from logging_adapter.elastic import EsSettings, make_client
+    from bench.es_window import start_engine
 
-    server = OsmemServer.start()
+    engine, url = start_engine()
     try:
-        client = make_client(EsSettings(url=server.url, distribution="opensearch"))
+        client = make_client(EsSettings(url=url, request_timeout=120))
         templates.install(client, prefix="predwatch")
         store_baseline(client, baseline, "predwatch")
         preds, outs = records(draw(rows, 6, flipped=0.1), span=3000.0)
@@ -124,14 +123,16 @@ def elastic(rows: int, baseline) -> None:
         t = time.perf_counter()
         sklearn_metrics(frame)
         theirs = time.perf_counter() - t
-        print(f"Elasticsearch (osmem-server), {rows:,} predictions + {rows:,} outcomes:")
+        info = client.info()["version"]["number"]
+        print(f"Elasticsearch {info} (tests/engines/run), {rows:,} predictions + {rows:,} outcomes:")
         print(f"  join of {report.joined:,} outcomes into their predictions: {join:6.2f} s "
               f"({1e3 * join / max(report.joined, 1):.2f} ms per outcome; once per outcome, not per analysis)")
         print(f"  the window's quality counts, one aggregation search:   {aggregate:6.3f} s ({prof.labelled:,} labelled)")
         print(f"  scikit-learn metrics on the same rows already in memory: {theirs:6.3f} s "
               f"(ratio {aggregate / theirs:.1f}x, without moving a row out of the cluster)")
     finally:
-        server.close()
+        engine.terminate()
+        engine.wait(60)
 
 
 def main() -> None:
