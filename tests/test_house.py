@@ -8,15 +8,17 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
+import pytest
 
 import synth
 from alerting.watches import AlertConfig, render_watch
 from analyzers.daemon.config import DaemonConfig
 from analyzers.sources import local
-from conftest import wait_until
+from conftest import wait_until, write_jsonl
 from kibana.dashboards import dashboard_id, dashboard_url
 from logging_adapter.elastic import make_client
 from predwatch.cli import main
@@ -187,3 +189,70 @@ def test_profile_records_read_by_two_workers_count_each_window_once(baseline, tm
     assert one.records == two.records == 3000
     key = lambda a: [(f.check, f.feature, f.status, f.value) for w in a.windows for f in w.findings]  # noqa: E731
     assert key(two) == key(one)
+
+
+# -- one spec per check: a toy check registered from a test reaches every reader ---------------------------------
+
+def _mean_shift(col, prof, window, against):
+    """The toy: how far the window's mean moved, in training standard deviations (a two-sided z-test)."""
+    from analyzers.core import stats
+    from analyzers.core.registry import Measurement
+
+    if col.kind != "numeric" or not col.std or prof.values < 2:
+        return None
+    mean, _ = prof.mean_std()
+    z = abs(mean - col.mean) / (col.std / prof.values ** 0.5)
+    return Measurement(abs(mean - col.mean) / col.std, 2 * stats.normal_sf(z), prof.values, col.values,
+                       mean, col.mean, f"mean {mean:.4g} ({against} {col.mean:.4g})")
+
+
+@pytest.fixture
+def toy_check():
+    from analyzers.core import registry
+
+    registry.register(registry.CheckSpec("toy_mean_shift", (0.5, 1.0), "mean shift in training SDs",
+                                         column=_mean_shift, roles=frozenset({"input"}), draws_observed=True))
+    yield "toy_mean_shift"
+    registry.unregister("toy_mean_shift")
+
+
+def test_a_check_registered_from_a_test_is_judged_reported_stored_and_judged_against_recent_days(
+        toy_check, baseline_file, baseline, tmp_path, capsys):
+    """Registering a spec is all a new check takes: ``check``'s JSON, the recent-days judgement, the HTML report
+    and the metric and finding documents show it, and ``[checks.NAME]`` configures it."""
+    from analyzers.store import results as res
+
+    days = []
+    for day in range(4):
+        frame = synth.table(3000, seed=40 + day)
+        if day == 3:
+            frame["age"] = frame["age"] + 18  # 1.5 training SDs: every mean-based reader sees it
+        days.append(write_jsonl(tmp_path / f"day{day}.jsonl", synth.records(frame, start=f"2026-11-1{day}T00:00:00")))
+    logs = [str(p) for p in days]
+    code = main(["check", "--baseline", str(baseline_file), "--logs", *logs, "--window", "1d", "--format", "json"])
+    windows = [w for w in map(json.loads, capsys.readouterr().out.splitlines()) if "findings" in w]
+    assert code == 1
+    found = [(f["check"], f["feature"], f["severity"]) for f in windows[-1]["findings"]]
+    assert (toy_check, "age", "critical") in found, found
+    assert (toy_check, "age") in {(f["check"], f["feature"]) for f in windows[-1]["recent_findings"]}
+    assert not any(f["check"] == toy_check for w in windows[:-1] for f in w["findings"])
+
+    config = tmp_path / "predwatch.toml"
+    config.write_text(f"[checks.{toy_check}]\nwarning = 2.0\ncritical = 3.0\n")
+    main(["check", "--baseline", str(baseline_file), "--logs", *logs, "--window", "1d", "--format", "json",
+          "--config", str(config)])
+    assert toy_check not in capsys.readouterr().out.split('"findings"')[-1].split('"recent_findings"')[0]
+
+    report = tmp_path / "report.html"
+    main(["report", "--baseline", str(baseline_file), "--logs", *logs, "--window", "1d", "--out", str(report)])
+    capsys.readouterr()
+    assert toy_check in report.read_text()
+
+    analysis = local.analyze_local(days, baseline, window=timedelta(days=1))
+    last = analysis.windows[-1]
+    docs = res.result_docs(last.results + last.recent, prefix="p", model="checkout-risk", version="7",
+                           start="2026-11-13T00:00:00Z", end="2026-11-14T00:00:00Z", records=3000)
+    stored = {(d.index, orjson.loads(d.source)["predwatch"]["check"], orjson.loads(d.source)["predwatch"]["reference"])
+              for d in docs}
+    assert {(res.metrics_index("p"), toy_check, "training"), (res.findings_index("p"), toy_check, "training"),
+            (res.findings_index("p"), toy_check, "recent")} <= stored, stored

@@ -16,7 +16,6 @@ PSI on the effective size of both.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,27 +23,12 @@ from . import stats
 from .baseline import Baseline, ColumnBaseline
 from .config import CheckConfig
 from .profile import UNSEEN_KEEP, ColumnProfile, WindowProfile
-from .quality import latency_measurement, quality_measurements
+from .registry import Measurement, column_check, specs
 from .segments import explain
 
 SHOWN = 5  # examples per finding
-PREDICTION_FEATURE = "prediction"  # the feature quality findings name, whichever output holds the scores
 MIN_JUDGED = 20  # values below which a check does not judge: it says so instead of guessing
 RARE = 5  # training count below which a category is too rare to take part in shift bins
-
-
-@dataclass
-class Measurement:
-    """What a detector measured. ``value`` is the effect size compared with the thresholds."""
-
-    value: float
-    p_value: float | None
-    n_window: int
-    n_baseline: int
-    observed: float | None = None
-    expected: float | None = None
-    detail: str = ""
-    examples: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -112,10 +96,11 @@ class CheckResult:
         }
 
 
-Detector = Callable[[ColumnBaseline, ColumnProfile, WindowProfile, str], "Measurement | None"]
 TRAINING = "training"  # the reference named in messages unless the caller names another
 
 
+@column_check("missing_feature", (0.2, 0.5), "Cohen's h: missing share against the training null rate",
+              problem="missing", noun="missing values", draws_observed=True)
 def missing_feature(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile,
                     against: str = TRAINING) -> Measurement | None:
     """Share of records where the feature is absent or null, above the training null rate.
@@ -147,6 +132,8 @@ def missing_feature(col: ColumnBaseline, prof: ColumnProfile, window: WindowProf
                        col.rows, rate, expected, detail)
 
 
+@column_check("type_mismatch", (0.2, 0.5), "Cohen's h: share of values of the wrong type (0.2 ~ 1% from none)",
+              problem="mismatch", noun="wrong-typed values", draws_observed=True)
 def type_mismatch(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile,
                   against: str = TRAINING) -> Measurement | None:
     """Share of non-null values whose JSON type does not fit the feature's kind.
@@ -165,6 +152,8 @@ def type_mismatch(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfil
                        base_n, rate, expected, detail, [_example(v) for v in prof.mismatch_examples[:SHOWN]])
 
 
+@column_check("unseen_category", (0.2, 0.5), "Cohen's h: unseen share against the Good-Turing expected share",
+              problem="unseen", noun="unseen values", draws_observed=True)
 def unseen_category(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile,
                     against: str = TRAINING) -> Measurement | None:
     """Share of values never seen in training, above the share training predicts.
@@ -190,6 +179,9 @@ def unseen_category(col: ColumnBaseline, prof: ColumnProfile, window: WindowProf
                        col.values, rate, expected, detail, [{"value": v, "count": k} for v, k in top])
 
 
+@column_check("out_of_range", (0.2, 0.5), "Cohen's h: share outside the training min..max against chance",
+              problem="out_of_range", noun="out-of-range values", draws_observed=True,
+              against_recent=False)  # judged against training's range only (PSI sees the tails)
 def out_of_range(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile,
                  against: str = TRAINING) -> Measurement | None:
     """Share of numeric values outside the training minimum..maximum.
@@ -217,6 +209,8 @@ def out_of_range(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile
                        col.values, rate, expected, detail, examples)
 
 
+@column_check("oov_rate", (0.2, 0.5), "Cohen's h: out-of-vocabulary rate against the held-out rate",
+              draws_observed=True)
 def oov_rate(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile,
              against: str = TRAINING) -> Measurement | None:
     """Out-of-vocabulary token rate of a text feature, above the held-out training rate.
@@ -239,6 +233,10 @@ def oov_rate(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile,
                        [{"word": w, "count": k} for w, k in top])
 
 
+INPUTS = frozenset({"input"})
+
+
+@column_check("distribution_shift", (0.10, 0.25), "PSI on baseline bins", roles=INPUTS)
 def distribution_shift(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile,
                        against: str = TRAINING) -> Measurement | None:
     """Population Stability Index between training and window on the baseline's bins.
@@ -258,6 +256,12 @@ def distribution_shift(col: ColumnBaseline, prof: ColumnProfile, window: WindowP
                        None, None, f"PSI {value:.3f} against {against} over {len(expected)} bins; {detail}")
 
 
+
+column_check("prediction_shift", (0.10, 0.25), "PSI on baseline bins of the model output",
+             roles=frozenset({"prediction"}))(distribution_shift)
+
+
+@column_check("category_share", (0.2, 0.5), "Cohen's h: one known category's share against training's")
 def category_share(col: ColumnBaseline, prof: ColumnProfile, window: WindowProfile,
                    against: str = TRAINING) -> Measurement | None:
     """The largest rise of one known category's share, judged on its own (Cohen's h).
@@ -336,48 +340,31 @@ def _largest_moves(names: list[str], base: list[float], win: list[float]) -> str
     return ", ".join(f"{name!r} {b:.1%} -> {w:.1%}" for name, b, w in moves[:3])
 
 
-DETECTORS: dict[str, Detector] = {
-    "missing_feature": missing_feature,
-    "type_mismatch": type_mismatch,
-    "unseen_category": unseen_category,
-    "out_of_range": out_of_range,
-    "oov_rate": oov_rate,
-    "distribution_shift": distribution_shift,
-    "category_share": category_share,
-}
-
-
 def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | None = None,
              reference: str = "training") -> list[CheckResult]:
-    """Every applicable check of every column, the model's quality (``quality_drop``, ``prediction_bias``,
-    ``estimated_quality_drop``: :mod:`analyzers.core.quality`) and its latency, decided together (one FDR
+    """Every registered check (:mod:`analyzers.core.registry`): the column checks of every column, then the
+    window checks (the model's quality and latency: :mod:`analyzers.core.quality`), decided together (one FDR
     family per window); findings on records then name the segments they concentrate in.
 
     ``baseline`` is the reference the window is judged against; ``reference`` names it in the results."""
     config = config or CheckConfig()
+    checks = specs()
     pending: list[tuple[str, str, str, str | None, Measurement]] = []  # (check, feature, role, metric, measured)
     for name, col in baseline.columns.items():
         prof = profile.columns.get(name) or ColumnProfile(kind=col.kind)
-        for check, detector in DETECTORS.items():
-            if check == "distribution_shift" and col.role == "prediction":
-                check = "prediction_shift"
-            if not config.level(check, name).enabled:
+        for spec in checks:
+            if spec.column is None or (spec.roles is not None and col.role not in spec.roles):
                 continue
-            measured = detector(col, prof, profile, reference)
+            if not config.level(spec.name, name).enabled:
+                continue
+            measured = spec.column(col, prof, profile, reference)
             if measured is not None:
-                pending.append((check, col.name, col.role, None, measured))
-    if baseline.quality is not None and profile.quality is not None:
-        for q in quality_measurements(profile.quality, baseline.quality):
-            if config.level(q.check, PREDICTION_FEATURE).enabled:
-                pending.append((q.check, PREDICTION_FEATURE, "prediction", q.metric,
-                                Measurement(q.value, q.p_value, q.n_window, baseline.quality.rows, q.observed,
-                                            q.expected, q.detail)))
-    if baseline.latency and profile.latency and config.level("latency_regression", "latency").enabled:
-        lat = latency_measurement(profile.latency, baseline.latency, reference)
-        if lat is not None:
-            pending.append((lat.check, "latency", "latency", lat.metric,
-                            Measurement(lat.value, lat.p_value, lat.n_window, sum(baseline.latency.values()),
-                                        lat.observed, lat.expected, lat.detail)))
+                pending.append((spec.name, col.name, col.role, None, measured))
+    for spec in checks:
+        if spec.window is not None:
+            pending.extend((spec.name, m.feature, m.role, m.metric, m.measurement)
+                           for m in spec.window(profile, baseline, reference)
+                           if config.level(spec.name, m.feature).enabled)
     adjusted = stats.benjamini_hochberg([m.p_value if m.p_value is not None else 1.0 for *_, m in pending])
     results = []
     for (check, feature, role, metric, m), q in zip(pending, adjusted):

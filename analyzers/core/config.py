@@ -12,6 +12,8 @@ In ``predwatch.toml``::
     [features.amount.out_of_range]  # one feature, one check
     warning = 0.05
     enabled = true
+
+A check's default levels are in its spec (:mod:`analyzers.core.registry`), beside its detector.
 """
 from __future__ import annotations
 
@@ -19,40 +21,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-CHECKS = (
-    "missing_feature",
-    "type_mismatch",
-    "unseen_category",
-    "out_of_range",
-    "oov_rate",
-    "distribution_shift",
-    "prediction_shift",
-    "category_share",
-    "quality_drop",
-    "prediction_bias",
-    "estimated_quality_drop",
-    "latency_regression",
-)
-
-# What each threshold is measured in, and its default (warning, critical) level. Rates (nulls, wrong types,
-# unseen values, values out of range, unknown words) are judged as Cohen's h against what training predicts:
-# the arcsine scale weighs 1% -> 6% like 40% -> 61%, and 0.2 / 0.5 are Cohen's "small" and "medium" effects.
-DEFAULT_LEVELS: dict[str, tuple[float, float]] = {
-    "missing_feature": (0.2, 0.5),      # Cohen's h: missing share against the training null rate
-    "type_mismatch": (0.2, 0.5),        # Cohen's h: share of values of the wrong type (0.2 ~ 1% from none)
-    "unseen_category": (0.2, 0.5),      # Cohen's h: unseen share against the Good-Turing expected share
-    "out_of_range": (0.2, 0.5),         # Cohen's h: share outside the training min..max against chance
-    "oov_rate": (0.2, 0.5),             # Cohen's h: out-of-vocabulary rate against the held-out rate
-    "distribution_shift": (0.10, 0.25),  # PSI on baseline bins
-    "prediction_shift": (0.10, 0.25),   # PSI on baseline bins of the model output
-    "category_share": (0.2, 0.5),       # Cohen's h: one known category's share against training's
-    "quality_drop": (0.05, 0.15),       # relative degradation of a quality metric against the reference
-    # a regression's mean error against the reference's, in reference RMSEs: a bias of b adds b^2 to the MSE, so
-    # 0.25 costs about 6% of the reference MSE (the size of a quality_drop warning), 0.5 a quarter
-    "prediction_bias": (0.25, 0.5),
-    "estimated_quality_drop": (0.05, 0.15),  # the same, of the accuracy expected from calibrated scores
-    "latency_regression": (1.5, 3.0),   # window p95 latency as a multiple of the reference p95
-}
+from . import registry
 
 DEFAULT_FDR = 0.01
 
@@ -69,11 +38,12 @@ class CheckConfig:
     """Thresholds for every (check, feature); see the module docstring for the file format."""
 
     fdr: float = DEFAULT_FDR
-    checks: dict[str, Level] = field(default_factory=lambda: {k: Level(*v) for k, v in DEFAULT_LEVELS.items()})
+    checks: dict[str, Level] = field(default_factory=dict)  # configured checks (the others: their spec's levels)
     features: dict[str, dict[str, Level]] = field(default_factory=dict)
 
     def level(self, check: str, feature: str) -> Level:
-        return self.features.get(feature, {}).get(check) or self.checks[check]
+        return (self.features.get(feature, {}).get(check) or self.checks.get(check)
+                or Level(*registry.spec(check).levels))
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any] | None) -> "CheckConfig":
@@ -95,14 +65,14 @@ class CheckConfig:
 
 def _level(where: str, values: Any, default: Level | None) -> Level:
     check = where.rsplit(".", 1)[-1]
-    if check not in CHECKS:
-        raise ValueError(f"unknown check {check!r} in configuration; checks are {', '.join(CHECKS)}")
+    if check not in registry.names():
+        raise ValueError(f"unknown check {check!r} in configuration; checks are {', '.join(registry.names())}")
     if not isinstance(values, dict):
         raise ValueError(f"[{where}] must be a table with warning/critical/enabled")
     unknown = set(values) - {"warning", "critical", "enabled"}
     if unknown:
         raise ValueError(f"[{where}]: unknown keys {', '.join(sorted(unknown))}")
-    base = default or Level(*DEFAULT_LEVELS[check])
+    base = default or Level(*registry.spec(check).levels)
     warning = _number(where, "warning", values.get("warning", base.warning))
     critical = _number(where, "critical", values.get("critical", max(base.critical, warning)))
     enabled = values.get("enabled", base.enabled)

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .registry import Measured, Measurement, window_check
 from .stats import excess_rate_p_value, normal_sf
 from .values import category_of, is_measured
 
@@ -56,6 +58,7 @@ BOOTSTRAP = 200
 MIN_LABELLED = 100  # labelled predictions below which quality is reported but not judged
 DELAY_BASE = 2.0  # label delay histogram: bin 0 holds delays under 1 s, bin k delays in [2^(k-1), 2^k) s
 DELAY_EDGES = [DELAY_BASE ** k for k in range(0, 40)]  # 1 s .. 17,000 years
+PREDICTION_FEATURE = "prediction"  # the feature quality findings name, whichever output holds the scores
 LATENCY_RATIO = 1.05  # latency histogram: bin k holds [0.01 ms * 1.05^k, ... * 1.05^(k+1))
 
 
@@ -634,3 +637,41 @@ def _add(a: list[int] | None, b: np.ndarray) -> list[int]:
 
 def _finite(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else round(float(x), 6)
+
+
+def _judged_quality(check: str) -> Callable[[Any, Any, str], list[Measured]]:
+    """The window detector of one quality check: the measurements of :func:`quality_measurements` it owns."""
+    def detector(profile: Any, baseline: Any, reference: str) -> list[Measured]:
+        if baseline.quality is None or profile.quality is None:
+            return []
+        return [Measured(PREDICTION_FEATURE, "prediction", Measurement(
+                    q.value, q.p_value, q.n_window, baseline.quality.rows, q.observed, q.expected, q.detail), q.metric)
+                for q in quality_measurements(profile.quality, baseline.quality) if q.check == check]
+    detector.__name__ = check
+    detector.__doc__ = f"``{check}`` of the window's quality (see :func:`quality_measurements`)."
+    return detector
+
+
+window_check("quality_drop", (0.05, 0.15), "relative degradation of a quality metric against the reference",
+             draws_observed=True)(_judged_quality("quality_drop"))
+# a regression's mean error against the reference's, in reference RMSEs: a bias of b adds b^2 to the MSE, so
+# 0.25 costs about 6% of the reference MSE (the size of a quality_drop warning), 0.5 a quarter
+window_check("prediction_bias", (0.25, 0.5), "the mean error's shift in reference RMSEs",
+             draws_observed=True)(_judged_quality("prediction_bias"))
+window_check("estimated_quality_drop", (0.05, 0.15),
+             "relative degradation of the accuracy expected from calibrated scores",
+             draws_observed=True)(_judged_quality("estimated_quality_drop"))
+
+
+@window_check("latency_regression", (1.5, 3.0), "window p95 latency as a multiple of the reference p95",
+              draws_observed=True)
+def latency_regression(profile: Any, baseline: Any, reference: str) -> list[Measured]:
+    """The window's p95 latency against the reference's (:func:`latency_measurement`)."""
+    if not baseline.latency or not profile.latency:
+        return []
+    lat = latency_measurement(profile.latency, baseline.latency, reference)
+    if lat is None:
+        return []
+    return [Measured("latency", "latency", Measurement(lat.value, lat.p_value, lat.n_window,
+                                                       sum(baseline.latency.values()), lat.observed, lat.expected,
+                                                       lat.detail), lat.metric)]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .baseline import Baseline, ColumnBaseline
+from . import registry
 from .checks import evaluate
 from .profile import WindowProfile
 
@@ -24,7 +25,6 @@ TRAINING = "training"
 SAME_HOURS = "training, same hours of day"
 SAME_WEEK_HOURS = "training, same hours of the week"
 RECENT = "recent"
-NOT_AGAINST_RECENT = frozenset({"out_of_range"})  # judged against training's range only (PSI sees the tails)
 
 
 def reference_for(baseline: Baseline, profile: WindowProfile) -> tuple[Baseline, str]:
@@ -251,7 +251,7 @@ def recent_results(profile: WindowProfile, baseline: Baseline, earlier: list[Win
     if merged.records < RECENT_MIN_RECORDS or profile.records == 0:
         return []
     checked = [r for r in evaluate(profile, recent_reference(baseline, merged, rows), config, reference=RECENT)
-               if r.check not in NOT_AGAINST_RECENT]
+               if registry.spec(r.check).against_recent]
     found = {(r.check, r.feature) for r in checked if r.status != "ok"}
     if not found or len(earlier) < 2:
         return checked

@@ -14,13 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import stats
+from . import registry, stats
 from .baseline import Baseline, ColumnBaseline
 from .profile import ColumnProfile, WindowProfile
 
-# check -> the problem whose offending records it counts
-PROBLEMS = {"missing_feature": "missing", "type_mismatch": "mismatch", "unseen_category": "unseen",
-            "out_of_range": "out_of_range"}
 MISSING = "(missing)"  # the segment value of records that lack the segment feature
 SHOWN = 3  # segments named per finding
 MIN_OFFENDING = 20  # offending records below which no concentration is claimed
@@ -109,18 +106,15 @@ def window_count(prof: ColumnProfile | None, window: WindowProfile, name: str, v
     return max(0, min(rest, min(prof.unseen_values.values(), default=rest)))
 
 
-NOUNS = {"missing": "missing values", "mismatch": "wrong-typed values", "unseen": "unseen values",
-         "out_of_range": "out-of-range values"}
-
-
 def explain(results: list[Any], window: WindowProfile, fetch: Fetch | None = None) -> None:
-    """Name the segments of each finding whose check has offending records (``PROBLEMS``).
+    """Name the segments of each finding whose check counts offending records (its spec's ``problem``).
 
     Reads ``window.columns[feature].offending``; ``fetch`` fills what a source did not count while
     profiling (Elasticsearch), once per feature and problem. Sets ``result.segments`` and adds the
     first segment to the message; results already explained are left alone."""
     for r in results:
-        problem = PROBLEMS.get(r.check)
+        spec = registry.find(r.check)
+        problem = spec.problem if spec is not None else None
         if problem is None or r.status == "ok" or r.segments is not None:
             continue
         prof = window.columns.get(r.feature)
@@ -134,4 +128,4 @@ def explain(results: list[Any], window: WindowProfile, fetch: Fetch | None = Non
         named = segments_of(offending, window, exclude=r.feature)
         r.segments = [s.to_dict() for s in named]
         if named:
-            r.message += f"; {named[0].text(NOUNS[problem])}"
+            r.message += f"; {named[0].text(spec.noun or problem)}"

@@ -15,6 +15,7 @@ from elasticsearch import Elasticsearch
 
 from logging_adapter import contract as c
 
+from ..core import registry
 from ..core.checks import example_text
 from ..sources.search import of_model, search
 from ..store.series import NothingYet, fetch
@@ -79,9 +80,8 @@ def render(data: dict[str, Any], *, model: str, start: str, end: str, source: st
     series = []
     for (feature, check, against), rows in sorted(by_key.items()):
         rows.sort(key=lambda m: m["window"]["start"])
-        use_observed = check.split()[0] in ("missing_feature", "unseen_category", "oov_rate", "type_mismatch",
-                                            "out_of_range", "quality_drop", "prediction_bias", "estimated_quality_drop",
-                                            "latency_regression")
+        spec = registry.find(check.split()[0])
+        use_observed = spec is not None and spec.draws_observed
         # a window is named by its start, as in the local report (a day-5 incident is on day 5)
         named = {"value": [(m["window"]["start"], m.get("observed") if use_observed else m.get("value")) for m in rows]}
         classes = {"value": "line-value", "expected": "line-expected", "threshold": "line-threshold"}
