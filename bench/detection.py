@@ -136,7 +136,7 @@ def regression_bias(seeds: int) -> None:
     import test_quality as tq
     from conftest import write_jsonl
 
-    from analyzers.sources.local import analyze_local
+    from analyzers.files import analyze_local
 
     baseline = build_baseline(tq.demand(30_000, 10, days=90), model="demand", version="1", predictions=["forecast"],
                               actual="sold", time_column="ts")

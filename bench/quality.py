@@ -33,7 +33,7 @@ from sklearn import metrics as skm  # noqa: E402
 
 from analyzers.core.baseline import build_baseline  # noqa: E402
 from analyzers.core.quality import metrics  # noqa: E402
-from analyzers.sources.local import analyze_local  # noqa: E402
+from analyzers.files import analyze_local  # noqa: E402
 from test_quality import MODEL, draw, records  # noqa: E402
 
 

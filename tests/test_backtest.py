@@ -14,7 +14,7 @@ import synth
 from analyzers.core.backtest import backtest, changed_config, reference_family, week_of
 from analyzers.core.incidents import incidents_of
 from analyzers.daemon.analyzer import Analyzer
-from analyzers.sources.local import analyze_local
+from analyzers.files import analyze_local
 from analyzers.store.baselines import store_baseline
 from conftest import write_jsonl
 from predwatch.cli.backtest import stored_windows

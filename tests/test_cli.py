@@ -12,6 +12,7 @@ import incidents
 import synth
 from conftest import write_jsonl
 from analyzers.core.baseline import Baseline
+from analyzers import files
 from analyzers.sources import local
 
 
@@ -208,7 +209,7 @@ def test_an_internal_error_is_exit_3_and_its_traceback_waits_for_debug(cli_basel
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(local, "analyze_local", broken)
+    monkeypatch.setattr(files, "analyze_local", broken)
     monkeypatch.delenv("PREDWATCH_DEBUG", raising=False)
     assert main(["check", "--baseline", str(cli_baseline), "--logs", str(logs)]) == 3
     err = capsys.readouterr().err

@@ -95,7 +95,7 @@ def test_report_from_es_marks_recent_rows_dates_by_window_start_and_exits_1_with
 
     from analyzers.core.window import analyze
     from analyzers.daemon.config import iso
-    from analyzers.sources.local import analyze_files
+    from analyzers.files import analyze_files
     from analyzers.store import results as res
     from conftest import write_jsonl
     from test_es_analyzers import T0

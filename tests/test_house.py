@@ -17,6 +17,7 @@ import pytest
 import synth
 from alerting.watches import AlertConfig, render_watch
 from analyzers.daemon.config import DaemonConfig
+from analyzers import files
 from analyzers.sources import local
 from conftest import wait_until, write_jsonl
 from kibana.dashboards import dashboard_id, dashboard_url
@@ -185,7 +186,7 @@ def test_profile_records_read_by_two_workers_count_each_window_once(baseline, tm
     for handler in logger.handlers:
         handler.flush()
     monkeypatch.setattr(local, "PARALLEL_MIN_BYTES", path.stat().st_size // 6)
-    one, two = (local.analyze_local([path], baseline, workers=w) for w in (1, 2))
+    one, two = (files.analyze_local([path], baseline, workers=w) for w in (1, 2))
     assert one.records == two.records == 3000
     key = lambda a: [(f.check, f.feature, f.status, f.value) for w in a.windows for f in w.findings]  # noqa: E731
     assert key(two) == key(one)
@@ -248,7 +249,7 @@ def test_a_check_registered_from_a_test_is_judged_reported_stored_and_judged_aga
     capsys.readouterr()
     assert toy_check in report.read_text()
 
-    analysis = local.analyze_local(days, baseline, window=timedelta(days=1))
+    analysis = files.analyze_local(days, baseline, window=timedelta(days=1))
     last = analysis.windows[-1]
     docs = res.result_docs(last.results + last.recent, prefix="p", model="checkout-risk", version="7",
                            start="2026-11-13T00:00:00Z", end="2026-11-14T00:00:00Z", records=3000)

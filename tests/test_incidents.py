@@ -14,7 +14,7 @@ import synth
 from conftest import write_jsonl
 
 from analyzers.core.incidents import incidents_of
-from analyzers.sources.local import analyze_local
+from analyzers.files import analyze_local
 
 DAYS = 17
 EPISODES = {  # (check, feature): the days (indices) of each injected episode

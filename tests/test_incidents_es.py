@@ -17,7 +17,7 @@ import synth
 from analyzers.core.incidents import incidents_of
 from analyzers.daemon.analyzer import Analyzer
 from analyzers.daemon.config import iso
-from analyzers.sources.local import analyze_local
+from analyzers.files import analyze_local
 from analyzers.store import incidents as incident_store
 from analyzers.store import results as res
 from alerting.notifier import Notifier, Target

@@ -11,7 +11,7 @@ import pytest
 
 import synth
 from analyzers.daemon.analyzer import Analyzer
-from analyzers.sources.local import analyze_local
+from analyzers.files import analyze_local
 from analyzers.store.baselines import store_baseline
 from conftest import delete_indices, write_jsonl
 from logging_adapter import PredictionLogger, configure

@@ -16,7 +16,7 @@ import pytest
 
 from analyzers.core.baseline import Baseline, build_baseline
 from analyzers.core.quality import build_quality, metrics, reference_profile
-from analyzers.sources.local import analyze_local
+from analyzers.files import analyze_local
 from conftest import write_jsonl
 from logging_adapter import contract as c
 

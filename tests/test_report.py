@@ -9,7 +9,7 @@ import incidents
 import synth
 from conftest import page_metrics, screenshot, write_jsonl
 from analyzers.report.html import render, window_label, write_report
-from analyzers.sources.local import analyze_files
+from analyzers.files import analyze_files
 
 PAYLOAD = "<script>document.title='pwned'</script>"
 
@@ -60,7 +60,7 @@ def timeline_page(baseline, tmp_path_factory):
     """A report of 275 daily windows (the demo's length) with incidents on a few days."""
     from datetime import datetime, timedelta, timezone
 
-    from analyzers.sources.local import analyze_local
+    from analyzers.files import analyze_local
 
     tmp = tmp_path_factory.mktemp("timeline")
     day0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -165,7 +165,7 @@ def ten_days_page(baseline, tmp_path_factory):
     """Ten daily windows with outcomes (the model-quality table), incidents on two days, one of them noted."""
     from datetime import datetime, timedelta, timezone
 
-    from analyzers.sources.local import analyze_local
+    from analyzers.files import analyze_local
 
     tmp = tmp_path_factory.mktemp("ten")
     day0 = datetime(2026, 3, 1, tzinfo=timezone.utc)

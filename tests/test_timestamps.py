@@ -129,7 +129,7 @@ def test_a_time_with_an_offset_goes_to_the_index_of_its_utc_day():
 
 
 def test_check_refuses_a_space_separated_timestamp_like_the_cluster(tmp_path):
-    from analyzers.sources.local import analyze_local
+    from analyzers.files import analyze_local
     from test_quality import MODEL, T0, build_baseline, draw, records
 
     baseline = build_baseline(draw(2000, 1), model=MODEL, version="7", predictions=["score"], actual="label")
@@ -143,7 +143,7 @@ def test_check_refuses_a_space_separated_timestamp_like_the_cluster(tmp_path):
 
 
 def test_outcomes_before_their_prediction_are_counted_not_taken_as_zero_delay(tmp_path):
-    from analyzers.sources.local import analyze_local
+    from analyzers.files import analyze_local
     from test_quality import MODEL, build_baseline, draw, records
 
     baseline = build_baseline(draw(2000, 1), model=MODEL, version="7", predictions=["score"], actual="label")

@@ -27,7 +27,7 @@ from ..core.baseline import Baseline, ColumnBaseline
 from ..core.profile import SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, WindowProfile
 from ..core.quality import DELAY_EDGES, QualityProfile, latency_edges
 from ..core.segments import MISSING, segment_features
-from .local import LocalProfiler
+from ..core.counting import ProfileCounter
 from .search import of_model, search
 
 MAX_BUCKETS = 65_536  # search.max_buckets default, across one response
@@ -49,10 +49,10 @@ class EsWindowProfiler:
     text_sample: int = TEXT_SAMPLE
     requests: int = 0
     conflicts: dict[str, dict[str, str]] = field(default_factory=dict)  # feature -> index -> type, of the last window
-    _local: LocalProfiler = field(init=False, repr=False)
+    _counter: ProfileCounter = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._local = LocalProfiler(self.baseline)
+        self._counter = ProfileCounter(self.baseline)
 
     def window_query(self, start: str, end: str, version: str | None) -> dict[str, Any]:
         return of_model(self.baseline.model, version, field=c.TIMESTAMP, start=start, end=end)
@@ -285,7 +285,7 @@ class EsWindowProfiler:
         for col in cols:
             exact = window.columns[col.name]
             values = [row[col.name] for row in rows if col.name in row and row[col.name] is not None]
-            sample = self._local.profile_column(col.name, col, values)
+            sample = self._counter.count_column(col.name, col, values)
             exact.texts, exact.tokens, exact.oov_tokens = sample.texts, sample.tokens, sample.oov_tokens
             exact.oov_values = sample.oov_values
             if sample.mismatched and values:  # scaled from the sample to the window's values

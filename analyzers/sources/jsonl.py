@@ -9,7 +9,7 @@ import functools
 import gzip
 import re
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from operator import attrgetter
@@ -21,6 +21,7 @@ import orjson
 
 from logging_adapter import contract as c
 
+from ..core.counting import Columns
 from ..core.profile import Rejected
 
 CHUNK = 5000  # records profiled at once: in the CPU's caches (20,000 took 1.6x longer with two workers)
@@ -155,45 +156,6 @@ def read_predictions(items: Iterable[dict[str, Any] | Line], *, flat: bool = Tru
             yield read(item)
         except c.RecordError as exc:
             yield Rejected(f"{prefix}{number}" if prefix else f"record {number}", str(exc))
-
-
-@dataclass(slots=True)
-class Columns:
-    """Prediction records column by column, what profiling reads: a file's canonical lines become these
-    lists at C speed without one object per record (:meth:`of` turns records into them)."""
-
-    timestamps: list[str | None]
-    models: list[str | None]
-    versions: list[str | None]
-    prediction_ids: list[str | None]
-    features: list[dict[str, Any]]
-    predictions: list[Any]
-    latencies: list[float | None]
-
-    @classmethod
-    def of(cls, records: Sequence[c.Prediction]) -> "Columns":
-        if not records:
-            return cls([], [], [], [], [], [], [])
-        return cls(*map(list, zip(*((r.timestamp, r.model, r.version, r.prediction_id, r.features, r.prediction,
-                                     r.latency_ms) for r in records))))
-
-    def __len__(self) -> int:
-        return len(self.timestamps)
-
-    def _fields(self) -> tuple[list, ...]:
-        return (self.timestamps, self.models, self.versions, self.prediction_ids, self.features, self.predictions,
-                self.latencies)
-
-    def take(self, rows: Sequence[int]) -> "Columns":
-        """The records at ``rows``, in that order."""
-        return Columns(*([col[i] for i in rows] for col in self._fields()))
-
-    def extend(self, more: "Columns") -> None:
-        for mine, theirs in zip(self._fields(), more._fields()):
-            mine.extend(theirs)
-
-    def records(self) -> list[c.Prediction]:
-        return list(map(c.Prediction, *self._fields()))
 
 
 @dataclass(slots=True)

@@ -29,10 +29,9 @@ from typing import Any
 from logging_adapter import contract as c
 
 from ..core.baseline import Baseline
+from ..core.counting import Columns, ProfileCounter, scored_outputs
 from ..core.profile import WindowProfile
 from ..core.quality import QualityProfile, add_labelled
-from .jsonl import Columns
-from .local import LocalProfiler, scored_outputs
 
 BATCH = 2000  # predictions profiled together on the background thread
 MAX_QUEUED = 200_000  # past this the caller's thread profiles too (memory stays bounded, nothing is dropped)
@@ -57,7 +56,7 @@ class ProcessProfiler:
         self.emitted = 0  # profile records handed to ``emit``
         self.counted = 0  # predictions counted
         self._emit = emit
-        self._profiler = LocalProfiler(baseline)
+        self._counter = ProfileCounter(baseline)
         self._queue: deque[tuple[float, str | None, Any, Any, float | None]] = deque()
         self._intervals: dict[float, WindowProfile] = {}
         self._parts: dict[float, int] = {}
@@ -126,7 +125,7 @@ class ProcessProfiler:
             stamps, pids, features, predictions, latencies = map(list, zip(*rows))
             records = Columns([c.utc_iso(ts) for ts in stamps], [name] * len(rows), [version] * len(rows), pids,
                               features, predictions, latencies)
-            chunk = self._profiler.profile_chunk(records)
+            chunk = self._counter.count(records)
             ref = self.baseline.quality
             if ref is not None:  # every prediction's score bin, for the estimate (outcomes join the sample)
                 chunk.quality = scored_outputs(ref, records)

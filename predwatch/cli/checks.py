@@ -168,7 +168,7 @@ def _analyze_local(args: argparse.Namespace):
     from analyzers.core.baseline import Baseline
     from analyzers.core.config import CheckConfig
     from analyzers.sources.jsonl import UnreadableFile, estimate_lines
-    from analyzers.sources.local import analyze_local
+    from analyzers.files import analyze_local
 
     try:
         baseline = Baseline.load(args.baseline)

@@ -30,7 +30,7 @@ from analyzers.core.quality import build_quality
 from analyzers.core.reference import recent_results
 from analyzers.core.window import WindowResult
 from analyzers.report.html import write_report
-from analyzers.sources.local import analyze_files
+from analyzers.files import analyze_files
 
 MODEL, VERSION = "flight-delay", "2013.1"
 CATEGORICAL = ["carrier", "origin", "dest", "tailnum"]
