@@ -112,9 +112,6 @@ class Baseline:
     # Latency histogram of the reference traffic (the recent past; training data has none), for latency_regression.
     latency: dict[str, int] | None = field(default=None, repr=False)
 
-    def inputs(self) -> list[ColumnBaseline]:
-        return [col for col in self.columns.values() if col.role == "input"]
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "predwatch.baseline",

@@ -30,7 +30,6 @@ from ..core.segments import MISSING, segment_features
 from ..core.counting import ProfileCounter
 from .search import of_model, search
 
-MAX_BUCKETS = 65_536  # search.max_buckets default, across one response
 BUCKET_BUDGET = 20_000  # buckets we allow ourselves per request, well inside it
 UNSEEN_EXAMPLES = 10
 TEXT_SAMPLE = 1000
@@ -224,7 +223,7 @@ class EsWindowProfiler:
         after = None
         while True:
             body: dict[str, Any] = {"size": 1000, "query": query,
-                                    "sort": [{c.INTERVAL_START: "asc"}, {c.SOURCE_PROCESS: "asc"}, {"predwatch.source.part": "asc"}]}
+                                    "sort": [{c.INTERVAL_START: "asc"}, {c.SOURCE_PROCESS: "asc"}, {c.SOURCE_PART: "asc"}]}
             if after is not None:
                 body["search_after"] = after
             self.requests += 1
