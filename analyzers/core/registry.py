@@ -20,11 +20,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .baseline import Baseline, ColumnBaseline
-    from .profile import ColumnProfile, WindowProfile
+from typing import Any
 
 # the modules whose detectors are built in: importing them registers them, in this order
 BUILT_IN = ("analyzers.core.checks", "analyzers.core.quality")
@@ -54,8 +50,10 @@ class Measured:
     metric: str | None = None
 
 
-ColumnDetector = Callable[["ColumnBaseline", "ColumnProfile", "WindowProfile", str], "Measurement | None"]
-WindowDetector = Callable[["WindowProfile", "Baseline", str], "Iterable[Measured]"]
+# (column baseline, column profile, window profile, reference name) -> Measurement | None; the registry names
+# no core type of its own, so that every detector's module can import it
+ColumnDetector = Callable[[Any, Any, Any, str], "Measurement | None"]
+WindowDetector = Callable[[Any, Any, str], Iterable[Measured]]  # (window profile, baseline, reference name)
 
 
 @dataclass(frozen=True)
