@@ -302,7 +302,7 @@ def fit_joint_reference(frame: pd.DataFrame, kinds: Mapping[str, str], seed: int
     >>> ref.inputs, [col.label for col in ref.columns], ref.rows
     (['x', 'y', 'seg'], ['x', 'y', 'seg=B', 'seg=A'], 3000)
     >>> round(float(ref.correlation[0, 1]), 2)
-    0.7
+    0.71
     """
     usable = [str(col) for col in frame.columns if kinds.get(str(col)) in JOINT_KINDS]
     if len(usable) < 2 or len(frame) < MIN_ROWS:
