@@ -194,6 +194,7 @@ MAX_LEVELS = 8  # indicators per categorical input at most (the most frequent ca
 MAX_COLUMNS = 160  # encoded columns at most (the reference keeps a matrix of this size squared)
 MIN_STATE = 10  # an indicator takes part only when both its states occur this often in the sample
 MIN_PAIR = 30  # rows a pair needs in a sample (both values present) to be compared
+MIN_CELL = 25  # two indicators are compared only when both being "on" is expected this often in each sample
 OTHER = "(other)"
 JOINT_KINDS = ("numeric", "categorical", "boolean")
 
@@ -322,8 +323,7 @@ def fit_joint_reference(frame: pd.DataFrame, kinds: Mapping[str, str], seed: int
         inputs.append(name)
     if len(inputs) < 2:
         return None
-    u, mask = _encode(columns, lambda name: frame[name].tolist(), kinds, n)
-    corr, var, counts = _associations(u, mask)
+    corr, var, counts = _associations(*_encode(columns, lambda name: frame[name].tolist(), kinds, n))
     return JointReference(inputs=inputs, kinds={name: kinds[name] for name in inputs}, columns=columns,
                           correlation=corr, variance=var, counts=counts, rows=n, seed=seed)
 
@@ -398,10 +398,13 @@ def _normal_scores(numbers: np.ndarray) -> np.ndarray:
     return out
 
 
-def _encode(columns: list[_Column], values_of, kinds: Mapping[str, str], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The standardised encoded columns (0 where absent) and their presence mask, both n x d."""
+def _encode(columns: list[_Column], values_of, kinds: Mapping[str, str],
+            n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The standardised encoded columns (0 where absent) and their presence mask, both n x d, and each column's
+    rarer share (an indicator's; 1 for numeric values)."""
     u = np.zeros((n, len(columns)))
     mask = np.zeros((n, len(columns)))
+    rare = np.ones(len(columns))
     cache: dict[str, Any] = {}
     for j, col in enumerate(columns):
         kind = kinds[col.input]
@@ -426,17 +429,21 @@ def _encode(columns: list[_Column], values_of, kinds: Mapping[str, str], n: int)
                 continue
             p = ones / n
             x = (ind - p) / math.sqrt(p * (1 - p))
+            rare[j] = min(p, 1 - p)
         present = np.isfinite(x)
         u[present, j] = x[present]
         mask[present, j] = 1.0
-    return u, mask
+    return u, mask, rare
 
 
-def _associations(u: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _associations(u: np.ndarray, mask: np.ndarray, rare: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairwise correlations of the standardised columns over the rows where both are present, the per-row
     variance of their Fisher z (delta method: for standardised u, v with correlation r, n Var(r) ->
-    m22 (1 + r^2/2) - r (m31 + m13) + r^2 (m40 + m04) / 4; Var(z) = Var(r) / (1 - r^2)^2), and the row counts."""
+    m22 (1 + r^2/2) - r (m31 + m13) + r^2 (m40 + m04) / 4; Var(z) = Var(r) / (1 - r^2)^2), and the row counts.
+    Two indicators whose joint "on" cell is expected fewer than 10 times are not measured: the phi coefficient of
+    two rare events is far from normal there (a pair of 5% events in 500 rows gave p-values 5 times too small)."""
     counts = mask.T @ mask
+    counts = np.where(counts * np.outer(rare, rare) >= MIN_CELL, counts, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         n = np.where(counts >= MIN_PAIR, counts, np.nan)
         r = np.clip((u.T @ u) / n, -0.999, 0.999)
@@ -451,8 +458,7 @@ def _associations(u: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def _window_matrix(ref: JointReference, rows: list[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    u, mask = _encode(ref.columns, lambda name: [row.get(name) for row in rows], ref.kinds, len(rows))
-    return _associations(u, mask)
+    return _associations(*_encode(ref.columns, lambda name: [row.get(name) for row in rows], ref.kinds, len(rows)))
 
 
 def multivariate_shift(ref: JointReference, rows: list[Mapping[str, Any]]) -> JointMeasurement | None:
