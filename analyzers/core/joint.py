@@ -20,7 +20,7 @@ import hashlib
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import special as _special
 
-from .values import category_of, is_number
+from .registry import Measured, Measurement, window_check
+from .values import category_of, is_number, is_vector_of
 
 # -- the measurement -----------------------------------------------------------------------------------------------
 
@@ -148,6 +149,14 @@ class RowSample:
         if len(kept) == self.k:
             key, (h, _) = kept[-1]
             self._bound = (h, key)
+
+    def offer(self, key: str, h: int, make_row: Callable[[], Mapping[str, Any]]) -> None:
+        """Offer one record whose key's hash (:func:`key_hash`) is known; ``make_row`` is called only when the
+        record can enter the sample, so that a large window pays one comparison for most of its records."""
+        self.seen += 1
+        if self._bound is not None and (h, key) > self._bound:
+            return
+        self._offer(key, h, make_row(), clean=True)
 
     def merge(self, other: "RowSample") -> "RowSample":
         """The sample of the union of both samples' records (size: the smaller ``k``)."""
@@ -771,3 +780,45 @@ def embedding_shift(ref: EmbeddingReference, vectors: np.ndarray) -> JointMeasur
               f"deviations along {names[int(np.argmax(np.abs(shift)))]}" + (f"; share of its move: {moved}" if moved else ""))
     return JointMeasurement(value=(share - TAIL) / (1 - TAIL), p_value=p_value, n_window=len(x), n_reference=len(r),
                             observed=share, expected=TAIL, detail=detail, contributions=contributions)
+
+
+# -- the checks, registered beside their statistics -------------------------------------------------------------------
+
+ALL_INPUTS = "*"  # the feature of a finding about the inputs together (``null`` in ``check``'s JSON)
+CONTRIBUTORS_SHOWN = 5
+
+
+def _measurement(m: JointMeasurement) -> Measurement:
+    top = sorted(m.contributions.items(), key=lambda kv: -kv[1])[:CONTRIBUTORS_SHOWN]
+    return Measurement(m.value, m.p_value, m.n_window, m.n_reference, m.observed, m.expected, m.detail,
+                       [{"value": name, "share": round(share, 3)} for name, share in top])
+
+
+@window_check("multivariate_shift", DEFAULT_LEVELS["multivariate_shift"],
+              "the largest change of a pairwise correlation between two inputs", against_recent=False)
+def judge_multivariate_shift(profile: Any, baseline: Any, reference: str) -> list[Measured]:
+    """``multivariate_shift`` of the window's record sample against training's associations (judged against
+    training only: the recent days keep no sample)."""
+    joint = baseline.joint_reference()
+    if joint is None or profile.sample is None:
+        return []
+    m = multivariate_shift(joint, profile.sample.rows)
+    return [] if m is None else [Measured(ALL_INPUTS, "input", _measurement(m))]
+
+
+@window_check("embedding_shift", DEFAULT_LEVELS["embedding_shift"],
+              "share of window vectors where training's vectors rarely are", against_recent=False)
+def judge_embedding_shift(profile: Any, baseline: Any, reference: str) -> list[Measured]:
+    """``embedding_shift`` of each embedding input, from the vectors of the window's record sample."""
+    out = []
+    for name, col in baseline.columns.items():
+        ref = col.embedding_reference() if col.kind == "embedding" else None
+        if ref is None or profile.sample is None:
+            continue
+        vectors = [row[name] for row in profile.sample.rows if is_vector_of(row.get(name), ref.dim)]
+        if not vectors:
+            continue
+        m = embedding_shift(ref, np.asarray(vectors, dtype=float))
+        if m is not None:
+            out.append(Measured(name, col.role, _measurement(m)))
+    return out

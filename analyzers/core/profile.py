@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .joint import RowSample
 from .quality import QualityProfile
 
 EXAMPLES = 5  # examples kept per kind of problem
@@ -125,6 +126,9 @@ class WindowProfile:
     hours: dict[str, int] = field(default_factory=dict)  # records per UTC hour of the week ("0" Monday 00h .. "167")
     latency: dict[str, int] = field(default_factory=dict)  # latency histogram (analyzers.core.quality.latency_bins)
     quality: QualityProfile | None = None  # outcomes joined to the window's predictions (baselines with quality)
+    # a bounded random sample of the window's records (their inputs), for the joint checks (baselines with a joint
+    # reference or an embedding); mergeable, so a window's sample is the same however its records were split
+    sample: RowSample | None = None
 
     def absent(self, name: str) -> int:
         """Records in which the column's key is missing altogether."""
@@ -148,13 +152,16 @@ class WindowProfile:
             hours=_add(self.hours, other.hours),
             latency=_add(self.latency, other.latency),
             quality=_pick(QualityProfile.merge, self.quality, other.quality),
+            sample=_pick(RowSample.merge, self.sample, other.sample),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        doc = {k: v for k, v in self.__dict__.items() if k not in ("columns", "quality")}
+        doc = {k: v for k, v in self.__dict__.items() if k not in ("columns", "quality", "sample")}
         doc["columns"] = {name: col.to_dict() for name, col in self.columns.items()}
         if self.quality is not None:
             doc["quality"] = self.quality.to_dict()
+        if self.sample is not None:
+            doc["sample"] = self.sample.to_dict()
         return doc
 
     @classmethod
@@ -163,6 +170,8 @@ class WindowProfile:
         doc["columns"] = {n: ColumnProfile.from_dict(c) for n, c in doc.get("columns", {}).items()}
         if doc.get("quality") is not None:
             doc["quality"] = QualityProfile.from_dict(doc["quality"])
+        if doc.get("sample") is not None:
+            doc["sample"] = RowSample.from_dict(doc["sample"])
         return cls(**doc)
 
 

@@ -13,7 +13,7 @@ from here.
 >>> spec("out_of_range").problem, spec("out_of_range").against_recent
 ('out_of_range', False)
 >>> [s.name for s in specs() if s.window is not None]
-['quality_drop', 'prediction_bias', 'estimated_quality_drop', 'latency_regression']
+['quality_drop', 'prediction_bias', 'estimated_quality_drop', 'latency_regression', 'multivariate_shift', 'embedding_shift']
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # the modules whose detectors are built in: importing them registers them, in this order
-BUILT_IN = ("analyzers.core.checks", "analyzers.core.quality")
+BUILT_IN = ("analyzers.core.checks", "analyzers.core.quality", "analyzers.core.joint")
 
 
 @dataclass

@@ -20,6 +20,7 @@ from logging_adapter import contract as c
 
 from ..core.baseline import Baseline
 from ..core.counting import Columns, ProfileCounter, outputs_of, scored_outputs
+from ..core.joint import RowSample
 from ..core.profile import Rejected, WindowProfile
 from ..core.quality import QualityProfile, add_labelled
 from .jsonl import CHUNK, Chunk, chunked, locate, read_records, read_records_range
@@ -155,6 +156,7 @@ class LocalProfiler:
                  ) -> dict[float | None, WindowProfile]:
         model = self.model or self.baseline.model
         windows: dict[float | None, WindowProfile] = {}
+        samples: dict[float | None, RowSample] = {}  # each window's record sample, offered to chunk by chunk
         other: dict[str, int] = {}
         read = 0
         for chunk in chunked(items, self.chunk):
@@ -188,10 +190,13 @@ class LocalProfiler:
                         other[name] = other.get(name, 0) + 1
                 records = records.take(keep)
             for key, group, stamps in self._by_window(records):
-                profile = self.counter.count(group, stamps)
+                sample = samples.setdefault(key, RowSample()) if self.counter.sampled else None
+                profile = self.counter.count(group, stamps, sample)
                 if self._quality is not None:
                     self._remember(key, group, profile)
                 _merge_into(windows, {key: profile})
+        for key, sample in samples.items():
+            windows[key].sample = sample
         if other:  # said once, on the earliest window (or the only one)
             first = min(windows, key=lambda k: -1 if k is None else k) if windows else None
             windows.setdefault(first, WindowProfile(model=model)).other_models = other
@@ -215,6 +220,7 @@ class LocalProfiler:
             sample = windows.get(key)
             if sample is not None:
                 counted.other_models = _sum(counted.other_models, sample.other_models)
+                counted.sample = sample.sample  # the logged records are a sample already: the joint checks read it
             windows[key] = counted
         self.join_outcomes(windows)
         return windows
