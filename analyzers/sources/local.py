@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from logging_adapter import contract as c
+from logging_adapter.fieldmap import FieldMap
 
 from ..core.baseline import Baseline, ColumnBaseline, bin_index
 from ..core.config import CheckConfig
@@ -43,8 +44,10 @@ class LocalProfiler:
     """
 
     def __init__(self, baseline: Baseline, *, model: str | None = None, chunk: int = CHUNK,
-                 window: timedelta | None = None, progress: Callable[[int], None] | None = None) -> None:
+                 window: timedelta | None = None, progress: Callable[[int], None] | None = None,
+                 fields: FieldMap | None = None) -> None:
         self.baseline = baseline
+        self.fields = fields  # records in a service's own layout: where each part of the contract lives
         self.model = model
         self.chunk = chunk
         self.window = window  # None: one profile of everything; else one per UTC-aligned window of this size
@@ -76,7 +79,7 @@ class LocalProfiler:
         paths = [Path(p) for p in paths]
         ranges = _split(paths, workers)
         if workers <= 1 or len(ranges) <= 1:
-            return self.assemble(self.windows(read_records(paths)))
+            return self.assemble(self.windows(read_records(paths, self.fields)))
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -137,7 +140,8 @@ class LocalProfiler:
         path, start, end = part
         # a worker reads several ranges with the one profiler it forked with: each range reports only its own
         self.rejected, self.rejections, self.pending, self.outcomes, self.profiled = 0, [], {}, {}, {}
-        profiles = self.windows(read_records([path]) if end < 0 else read_records_range(path, start, end))
+        profiles = self.windows(read_records([path], self.fields) if end < 0
+                                else read_records_range(path, start, end, self.fields))
         located = [Rejected(locate(path, r.where), r.reason) for r in self.rejections]
         return profiles, located, self.rejected, self.pending, self.outcomes, self.profiled
 
@@ -641,11 +645,13 @@ class LocalAnalysis:
 
 def analyze_local(paths: Iterable[str | Path], baseline: Baseline, config: CheckConfig | None = None,
                   workers: int = 1, window: timedelta | None = None,
-                  progress: Callable[[int], None] | None = None, recent_days: int = 7) -> LocalAnalysis:
+                  progress: Callable[[int], None] | None = None, recent_days: int = 7,
+                  fields: FieldMap | None = None) -> LocalAnalysis:
     """Profile local JSONL files against a baseline and run every check: one result per UTC-aligned
     ``window`` in time order (each with its bounds, and judged against the same window on the previous
-    ``recent_days`` days too), or one result of everything when ``window`` is None."""
-    profiler = LocalProfiler(baseline, window=window, progress=progress)
+    ``recent_days`` days too), or one result of everything when ``window`` is None. ``fields`` reads records
+    in a service's own layout (OpenTelemetry log records are recognised without it)."""
+    profiler = LocalProfiler(baseline, window=window, progress=progress, fields=fields)
     profiles = profiler.windows_of_files(paths, workers)
     other: dict[str, int] = {}
     for profile in profiles.values():
