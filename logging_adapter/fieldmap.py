@@ -36,6 +36,7 @@ and for outcomes ``predwatch.actual``; the time is the log record's (``timeUnixN
 from __future__ import annotations
 
 import tomllib
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields as dataclass_fields
 from datetime import datetime, timezone
@@ -265,7 +266,20 @@ def resolve(record: Any, path: str) -> Any:
     """
     if "." not in path:
         return record.get(path, MISSING) if type(record) is dict else MISSING
-    return _walk(record, path.split("."), 0)
+    parts = _parts(path)
+    node = record
+    for part in parts:  # the usual record: nested objects all the way (what _walk finds first)
+        if type(node) is not dict or part not in node:
+            break
+        node = node[part]
+    else:
+        return node
+    return _walk(record, parts, 0)
+
+
+@functools.lru_cache(maxsize=256)
+def _parts(path: str) -> list[str]:
+    return path.split(".")
 
 
 def _walk(node: Any, parts: list[str], i: int) -> Any:
@@ -289,9 +303,25 @@ def children(record: Any, path: str) -> Any:
     >>> children({"x": {"a": 1}, "x.b": 2, "y": 3}, "x")
     {'a': 1, 'b': 2}
     """
+    node = record
+    for part in _parts(path):  # nested objects all the way and no dotted key beside them: the object itself
+        if type(node) is not dict or part not in node or _has_dotted(node, part + "."):
+            break
+        node = node[part]
+    else:
+        if type(node) is dict:
+            return node if node else MISSING
     out: dict[str, Any] = {}
-    _gather(record, path.split("."), 0, out)
+    _gather(record, _parts(path), 0, out)
     return out if out else MISSING
+
+
+def _has_dotted(node: dict, prefix: str) -> bool:
+    """Whether a key of ``node`` starts with ``prefix`` (a flat dotted key that adds to the nested object)."""
+    for key in node:
+        if key.startswith(prefix):
+            return True
+    return False
 
 
 def _gather(node: Any, parts: list[str], i: int, out: dict[str, Any]) -> None:
@@ -424,10 +454,11 @@ def otlp_value(value: Any) -> Any:
     """
     if type(value) is not dict or not value:
         return None
-    kind, inner = next(iter(value.items()))
+    for kind, inner in value.items():
+        break
+    if kind in _AS_IT_IS:
+        return inner
     try:
-        if kind == "stringValue" or kind == "boolValue" or kind == "bytesValue":
-            return inner
         if kind == "intValue":
             return int(inner)
         if kind == "doubleValue":
@@ -439,6 +470,9 @@ def otlp_value(value: Any) -> Any:
     except (TypeError, ValueError, AttributeError):
         raise c.RecordError(f"an OTLP {kind} of {inner!r:.40}") from None
     raise c.RecordError(f"an OTLP value of unknown kind {kind!r}")
+
+
+_AS_IT_IS = frozenset({"stringValue", "boolValue", "bytesValue"})
 
 
 def _nanos_iso(nanos: Any) -> str:
@@ -471,6 +505,7 @@ def otel_layout(record: dict[str, Any]) -> str | None:
 
 
 _FLAT_OURS = f"{OTEL_ATTRIBUTES}.{c.NAMESPACE}"
+_FLAT_PREFIXES = (_OURS, _FLAT_OURS)
 
 
 def own_layout(record: dict[str, Any]) -> bool:
@@ -489,13 +524,17 @@ def contract_records(record: dict[str, Any], fields: FieldMap | None = None
     >>> contract_records({"@timestamp": "2026-11-22T07:00:00Z", "attributes": {"predwatch.prediction": 0.8}})
     [{'message': 'prediction', 'event': {'kind': 'event', 'dataset': 'predwatch.prediction'}, 'predwatch': {'model': {}, 'features': {}, 'prediction': 0.8}, '@timestamp': '2026-11-22T07:00:00Z'}]
     """
-    layout = otel_layout(record)
-    if layout is None:
-        if fields is None or own_layout(record):
+    if OTLP_RESOURCE_LOGS not in record:
+        attributes = record.get(OTEL_ATTRIBUTES)
+        if type(attributes) is dict:
+            if c.NAMESPACE in attributes or any(k.startswith(_OURS) for k in attributes):
+                return [_mapped(OTEL_MAP, record)]
+        if c.NAMESPACE in record:
             return None
-        return [_mapped(fields, record)]
-    if layout == "elastic":
-        return [_mapped(OTEL_MAP, record)]
+        for key in record:  # one look at the keys: predwatch.* (own, dotted) or attributes.predwatch.* (Elastic)
+            if key.startswith(_FLAT_PREFIXES):
+                return None if key.startswith(_OURS) else [_mapped(OTEL_MAP, record)]
+        return None if fields is None else [_mapped(fields, record)]
     try:
         log_records = list(otlp_records(record))
     except c.RecordError as exc:
@@ -503,9 +542,47 @@ def contract_records(record: dict[str, Any], fields: FieldMap | None = None
     return [_mapped(OTEL_MAP if otel_layout(r) or fields is None else fields, r, otel=True) for r in log_records]
 
 
+def _nested_attributes(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with its flat ``predwatch.*`` attributes gathered into one ``predwatch`` object in one pass,
+    so that each part of :data:`OTEL_MAP` is a lookup rather than a search among dotted keys (a record that
+    also holds a nested ``predwatch`` attribute is left as it is: :func:`resolve` reconciles both)."""
+    attributes = record.get(OTEL_ATTRIBUTES)
+    if type(attributes) is not dict or c.NAMESPACE in attributes:
+        return record
+    ns: dict[str, Any] = {}
+    features: dict[str, Any] = {}
+    outputs: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if not key.startswith(_OURS):
+            continue
+        part = key[_OURS_LENGTH:]
+        if part.startswith("features."):
+            features[part[9:]] = value
+        elif part.startswith("prediction."):
+            outputs[part[11:]] = value
+        elif part.startswith("model."):
+            ns.setdefault("model", {})[part[6:]] = value
+        elif part in ns:
+            return record
+        else:
+            ns[part] = value
+    if features:
+        if type(ns.get("features", features)) is not dict:
+            return record
+        ns["features"] = {**ns.get("features", {}), **features}
+    if outputs:
+        if "prediction" in ns:
+            return record
+        ns["prediction"] = outputs
+    return {**record, OTEL_ATTRIBUTES: {c.NAMESPACE: ns}} if ns else record
+
+
+_OURS_LENGTH = len(_OURS)
+
+
 def _mapped(fields: FieldMap, record: dict[str, Any], otel: bool = False) -> dict[str, Any] | c.RecordError:
     try:
-        return fields.to_contract(record)
+        return fields.to_contract(_nested_attributes(record) if fields is OTEL_MAP else record)
     except c.RecordError as exc:
         if otel and fields is OTEL_MAP and otel_layout(record) is None:
             return c.RecordError("an OpenTelemetry log record without predwatch.* attributes (not a prediction)")
