@@ -336,3 +336,23 @@ def test_predictions_logged_through_the_opentelemetry_sdk_bridge_are_checked_end
             window["window"]["rejected"] = 0
     assert (got_code, got) == (code, expected)
     assert "without predwatch.* attributes" in stderr
+
+
+def test_a_map_reads_opentelemetry_records_whose_attributes_have_the_services_own_names():
+    """A service that logs through OpenTelemetry with attribute names of its own: the map's paths start at
+    the log record in Elastic's layout (``attributes.*``, ``@timestamp``), in OTLP JSON files as in exports."""
+    doc = {"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+                             "scopeLogs": [{"logRecords": [{"timeUnixNano": "1795330800123000000", "attributes": [
+                                 {"key": "app.model", "value": {"stringValue": "churn"}},
+                                 {"key": "x.age", "value": {"intValue": "4"}},
+                                 {"key": "score", "value": {"doubleValue": 0.3}}]}]}]}]}
+    fields = FieldMap.from_dict({"model": "attributes.app.model", "features": "attributes.x",
+                                 "prediction": "attributes.score", "timestamp": "@timestamp"})
+    expected = {"model": {"name": "churn"}, "features": {"age": 4}, "prediction": 0.3}
+    (mapped,) = contract_records(doc, fields)
+    assert mapped["predwatch"] == expected and mapped["@timestamp"] == "2026-11-22T07:00:00.123Z"
+    assert mapped["service"] == {"name": "svc"}
+    (stored,) = otlp_records(doc)  # the same record as Elastic stores it, exported as a JSON line
+    assert contract_records(stored, fields)[0]["predwatch"] == expected
+    (unmapped,) = contract_records(doc)
+    assert isinstance(unmapped, c.RecordError) and "without predwatch.* attributes" in str(unmapped)
