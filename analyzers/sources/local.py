@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from logging_adapter import contract as c
+from logging_adapter.fieldmap import FieldMap
 
 from ..core.baseline import Baseline
 from ..core.counting import Columns, ProfileCounter, outputs_of, scored_outputs
@@ -35,8 +36,10 @@ class LocalProfiler:
     """
 
     def __init__(self, baseline: Baseline, *, model: str | None = None, chunk: int = CHUNK,
-                 window: timedelta | None = None, progress: Callable[[int], None] | None = None) -> None:
+                 window: timedelta | None = None, progress: Callable[[int], None] | None = None,
+                 fields: FieldMap | None = None) -> None:
         self.baseline = baseline
+        self.fields = fields  # records in a service's own layout: where each part of the contract lives
         self.model = model
         self.chunk = chunk
         self.window = window  # None: one profile of everything; else one per UTC-aligned window of this size
@@ -64,7 +67,7 @@ class LocalProfiler:
         paths = [Path(p) for p in paths]
         ranges = _split(paths, workers)
         if workers <= 1 or len(ranges) <= 1:
-            return self.assemble(self.windows(read_records(paths)))
+            return self.assemble(self.windows(read_records(paths, self.fields)))
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -125,7 +128,8 @@ class LocalProfiler:
         path, start, end = part
         # a worker reads several ranges with the one profiler it forked with: each range reports only its own
         self.rejected, self.rejections, self.pending, self.outcomes, self.profiled = 0, [], {}, {}, {}
-        profiles = self.windows(read_records([path]) if end < 0 else read_records_range(path, start, end))
+        profiles = self.windows(read_records([path], self.fields) if end < 0
+                                else read_records_range(path, start, end, self.fields))
         located = [Rejected(locate(path, r.where), r.reason) for r in self.rejections]
         return profiles, located, self.rejected, self.pending, self.outcomes, self.profiled
 
