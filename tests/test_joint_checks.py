@@ -131,3 +131,20 @@ def test_the_cluster_judges_the_joint_checks_as_local_files_do_without_indexing_
         found = {(f.check, f.feature) for f in findings(analyze(remote, baseline).results)}
         assert found == {(f.check, f.feature) for f in findings(analyze(local, baseline).results)}
         assert ("multivariate_shift", "*") in found if name == "joint" else ("embedding_shift", "emb") in found, found
+
+
+def test_the_report_draws_what_moved(baseline_file, tmp_path, capsys):
+    """The report has a section for the inputs together (each input's share of the change) and draws an
+    embedding by the share of its vectors where training rarely is."""
+    window = with_embedding(table(2000, seed=41, independent=True), embeddings(2000, 32, seed=41, new_cluster=0.1))
+    logs = write_jsonl(tmp_path / "window.jsonl", records(window))
+    out = tmp_path / "report.html"
+    assert main(["report", "--baseline", str(baseline_file), "--logs", str(logs), "--out", str(out)]) == 1
+    capsys.readouterr()
+    html = out.read_text()
+    joint = html[html.index("(the inputs together)"):]
+    joint = joint[:joint.index("</section>")]
+    assert "multivariate_shift" in joint and ">x1<" in joint and ">x2<" in joint, joint[:2000]
+    emb = html[html.index("<h3>emb "):]
+    emb = emb[:emb.index("</section>")]
+    assert "where training rarely is" in emb and "embedding_shift" in emb
