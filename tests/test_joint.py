@@ -28,6 +28,7 @@ from analyzers.core.joint import (  # noqa: E402
     embedding_shift,
     fit_embedding_reference,
     fit_joint_reference,
+    key_hash,
     multivariate_shift,
 )
 
@@ -173,7 +174,8 @@ def test_row_sample_merge_is_order_independent_and_equals_one_pass():
     rng = np.random.default_rng(5)
     records = [(f"p-{i}", {"x": float(rng.normal()), "c": str(rng.choice(["a", "b"])), "v": [0.5, float(i)],
                            "n": None}) for i in range(3000)]
-    records += [("p-7", {"x": -1.0, "c": "z", "v": [0.0, 0.0], "n": None})]  # the same key twice, another row
+    first = min((key for key, _ in records), key=key_hash)  # a key that is certainly sampled, offered twice
+    records.insert(1500, (first, {"x": -1.0, "c": "z", "v": [0.0, 0.0], "n": None}))
     one_pass = RowSample(k=250)
     for key, row in records:
         one_pass.add(key, row)
