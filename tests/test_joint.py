@@ -49,13 +49,13 @@ COUNTRIES = np.array(["DE", "FR", "US", "GB", "NL", "ES"])
 COUNTRY_P = np.array([35, 25, 15, 10, 10, 5]) / 100
 
 
-def table(n: int, seed: int, *, independent: bool = False, inverted: bool = False) -> pd.DataFrame:
-    """Training-like rows. ``independent``: x1 and x2 (correlation 0.8) drawn apart, each marginal N(0, 1) as
-    before. ``inverted``: segment A's level is now B's and B's A's (A and B 40% each, so the level's
+def table(n: int, seed: int, *, independent: bool = False, inverted: bool = False, rho: float = 0.8) -> pd.DataFrame:
+    """Training-like rows. ``independent``: x1 and x2 (correlation ``rho``, 0.8 in training) drawn apart, each
+    marginal N(0, 1) as before. ``inverted``: segment A's level is now B's and B's A's (A and B 40% each, so the level's
     distribution and the segment shares are unchanged). Nulls: 5% in x1, amount, visits, country, member."""
     rng = np.random.default_rng(seed)
     x1 = rng.normal(size=n)
-    x2 = rng.normal(size=n) if independent else 0.8 * x1 + 0.6 * rng.normal(size=n)
+    x2 = rng.normal(size=n) if independent else rho * x1 + np.sqrt(1 - rho ** 2) * rng.normal(size=n)
     amount = rng.lognormal(3, 0.8, n).round(2)
     visits = rng.poisson(3, n).astype(float)
     segment = rng.choice(np.array(["A", "B", "C"]), n, p=[0.4, 0.4, 0.2])
