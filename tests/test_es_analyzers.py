@@ -79,7 +79,7 @@ def test_elasticsearch_and_local_profiles_lead_to_the_same_findings(each_engine,
         r_find = {(f.check, f.feature, f.status): round(f.value, 6) for f in findings(analyze(remote, baseline).results)}
         l_find = {(f.check, f.feature, f.status): round(f.value, 6) for f in findings(analyze(local, baseline).results)}
         assert r_find == l_find
-        assert profiler.requests <= 4, "a bounded number of searches per window"
+        assert profiler.requests <= 5, "a bounded number of searches per window (the fifth: the joint checks' sample)"
     assert {("out_of_range", "amount"), ("unseen_category", "country"), ("type_mismatch", "visits"),
             ("oov_rate", "query")} <= {(k[0], k[1]) for k in r_find}
 

@@ -374,7 +374,8 @@ def offer(sample: RowSample, records: Columns, rows: list[dict[str, Any]], names
     """Offer each record (keyed by its prediction id, else its time and place) to the window's sample; only the
     few whose hash can still enter it have their inputs copied."""
     for i, (pid, row) in enumerate(zip(records.prediction_ids, rows)):
-        key = pid if pid is not None else f"{records.timestamps[i]}#{i}"
+        # without an id, the record's time and inputs: the same key however the window's records were split
+        key = pid if pid is not None else f"{records.timestamps[i]}|{sorted(row.items(), key=itemgetter(0))!r}"
         sample.offer(key, key_hash(key), lambda row=row: {n: row.get(n) for n in names})
 
 

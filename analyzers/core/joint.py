@@ -183,6 +183,10 @@ class RowSample:
     def __len__(self) -> int:
         return min(len(self._items), self.k)
 
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, RowSample) and (self.k, self.seen) == (other.k, other.seen)
+                and self._ordered() == other._ordered())
+
     def to_dict(self) -> dict[str, Any]:
         return {"k": self.k, "seen": self.seen, "rows": [{"key": key, "row": row} for key, row in self._ordered()]}
 
@@ -246,7 +250,9 @@ class JointReference:
 
     ``correlation[i][j]``: correlation of encoded columns i and j on ``rows`` training rows (None: not measured);
     ``variance[i][j]``: the per-row variance of its Fisher z (so the reference's own noise enters every test);
-    ``counts[i][j]``: rows with both present. Size: ``len(columns)`` squared, whatever the training size.
+    ``counts[i][j]``: rows with both present; ``between[i][j]``: how much the Fisher z varies between stretches of
+    training beyond sampling (the day-to-day variation of real traffic; see :func:`between_stretches`). Size:
+    ``len(columns)`` squared, whatever the training size.
     """
 
     inputs: list[str]
@@ -257,9 +263,11 @@ class JointReference:
     counts: np.ndarray
     rows: int
     seed: int = 0
+    between: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **({"between": _matrix_doc(self.between)} if self.between is not None else {}),
             "kind": "predwatch.joint_reference", "method": "pairwise_rank_correlation",
             "inputs": list(self.inputs), "kinds": dict(self.kinds), "rows": self.rows, "seed": self.seed,
             "columns": [col.to_dict() for col in self.columns],
@@ -272,7 +280,8 @@ class JointReference:
         return cls(inputs=list(doc["inputs"]), kinds=dict(doc["kinds"]),
                    columns=[_Column.from_dict(col) for col in doc["columns"]],
                    correlation=_matrix_from(doc["correlation"]), variance=_matrix_from(doc["variance"]),
-                   counts=np.asarray(doc["counts"], dtype=float), rows=int(doc["rows"]), seed=int(doc.get("seed", 0)))
+                   counts=np.asarray(doc["counts"], dtype=float), rows=int(doc["rows"]), seed=int(doc.get("seed", 0)),
+                   between=_matrix_from(doc["between"]) if doc.get("between") is not None else None)
 
 
 def _matrix_doc(matrix: np.ndarray) -> list[list[float | None]]:
@@ -318,6 +327,7 @@ def fit_joint_reference(frame: pd.DataFrame, kinds: Mapping[str, str], seed: int
     source = {str(col): col for col in frame.columns if kinds.get(str(col)) in JOINT_KINDS}
     if len(source) < 2 or len(frame) < MIN_ROWS:
         return None
+    whole = frame
     if len(frame) > REFERENCE_ROWS:
         frame = frame.sample(n=REFERENCE_ROWS, random_state=seed)
     n = len(frame)
@@ -334,7 +344,40 @@ def fit_joint_reference(frame: pd.DataFrame, kinds: Mapping[str, str], seed: int
         return None
     corr, var, counts = _associations(*_encode(columns, lambda name: frame[source[name]].tolist(), kinds, n))
     return JointReference(inputs=inputs, kinds={name: kinds[name] for name in inputs}, columns=columns,
-                          correlation=corr, variance=var, counts=counts, rows=n, seed=seed)
+                          correlation=corr, variance=var, counts=counts, rows=n, seed=seed,
+                          between=between_stretches(columns, whole, source, kinds))
+
+
+STRETCH_ROWS = 1000  # training rows per stretch (about a window's worth), at most
+MAX_STRETCHES = 50
+MIN_STRETCHES = 5
+
+
+def between_stretches(columns: list[_Column], frame: pd.DataFrame, source: Mapping[str, Any],
+                      kinds: Mapping[str, str]) -> np.ndarray | None:
+    """The variance of each pair's Fisher z between contiguous stretches of training, beyond their sampling noise.
+
+    Why: real traffic is not drawn row by row; a stormy day ties delays to the hour of departure more than a calm
+    one, so a day's correlations differ from the season's more than sampling explains. Training tables are
+    usually in time order: contiguous stretches of about a window's rows (at most 50 of them) show that variation,
+    which then widens every pair's standard error (as quality's between-window spread does; the overdispersion
+    of the per-feature checks is the same idea). Shuffled training shows none, and nothing changes. None when
+    training has fewer than five stretches' worth of rows.
+    """
+    stretches = min(MAX_STRETCHES, len(frame) // STRETCH_ROWS)
+    if stretches < MIN_STRETCHES:
+        return None
+    zs, noise = [], []
+    for rows in np.array_split(np.arange(len(frame)), stretches):
+        part = frame.iloc[rows[:: max(1, len(rows) // STRETCH_ROWS)]]
+        corr, var, counts = _associations(*_encode(columns, lambda name: part[source[name]].tolist(), kinds,
+                                                   len(part)))
+        zs.append(np.arctanh(np.clip(corr, -0.999, 0.999)))
+        noise.append(np.where(counts >= MIN_PAIR, var / np.maximum(counts, 1), np.nan))
+    with np.errstate(invalid="ignore"):
+        z = np.array(zs, dtype=float)
+        spread = np.nanvar(z, axis=0, ddof=1) - np.nanmean(np.array(noise, dtype=float), axis=0)
+    return np.nan_to_num(np.maximum(spread, 0.0))
 
 
 def _is_null(value: Any) -> bool:
@@ -513,7 +556,8 @@ def multivariate_shift(ref: JointReference, rows: list[Mapping[str, Any]]) -> Jo
     if len(pairs) == 0:
         return None
     i, j = pairs[:, 0], pairs[:, 1]
-    se = np.sqrt(v_ref[i, j] * (1 / n_w[i, j] + 1 / n_ref[i, j]))
+    between = ref.between[i, j] if ref.between is not None else 0.0
+    se = np.sqrt(v_ref[i, j] * (1 / n_w[i, j] + 1 / n_ref[i, j]) + between)
     z = (np.arctanh(r_w[i, j]) - np.arctanh(r_ref[i, j])) / se
     p_pairs = 2 * _special.ndtr(-np.abs(z))
     p_value = float(min(1.0, p_pairs.min() * len(pairs)))
@@ -786,6 +830,10 @@ def embedding_shift(ref: EmbeddingReference, vectors: np.ndarray) -> JointMeasur
 # -- the checks, registered beside their statistics -------------------------------------------------------------------
 
 ALL_INPUTS = "*"  # the feature of a finding about the inputs together (``null`` in ``check``'s JSON)
+# The one reference the joint checks judge against: all of training (``analyzers.core.reference.TRAINING``). A
+# window judged against the same hours of day, or against the recent days, is not judged jointly: the inputs of
+# one hour move together otherwise than all of training's, and neither the hours nor the recent days keep a sample.
+ALL_OF_TRAINING = "training"
 CONTRIBUTORS_SHOWN = 5
 
 
@@ -801,7 +849,7 @@ def judge_multivariate_shift(profile: Any, baseline: Any, reference: str) -> lis
     """``multivariate_shift`` of the window's record sample against training's associations (judged against
     training only: the recent days keep no sample)."""
     joint = baseline.joint_reference()
-    if joint is None or profile.sample is None:
+    if joint is None or profile.sample is None or reference != ALL_OF_TRAINING:
         return []
     m = multivariate_shift(joint, profile.sample.rows)
     return [] if m is None else [Measured(ALL_INPUTS, "input", _measurement(m))]
@@ -811,7 +859,9 @@ def judge_multivariate_shift(profile: Any, baseline: Any, reference: str) -> lis
               "share of window vectors where training's vectors rarely are", against_recent=False)
 def judge_embedding_shift(profile: Any, baseline: Any, reference: str) -> list[Measured]:
     """``embedding_shift`` of each embedding input, from the vectors of the window's record sample."""
-    out = []
+    out: list[Measured] = []
+    if reference != ALL_OF_TRAINING:
+        return out
     for name, col in baseline.columns.items():
         ref = col.embedding_reference() if col.kind == "embedding" else None
         if ref is None or profile.sample is None:
