@@ -28,6 +28,7 @@ from ..core.profile import SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, Wind
 from ..core.quality import DELAY_EDGES, QualityProfile, latency_edges
 from ..core.segments import MISSING, segment_features
 from ..core.counting import ProfileCounter
+from .layout import OWN, Layout, Note
 from .search import of_model, search
 
 BUCKET_BUDGET = 20_000  # buckets we allow ourselves per request, well inside it
@@ -39,7 +40,9 @@ TEXT_SAMPLE = 1000
 class EsWindowProfiler:
     """Builds :class:`WindowProfile` objects for one baseline from an Elasticsearch cluster.
 
-    ``requests`` counts the searches made (for the benchmark and the tests).
+    ``requests`` counts the searches made (for the benchmark and the tests). ``layout``: where the records are
+    and how their fields are named (:mod:`analyzers.sources.layout`; default predwatch's own indices); a layout
+    of the user's own indices is inspected each window (its mapping), unless given inspected.
     """
 
     client: Elasticsearch
@@ -48,30 +51,56 @@ class EsWindowProfiler:
     text_sample: int = TEXT_SAMPLE
     requests: int = 0
     conflicts: dict[str, dict[str, str]] = field(default_factory=dict)  # feature -> index -> type, of the last window
+    layout: Layout = OWN
+    notes: list[Note] = field(default_factory=list)  # what the user's mapping made us say, of the last window
     _counter: ProfileCounter = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._counter = ProfileCounter(self.baseline)
 
     def window_query(self, start: str, end: str, version: str | None) -> dict[str, Any]:
-        return of_model(self.baseline.model, version, field=c.TIMESTAMP, start=start, end=end)
+        return self.layout.query(self.baseline.model, version, start=start, end=end)
+
+    @property
+    def index(self) -> str:
+        """The model's prediction indices: predwatch's own, or the user's (only ever searched)."""
+        return self.layout.predictions(self.prefix, self.baseline.model)
+
+    def field(self, col: ColumnBaseline) -> str:
+        """The field a column's aggregations use: the contract's name, or the layout's aggregatable path."""
+        return col.field if self.layout.own else self.layout.column(col.name)
 
     def _search(self, index: str | None = None, **body: Any) -> dict[str, Any]:
         """One search of the model's prediction indices (or of ``index``), counted, answered whole."""
         self.requests += 1
-        return search(self.client, index=index or predictions_pattern(self.prefix, self.baseline.model),
-                      ignore_unavailable=True, allow_no_indices=True, **body)
+        return search(self.client, index=index or self.index, ignore_unavailable=True, allow_no_indices=True, **body)
+
+    def inspect(self, start: str, end: str) -> None:
+        """Read the mapping of the user's indices holding ``[start, end)`` (one request; nothing for predwatch's
+        own): the layout knows each path's aggregatable field, ``conflicts`` and ``notes`` are the window's."""
+        if self.layout.own:
+            return
+        if self.layout.caps is None:  # not given inspected for this window
+            self.requests += 1
+            self.layout, self.notes = self.layout.inspect(self.client, start, end)
+        self.conflicts, notes = self.layout.column_report((col.name, col.kind) for col in self.baseline.columns.values())
+        self.notes += notes
 
     def profile(self, start: str, end: str, version: str | None = None) -> WindowProfile:
         """The profile of ``[start, end)`` (ISO timestamps) for the baseline's model."""
+        self.inspect(start, end)
         query = self.window_query(start, end, version)
-        head = self._search(size=0, track_total_hits=True, query=query, aggs={
-            "first": {"min": {"field": c.TIMESTAMP}},
-            "last": {"max": {"field": c.TIMESTAMP}},
-            "versions": {"terms": {"field": c.MODEL_VERSION, "size": 50}},
-            "hours": {"date_histogram": {"field": c.TIMESTAMP, "fixed_interval": "1h", "min_doc_count": 1}},
-            "latency": {"range": {"field": c.LATENCY_MS, "ranges": _ranges(latency_edges(), first=None)}},
-        })
+        stamp, versions, latency = self.layout.timestamp, self.layout.version_field, self.layout.latency_field
+        aggs: dict[str, Any] = {
+            "first": {"min": {"field": stamp}},
+            "last": {"max": {"field": stamp}},
+            "hours": {"date_histogram": {"field": stamp, "fixed_interval": "1h", "min_doc_count": 1}},
+        }
+        if versions is not None:
+            aggs["versions"] = {"terms": {"field": versions, "size": 50}}
+        if latency is not None:
+            aggs["latency"] = {"range": {"field": latency, "ranges": _ranges(latency_edges(), first=None)}}
+        head = self._search(size=0, track_total_hits=True, query=query, aggs=aggs)
         aggs = head.get("aggregations", {})
         records = head["hits"]["total"]["value"]
         window = WindowProfile(
@@ -79,7 +108,8 @@ class EsWindowProfiler:
             records=records,
             start=aggs.get("first", {}).get("value_as_string"),
             end=aggs.get("last", {}).get("value_as_string"),
-            versions={b["key"]: b["doc_count"] for b in aggs.get("versions", {}).get("buckets", [])},
+            versions={str(b.get("key_as_string", b["key"])): b["doc_count"]
+                      for b in aggs.get("versions", {}).get("buckets", [])},
             hours=_hours_of_week(aggs.get("hours", {}).get("buckets", [])),
             latency={str(i): b["doc_count"] for i, b in enumerate(aggs.get("latency", {}).get("buckets", []))
                      if b["doc_count"]},
@@ -87,7 +117,8 @@ class EsWindowProfiler:
         if records == 0:
             window.columns = {n: ColumnProfile.empty(col.kind, col.edges) for n, col in self.baseline.columns.items()}
             return window
-        self.conflicts = self.mapping_conflicts(start, end)
+        if self.layout.own:
+            self.conflicts = self.mapping_conflicts(start, end)
         columns = list(self.baseline.columns.values())
         for group in _groups([col for col in columns if col.name not in self.conflicts]):
             self._profile_columns(window, group, query)
@@ -97,7 +128,7 @@ class EsWindowProfiler:
         texts = [col for col in self.baseline.columns.values() if col.kind == "text"]
         if texts:
             self._add_text_sample(window, query, texts, seed=f"{start}/{end}")
-        if self.baseline.quality is not None:
+        if self.baseline.quality is not None and self.layout.own:  # the user's indices: see analyzers.sources.layout
             window.quality = self.quality(query, records)
         return window
 
@@ -107,8 +138,8 @@ class EsWindowProfiler:
         than the baseline's; their values there are counted as present, and judged by nothing else."""
         body: dict[str, Any] = {}
         for i, col in enumerate(cols):
-            body.update(_column_aggs(f"c{i}", col))
-        index = predictions_pattern(self.prefix, self.baseline.model) + "".join(f",-{name}" for name in excluded)
+            body.update(_column_aggs(f"c{i}", col, self.field(col)))
+        index = self.index + "".join(f",-{name}" for name in excluded)
         resp = self._search(index=index, size=0, query=query, aggs=body)
         for i, col in enumerate(cols):
             # every index excluded: no index left to answer, no aggregations (an empty column, judged by presence)
@@ -116,8 +147,8 @@ class EsWindowProfiler:
                                         else ColumnProfile.empty(col.kind, col.edges))
         if excluded:
             elsewhere = self._search(index=",".join(excluded), size=0, query=query,
-                                     aggs={f"c{i}": {"filter": _any({"exists": {"field": col.field}},
-                                                                    {"term": {"_ignored": col.field}})}
+                                     aggs={f"c{i}": {"filter": _any({"exists": {"field": self.field(col)}},
+                                                                    {"term": {"_ignored": self.field(col)}})}
                                            for i, col in enumerate(cols)})
             for i, col in enumerate(cols):
                 window.columns[col.name].present += elsewhere["aggregations"][f"c{i}"]["doc_count"]
@@ -218,6 +249,8 @@ class EsWindowProfiler:
         """The sum of the profile records (``PredictionLogger(profile=...)``) of every process for the
         intervals starting in ``[start, end)``, or None when no process sent any: then the window is counted
         from its records. A few hundred small documents per window, fetched in pages."""
+        if not self.layout.own:  # serving processes' profile records are in predwatch's own indices only
+            return None
         query = of_model(self.baseline.model, version, field=c.INTERVAL_START, start=start, end=end)
         total: WindowProfile | None = None
         after = None
@@ -253,10 +286,10 @@ class EsWindowProfiler:
             return {}
         aggs: dict[str, Any] = {}
         for i, seg in enumerate(segments):
-            aggs[f"s{i}"] = {"terms": {"field": seg.field, "size": SEGMENT_VALUES_KEPT}}
-            aggs[f"s{i}_missing"] = {"missing": {"field": seg.field}}
+            aggs[f"s{i}"] = {"terms": {"field": self.field(seg), "size": SEGMENT_VALUES_KEPT}}
+            aggs[f"s{i}_missing"] = {"missing": {"field": self.field(seg)}}
         window = self.window_query(start, end, version)
-        query = {"bool": {"filter": [window, _problem_query(col, problem)]}}
+        query = {"bool": {"filter": [window, _problem_query(col, problem, self.field(col))]}}
         found = self._search(size=0, query=query, aggs=aggs).get("aggregations", {})
         out: dict[str, dict[str, int]] = {}
         for i, seg in enumerate(segments):
@@ -271,14 +304,17 @@ class EsWindowProfiler:
         (the same sample on a re-run). Presence counts stay the exact ones from the aggregations."""
         size = min(self.text_sample, window.records)
         resp = self._search(
-            size=size, _source=[col.field for col in cols],
+            size=size, _source=[self.layout.column_path(col.name) for col in cols],
             query={"function_score": {"query": query, "boost_mode": "replace",
                                       "random_score": {"seed": _seed(seed), "field": "_seq_no"}}},
         )
         rows = []
         for hit in resp["hits"]["hits"]:
             try:
-                rows.append(c.read_prediction(hit.get("_source", {})).columns())
+                source = hit.get("_source", {})
+                if self.layout.fields is not None:
+                    source = self.layout.fields.to_contract(source)
+                rows.append(c.read_prediction(source).columns())
             except c.RecordError:
                 rows.append({})
         for col in cols:
@@ -318,9 +354,8 @@ def _ranges(edges: list[float], first: float | None) -> list[dict[str, float]]:
     return ranges
 
 
-def _problem_query(col: ColumnBaseline, problem: str) -> dict[str, Any]:
-    """The records with ``problem`` in ``col``, as the profile's aggregations count them."""
-    f = col.field
+def _problem_query(col: ColumnBaseline, problem: str, f: str) -> dict[str, Any]:
+    """The records with ``problem`` in ``col`` (at field ``f``), as the profile's aggregations count them."""
     flagged, refused = {"term": {"_ignored": f}}, {"term": {REFUSED_FIELDS: f}}
     if problem == "missing":
         return {"bool": {"must_not": [{"exists": {"field": f}}, flagged, refused]}}
@@ -377,8 +412,7 @@ def _groups(cols: list[ColumnBaseline]) -> list[list[ColumnBaseline]]:
     return groups
 
 
-def _column_aggs(key: str, col: ColumnBaseline) -> dict[str, Any]:
-    f = col.field
+def _column_aggs(key: str, col: ColumnBaseline, f: str) -> dict[str, Any]:
     aggs: dict[str, Any] = {
         f"{key}_exists": {"filter": {"exists": {"field": f}}},
         # values the engine did not index (``ignore_malformed``, ``ignore_above``): flagged in ``_ignored``
