@@ -70,6 +70,11 @@ class EsWindowProfiler:
         """The field a column's aggregations use: the contract's name, or the layout's aggregatable path."""
         return col.field if self.layout.own else self.layout.column(col.name)
 
+    def edges(self, col: ColumnBaseline) -> list[float] | None:
+        """A numeric column's bin edges as the field's mapped type holds them (the baseline's on predwatch's own
+        indices, typed ``double`` by the baseline's template)."""
+        return col.edges if self.layout.own else self.layout.edges(col.name, col.edges)
+
     def _search(self, index: str | None = None, **body: Any) -> dict[str, Any]:
         """One search of the model's prediction indices (or of ``index``), counted, answered whole."""
         self.requests += 1
@@ -138,7 +143,7 @@ class EsWindowProfiler:
         than the baseline's; their values there are counted as present, and judged by nothing else."""
         body: dict[str, Any] = {}
         for i, col in enumerate(cols):
-            body.update(_column_aggs(f"c{i}", col, self.field(col)))
+            body.update(_column_aggs(f"c{i}", col, self.field(col), self.edges(col)))
         index = self.index + "".join(f",-{name}" for name in excluded)
         resp = self._search(index=index, size=0, query=query, aggs=body)
         for i, col in enumerate(cols):
@@ -289,7 +294,7 @@ class EsWindowProfiler:
             aggs[f"s{i}"] = {"terms": {"field": self.field(seg), "size": SEGMENT_VALUES_KEPT}}
             aggs[f"s{i}_missing"] = {"missing": {"field": self.field(seg)}}
         window = self.window_query(start, end, version)
-        query = {"bool": {"filter": [window, _problem_query(col, problem, self.field(col))]}}
+        query = {"bool": {"filter": [window, _problem_query(col, problem, self.field(col), self.edges(col))]}}
         found = self._search(size=0, query=query, aggs=aggs).get("aggregations", {})
         out: dict[str, dict[str, int]] = {}
         for i, seg in enumerate(segments):
@@ -354,8 +359,9 @@ def _ranges(edges: list[float], first: float | None) -> list[dict[str, float]]:
     return ranges
 
 
-def _problem_query(col: ColumnBaseline, problem: str, f: str) -> dict[str, Any]:
-    """The records with ``problem`` in ``col`` (at field ``f``), as the profile's aggregations count them."""
+def _problem_query(col: ColumnBaseline, problem: str, f: str, edges: list[float] | None) -> dict[str, Any]:
+    """The records with ``problem`` in ``col`` (at field ``f``, with bin ``edges``), as the profile's aggregations
+    count them."""
     flagged, refused = {"term": {"_ignored": f}}, {"term": {REFUSED_FIELDS: f}}
     if problem == "missing":
         return {"bool": {"must_not": [{"exists": {"field": f}}, flagged, refused]}}
@@ -367,7 +373,7 @@ def _problem_query(col: ColumnBaseline, problem: str, f: str) -> dict[str, Any]:
                         "must_not": [{"terms": {f: known}}] if known else []}}
         return _any(new, flagged)
     if problem == "out_of_range":
-        edges = col.edges or []
+        edges = edges or []
         return _any({"range": {f: {"lt": edges[0]}}}, {"range": {f: {"gte": edges[-1]}}})
     raise ValueError(f"no query for problem {problem!r}")
 
@@ -412,7 +418,7 @@ def _groups(cols: list[ColumnBaseline]) -> list[list[ColumnBaseline]]:
     return groups
 
 
-def _column_aggs(key: str, col: ColumnBaseline, f: str) -> dict[str, Any]:
+def _column_aggs(key: str, col: ColumnBaseline, f: str, edges: list[float] | None) -> dict[str, Any]:
     aggs: dict[str, Any] = {
         f"{key}_exists": {"filter": {"exists": {"field": f}}},
         # values the engine did not index (``ignore_malformed``, ``ignore_above``): flagged in ``_ignored``
@@ -421,7 +427,7 @@ def _column_aggs(key: str, col: ColumnBaseline, f: str) -> dict[str, Any]:
         f"{key}_refused": {"filter": {"term": {REFUSED_FIELDS: f}}},
     }
     if col.kind == "numeric":
-        ranges = _ranges(col.edges, first=None) if col.edges else [{}]
+        ranges = _ranges(edges, first=None) if edges else [{}]
         aggs[f"{key}_bins"] = {"range": {"field": f, "ranges": ranges}}
         aggs[f"{key}_stats"] = {"extended_stats": {"field": f}}
     elif col.kind == "boolean":

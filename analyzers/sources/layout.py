@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from logging_adapter import contract as c
 from logging_adapter.fieldmap import OTEL_MAP, FieldMap
 from logging_adapter.templates import predictions_pattern
@@ -128,6 +130,15 @@ class Layout:
         """The field aggregations of a column use (its ``.keyword`` sub-field where it is ``text``)."""
         return self.aggregatable(self.column_path(name))
 
+    def edges(self, name: str, edges: list[float] | None) -> list[float] | None:
+        """A numeric column's bin edges as its mapped type holds them (:func:`representable`): dynamic mapping
+        types a JSON fraction ``float`` (32 bits), which rounds both the values and a range's bounds."""
+        types = set((self.caps or {}).get(self.column_path(name), {}))
+        for lossy in ("half_float", "float"):
+            if lossy in types and edges:
+                return representable(edges, LOSSY[lossy])
+        return edges
+
     def aggregatable(self, path: str | None) -> str | None:
         """``path``, or its ``.keyword`` sub-field when the inspected mapping has ``path`` as ``text``."""
         if path is None or self.caps is None:
@@ -232,6 +243,27 @@ class Layout:
                                   "a .keyword sub-field: its values cannot be counted (judged by presence only); "
                                   "map it as keyword"))
         return conflicts, notes
+
+
+LOSSY = {"float": np.float32, "half_float": np.float16}  # mapped types that hold fewer digits than a double
+
+
+def representable(edges: list[float], dtype: Any) -> list[float]:
+    """Bin edges for values held as ``dtype``, each value rounded to it as the engine rounds it: an edge is
+    rounded to ``dtype`` too, so that a value logged at an edge (a quantile is often one) still counts at or
+    above it; the last edge, just above the training maximum (:func:`~analyzers.core.baseline.numeric_edges`),
+    is raised to the ``dtype`` value just above the maximum's, so that the maximum still counts below it.
+    What stays unknowable is a value within half a ``dtype`` step of an interpolated edge: the mapping has
+    lost which side it was on.
+
+    >>> representable([0.1, 21.0, 23.000000000000004], np.float32)
+    [0.10000000149011612, 21.0, 23.000001907348633]
+    """
+    out = [float(dtype(edge)) for edge in edges]
+    below_top = dtype(np.nextafter(edges[-1], -np.inf))
+    if len(edges) and float(below_top) >= out[-1]:  # the maximum and the edge just above it share one value
+        out[-1] = float(np.nextafter(below_top, dtype(np.inf)))
+    return out
 
 
 def _refusal(kind: str, mapped: str, *, has_keyword: bool) -> str | None:
