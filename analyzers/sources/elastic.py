@@ -104,7 +104,7 @@ class EsWindowProfiler:
         if versions is not None:
             aggs["versions"] = {"terms": {"field": versions, "size": 50}}
         if latency is not None:
-            aggs["latency"] = {"range": {"field": latency, "ranges": _ranges(latency_edges(), first=None)}}
+            aggs["latency"] = _range(latency, _ranges(latency_edges(), first=None), shield=not self.layout.own)
         head = self._search(size=0, track_total_hits=True, query=query, aggs=aggs)
         aggs = head.get("aggregations", {})
         records = head["hits"]["total"]["value"]
@@ -116,7 +116,7 @@ class EsWindowProfiler:
             versions={str(b.get("key_as_string", b["key"])): b["doc_count"]
                       for b in aggs.get("versions", {}).get("buckets", [])},
             hours=_hours_of_week(aggs.get("hours", {}).get("buckets", [])),
-            latency={str(i): b["doc_count"] for i, b in enumerate(aggs.get("latency", {}).get("buckets", []))
+            latency={str(i): b["doc_count"] for i, b in enumerate(_range_buckets(aggs.get("latency", {})))
                      if b["doc_count"]},
         )
         if records == 0:
@@ -143,7 +143,7 @@ class EsWindowProfiler:
         than the baseline's; their values there are counted as present, and judged by nothing else."""
         body: dict[str, Any] = {}
         for i, col in enumerate(cols):
-            body.update(_column_aggs(f"c{i}", col, self.field(col), self.edges(col)))
+            body.update(_column_aggs(f"c{i}", col, self.field(col), self.edges(col), shield=not self.layout.own))
         index = self.index + "".join(f",-{name}" for name in excluded)
         resp = self._search(index=index, size=0, query=query, aggs=body)
         for i, col in enumerate(cols):
@@ -418,7 +418,22 @@ def _groups(cols: list[ColumnBaseline]) -> list[list[ColumnBaseline]]:
     return groups
 
 
-def _column_aggs(key: str, col: ColumnBaseline, f: str, edges: list[float] | None) -> dict[str, Any]:
+def _range(f: str, ranges: list[dict[str, float]], shield: bool) -> dict[str, Any]:
+    """A ``range`` aggregation; ``shield``ed under a ``match_all`` filter for the user's own indices: OpenSearch
+    2.x answers a top-level ``range`` on a ``float`` field (what dynamic mapping makes of a JSON fraction) over
+    a segment the query matches whole with an ArrayIndexOutOfBoundsException (its filter-rewrite shortcut reads
+    the 4-byte points as 8), and skips that shortcut for an aggregation under another. Same counts either way."""
+    agg = {"range": {"field": f, "ranges": ranges}}
+    return {"filter": {"match_all": {}}, "aggs": {"r": agg}} if shield else agg
+
+
+def _range_buckets(found: dict[str, Any]) -> list[dict[str, Any]]:
+    """The buckets of :func:`_range`'s aggregation, shielded or not."""
+    return found.get("r", found).get("buckets", [])
+
+
+def _column_aggs(key: str, col: ColumnBaseline, f: str, edges: list[float] | None,
+                 shield: bool = False) -> dict[str, Any]:
     aggs: dict[str, Any] = {
         f"{key}_exists": {"filter": {"exists": {"field": f}}},
         # values the engine did not index (``ignore_malformed``, ``ignore_above``): flagged in ``_ignored``
@@ -428,7 +443,7 @@ def _column_aggs(key: str, col: ColumnBaseline, f: str, edges: list[float] | Non
     }
     if col.kind == "numeric":
         ranges = _ranges(edges, first=None) if edges else [{}]
-        aggs[f"{key}_bins"] = {"range": {"field": f, "ranges": ranges}}
+        aggs[f"{key}_bins"] = _range(f, ranges, shield)
         aggs[f"{key}_stats"] = {"extended_stats": {"field": f}}
     elif col.kind == "boolean":
         aggs[f"{key}_terms"] = {"terms": {"field": f, "size": 3}}
@@ -451,7 +466,7 @@ def _read_column(key: str, col: ColumnBaseline, aggs: dict[str, Any]) -> ColumnP
     if col.kind == "numeric":
         # Elasticsearch indexes no nulls: a null reads as absent (the missing rate is the same).
         prof.mismatched += ignored
-        prof.bins = [b["doc_count"] for b in aggs[f"{key}_bins"]["buckets"]]
+        prof.bins = [b["doc_count"] for b in _range_buckets(aggs[f"{key}_bins"])]
         stats = aggs[f"{key}_stats"]
         if stats.get("count"):
             prof.min, prof.max = stats["min"], stats["max"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -178,8 +179,12 @@ class Layout:
         if start or end:
             bounds = {k: v for k, v in (("gte", start), ("lt", end)) if v is not None}
             body["index_filter"] = {"range": {self.timestamp: bounds}}
-        found = client.field_caps(index=self.index, fields=[f for p in wanted for f in (p, p + ".*")],
-                                  ignore_unavailable=True, allow_no_indices=True, **body)
+        # fields in the query string: OpenSearch reads them only there, the 8.x client puts them in the body
+        found = client.perform_request(
+            "POST", f"/{quote(self.index, safe=',*')}/_field_caps", body=body or None,
+            params={"fields": ",".join(f for p in wanted for f in (p, p + ".*")), "ignore_unavailable": "true",
+                    "allow_no_indices": "true"},
+            headers={"accept": "application/json", **({"content-type": "application/json"} if body else {})})
         found = found.body if hasattr(found, "body") else found
         every = sorted(found.get("indices") or [])
         caps = {name: {kind: sorted(spec.get("indices") or every) for kind, spec in types.items()
