@@ -12,6 +12,7 @@ import pytest
 
 import incidents
 import synth
+from analyzers.core.baseline import build_baseline
 from analyzers.daemon.config import DaemonConfig, iso
 from analyzers.sources.elastic import EsWindowProfiler
 from analyzers.sources.jsonl import read_predictions
@@ -217,6 +218,56 @@ def test_a_timestamp_that_is_not_a_date_is_exit_2_with_one_clear_line(es, baseli
         delete_indices(es.client, index)
 
 
+def test_a_keyword_where_a_number_was_expected_is_said_and_judged_by_presence(es, baseline, tmp_path):
+    """An index the service typed itself: amounts as keyword, countries as text without a .keyword."""
+    index = f"svc{es.prefix}-typed"
+    es.client.indices.create(index=index, mappings={"properties": {"x": {"properties": {
+        "amount": {"type": "keyword"}, "country": {"type": "text"}}}}})
+    try:
+        index_as_the_service_does(es.client, index, services_layout(records()[:400]))
+        store_baseline(es.client, baseline, es.prefix)
+        proc = analyze(config(es, tmp_path, "typed", f'index = "{index}"\nfields = {INLINE_MAP}\n'))
+        assert proc.returncode == 1 and proc.stdout.count("400 records") == 1, \
+            (proc.stdout, proc.stderr, [h["_source"]["message"] for h in es.docs("findings*")])
+        conflicts = {h["_source"]["predwatch"]["feature"]: h["_source"]["message"] for h in es.docs("findings*")
+                     if h["_source"]["predwatch"]["check"] == "mapping_conflict"}
+        assert set(conflicts) == {"amount", "country"}, conflicts
+        assert "mapped as keyword (a keyword where a number was expected)" in conflicts["amount"]
+        assert "mapped as text without a .keyword sub-field" in conflicts["country"]
+        assert "index template of the service's indices" in conflicts["amount"]
+        said = [line for line in proc.stderr.splitlines() if "without a .keyword sub-field" in line]
+        assert len(said) == 1 and "country" in said[0], proc.stderr
+        others = {h["_source"]["predwatch"]["check"] for h in es.docs("findings*")} - {"mapping_conflict"}
+        assert not others & {"analysis_error", "missing_rate", "type_mismatch"}, others  # present, not judged
+    finally:
+        delete_indices(es.client, index)
+
+
+def test_quality_is_not_judged_on_the_services_index_and_said_once(es, tmp_path):
+    import test_quality as q
+
+    baseline = build_baseline(q.draw(20_000, 1), model="checkout-risk", version="7", predictions=["score"],
+                              actual="label")
+    assert baseline.quality is not None
+    preds, _ = q.records(q.draw(800, 7))
+    for i, record in enumerate(preds):
+        record["@timestamp"] = iso(T0 + timedelta(seconds=9 * i))  # two hours
+        record["predwatch"]["model"] = {"name": "checkout-risk", "version": "7"}
+        record["predwatch"]["latency_ms"] = 1.5
+    index = f"svc{es.prefix}-labelled"
+    try:
+        index_as_the_service_does(es.client, index, [custom(r, i) for i, r in enumerate(preds)])
+        store_baseline(es.client, baseline, es.prefix)
+        proc = analyze(config(es, tmp_path, "labelled", f'index = "{index}"\nfields = {INLINE_MAP}\n'))
+        assert proc.returncode in (0, 1) and proc.stdout.count("400 records") == 2, (proc.stdout, proc.stderr)
+        said = [line for line in proc.stderr.splitlines() if "quality is not judged" in line]
+        assert len(said) == 1 and "never writes into them" in said[0], proc.stderr
+        checks = {h["_source"]["predwatch"]["check"] for h in es.docs("metrics*") + es.docs("findings*")}
+        assert "label_coverage" not in checks and "analysis_error" not in checks, checks
+    finally:
+        delete_indices(es.client, index)
+
+
 def test_models_config_takes_an_index_and_a_field_map_or_otel():
     doc = {"elasticsearch": {"url": "http://localhost:9200"},
            "models": [{"name": "churn", "index": "svc-*", "fields": {"model": "app.model_name", "features": "x",
@@ -229,6 +280,7 @@ def test_models_config_takes_an_index_and_a_field_map_or_otel():
     assert own.layout.own and own.layout.column("age") == "predwatch.features.age"
     for bad, said in (({"fields": {"model": "a"}}, "fields needs index"),
                       ({"index": "svc-*", "fields": {"modle": "a", "features": "x"}}, "unknown key 'modle'"),
+                      ({"index": "svc-*", "fields": {"features": "x"}}, "fields needs timestamp"),
                       ({"index": "svc-*", "fields": "elastic"}, "an inline table")):
         with pytest.raises(ValueError, match=said):
             DaemonConfig.from_dict({**doc, "models": [{"name": "m", **bad}]})

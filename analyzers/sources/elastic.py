@@ -144,8 +144,11 @@ class EsWindowProfiler:
         body: dict[str, Any] = {}
         for i, col in enumerate(cols):
             body.update(_column_aggs(f"c{i}", col, self.field(col), self.edges(col), shield=not self.layout.own))
-        index = self.index + "".join(f",-{name}" for name in excluded)
-        resp = self._search(index=index, size=0, query=query, aggs=body)
+        if self.layout.own:
+            index = self.index + "".join(f",-{name}" for name in excluded)
+        else:  # the user's pattern may name an index itself, which no "-name" takes away: the others named
+            index = ",".join(name for name in self.layout.indices if name not in excluded)
+        resp = self._search(index=index, size=0, query=query, aggs=body) if index else {}
         for i, col in enumerate(cols):
             # every index excluded: no index left to answer, no aggregations (an empty column, judged by presence)
             window.columns[col.name] = (_read_column(f"c{i}", col, resp["aggregations"]) if "aggregations" in resp

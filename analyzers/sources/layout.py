@@ -65,6 +65,7 @@ class Layout:
     fields: FieldMap | None = None
     filters: tuple[dict[str, Any], ...] = ()
     caps: dict[str, dict[str, list[str]]] | None = field(default=None, compare=False, repr=False)
+    indices: tuple[str, ...] = field(default=(), compare=False, repr=False)  # the inspected window's indices
 
     @classmethod
     def otel(cls, index: str | None = None) -> "Layout":
@@ -179,21 +180,26 @@ class Layout:
         if start or end:
             bounds = {k: v for k, v in (("gte", start), ("lt", end)) if v is not None}
             body["index_filter"] = {"range": {self.timestamp: bounds}}
+        found = self._field_caps(client, wanted, body)
+        if not found.get("indices") and body:  # no index holds the window: its (empty) searches still go to
+            found = self._field_caps(client, wanted, {})  # the pattern's indices, whose mapping they must follow
+        every = sorted(found.get("indices") or [])
+        caps = {name: {kind: sorted(spec.get("indices") or every) for kind, spec in types.items()
+                       if kind not in ("unmapped", "object", "nested")}
+                for name, types in (found.get("fields") or {}).items()}
+        inspected = replace(self, caps={k: v for k, v in caps.items() if v}, indices=tuple(every))
+        if not every:  # no index at all: nothing to check, nothing to say
+            return inspected, []
+        return inspected, inspected._path_notes()
+
+    def _field_caps(self, client: Any, wanted: list[str], body: dict[str, Any]) -> dict[str, Any]:
         # fields in the query string: OpenSearch reads them only there, the 8.x client puts them in the body
         found = client.perform_request(
             "POST", f"/{quote(self.index, safe=',*')}/_field_caps", body=body or None,
             params={"fields": ",".join(f for p in wanted for f in (p, p + ".*")), "ignore_unavailable": "true",
                     "allow_no_indices": "true"},
             headers={"accept": "application/json", **({"content-type": "application/json"} if body else {})})
-        found = found.body if hasattr(found, "body") else found
-        every = sorted(found.get("indices") or [])
-        caps = {name: {kind: sorted(spec.get("indices") or every) for kind, spec in types.items()
-                       if kind not in ("unmapped", "object", "nested")}
-                for name, types in (found.get("fields") or {}).items()}
-        inspected = replace(self, caps={k: v for k, v in caps.items() if v})
-        if not every:  # no index holds the window: nothing to check, nothing to say
-            return inspected, []
-        return inspected, inspected._path_notes()
+        return found.body if hasattr(found, "body") else found
 
     def _path_notes(self) -> list[Note]:
         caps = self.caps or {}
@@ -292,7 +298,7 @@ def layout_from_config(table: dict[str, Any], name: str) -> Layout:
 
     >>> layout_from_config({"fields": "otel"}, "m").index
     'logs-*'
-    >>> layout_from_config({"index": "svc-*", "fields": {"features": "x"}}, "m").column("a")
+    >>> layout_from_config({"index": "svc-*", "fields": {"features": "x", "timestamp": "t"}}, "m").column("a")
     'x.a'
     >>> layout_from_config({"fields": {"features": "x"}}, "m")
     Traceback (most recent call last):
@@ -311,4 +317,8 @@ def layout_from_config(table: dict[str, Any], name: str) -> Layout:
                          f'(fields = {{ model = "app.model_name", ... }}) or "{OTEL}"')
     if index is None:
         raise ValueError(f'[[models]] {name}: fields needs index = "pattern" (the user\'s indices to read)')
-    return Layout(index=index, fields=FieldMap.from_dict(fields, source=f"predwatch.toml [[models]] {name}"))
+    fields = FieldMap.from_dict(fields, source=f"predwatch.toml [[models]] {name}")
+    if fields.timestamp is None:
+        raise ValueError(f"[[models]] {name}: fields needs timestamp: the path of the records' time, which "
+                         "windows are told by")
+    return Layout(index=index, fields=fields)
