@@ -268,6 +268,38 @@ def test_quality_is_not_judged_on_the_services_index_and_said_once(es, tmp_path)
         delete_indices(es.client, index)
 
 
+def test_the_daemon_reads_the_services_index_and_says_what_its_mapping_lacks_once_in_its_log(es, baseline, caplog):
+    import logging
+
+    from analyzers.daemon.analyzer import Analyzer
+
+    own = records()
+    index = f"svc{es.prefix}-daemon"
+    try:
+        index_as_the_service_does(es.client, index, services_layout(own))
+        store_baseline(es.client, baseline, es.prefix)
+        cfg = DaemonConfig.from_dict({
+            "elasticsearch": {"url": es.url, "distribution": es.settings.distribution, "prefix": es.prefix},
+            "models": [{"name": "checkout-risk", "window": "1h", "lag": "0s", "backfill": "2h", "index": index,
+                        "fields": {"model": "app.model_name", "version": "app.model_rev", "timestamp": "time",
+                                   "features": "x", "prediction": "y.proba", "latency_ms": "elapsed.ms"}}]})
+        job = cfg.models[0]
+        before = untouched(es.client, index)
+        with caplog.at_level(logging.WARNING, logger="predwatch.daemon"):
+            done = Analyzer(es.client, cfg).run_model(job, now=T0 + timedelta(hours=2))
+        assert done == 2
+        said = [r.getMessage() for r in caplog.records if "never occurs" in r.getMessage()]
+        assert said == [f'checkout-risk: predwatch.toml [[models]] checkout-risk: path "elapsed.ms" (latency_ms) '
+                        f'never occurs in the mapping of {index}'], said
+        found = {(h["_source"]["predwatch"]["window"]["start"], h["_source"]["predwatch"]["check"],
+                  h["_source"]["predwatch"]["feature"]) for h in es.docs("findings*")}
+        assert (iso(T0 + timedelta(hours=1)), "out_of_range", "amount") in found
+        assert not {f for f in found if f[1] == "analysis_error"}
+        assert untouched(es.client, index) == before
+    finally:
+        delete_indices(es.client, index)
+
+
 def test_models_config_takes_an_index_and_a_field_map_or_otel():
     doc = {"elasticsearch": {"url": "http://localhost:9200"},
            "models": [{"name": "churn", "index": "svc-*", "fields": {"model": "app.model_name", "features": "x",

@@ -95,7 +95,7 @@ class Analyzer:
             layout = self.layout_of(job, s, e)
             versions = [job.version] if job.version else self._versions(job, s, e, layout)
         except Exception as exc:  # noqa: BLE001 - errors as data
-            docs.append(self._failed(job, job.version, s, e, summary, f"window query failed: {_said(exc)}"))
+            docs.append(self._failed(job, job.version, s, e, summary, f"window query failed: {_said(exc, job.layout.own)}"))
             versions = None
         if versions == [] and job.version is None:  # an empty window: no version to look a baseline up by
             volume = self.volume_checks(job, None, start, end, 0)
@@ -105,8 +105,8 @@ class Analyzer:
                 docs += self._analyze_version(job, version, start, end, summary, now, layout)
             except Exception as exc:  # noqa: BLE001 - one version's failure does not stop the rest
                 log.warning("analysis of %s %s [%s, %s) failed, to be analysed again: %s", job.name, version, s, e,
-                            _said(exc), exc_info=log.isEnabledFor(logging.DEBUG))
-                docs.append(self._failed(job, version, s, e, summary, _said(exc)))
+                            _said(exc, job.layout.own), exc_info=log.isEnabledFor(logging.DEBUG))
+                docs.append(self._failed(job, version, s, e, summary, _said(exc, job.layout.own)))
         res.write(self.client, docs, refresh=refresh)
         if not summary["incomplete"]:  # earlier results are replaced only by a complete new analysis
             res.clear_stale(self.client, docs, prefix=self.prefix, model=job.name, version=job.version, start=s, end=e,
@@ -416,12 +416,16 @@ def conflict_results(conflicts: dict[str, dict[str, str]], own: bool = True) -> 
     return out
 
 
-def _said(exc: Exception) -> str:
-    """An exception as one line for a finding, with what helps when a feature's mapping refused an aggregation."""
+def _said(exc: Exception, own: bool = True) -> str:
+    """An exception as one line for a finding, with what helps when a feature's mapping refused an aggregation
+    (``own``: in predwatch's own indices, which ``predwatch baseline --es`` types; else the service's)."""
     reason = f"{type(exc).__name__}: {exc}"
-    if "not supported for aggregation" in reason or "failed to parse" in reason:
+    if "not supported for aggregation" in reason or "failed to parse" in reason or \
+            (not own and "Fielddata is disabled" in reason):
         reason += (" -- a feature was mapped with another type than the baseline's (dynamic mapping of the day's first "
-                   "value); `predwatch baseline --es` types the model's indices from the next daily index on")
+                   "value); `predwatch baseline --es` types the model's indices from the next daily index on" if own
+                   else " -- a field of the service's index is mapped with another type than the baseline's: map "
+                   "it in the index template of the service's indices")
     return reason
 
 
