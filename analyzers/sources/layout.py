@@ -8,10 +8,16 @@ the records are in predwatch's layout), and those indices are only ever searched
 
 The user's indices were typed by dynamic mapping, not by predwatch's templates, so their mapping is read
 first (:meth:`Layout.inspect`, one ``field_caps`` request for the window's indices): a string there is
-``text`` with a ``.keyword`` sub-field, and terms, filters and missing counts must use the sub-field; a
-numeric feature typed ``long`` by its first value truncates fractions; the timestamp must be a ``date``.
-:meth:`Layout.inspect` returns a layout that knows the aggregatable field of each path, what cannot be
-aggregated as the baseline means it (conflicts, judged by presence only), and what to say once.
+``text`` with a ``.keyword`` sub-field, and terms, filters and missing counts use the sub-field; the
+timestamp must be a ``date`` (else :class:`LayoutError`); a map path that never occurs is said. The
+inspected layout knows the aggregatable field of each path, and :meth:`Layout.column_report` says, for the
+baseline's columns, what cannot be aggregated as the baseline means it (a keyword where a number was
+expected, a categorical text without ``.keyword``: conflicts, judged by presence only) and what to say once
+(a number typed ``long`` by a first value without a fraction truncates the others). A JSON fraction is
+typed ``float`` (32 bits): bin edges are rounded as the engine rounds them (:func:`representable`).
+
+Quality is not judged there: the outcome join writes into prediction documents
+(``analyzers.daemon.analyzer.QUALITY_NOT_JUDGED`` says why, and is said once).
 """
 from __future__ import annotations
 
