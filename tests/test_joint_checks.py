@@ -86,3 +86,65 @@ def test_windows_drawn_from_training_raise_neither_joint_check(baseline_file, tm
         window = with_embedding(table(n, seed=seed), embeddings(n, 32, seed=seed))
         code, found = check(baseline_file, window, tmp_path, capsys)
         assert code == 0 and found == [], (n, found)
+
+
+# -- on the real engines: the sample comes from a seeded random search, embeddings are not indexed ------------------
+
+def test_the_cluster_judges_the_joint_checks_as_local_files_do_without_indexing_the_embedding(each_engine, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from analyzers.core.baseline import Baseline
+    from analyzers.core.checks import findings
+    from analyzers.core.window import analyze
+    from analyzers.sources.elastic import EsWindowProfiler
+    from analyzers.sources.jsonl import read_predictions
+    from analyzers.sources.local import LocalProfiler
+    from analyzers.store.baselines import store_baseline
+    from test_es_analyzers import seed
+
+    es = each_engine
+    base = tmp_path / "baseline.json"
+    train = with_embedding(table(20_000, seed=1), embeddings(20_000, 32, seed=1))
+    assert main(["baseline", "--data", str(write_jsonl(tmp_path / "train.jsonl", records(train))), "--model", "joint",
+                 "--version", "1", "--out", str(base)]) == 0
+    baseline = Baseline.load(base)
+    store_baseline(es.client, baseline, es.prefix)
+    t0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    windows = {
+        "joint": with_embedding(table(1500, seed=31, independent=True), embeddings(1500, 32, seed=31)),
+        "cluster": with_embedding(table(1500, seed=32), embeddings(1500, 32, seed=32, new_cluster=0.1)),
+    }
+    recs = {name: records(frame, start=(t0 + timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%S"))
+            for i, (name, frame) in enumerate(windows.items())}
+    seed(es, recs["joint"] + recs["cluster"])
+    mapping = es.client.indices.get_mapping(index=f"{es.prefix}-predictions-*")
+    for index in mapping.body.values():
+        emb = index["mappings"]["properties"]["predwatch"]["properties"]["features"]["properties"]["emb"]
+        assert emb["type"] == "float" and emb["index"] is False  # one field in doc values, no search index
+    for i, name in enumerate(windows):
+        start, end = t0 + timedelta(hours=i), t0 + timedelta(hours=i + 1)
+        profiler = EsWindowProfiler(es.client, baseline, prefix=es.prefix)
+        remote = profiler.profile(start.isoformat().replace("+00:00", "Z"), end.isoformat().replace("+00:00", "Z"))
+        local = LocalProfiler(baseline).profile(read_predictions(recs[name]))
+        assert remote.columns["emb"].present == local.columns["emb"].present == 1500
+        assert sorted(remote.sample.keys) == sorted(local.sample.keys)  # the whole window fits in the sample
+        found = {(f.check, f.feature) for f in findings(analyze(remote, baseline).results)}
+        assert found == {(f.check, f.feature) for f in findings(analyze(local, baseline).results)}
+        assert ("multivariate_shift", "*") in found if name == "joint" else ("embedding_shift", "emb") in found, found
+
+
+def test_the_report_draws_what_moved(baseline_file, tmp_path, capsys):
+    """The report has a section for the inputs together (each input's share of the change) and draws an
+    embedding by the share of its vectors where training rarely is."""
+    window = with_embedding(table(2000, seed=41, independent=True), embeddings(2000, 32, seed=41, new_cluster=0.1))
+    logs = write_jsonl(tmp_path / "window.jsonl", records(window))
+    out = tmp_path / "report.html"
+    assert main(["report", "--baseline", str(baseline_file), "--logs", str(logs), "--out", str(out)]) == 1
+    capsys.readouterr()
+    html = out.read_text()
+    joint = html[html.index("(the inputs together)"):]
+    joint = joint[:joint.index("</section>")]
+    assert "multivariate_shift" in joint and ">x1<" in joint and ">x2<" in joint, joint[:2000]
+    emb = html[html.index("<h3>emb "):]
+    emb = emb[:emb.index("</section>")]
+    assert "where training rarely is" in emb and "embedding_shift" in emb

@@ -405,6 +405,8 @@ def example_text(example: Any) -> str:
         label = example.get("value", example.get("word"))
         if label is not None and "count" in example:
             return f"{label} ({example['count']:,})"
+        if label is not None and "share" in example:
+            return f"{label} ({example['share']:.0%})"
         return ", ".join(f"{k}: {v}" for k, v in example.items())
     return str(example)
 

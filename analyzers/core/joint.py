@@ -315,16 +315,16 @@ def fit_joint_reference(frame: pd.DataFrame, kinds: Mapping[str, str], seed: int
     >>> round(float(ref.correlation[0, 1]), 2)
     0.71
     """
-    usable = [str(col) for col in frame.columns if kinds.get(str(col)) in JOINT_KINDS]
-    if len(usable) < 2 or len(frame) < MIN_ROWS:
+    source = {str(col): col for col in frame.columns if kinds.get(str(col)) in JOINT_KINDS}
+    if len(source) < 2 or len(frame) < MIN_ROWS:
         return None
     if len(frame) > REFERENCE_ROWS:
         frame = frame.sample(n=REFERENCE_ROWS, random_state=seed)
     n = len(frame)
     columns: list[_Column] = []
     inputs: list[str] = []
-    for name in usable:
-        values = frame[name].tolist()
+    for name in source:
+        values = frame[source[name]].tolist()
         new = _plan_columns(name, kinds[name], values)
         if not new or len(columns) + len(new) > MAX_COLUMNS:
             continue
@@ -332,7 +332,7 @@ def fit_joint_reference(frame: pd.DataFrame, kinds: Mapping[str, str], seed: int
         inputs.append(name)
     if len(inputs) < 2:
         return None
-    corr, var, counts = _associations(*_encode(columns, lambda name: frame[name].tolist(), kinds, n))
+    corr, var, counts = _associations(*_encode(columns, lambda name: frame[source[name]].tolist(), kinds, n))
     return JointReference(inputs=inputs, kinds={name: kinds[name] for name in inputs}, columns=columns,
                           correlation=corr, variance=var, counts=counts, rows=n, seed=seed)
 
@@ -484,7 +484,8 @@ def multivariate_shift(ref: JointReference, rows: list[Mapping[str, Any]]) -> Jo
     measured on the rows where both are present; a category's share moving changes its correlations only through
     ``sqrt(p (1 - p))``. ``contributions``: each input's share of the summed squared changes of its pairs, noise
     subtracted. Default levels: 0.2 / 0.4 (``DEFAULT_LEVELS``). None when fewer than 50 rows, or no pair can be
-    compared. Reference: Fisher (1921), Metron 1; delta-method variance of a correlation: Ogasawara (2006).
+    compared. References: Fisher (1921), Metron 1(4); the asymptotic variance of a correlation for any
+    distribution: Steiger & Hakstian (1982), Br. J. Math. Stat. Psychol. 35.
 
     >>> rng = np.random.default_rng(1)
     >>> x = rng.normal(size=4000)
@@ -527,7 +528,7 @@ def multivariate_shift(ref: JointReference, rows: list[Mapping[str, Any]]) -> Jo
         shares[str(owner[j[k]])] += excess[k] / 2
     total = sum(shares.values())
     contributions = {name: float(s / total) for name, s in shares.most_common() if s > 0} if total > 0 else {}
-    order = np.argsort(-np.abs(z))[:3]
+    order = [k for n, k in enumerate(np.argsort(-np.abs(z))[:3]) if n == 0 or p_pairs[k] * len(pairs) <= 0.05]
     labels = [col.label for col in ref.columns]
     moved = "; ".join(f"{labels[i[k]]} ~ {labels[j[k]]}: {r_ref[i[k], j[k]]:+.2f} in training, "
                       f"{r_w[i[k], j[k]]:+.2f} now" for k in order)

@@ -28,6 +28,7 @@ from ..core.profile import SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, Wind
 from ..core.quality import DELAY_EDGES, QualityProfile, latency_edges
 from ..core.segments import MISSING, segment_features
 from ..core.counting import ProfileCounter
+from ..core.joint import RowSample, key_hash
 from .layout import OWN, Layout, Note
 from .search import of_model, search
 
@@ -133,9 +134,50 @@ class EsWindowProfiler:
         texts = [col for col in self.baseline.columns.values() if col.kind == "text"]
         if texts:
             self._add_text_sample(window, query, texts, seed=f"{start}/{end}")
+        if self._counter.sampled:
+            self._add_record_sample(window, query, seed=f"{start}/{end}")
         if self.baseline.quality is not None and self.layout.own:  # the user's indices: see analyzers.sources.layout
             window.quality = self.quality(query, records)
         return window
+
+    def _add_record_sample(self, window: WindowProfile, query: dict, seed: str) -> None:
+        """The record sample the joint checks read: a seeded random sample of the window's documents (at most the
+        sample's size, the same on a re-run), fetched with only the inputs those checks need. An embedding's
+        wrong-length vectors, which no aggregation sees, are counted in it and scaled to the window."""
+        sample = RowSample()
+        size = min(sample.k, window.records)
+        names = self._counter.sampled
+        resp = self._search(
+            size=size, _source=[p for p in (self.layout.prediction_id_field, *map(self.layout.column_path, names)) if p],
+            query={"function_score": {"query": query, "boost_mode": "replace",
+                                      "random_score": {"seed": _seed(seed), "field": "_seq_no"}}},
+        )
+        rows, keys = [], []
+        for hit in resp["hits"]["hits"]:
+            try:
+                record = self._record(hit.get("_source", {}))
+            except c.RecordError:
+                rows.append({})
+                keys.append(hit["_id"])
+                continue
+            rows.append(record.columns())
+            keys.append(record.prediction_id or hit["_id"])
+        for key, row in zip(keys, rows):
+            sample.offer(key, key_hash(key), lambda row=row: {n: row.get(n) for n in names})
+        window.sample = sample
+        for col in (self.baseline.columns[n] for n in names if self.baseline.columns[n].kind == "embedding"):
+            exact = window.columns[col.name]
+            values = [row[col.name] for row in rows if row.get(col.name) is not None]
+            counted = self._counter.count_column(col.name, col, values)
+            if counted.mismatched and values:
+                exact.mismatched += round(counted.mismatched * (exact.present - exact.nulls) / len(values))
+                exact.mismatch_examples = counted.mismatch_examples
+
+    def _record(self, source: dict[str, Any]) -> c.Prediction:
+        """A document's (partial) source as a prediction record: read through the layout's field map, if any."""
+        if self.layout.fields is not None:
+            source = self.layout.fields.to_contract(source)
+        return c.read_prediction(source)
 
     def _profile_columns(self, window: WindowProfile, cols: list[ColumnBaseline], query: dict[str, Any],
                          excluded: list[str] = ()) -> None:
@@ -319,10 +361,7 @@ class EsWindowProfiler:
         rows = []
         for hit in resp["hits"]["hits"]:
             try:
-                source = hit.get("_source", {})
-                if self.layout.fields is not None:
-                    source = self.layout.fields.to_contract(source)
-                rows.append(c.read_prediction(source).columns())
+                rows.append(self._record(hit.get("_source", {})).columns())
             except c.RecordError:
                 rows.append({})
         for col in cols:
@@ -344,6 +383,7 @@ AGGREGATABLE = {  # the mapped types whose aggregations read a feature of each b
     "boolean": frozenset({"boolean"}),
     "categorical": frozenset({"keyword", "constant_keyword", "wildcard"}),
     "text": frozenset({"keyword", "constant_keyword", "wildcard", "text", "match_only_text"}),
+    "embedding": NUMERIC_TYPES,
 }
 
 
@@ -478,6 +518,9 @@ def _read_column(key: str, col: ColumnBaseline, aggs: dict[str, Any]) -> ColumnP
             prof.mismatch_examples = ["(value the numeric mapping refused)"]
         return prof
     if col.kind == "text":
+        return prof
+    if col.kind == "embedding":  # an array of strings, refused by the float mapping; wrong lengths: the sample
+        prof.mismatched += ignored
         return prof
     if col.kind == "boolean":
         for b in aggs[f"{key}_terms"]["buckets"]:

@@ -114,6 +114,10 @@ class Layout:
         return self.aggregatable(self._path("version", c.MODEL_VERSION))
 
     @property
+    def prediction_id_field(self) -> str | None:
+        return self._path("prediction_id", c.PREDICTION_ID)
+
+    @property
     def latency_field(self) -> str | None:
         return self._path("latency_ms", c.LATENCY_MS)
 
