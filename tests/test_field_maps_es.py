@@ -304,12 +304,15 @@ def test_models_config_takes_an_index_and_a_field_map_or_otel():
     doc = {"elasticsearch": {"url": "http://localhost:9200"},
            "models": [{"name": "churn", "index": "svc-*", "fields": {"model": "app.model_name", "features": "x",
                                                                      "prediction": "y.proba", "timestamp": "time"}},
-                      {"name": "risk", "fields": "otel"}, {"name": "own"}]}
-    churn, risk, own = DaemonConfig.from_dict(doc).models
+                      {"name": "risk", "fields": "otel"}, {"name": "own"}, {"name": "shipped", "index": "svc-*"}]}
+    churn, risk, own, shipped = DaemonConfig.from_dict(doc).models
     assert (churn.layout.index, churn.layout.column("age"), churn.layout.timestamp) == ("svc-*", "x.age", "time")
     assert (risk.layout.index, risk.layout.model_field, risk.layout.filters) == (
         "logs-*", "attributes.predwatch.model.name", ({"exists": {"field": "attributes.predwatch.model.name"}},))
     assert own.layout.own and own.layout.column("age") == "predwatch.features.age"
+    # records in predwatch's own layout, in an index of the service's: the contract's names, read in place
+    assert not shipped.layout.own and shipped.layout.column("age") == "predwatch.features.age"
+    assert shipped.layout.predictions("predwatch", "shipped") == "svc-*"
     for bad, said in (({"fields": {"model": "a"}}, "fields needs index"),
                       ({"index": "svc-*", "fields": {"modle": "a", "features": "x"}}, "unknown key 'modle'"),
                       ({"index": "svc-*", "fields": {"features": "x"}}, "fields needs timestamp"),
