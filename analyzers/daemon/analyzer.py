@@ -30,6 +30,7 @@ from ..core.reference import recent_results
 from ..core.segments import explain
 from ..core.window import analyze
 from ..sources.elastic import EsWindowProfiler
+from ..sources.layout import Layout, Note
 from ..sources.outcomes import join_outcomes
 from ..sources.search import of_model, search
 from ..store import incidents as incident_store
@@ -49,13 +50,34 @@ VOLUME_WARNING, VOLUME_CRITICAL = 0.5, 0.2  # fractions of the usual volume
 class Analyzer:
     """Analyses windows of one cluster and writes the results back; errors become findings."""
 
-    def __init__(self, client: Elasticsearch, config: DaemonConfig, notifier: Any = None) -> None:
+    def __init__(self, client: Elasticsearch, config: DaemonConfig, notifier: Any = None,
+                 say: Callable[[str], None] | None = None) -> None:
         self.client = client
         self.config = config
         self.prefix = config.prefix
         self.notifier = notifier  # alerting.notifier.Notifier, or None
         self.baselines = BaselineCache(client, config.prefix)
         self.requests = 0
+        self.say = say or log.warning  # what the user's mapping makes us say, once per model (see said)
+        self._said: set[tuple[str, str]] = set()
+
+    def said(self, job: ModelJob, notes: list[Note]) -> None:
+        """Say each note about a model's index once in this process's life (the daemon's log, analyze's output)."""
+        for note in notes:
+            if (job.name, note.key) not in self._said:
+                self._said.add((job.name, note.key))
+                self.say(f"{job.name}: {note.message}")
+
+    def layout_of(self, job: ModelJob, start: str, end: str) -> Layout:
+        """The job's layout, inspected for ``[start, end)`` when it reads the user's own indices (one request;
+        a path that never occurs there said once); :class:`~analyzers.sources.layout.LayoutError` when those
+        indices cannot be analysed (a timestamp that is not a date)."""
+        if job.layout.own:
+            return job.layout
+        layout, notes = job.layout.inspect(self.client, start, end)
+        self.requests += 1
+        self.said(job, notes)
+        return layout
 
     # -- one window ------------------------------------------------------------------------------
     def analyze_window(self, job: ModelJob, start: datetime, end: datetime, *, refresh: bool = False,
@@ -68,21 +90,23 @@ class Analyzer:
         s, e = iso(start), iso(end)
         summary = {"records": 0, "findings": 0, "errors": 0, "incomplete": 0}
         docs = []
+        layout = job.layout
         try:
-            versions = [job.version] if job.version else self._versions(job, s, e)
+            layout = self.layout_of(job, s, e)
+            versions = [job.version] if job.version else self._versions(job, s, e, layout)
         except Exception as exc:  # noqa: BLE001 - errors as data
-            docs.append(self._failed(job, job.version, s, e, summary, f"window query failed: {_said(exc)}"))
+            docs.append(self._failed(job, job.version, s, e, summary, f"window query failed: {_said(exc, job.layout.own)}"))
             versions = None
         if versions == [] and job.version is None:  # an empty window: no version to look a baseline up by
             volume = self.volume_checks(job, None, start, end, 0)
             docs += res.result_docs(volume, prefix=self.prefix, model=job.name, version=None, start=s, end=e, records=0)
         for version in versions or ([job.version] if job.version and versions is not None else []):
             try:
-                docs += self._analyze_version(job, version, start, end, summary, now)
+                docs += self._analyze_version(job, version, start, end, summary, now, layout)
             except Exception as exc:  # noqa: BLE001 - one version's failure does not stop the rest
                 log.warning("analysis of %s %s [%s, %s) failed, to be analysed again: %s", job.name, version, s, e,
-                            _said(exc), exc_info=log.isEnabledFor(logging.DEBUG))
-                docs.append(self._failed(job, version, s, e, summary, _said(exc)))
+                            _said(exc, job.layout.own), exc_info=log.isEnabledFor(logging.DEBUG))
+                docs.append(self._failed(job, version, s, e, summary, _said(exc, job.layout.own)))
         res.write(self.client, docs, refresh=refresh)
         if not summary["incomplete"]:  # earlier results are replaced only by a complete new analysis
             res.clear_stale(self.client, docs, prefix=self.prefix, model=job.name, version=job.version, start=s, end=e,
@@ -165,18 +189,28 @@ class Analyzer:
         self._notify(job, version, start, end, 0, [analysis_error(reason)])
         return res.error_doc(prefix=self.prefix, model=job.name, version=version, start=start, end=end, reason=reason)
 
-    def _versions(self, job: ModelJob, start: str, end: str) -> list[str | None]:
+    def _versions(self, job: ModelJob, start: str, end: str, layout: Layout | None = None) -> list[str | None]:
         # the versions of the window's records, and of the profile records of processes that count in place
-        where = f"{predictions_pattern(self.prefix, job.name)},{intervals_pattern(self.prefix, job.name)}"
+        layout = layout or self.layout_of(job, start, end)
+        if layout.own:
+            where = f"{predictions_pattern(self.prefix, job.name)},{intervals_pattern(self.prefix, job.name)}"
+            query, version = of_model(job.name, field=c.TIMESTAMP, start=start, end=end), c.MODEL_VERSION
+        else:  # the user's own indices: only their records
+            where, version = layout.predictions(self.prefix, job.name), layout.version_field
+            query = layout.query(job.name, start=start, end=end)
+        if version is None:  # no version in the user's layout: one unversioned model, when it has records
+            resp = search(self.client, index=where, size=0, ignore_unavailable=True, allow_no_indices=True,
+                          query=query, track_total_hits=1)
+            self.requests += 1
+            return [None] if resp["hits"]["total"]["value"] else []
         resp = search(self.client, index=where, size=0, ignore_unavailable=True, allow_no_indices=True,
-                      query=of_model(job.name, field=c.TIMESTAMP, start=start, end=end),
-                      aggs={"v": {"terms": {"field": c.MODEL_VERSION, "size": 50, "missing": NO_VERSION}}})
+                      query=query, aggs={"v": {"terms": {"field": version, "size": 50, "missing": NO_VERSION}}})
         self.requests += 1
-        return [None if b["key"] == NO_VERSION else b["key"]
+        return [None if b["key"] == NO_VERSION else str(b.get("key_as_string", b["key"]))
                 for b in resp.get("aggregations", {}).get("v", {}).get("buckets", [])]
 
     def _analyze_version(self, job: ModelJob, version: str | None, start: datetime, end: datetime,
-                         summary: dict[str, int], now: datetime | None = None) -> list:
+                         summary: dict[str, int], now: datetime | None = None, layout: Layout | None = None) -> list:
         s, e = iso(start), iso(end)
         baseline = self.baselines.get(job.name, version)
         if baseline is None:
@@ -185,7 +219,7 @@ class Analyzer:
                       f"`predwatch baseline --es --model {job.name} --version {version or 'V'} ...`")
             self._notify(job, version, s, e, 0, [analysis_error(reason)])
             return [res.error_doc(prefix=self.prefix, model=job.name, version=version, start=s, end=e, reason=reason)]
-        profiler = EsWindowProfiler(self.client, baseline, prefix=self.prefix)
+        profiler = EsWindowProfiler(self.client, baseline, prefix=self.prefix, layout=layout or job.layout)
         # counted in the serving processes (profile records), or else from the window's records
         profile = profiler.interval_profile(s, e, version)
         fetch = None  # a profile record holds its own segment counts; records are asked only when counted here
@@ -194,15 +228,19 @@ class Analyzer:
             fetch = functools.partial(profiler.offending, s, e, version)
         self.requests += profiler.requests
         before = profiler.requests
+        self.said(job, profiler.notes)
+        if baseline.quality is not None and not job.layout.own:
+            self.said(job, [QUALITY_NOT_JUDGED])
         summary["records"] += profile.records
         result = analyze(profile, baseline, self.config.checks)
         volume = self.volume_checks(job, version, start, end, profile.records)
-        conflicts = conflict_results(profiler.conflicts)
+        conflicts = conflict_results(profiler.conflicts, own=job.layout.own)
         recent = self.recent_checks(job, version, baseline, profile, start)
         explain(result.results + recent, profile, fetch=fetch)
         self.requests += profiler.requests - before
         self._notify(job, version, s, e, profile.records, [analysis_error(None)])  # findings: told as incidents
-        trends = label_results(profile, baseline, pending=end > (now or datetime.now(timezone.utc)) - job.labels_within)
+        trends = label_results(profile, baseline, pending=end > (now or datetime.now(timezone.utc)) - job.labels_within) \
+            if job.layout.own else []
         trends += latency_results(profile)
         return [*res.window_docs(result, prefix=self.prefix, model=job.name, version=version, start=s, end=e,
                                  extra=[*volume, *conflicts, *recent, *trends]),
@@ -266,7 +304,10 @@ class Analyzer:
     # -- outcomes ------------------------------------------------------------------------------------
     def backfill_outcomes(self, job: ModelJob, now: datetime) -> list[datetime]:
         """Join the outcomes that arrived to their predictions, then re-analyse the already analysed windows
-        they belong to, so that those windows' quality documents are overwritten with the new labels."""
+        they belong to, so that those windows' quality documents are overwritten with the new labels. Not for
+        the user's own indices: the join writes into prediction documents (see :data:`QUALITY_NOT_JUDGED`)."""
+        if not job.layout.own:
+            return []
         try:
             report = join_outcomes(self.client, self.prefix, job.name, lambda v: self.baselines.get(job.name, v),
                                    now=now)
@@ -336,6 +377,18 @@ def _key_of(doc: dict[str, Any]) -> tuple:
                                                                res.REFERENCE))
 
 
+# Quality of models read in the user's own indices is not judged. predwatch joins an outcome to its prediction
+# by writing the outcome into the prediction document, so that quality is a few aggregations over the window;
+# the user's indices are never written. A read-only join would have to bring every labelled prediction of a
+# window (and its outcome) through Python, or build one bucket per prediction id in the cluster: a window-sized
+# transfer where every other check is an aggregation of bounded size. Drift, data quality, volume and latency
+# are judged as for predwatch's own indices; for quality, ship the records to predwatch's indices.
+QUALITY_NOT_JUDGED = Note("quality", "the baseline has a quality reference, but quality is not judged on the "
+                          "service's own indices (the outcome join writes into prediction documents, and predwatch "
+                          "never writes into them): drift, data quality, volume and latency are; to judge quality, "
+                          "log predictions and outcomes into predwatch's own indices")
+
+
 def analysis_error(reason: str | None) -> CheckResult:
     """The state of a window's analysis as a result the notifier follows: critical with its reason when the
     analysis could not run, ok (which closes an open one) when it ran."""
@@ -345,15 +398,17 @@ def analysis_error(reason: str | None) -> CheckResult:
                        observed=None, expected=None, message=message, examples=[])
 
 
-def conflict_results(conflicts: dict[str, dict[str, str]]) -> list[CheckResult]:
+def conflict_results(conflicts: dict[str, dict[str, str]], own: bool = True) -> list[CheckResult]:
     """One ``mapping_conflict`` warning per feature that some of the window's indices map with another type than the
-    baseline's: said as what it is, once, instead of as the feature's missing or mistyped values."""
+    baseline's: said as what it is, once, instead of as the feature's missing or mistyped values. ``own``: the
+    indices are predwatch's (which ``predwatch baseline --es`` types), not the user's."""
     out = []
     for feature, where in sorted(conflicts.items()):
         types = ", ".join(sorted(set(where.values())))
+        remedy = ("run `predwatch baseline --es` before shipping so that the model's new daily indices are typed "
+                  "after the baseline" if own else "map the field in the index template of the service's indices")
         message = (f"{feature} is {types} in {len(where)} of the window's indices ({', '.join(sorted(where))}), "
-                   "not mapped as the baseline's kind: judged from the other indices; run `predwatch baseline --es` "
-                   "before shipping so that the model's new daily indices are typed after the baseline")
+                   f"not mapped as the baseline's kind: judged from the other indices; {remedy}")
         out.append(CheckResult(check="mapping_conflict", feature=feature, role="feature", status="warning",
                                value=float(len(where)), threshold=1.0, critical_threshold=0.0, p_value=None,
                                adjusted_p_value=None, n_window=0, n_baseline=0, observed=float(len(where)),
@@ -361,12 +416,16 @@ def conflict_results(conflicts: dict[str, dict[str, str]]) -> list[CheckResult]:
     return out
 
 
-def _said(exc: Exception) -> str:
-    """An exception as one line for a finding, with what helps when a feature's mapping refused an aggregation."""
+def _said(exc: Exception, own: bool = True) -> str:
+    """An exception as one line for a finding, with what helps when a feature's mapping refused an aggregation
+    (``own``: in predwatch's own indices, which ``predwatch baseline --es`` types; else the service's)."""
     reason = f"{type(exc).__name__}: {exc}"
-    if "not supported for aggregation" in reason or "failed to parse" in reason:
+    if "not supported for aggregation" in reason or "failed to parse" in reason or \
+            (not own and "Fielddata is disabled" in reason):
         reason += (" -- a feature was mapped with another type than the baseline's (dynamic mapping of the day's first "
-                   "value); `predwatch baseline --es` types the model's indices from the next daily index on")
+                   "value); `predwatch baseline --es` types the model's indices from the next daily index on" if own
+                   else " -- a field of the service's index is mapped with another type than the baseline's: map "
+                   "it in the index template of the service's indices")
     return reason
 
 

@@ -14,11 +14,14 @@ from logging_adapter.elastic import EsSettings
 
 from ..core.config import CheckConfig, parse_duration
 from ..core.incidents import DEFAULT_GAP
+from ..sources.layout import OWN, Layout, layout_from_config
 
 
 @dataclass
 class ModelJob:
-    """One monitored model: window size, lag for late records, how often to look, how far back to start."""
+    """One monitored model: window size, lag for late records, how often to look, how far back to start, and
+    where its records are (``layout``: predwatch's own indices, or the user's own ``index`` read through
+    ``fields``, a field map, or ``fields = "otel"``)."""
 
     name: str
     version: str | None = None
@@ -30,6 +33,7 @@ class ModelJob:
     alert_on: tuple[str, ...] = ("training",)  # which references' findings are notified
     labels_within: timedelta = timedelta(days=7)  # outcomes usually known by then: windows younger are "pending"
     incident_gap: int = DEFAULT_GAP  # quiet windows that do not split an incident
+    layout: Layout = OWN
 
     @property
     def interval(self) -> timedelta:
@@ -106,7 +110,7 @@ class DaemonConfig:
                 backfill=parse_duration(m.get("backfill", "1d")),
                 recent_days=_whole(m, "recent_days", 7), alert_on=_references(m.get("alert_on", ["training"])),
                 labels_within=parse_duration(m.get("labels_within", "7d")),
-                incident_gap=_whole(m, "incident_gap", DEFAULT_GAP)))
+                incident_gap=_whole(m, "incident_gap", DEFAULT_GAP), layout=layout_from_config(m, m["name"])))
         return cls(settings=settings, prefix=prefix, models=models, checks=CheckConfig.from_dict(doc),
                    retention_days=daemon.get("retention_days"),
                    heartbeat=parse_duration(daemon.get("heartbeat", "60s")),

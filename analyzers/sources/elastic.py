@@ -29,6 +29,7 @@ from ..core.quality import DELAY_EDGES, QualityProfile, latency_edges
 from ..core.segments import MISSING, segment_features
 from ..core.counting import ProfileCounter
 from ..core.joint import RowSample, key_hash
+from .layout import OWN, Layout, Note
 from .search import of_model, search
 
 BUCKET_BUDGET = 20_000  # buckets we allow ourselves per request, well inside it
@@ -40,7 +41,9 @@ TEXT_SAMPLE = 1000
 class EsWindowProfiler:
     """Builds :class:`WindowProfile` objects for one baseline from an Elasticsearch cluster.
 
-    ``requests`` counts the searches made (for the benchmark and the tests).
+    ``requests`` counts the searches made (for the benchmark and the tests). ``layout``: where the records are
+    and how their fields are named (:mod:`analyzers.sources.layout`; default predwatch's own indices); a layout
+    of the user's own indices is inspected each window (its mapping), unless given inspected.
     """
 
     client: Elasticsearch
@@ -49,30 +52,61 @@ class EsWindowProfiler:
     text_sample: int = TEXT_SAMPLE
     requests: int = 0
     conflicts: dict[str, dict[str, str]] = field(default_factory=dict)  # feature -> index -> type, of the last window
+    layout: Layout = OWN
+    notes: list[Note] = field(default_factory=list)  # what the user's mapping made us say, of the last window
     _counter: ProfileCounter = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._counter = ProfileCounter(self.baseline)
 
     def window_query(self, start: str, end: str, version: str | None) -> dict[str, Any]:
-        return of_model(self.baseline.model, version, field=c.TIMESTAMP, start=start, end=end)
+        return self.layout.query(self.baseline.model, version, start=start, end=end)
+
+    @property
+    def index(self) -> str:
+        """The model's prediction indices: predwatch's own, or the user's (only ever searched)."""
+        return self.layout.predictions(self.prefix, self.baseline.model)
+
+    def field(self, col: ColumnBaseline) -> str:
+        """The field a column's aggregations use: the contract's name, or the layout's aggregatable path."""
+        return col.field if self.layout.own else self.layout.column(col.name)
+
+    def edges(self, col: ColumnBaseline) -> list[float] | None:
+        """A numeric column's bin edges as the field's mapped type holds them (the baseline's on predwatch's own
+        indices, typed ``double`` by the baseline's template)."""
+        return col.edges if self.layout.own else self.layout.edges(col.name, col.edges)
 
     def _search(self, index: str | None = None, **body: Any) -> dict[str, Any]:
         """One search of the model's prediction indices (or of ``index``), counted, answered whole."""
         self.requests += 1
-        return search(self.client, index=index or predictions_pattern(self.prefix, self.baseline.model),
-                      ignore_unavailable=True, allow_no_indices=True, **body)
+        return search(self.client, index=index or self.index, ignore_unavailable=True, allow_no_indices=True, **body)
+
+    def inspect(self, start: str, end: str) -> None:
+        """Read the mapping of the user's indices holding ``[start, end)`` (one request; nothing for predwatch's
+        own): the layout knows each path's aggregatable field, ``conflicts`` and ``notes`` are the window's."""
+        if self.layout.own:
+            return
+        if self.layout.caps is None:  # not given inspected for this window
+            self.requests += 1
+            self.layout, self.notes = self.layout.inspect(self.client, start, end)
+        self.conflicts, notes = self.layout.column_report((col.name, col.kind) for col in self.baseline.columns.values())
+        self.notes += notes
 
     def profile(self, start: str, end: str, version: str | None = None) -> WindowProfile:
         """The profile of ``[start, end)`` (ISO timestamps) for the baseline's model."""
+        self.inspect(start, end)
         query = self.window_query(start, end, version)
-        head = self._search(size=0, track_total_hits=True, query=query, aggs={
-            "first": {"min": {"field": c.TIMESTAMP}},
-            "last": {"max": {"field": c.TIMESTAMP}},
-            "versions": {"terms": {"field": c.MODEL_VERSION, "size": 50}},
-            "hours": {"date_histogram": {"field": c.TIMESTAMP, "fixed_interval": "1h", "min_doc_count": 1}},
-            "latency": {"range": {"field": c.LATENCY_MS, "ranges": _ranges(latency_edges(), first=None)}},
-        })
+        stamp, versions, latency = self.layout.timestamp, self.layout.version_field, self.layout.latency_field
+        aggs: dict[str, Any] = {
+            "first": {"min": {"field": stamp}},
+            "last": {"max": {"field": stamp}},
+            "hours": {"date_histogram": {"field": stamp, "fixed_interval": "1h", "min_doc_count": 1}},
+        }
+        if versions is not None:
+            aggs["versions"] = {"terms": {"field": versions, "size": 50}}
+        if latency is not None:
+            aggs["latency"] = _range(latency, _ranges(latency_edges(), first=None), shield=not self.layout.own)
+        head = self._search(size=0, track_total_hits=True, query=query, aggs=aggs)
         aggs = head.get("aggregations", {})
         records = head["hits"]["total"]["value"]
         window = WindowProfile(
@@ -80,15 +114,17 @@ class EsWindowProfiler:
             records=records,
             start=aggs.get("first", {}).get("value_as_string"),
             end=aggs.get("last", {}).get("value_as_string"),
-            versions={b["key"]: b["doc_count"] for b in aggs.get("versions", {}).get("buckets", [])},
+            versions={str(b.get("key_as_string", b["key"])): b["doc_count"]
+                      for b in aggs.get("versions", {}).get("buckets", [])},
             hours=_hours_of_week(aggs.get("hours", {}).get("buckets", [])),
-            latency={str(i): b["doc_count"] for i, b in enumerate(aggs.get("latency", {}).get("buckets", []))
+            latency={str(i): b["doc_count"] for i, b in enumerate(_range_buckets(aggs.get("latency", {})))
                      if b["doc_count"]},
         )
         if records == 0:
             window.columns = {n: ColumnProfile.empty(col.kind, col.edges) for n, col in self.baseline.columns.items()}
             return window
-        self.conflicts = self.mapping_conflicts(start, end)
+        if self.layout.own:
+            self.conflicts = self.mapping_conflicts(start, end)
         columns = list(self.baseline.columns.values())
         for group in _groups([col for col in columns if col.name not in self.conflicts]):
             self._profile_columns(window, group, query)
@@ -100,7 +136,7 @@ class EsWindowProfiler:
             self._add_text_sample(window, query, texts, seed=f"{start}/{end}")
         if self._counter.sampled:
             self._add_record_sample(window, query, seed=f"{start}/{end}")
-        if self.baseline.quality is not None:
+        if self.baseline.quality is not None and self.layout.own:  # the user's indices: see analyzers.sources.layout
             window.quality = self.quality(query, records)
         return window
 
@@ -112,14 +148,14 @@ class EsWindowProfiler:
         size = min(sample.k, window.records)
         names = self._counter.sampled
         resp = self._search(
-            size=size, _source=[c.PREDICTION_ID, *(c.column_field(n) for n in names)],
+            size=size, _source=[p for p in (self.layout.prediction_id_field, *map(self.layout.column_path, names)) if p],
             query={"function_score": {"query": query, "boost_mode": "replace",
                                       "random_score": {"seed": _seed(seed), "field": "_seq_no"}}},
         )
         rows, keys = [], []
         for hit in resp["hits"]["hits"]:
             try:
-                record = c.read_prediction(hit.get("_source", {}))
+                record = self._record(hit.get("_source", {}))
             except c.RecordError:
                 rows.append({})
                 keys.append(hit["_id"])
@@ -137,23 +173,32 @@ class EsWindowProfiler:
                 exact.mismatched += round(counted.mismatched * (exact.present - exact.nulls) / len(values))
                 exact.mismatch_examples = counted.mismatch_examples
 
+    def _record(self, source: dict[str, Any]) -> c.Prediction:
+        """A document's (partial) source as a prediction record: read through the layout's field map, if any."""
+        if self.layout.fields is not None:
+            source = self.layout.fields.to_contract(source)
+        return c.read_prediction(source)
+
     def _profile_columns(self, window: WindowProfile, cols: list[ColumnBaseline], query: dict[str, Any],
                          excluded: list[str] = ()) -> None:
         """The aggregations of ``cols`` in one search. ``excluded``: indices where they are mapped with another type
         than the baseline's; their values there are counted as present, and judged by nothing else."""
         body: dict[str, Any] = {}
         for i, col in enumerate(cols):
-            body.update(_column_aggs(f"c{i}", col))
-        index = predictions_pattern(self.prefix, self.baseline.model) + "".join(f",-{name}" for name in excluded)
-        resp = self._search(index=index, size=0, query=query, aggs=body)
+            body.update(_column_aggs(f"c{i}", col, self.field(col), self.edges(col), shield=not self.layout.own))
+        if self.layout.own:
+            index = self.index + "".join(f",-{name}" for name in excluded)
+        else:  # the user's pattern may name an index itself, which no "-name" takes away: the others named
+            index = ",".join(name for name in self.layout.indices if name not in excluded)
+        resp = self._search(index=index, size=0, query=query, aggs=body) if index else {}
         for i, col in enumerate(cols):
             # every index excluded: no index left to answer, no aggregations (an empty column, judged by presence)
             window.columns[col.name] = (_read_column(f"c{i}", col, resp["aggregations"]) if "aggregations" in resp
                                         else ColumnProfile.empty(col.kind, col.edges))
         if excluded:
             elsewhere = self._search(index=",".join(excluded), size=0, query=query,
-                                     aggs={f"c{i}": {"filter": _any({"exists": {"field": col.field}},
-                                                                    {"term": {"_ignored": col.field}})}
+                                     aggs={f"c{i}": {"filter": _any({"exists": {"field": self.field(col)}},
+                                                                    {"term": {"_ignored": self.field(col)}})}
                                            for i, col in enumerate(cols)})
             for i, col in enumerate(cols):
                 window.columns[col.name].present += elsewhere["aggregations"][f"c{i}"]["doc_count"]
@@ -254,6 +299,8 @@ class EsWindowProfiler:
         """The sum of the profile records (``PredictionLogger(profile=...)``) of every process for the
         intervals starting in ``[start, end)``, or None when no process sent any: then the window is counted
         from its records. A few hundred small documents per window, fetched in pages."""
+        if not self.layout.own:  # serving processes' profile records are in predwatch's own indices only
+            return None
         query = of_model(self.baseline.model, version, field=c.INTERVAL_START, start=start, end=end)
         total: WindowProfile | None = None
         after = None
@@ -289,10 +336,10 @@ class EsWindowProfiler:
             return {}
         aggs: dict[str, Any] = {}
         for i, seg in enumerate(segments):
-            aggs[f"s{i}"] = {"terms": {"field": seg.field, "size": SEGMENT_VALUES_KEPT}}
-            aggs[f"s{i}_missing"] = {"missing": {"field": seg.field}}
+            aggs[f"s{i}"] = {"terms": {"field": self.field(seg), "size": SEGMENT_VALUES_KEPT}}
+            aggs[f"s{i}_missing"] = {"missing": {"field": self.field(seg)}}
         window = self.window_query(start, end, version)
-        query = {"bool": {"filter": [window, _problem_query(col, problem)]}}
+        query = {"bool": {"filter": [window, _problem_query(col, problem, self.field(col), self.edges(col))]}}
         found = self._search(size=0, query=query, aggs=aggs).get("aggregations", {})
         out: dict[str, dict[str, int]] = {}
         for i, seg in enumerate(segments):
@@ -307,14 +354,14 @@ class EsWindowProfiler:
         (the same sample on a re-run). Presence counts stay the exact ones from the aggregations."""
         size = min(self.text_sample, window.records)
         resp = self._search(
-            size=size, _source=[col.field for col in cols],
+            size=size, _source=[self.layout.column_path(col.name) for col in cols],
             query={"function_score": {"query": query, "boost_mode": "replace",
                                       "random_score": {"seed": _seed(seed), "field": "_seq_no"}}},
         )
         rows = []
         for hit in resp["hits"]["hits"]:
             try:
-                rows.append(c.read_prediction(hit.get("_source", {})).columns())
+                rows.append(self._record(hit.get("_source", {})).columns())
             except c.RecordError:
                 rows.append({})
         for col in cols:
@@ -355,9 +402,9 @@ def _ranges(edges: list[float], first: float | None) -> list[dict[str, float]]:
     return ranges
 
 
-def _problem_query(col: ColumnBaseline, problem: str) -> dict[str, Any]:
-    """The records with ``problem`` in ``col``, as the profile's aggregations count them."""
-    f = col.field
+def _problem_query(col: ColumnBaseline, problem: str, f: str, edges: list[float] | None) -> dict[str, Any]:
+    """The records with ``problem`` in ``col`` (at field ``f``, with bin ``edges``), as the profile's aggregations
+    count them."""
     flagged, refused = {"term": {"_ignored": f}}, {"term": {REFUSED_FIELDS: f}}
     if problem == "missing":
         return {"bool": {"must_not": [{"exists": {"field": f}}, flagged, refused]}}
@@ -369,7 +416,7 @@ def _problem_query(col: ColumnBaseline, problem: str) -> dict[str, Any]:
                         "must_not": [{"terms": {f: known}}] if known else []}}
         return _any(new, flagged)
     if problem == "out_of_range":
-        edges = col.edges or []
+        edges = edges or []
         return _any({"range": {f: {"lt": edges[0]}}}, {"range": {f: {"gte": edges[-1]}}})
     raise ValueError(f"no query for problem {problem!r}")
 
@@ -414,8 +461,22 @@ def _groups(cols: list[ColumnBaseline]) -> list[list[ColumnBaseline]]:
     return groups
 
 
-def _column_aggs(key: str, col: ColumnBaseline) -> dict[str, Any]:
-    f = col.field
+def _range(f: str, ranges: list[dict[str, float]], shield: bool) -> dict[str, Any]:
+    """A ``range`` aggregation; ``shield``ed under a ``match_all`` filter for the user's own indices: OpenSearch
+    2.x answers a top-level ``range`` on a ``float`` field (what dynamic mapping makes of a JSON fraction) over
+    a segment the query matches whole with an ArrayIndexOutOfBoundsException (its filter-rewrite shortcut reads
+    the 4-byte points as 8), and skips that shortcut for an aggregation under another. Same counts either way."""
+    agg = {"range": {"field": f, "ranges": ranges}}
+    return {"filter": {"match_all": {}}, "aggs": {"r": agg}} if shield else agg
+
+
+def _range_buckets(found: dict[str, Any]) -> list[dict[str, Any]]:
+    """The buckets of :func:`_range`'s aggregation, shielded or not."""
+    return found.get("r", found).get("buckets", [])
+
+
+def _column_aggs(key: str, col: ColumnBaseline, f: str, edges: list[float] | None,
+                 shield: bool = False) -> dict[str, Any]:
     aggs: dict[str, Any] = {
         f"{key}_exists": {"filter": {"exists": {"field": f}}},
         # values the engine did not index (``ignore_malformed``, ``ignore_above``): flagged in ``_ignored``
@@ -424,8 +485,8 @@ def _column_aggs(key: str, col: ColumnBaseline) -> dict[str, Any]:
         f"{key}_refused": {"filter": {"term": {REFUSED_FIELDS: f}}},
     }
     if col.kind == "numeric":
-        ranges = _ranges(col.edges, first=None) if col.edges else [{}]
-        aggs[f"{key}_bins"] = {"range": {"field": f, "ranges": ranges}}
+        ranges = _ranges(edges, first=None) if edges else [{}]
+        aggs[f"{key}_bins"] = _range(f, ranges, shield)
         aggs[f"{key}_stats"] = {"extended_stats": {"field": f}}
     elif col.kind == "boolean":
         aggs[f"{key}_terms"] = {"terms": {"field": f, "size": 3}}
@@ -448,7 +509,7 @@ def _read_column(key: str, col: ColumnBaseline, aggs: dict[str, Any]) -> ColumnP
     if col.kind == "numeric":
         # Elasticsearch indexes no nulls: a null reads as absent (the missing rate is the same).
         prof.mismatched += ignored
-        prof.bins = [b["doc_count"] for b in aggs[f"{key}_bins"]["buckets"]]
+        prof.bins = [b["doc_count"] for b in _range_buckets(aggs[f"{key}_bins"])]
         stats = aggs[f"{key}_stats"]
         if stats.get("count"):
             prof.min, prof.max = stats["min"], stats["max"]

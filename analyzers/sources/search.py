@@ -11,9 +11,12 @@ the shards' reason, so that the window is not judged and is analysed again later
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logging_adapter import contract as c
+
+if TYPE_CHECKING:
+    from .layout import Layout
 
 RETRIES = 2  # a partial answer is asked again this many times
 BACKOFF_S = 0.5  # doubled each time
@@ -48,18 +51,25 @@ def incompleteness(resp: dict[str, Any]) -> str | None:
 
 
 def of_model(model: str, version: str | None = None, *, field: str | None = None, start: str | None = None,
-             end: str | None = None) -> dict[str, Any]:
+             end: str | None = None, layout: Layout | None = None) -> dict[str, Any]:
     """The query of one model's documents (of one version when given), with ``field`` in ``[start, end)`` when
     given: what every search of records, results, profiles and incidents filters by. Records, results and state
-    documents all name the model and version by the contract's fields.
+    documents all name the model and version by the contract's fields; the records in a user's own indices by
+    their ``layout``'s (without a model field there, every record of the index is the model's).
 
     >>> of_model("m", "7", field="@timestamp", start="a", end="b")["bool"]["filter"]
     [{'term': {'predwatch.model.name': 'm'}}, {'term': {'predwatch.model.version': '7'}}, \
 {'range': {'@timestamp': {'gte': 'a', 'lt': 'b'}}}]
     """
-    filters: list[dict[str, Any]] = [{"term": {c.MODEL_NAME: model}}]
-    if version is not None:
-        filters.append({"term": {c.MODEL_VERSION: version}})
+    name_field, version_field = c.MODEL_NAME, c.MODEL_VERSION
+    filters: list[dict[str, Any]] = []
+    if layout is not None:
+        name_field, version_field = layout.model_field, layout.version_field
+        filters += list(layout.filters)
+    if name_field is not None:
+        filters.insert(0, {"term": {name_field: model}})
+    if version is not None and version_field is not None:
+        filters.append({"term": {version_field: version}})
     if field is not None:
         bounds = {k: v for k, v in (("gte", start), ("lt", end)) if v is not None}
         filters.append({"range": {field: bounds}})

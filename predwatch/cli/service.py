@@ -76,6 +76,7 @@ def run_analyze(args: argparse.Namespace) -> int:
 
     from analyzers.daemon.analyzer import Analyzer
     from analyzers.daemon.config import align, iso
+    from analyzers.sources.layout import LayoutError
     from analyzers.sources.outcomes import join_outcomes
 
     config = daemon_config(args)
@@ -89,9 +90,14 @@ def run_analyze(args: argparse.Namespace) -> int:
     if start + job.window > end:
         raise UsageError(f"no whole {args.model} window of {job.window} fits in [{args.start}, {args.end}): "
                          "give an --end at least one window after --start")
-    analyzer = Analyzer(make_client(config.settings), config)
+    analyzer = Analyzer(make_client(config.settings), config,
+                        say=lambda message: print(f"predwatch analyze: warning: {message}", file=sys.stderr))
     findings = errors = windows = 0
     with elasticsearch_errors(config.settings):
+        try:  # the user's own indices: their mapping read (and what it lacks said) before any window
+            analyzer.layout_of(job, iso(start), iso(end))
+        except LayoutError as exc:
+            raise UsageError(f"model {job.name!r}: {exc}") from None
         missing = _missing_baselines(analyzer, job, iso(start), iso(end))
         for version in missing:
             print(f"predwatch analyze: no baseline of model {job.name!r} version {version!r} in "
@@ -100,8 +106,9 @@ def run_analyze(args: argparse.Namespace) -> int:
         if missing and set(missing) == set(_versions_in(analyzer, job, iso(start), iso(end))):
             raise UsageError(f"no window of {job.name!r} in [{iso(start)}, {iso(end)}) could be judged: "
                              "its baseline is not in Elasticsearch (see above)")
-        joined = join_outcomes(analyzer.client, config.prefix, job.name, lambda v: analyzer.baselines.get(job.name, v))
-        if joined.joined:
+        joined = join_outcomes(analyzer.client, config.prefix, job.name, lambda v: analyzer.baselines.get(job.name, v)) \
+            if job.layout.own else None  # the user's indices are never written: see QUALITY_NOT_JUDGED
+        if joined is not None and joined.joined:
             print(f"{job.name}: {joined.joined:,} outcomes joined to their predictions")
         while start + job.window <= end:
             s, e = iso(start), iso(start + job.window)
@@ -140,13 +147,9 @@ def _missing_baselines(analyzer, job, start: str, end: str) -> list[str | None]:
 
 def _records_in(analyzer, job, start: str, end: str) -> int:
     """Prediction records of the model in [start, end), whatever their version."""
-    from analyzers.sources.search import of_model
-    from logging_adapter import contract as c
-    from logging_adapter.templates import predictions_pattern
-
-    return analyzer.client.count(index=predictions_pattern(analyzer.prefix, job.name), ignore_unavailable=True,
-                                 allow_no_indices=True,
-                                 query=of_model(job.name, field=c.TIMESTAMP, start=start, end=end))["count"]
+    layout = analyzer.layout_of(job, start, end)
+    return analyzer.client.count(index=layout.predictions(analyzer.prefix, job.name), ignore_unavailable=True,
+                                 allow_no_indices=True, query=layout.query(job.name, start=start, end=end))["count"]
 
 
 def _status(sub: Subparsers) -> None:
