@@ -148,3 +148,69 @@ def test_the_report_draws_what_moved(baseline_file, tmp_path, capsys):
     emb = html[html.index("<h3>emb "):]
     emb = emb[:emb.index("</section>")]
     assert "where training rarely is" in emb and "embedding_shift" in emb
+
+
+def test_a_service_that_profiles_in_process_and_logs_a_sample_is_judged_jointly(baseline_file, tmp_path):
+    """``PredictionLogger(profile=, sample=)``: the profile records count every prediction, and the full records
+    it still logs (a share chosen by the prediction id) are the sample the joint checks read."""
+    import logging
+
+    from analyzers.core.baseline import Baseline
+    from analyzers.files import analyze_local
+    from logging_adapter import PredictionLogger, configure
+
+    path = tmp_path / "service.jsonl"
+    configure(path=str(path), logger="predwatch.test.joint-profiled")
+    logger = logging.getLogger("predwatch.test.joint-profiled")
+    baseline = Baseline.load(baseline_file)
+    plog = PredictionLogger("joint", "1", logger=logger, profile=baseline, sample=0.1)
+    frame = with_embedding(table(20_000, seed=51, independent=True), embeddings(20_000, 32, seed=51))
+    for i, rec in enumerate(records(frame)):
+        plog.log(rec["predwatch"]["features"], 0.5, prediction_id=rec["predwatch"]["prediction_id"],
+                 timestamp=1_795_000_000 + i * 0.1)
+    plog.close()
+    for handler in logger.handlers:
+        handler.flush()
+    full = sum('"prediction"' in line and '"profile"' not in line for line in path.read_text().splitlines())
+    assert full < 3000, "only a sample of the records is logged in full"
+    window = analyze_local([path], baseline).windows[0]
+    assert window.profile.records == 20_000 and 1000 < len(window.profile.sample) <= 2000
+    assert ("multivariate_shift", "*") in {(f.check, f.feature) for f in window.findings}
+
+
+def test_the_daemon_judges_a_profiled_service_jointly_from_the_records_it_still_ships(es, baseline_file, tmp_path):
+    """On the cluster: profile records count the traffic, and the joint checks read the shipped sample."""
+    from datetime import datetime, timedelta, timezone
+
+    from analyzers.core.baseline import Baseline
+    from analyzers.daemon.analyzer import Analyzer
+    from analyzers.daemon.config import DaemonConfig
+    from analyzers.store.baselines import store_baseline
+    from logging_adapter import PredictionLogger
+    from logging_adapter.elastic import make_client
+    from logging_adapter.handler import ElasticsearchHandler
+    from test_profiling import logger_to
+
+    baseline = Baseline.load(baseline_file)
+    store_baseline(es.client, baseline, es.prefix)
+    t0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    handler = ElasticsearchHandler(make_client(es.settings), prefix=es.prefix, spool_dir=tmp_path / "spool",
+                                   flush_interval=0.05)
+    plog = PredictionLogger("joint", "1", logger=logger_to(handler), profile=baseline, sample=0.2)
+    frame = with_embedding(table(6000, seed=61, independent=True), embeddings(6000, 32, seed=61))
+    for i, rec in enumerate(records(frame)):
+        plog.log(rec["predwatch"]["features"], 0.5, prediction_id=rec["predwatch"]["prediction_id"],
+                 timestamp=t0.timestamp() + i * 0.5)
+    plog.close()
+    assert handler.flush(60)
+    handler.close()
+    es.refresh()
+    config = DaemonConfig.from_dict({"elasticsearch": {"url": es.url, "distribution": es.settings.distribution,
+                                                       "prefix": es.prefix},
+                                     "models": [{"name": "joint", "version": "1", "window": "1h", "lag": "0s",
+                                                 "recent_days": 0}]})
+    analyzer = Analyzer(es.client, config)
+    analyzer.analyze_window(config.models[0], t0, t0 + timedelta(hours=1), refresh=True)
+    found = {(h["_source"]["predwatch"]["check"], h["_source"]["predwatch"]["feature"]) for h in es.docs("findings")}
+    assert ("multivariate_shift", "*") in found, found
+    assert len(es.docs("predictions-*")) < 2000, "a sample of the records was shipped"

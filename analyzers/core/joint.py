@@ -19,6 +19,7 @@ import base64
 import hashlib
 import json
 import math
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -374,7 +375,8 @@ def between_stretches(columns: list[_Column], frame: pd.DataFrame, source: Mappi
                                                    len(part)))
         zs.append(np.arctanh(np.clip(corr, -0.999, 0.999)))
         noise.append(np.where(counts >= MIN_PAIR, var / np.maximum(counts, 1), np.nan))
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # pairs no stretch measured: NaN, read as no spread
         z = np.array(zs, dtype=float)
         spread = np.nanvar(z, axis=0, ddof=1) - np.nanmean(np.array(noise, dtype=float), axis=0)
     return np.nan_to_num(np.maximum(spread, 0.0))

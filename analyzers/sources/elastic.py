@@ -320,6 +320,8 @@ class EsWindowProfiler:
             after = hits[-1]["sort"]
         if total is not None:
             total.model = self.baseline.model
+            if self._counter.sampled:  # the full records the processes still log are the joint checks' sample
+                self._add_record_sample(total, self.window_query(start, end, version), seed=f"{start}/{end}")
             if self.baseline.quality is not None:  # outcomes join the sampled full records
                 joined = self.quality(self.window_query(start, end, version), 0)
                 total.quality = (total.quality or QualityProfile(predictions=total.records)).with_labels(joined)
