@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .quality import QualityProfile
+
+if TYPE_CHECKING:
+    from .versions import VersionProfiles
 
 EXAMPLES = 5  # examples kept per kind of problem
 UNSEEN_KEEP = 1000  # distinct unseen values tracked with counts (the total stays exact)
@@ -125,6 +128,8 @@ class WindowProfile:
     hours: dict[str, int] = field(default_factory=dict)  # records per UTC hour of the week ("0" Monday 00h .. "167")
     latency: dict[str, int] = field(default_factory=dict)  # latency histogram (analyzers.core.quality.latency_bins)
     quality: QualityProfile | None = None  # outcomes joined to the window's predictions (baselines with quality)
+    # two versions of the model profiled apart, for comparing them (``--compare``): analyzers.core.versions
+    compared: "VersionProfiles | None" = None
 
     def absent(self, name: str) -> int:
         """Records in which the column's key is missing altogether."""
@@ -148,13 +153,16 @@ class WindowProfile:
             hours=_add(self.hours, other.hours),
             latency=_add(self.latency, other.latency),
             quality=_pick(QualityProfile.merge, self.quality, other.quality),
+            compared=_pick(lambda a, b: a.merge(b), self.compared, other.compared),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        doc = {k: v for k, v in self.__dict__.items() if k not in ("columns", "quality")}
+        doc = {k: v for k, v in self.__dict__.items() if k not in ("columns", "quality", "compared")}
         doc["columns"] = {name: col.to_dict() for name, col in self.columns.items()}
         if self.quality is not None:
             doc["quality"] = self.quality.to_dict()
+        if self.compared is not None:
+            doc["compared"] = self.compared.to_dict()
         return doc
 
     @classmethod
@@ -163,6 +171,10 @@ class WindowProfile:
         doc["columns"] = {n: ColumnProfile.from_dict(c) for n, c in doc.get("columns", {}).items()}
         if doc.get("quality") is not None:
             doc["quality"] = QualityProfile.from_dict(doc["quality"])
+        if doc.get("compared") is not None:
+            from .versions import VersionProfiles
+
+            doc["compared"] = VersionProfiles.from_dict(doc["compared"])
         return cls(**doc)
 
 

@@ -13,7 +13,7 @@ from here.
 >>> spec("out_of_range").problem, spec("out_of_range").against_recent
 ('out_of_range', False)
 >>> [s.name for s in specs() if s.window is not None]
-['quality_drop', 'prediction_bias', 'estimated_quality_drop', 'latency_regression']
+['quality_drop', 'prediction_bias', 'estimated_quality_drop', 'latency_regression', 'version_traffic_shift', 'version_shift', 'version_quality_gap', 'version_disagreement']
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .profile import ColumnProfile, WindowProfile
 
 # the modules whose detectors are built in: importing them registers them, in this order
-BUILT_IN = ("analyzers.core.checks", "analyzers.core.quality")
+BUILT_IN = ("analyzers.core.checks", "analyzers.core.quality", "analyzers.core.versions")
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Measurement:
     expected: float | None = None
     detail: str = ""
     examples: list[Any] = field(default_factory=list)
+    segments: list[dict[str, Any]] | None = None  # where it concentrates, when the detector says (else segments.explain)
 
 
 @dataclass(frozen=True)

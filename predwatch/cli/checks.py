@@ -128,8 +128,16 @@ def _check(sub: Subparsers) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="json: one object per window, one per line, in time order")
     p.add_argument("--config", help="predwatch.toml with check thresholds")
+    add_compare_arg(p)
     add_workers_arg(p)
     p.set_defaults(run=run_check)
+
+
+def add_compare_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compare", nargs=2, metavar=("CHAMPION", "CANDIDATE"),
+                   help="two versions of the model in the logs (canary, A/B or shadow): judge the candidate against "
+                        "the champion on each window (version_shift, version_traffic_shift, version_quality_gap, "
+                        "version_disagreement); the candidate needs no baseline of its own")
 
 
 def add_window_arg(p: argparse.ArgumentParser) -> None:
@@ -190,7 +198,8 @@ def _analyze_local(args: argparse.Namespace):
     bar = Progress("reading", unit="lines", total=estimate_lines(args.logs))
     try:
         analysis = analyze_local(args.logs, baseline, config, workers=max(1, args.workers), window=window_size(args),
-                                 progress=bar.update if bar.active else None, recent_days=max(0, args.recent_days))
+                                 progress=bar.update if bar.active else None, recent_days=max(0, args.recent_days),
+                                 compare=tuple(compare) if (compare := getattr(args, "compare", None)) else None)
     except UnreadableFile as exc:
         raise UsageError(str(exc)) from None
     finally:
@@ -201,7 +210,11 @@ def _analyze_local(args: argparse.Namespace):
         print(f"{analysis.rejected:,} lines rejected in all", file=sys.stderr)
     for model, n in analysis.other_models.items():
         print(f"left out {n:,} records of model {model!r} (the baseline is for {baseline.model!r})", file=sys.stderr)
-    others = {v: n for v, n in analysis.versions.items() if baseline.version is not None and v not in (baseline.version, "None")}
+    compared = set(getattr(args, "compare", None) or ())
+    for version in sorted(compared - set(analysis.versions)):
+        print(f"no record of version {version!r} in the logs: nothing to compare it with", file=sys.stderr)
+    others = {v: n for v, n in analysis.versions.items()
+              if baseline.version is not None and v not in (baseline.version, "None") and v not in compared}
     for version, n in others.items():
         print(f"{n:,} records are of model version {version!r}, the baseline is of version {baseline.version!r}: "
               "they were checked against it all the same (build a baseline per version to tell them apart)",
@@ -310,6 +323,7 @@ def _report(sub: Subparsers) -> None:
     p.add_argument("--logs", nargs="+", help="JSONL files of prediction records (.gz too)")
     add_window_arg(p)
     p.add_argument("--config", help="predwatch.toml with check thresholds")
+    add_compare_arg(p)
     p.add_argument("--out", required=True, help="the HTML file to write")
     add_workers_arg(p)
     p.add_argument("--es", action="store_true", help="read the results from Elasticsearch instead")
