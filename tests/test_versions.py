@@ -198,3 +198,43 @@ def test_shadow_pairs_stay_bounded_by_a_hash_sample_of_the_ids(baseline, tmp_pat
     assert shadow["sampled_share"] <= 0.125 and 0 < shadow["pairs"] <= 500 and shadow["unpaired"] == 0
     assert abs(shadow["pairs"] / 4000 - shadow["sampled_share"]) < 0.05
     assert ("version_disagreement", "prediction") in found
+
+
+def test_pairs_split_across_the_byte_ranges_of_two_workers_are_paired_all_the_same(baseline, tmp_path, monkeypatch):
+    """The champion's records in the first half of a file, the shadow's in the second: read by two workers in
+    byte ranges, every pair is still found, and the window says what one process says."""
+    from analyzers.sources import local
+
+    frame = traffic(4000, 91)
+    path = write_jsonl(tmp_path / "logs.jsonl", records(frame, "7", "a") + records(frame, "8", "a", inverted(frame),
+                                                                                   shadow=True) + outcomes(frame, "a"))
+    monkeypatch.setattr(local, "PARALLEL_MIN_BYTES", path.stat().st_size // 6)
+    one, two = (analyze_local([path], baseline, compare=VERSIONS, workers=w).windows[0].to_json() for w in (1, 2))
+    assert two == one
+    assert one["versions_compared"]["shadow"]["pairs"] == 4000 and one["versions_compared"]["quality"]["8"]["labelled"] == 4000
+
+
+def test_the_logger_marks_a_shadow_record_and_check_pairs_it_with_the_serving_one(baseline, tmp_path):
+    """``PredictionLogger.log(..., shadow=True)`` under the serving record's id: the flag in the record, read by
+    the fast reader, and the pair found."""
+    import logging
+
+    from logging_adapter import PredictionLogger, configure
+
+    path = tmp_path / "service.jsonl"
+    configure(path=str(path), logger="predwatch.test.shadow")
+    logger = logging.getLogger("predwatch.test.shadow")
+    serving = PredictionLogger(MODEL, "7", logger=logger)
+    shadow = PredictionLogger(MODEL, "8", logger=logger)
+    frame = traffic(300, 95)
+    rows = frame[["device", "country", "amount"]].to_dict("records")
+    for row, score, candidate in zip(rows, frame["score"], inverted(frame)):
+        pid = serving.log(row, float(score))
+        shadow.log(row, float(candidate), prediction_id=pid, shadow=True)
+    for handler in logger.handlers:
+        handler.flush()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["predwatch"].get("shadow") for line in lines[:2]] == [None, True]
+    assert lines[0]["predwatch"]["prediction_id"] == lines[1]["predwatch"]["prediction_id"]
+    window = analyze_local([path], baseline, compare=VERSIONS).windows[0]
+    assert window.to_json()["versions_compared"]["shadow"]["pairs"] == 300
