@@ -238,3 +238,24 @@ def test_the_logger_marks_a_shadow_record_and_check_pairs_it_with_the_serving_on
     assert lines[0]["predwatch"]["prediction_id"] == lines[1]["predwatch"]["prediction_id"]
     window = analyze_local([path], baseline, compare=VERSIONS).windows[0]
     assert window.to_json()["versions_compared"]["shadow"]["pairs"] == 300
+
+
+def test_the_report_and_the_text_draw_the_two_versions_side_by_side(baseline, tmp_path, capsys):
+    base = tmp_path / "baseline.json"
+    baseline.save(base)
+    champion, candidate = traffic(3000, 101), traffic(3000, 102, devices=[1.0, 0.0, 0.0])
+    logs = write_jsonl(tmp_path / "logs.jsonl", records(champion, "7", "a") + records(candidate, "8", "b")
+                       + outcomes(champion, "a") + outcomes(candidate, "b"))
+    out = tmp_path / "report.html"
+    assert main(["report", "--baseline", str(base), "--logs", str(logs), "--compare", "7", "8", "--out", str(out)]) == 1
+    html = out.read_text()
+    assert "Versions side by side: 7 (champion) and 8 (candidate)" in html
+    side = html.split("Versions side by side")[1].split("<h2>Features")[0]
+    assert side.count("<section class=\"feature") == 4 and "version_traffic_shift" in side  # outputs and inputs
+    assert "device" in side.split("<section")[1]  # the column with the finding first
+    main(["report", "--baseline", str(base), "--logs", str(logs), "--out", str(out)])
+    assert "Versions side by side" not in out.read_text()
+    capsys.readouterr()
+    main(["check", "--baseline", str(base), "--logs", str(logs), "--compare", "7", "8"])
+    text = capsys.readouterr().out
+    assert "versions: 7 (champion) 3,000 records, 8 (candidate) 3,000" in text and "on 3,000 labels" in text

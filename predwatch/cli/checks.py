@@ -255,6 +255,8 @@ def format_text(result) -> str:
     if result.latency:
         lat = result.latency
         lines.append(f"latency: p50 {lat['p50']:.3g} ms, p95 {lat['p95']:.3g} ms, p99 {lat['p99']:.3g} ms")
+    if p.compared is not None:
+        lines.append(versions_line(result.to_json()["versions_compared"]))
     unjudged = [r for r in result.results if not r.judged]
     if unjudged:
         lines.append("not judged (too few values): " + ", ".join(f"{r.feature} {r.check} ({r.n_window})"
@@ -271,6 +273,22 @@ def format_text(result) -> str:
         lines.append(f"-- against the recent days (the same window on the previous days) {'-' * (len(head) - 68)}")
         lines += [finding_line(f) for f in recent]
     return "\n".join(lines)
+
+
+def versions_line(v: dict) -> str:
+    """The ``versions_compared`` section of a window as one line of text."""
+    champion, candidate = v["champion"], v["candidate"]
+    said = [f"versions: {champion} (champion) {v['records'][champion]:,} records, {candidate} (candidate) "
+            f"{v['records'][candidate]:,}"]
+    for version in (champion, candidate) if v.get("quality") else ():
+        q = v["quality"][version]
+        if q["labelled"]:
+            said.append(f"{version}: " + ", ".join(f"{k} {x:.3g}" for k, x in q.items() if k != "labelled")
+                        + f" on {q['labelled']:,} labels")
+    shadow = v["shadow"]
+    if shadow["pairs"]:
+        said.append(f"{shadow['pairs']:,} ids scored by both, {shadow['label_disagreement']:.1%} labels differ")
+    return "; ".join(said)
 
 
 def format_incidents(incidents) -> str:
