@@ -39,7 +39,7 @@ import numpy as np
 
 from . import stats
 from .profile import ColumnProfile, WindowProfile
-from .quality import HIGHER_IS_BETTER, MIN_LABELLED, QualityProfile, QualityReference, metrics
+from .quality import HIGHER_IS_BETTER, MIN_LABELLED, QualityProfile, QualityReference, add_labelled, metrics
 from .registry import Measured, Measurement, window_check
 from .segments import MISSING, segment_features, segments_of
 from .values import category_of, is_measured
@@ -106,6 +106,8 @@ class VersionProfiles:
     profiles: dict[str, WindowProfile] = field(default_factory=dict)
     outputs: dict[str, dict[str, dict[str, dict[str, dict[str, int]]]]] = field(default_factory=dict)
     pairs: PairCounts = field(default_factory=PairCounts)
+    # per version, per segment feature, per value: the labelled predictions' quality counts (for comparable traffic)
+    quality: dict[str, dict[str, dict[str, QualityProfile]]] = field(default_factory=dict)
 
     def side(self, version: str) -> WindowProfile:
         return self.profiles.get(version) or WindowProfile()
@@ -121,18 +123,29 @@ class VersionProfiles:
                 into = mine.setdefault(col, {})
                 for feat, values in feats.items():
                     into[feat] = _add2(into.get(feat, {}), values)
-        return VersionProfiles(self.champion, self.candidate, profiles, outputs, self.pairs.merge(other.pairs))
+        quality = {v: {f: dict(vals) for f, vals in feats.items()} for v, feats in self.quality.items()}
+        for v, feats in other.quality.items():
+            for feat, values in feats.items():
+                into = quality.setdefault(v, {}).setdefault(feat, {})
+                for value, q in values.items():
+                    into[value] = into[value].merge(q) if value in into else q
+        return VersionProfiles(self.champion, self.candidate, profiles, outputs, self.pairs.merge(other.pairs),
+                               quality)
 
     def to_dict(self) -> dict[str, Any]:
         return {"champion": self.champion, "candidate": self.candidate,
                 "profiles": {v: p.to_dict() for v, p in self.profiles.items()}, "outputs": self.outputs,
-                "pairs": dict(self.pairs.__dict__)}
+                "pairs": dict(self.pairs.__dict__),
+                "quality": {v: {f: {k: q.to_dict() for k, q in vals.items()} for f, vals in feats.items()}
+                            for v, feats in self.quality.items()}}
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> "VersionProfiles":
         return cls(doc["champion"], doc["candidate"],
                    {v: WindowProfile.from_dict(p) for v, p in doc.get("profiles", {}).items()},
-                   doc.get("outputs", {}), PairCounts(**doc.get("pairs", {})))
+                   doc.get("outputs", {}), PairCounts(**doc.get("pairs", {})),
+                   {v: {f: {k: QualityProfile.from_dict(q) for k, q in vals.items()} for f, vals in feats.items()}
+                    for v, feats in doc.get("quality", {}).items()})
 
 
 def major_categories(col: "ColumnBaseline") -> list[str]:
@@ -239,6 +252,30 @@ class VersionCounter:
         if self.paired is not None:
             self._pair(records, segs_of=self.segments, into=out.pairs, window=window)
         return out
+
+    def segment_values(self, features: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
+        """Each record's bounded value of every segment feature (:func:`segment_value_keys`), in their order."""
+        columns = [segment_value_keys(s, [f.get(s.name) for f in features]) for s in self.segments]
+        return list(zip(*columns)) if columns else [()] * len(features)
+
+    def add_labelled(self, cmp: VersionProfiles, version: str, ref: QualityReference, outputs: list[Any],
+                     actuals: list[Any], segments: list[tuple[str, ...]]) -> None:
+        """Outcomes joined to one version's predictions of the window: into its quality, and per segment value."""
+        side = cmp.profiles.get(version)
+        if side is None:
+            return
+        side.quality = side.quality or QualityProfile()
+        add_labelled(side.quality, ref, outputs, actuals)
+        per_feature = cmp.quality.setdefault(version, {})
+        for i, s in enumerate(self.segments):
+            groups: dict[str, tuple[list, list]] = {}
+            for output, actual, segs in zip(outputs, actuals, segments):
+                o, a = groups.setdefault(segs[i], ([], []))
+                o.append(output)
+                a.append(actual)
+            into = per_feature.setdefault(s.name, {})
+            for value, (o, a) in groups.items():
+                add_labelled(into.setdefault(value, QualityProfile()), ref, o, a)
 
     def _pair(self, records: "Columns", segs_of: list, into: PairCounts, window: Any) -> None:
         from .counting import outputs_of
@@ -439,24 +476,73 @@ def hanley_mcneil_se(auc: float, positives: float, negatives: float) -> float:
     return math.sqrt(max(var, 0.0))
 
 
-def metric_with_se(prof: QualityProfile, ref: QualityReference, name: str) -> tuple[float, float, int] | None:
+def metric_with_se(prof: QualityProfile, ref: QualityReference, name: str, n_eff: float | None = None
+                   ) -> tuple[float, float, int] | None:
     """A realised metric of one version's labelled predictions with its standard error and sample size:
-    accuracy (binomial), ROC AUC (Hanley-McNeil), MAE (the spread of the absolute errors)."""
+    accuracy (binomial), ROC AUC (Hanley-McNeil), MAE (the spread of the absolute errors). ``n_eff``: the
+    effective size of a reweighted profile (:func:`reweighted_quality`), which the standard error is taken at.
+
+    >>> ref = QualityReference("binary", 100, {}, {}, positive="1", classes=["0", "1"])
+    >>> value, se, n = metric_with_se(QualityProfile(labelled=400, confusion={"1": {"1": 150, "0": 50},
+    ...                                              "0": {"0": 150, "1": 50}}), ref, "accuracy")
+    >>> value, round(se, 4), n
+    (0.75, 0.0217, 400)
+    """
     values = metrics(prof, ref)
     value = values.get(name)
     if value is None or not math.isfinite(value):
         return None
     if name == "accuracy":
-        n = prof.labelled if ref.task != "regression" else 0
-        return (value, math.sqrt(max(value * (1 - value), 1e-12) / n), n) if n else None
+        n = (n_eff or prof.labelled) if ref.task != "regression" else 0
+        return (value, math.sqrt(max(value * (1 - value), 1e-12) / n), round(n)) if n else None
     if name == "roc_auc":
         pos, neg = float(sum(prof.positives or [])), float(sum(prof.negatives or []))
-        return value, hanley_mcneil_se(value, pos, neg), int(pos + neg)
+        scale = n_eff / (pos + neg) if n_eff and pos + neg else 1.0
+        return value, hanley_mcneil_se(value, pos * scale, neg * scale), round((pos + neg) * scale)
     if name == "mae" and prof.errors > 1:
-        n = prof.errors
-        var = max(prof.sq_error_sum / n - value * value, 0.0)
-        return value, math.sqrt(var / n), n
+        n = n_eff or prof.errors
+        var = max(prof.sq_error_sum / prof.errors - value * value, 0.0)
+        return value, math.sqrt(var / n), round(n)
     return None
+
+
+def scaled_quality(prof: QualityProfile, weight: float) -> QualityProfile:
+    """Every labelled count of a quality profile times ``weight`` (the metrics are ratios of them)."""
+    times = lambda xs: None if xs is None else [x * weight for x in xs]  # noqa: E731
+    return QualityProfile(labelled=prof.labelled * weight, positives=times(prof.positives),
+                          negatives=times(prof.negatives), brier=prof.brier * weight,
+                          confusion={p: {a: n * weight for a, n in row.items()} for p, row in prof.confusion.items()},
+                          errors=prof.errors * weight, error_sum=prof.error_sum * weight,
+                          abs_error_sum=prof.abs_error_sum * weight, sq_error_sum=prof.sq_error_sum * weight)
+
+
+def reweighted_quality(champion: dict[str, QualityProfile], candidate: dict[str, QualityProfile],
+                       overall: QualityProfile) -> tuple[QualityProfile, float]:
+    """The champion's labelled counts reweighted to the candidate's mix of labelled predictions over one segment
+    feature's values (as :func:`reweighted` does for outputs), and Kish's effective size; a value the champion
+    has no label in takes the champion's overall counts."""
+    mix = {v: q.labelled for v, q in candidate.items() if q.labelled}
+    n, total = sum(q.labelled for q in champion.values()), sum(mix.values())
+    out, sum_w, sum_w2 = QualityProfile(), 0.0, 0.0
+    if not n or not total:
+        return overall, float(overall.labelled)
+    for value, k in mix.items():
+        q = champion.get(value)
+        if q is None or not q.labelled:
+            q = overall
+        w = (k / total) * n / q.labelled
+        out = out.merge(scaled_quality(q, w))
+        sum_w += w * q.labelled
+        sum_w2 += w * w * q.labelled
+    return out, (sum_w * sum_w / sum_w2 if sum_w2 else 0.0)
+
+
+def adjusted_feature(cmp: VersionProfiles, baseline: "Baseline") -> str | None:
+    """The segment feature the versions are made comparable on: the one whose traffic moved most between them,
+    when it moved beyond chance (p below ``ADJUST_P``); None when the traffic is alike."""
+    segs = {s.name for s in segment_features(baseline)}
+    moved = [(v, name) for name, v, p, _, _ in traffic_shifts(cmp, baseline) if name in segs and p < ADJUST_P]
+    return max(moved)[1] if moved else None
 
 
 def compared_metrics(ref: QualityReference) -> tuple[str, ...]:
@@ -530,9 +616,7 @@ def version_shift(profile: WindowProfile, baseline: "Baseline", reference: str) 
     if sides is None or not sides[1].records or not sides[2].records:
         return []
     cmp, champ, cand = sides
-    segs = {s.name for s in segment_features(baseline)}
-    moved = [(v, name) for name, v, p, _, _ in traffic_shifts(cmp, baseline) if name in segs and p < ADJUST_P]
-    adjust = max(moved)[1] if moved else None  # the segment feature whose traffic moved most
+    adjust = adjusted_feature(cmp, baseline)
     out = []
     for col in baseline.columns.values():
         if col.role != "prediction" or col.kind not in ("numeric", "categorical", "boolean"):
@@ -593,8 +677,10 @@ def version_quality_gap(profile: WindowProfile, baseline: "Baseline", reference:
     and levels of ``quality_drop`` (5% warning, 15% critical); two-sided normal test of the difference with both
     versions' standard errors (accuracy: binomial; ROC AUC: Hanley-McNeil; MAE: the absolute errors' spread),
     as independent samples: a canary's are; a shadow's are positively correlated, which makes the test
-    conservative. Each version needs ``MIN_LABELLED`` labelled predictions. The traffic is not reweighted here:
-    a routing change moves quality too (``version_traffic_shift`` says so beside it).
+    conservative. Each version needs ``MIN_LABELLED`` labelled predictions. On comparable traffic, as
+    ``version_shift``: when the versions' traffic differs in a segment feature, the champion's labelled counts are
+    reweighted to the candidate's mix of it (:func:`reweighted_quality`) and judged at their effective size, so
+    that a canary routed the harder users is not called worse (``version_traffic_shift`` says the routing).
     """
     sides = _sides(profile)
     ref = baseline.quality
@@ -604,9 +690,14 @@ def version_quality_gap(profile: WindowProfile, baseline: "Baseline", reference:
     qa, qb = champ.quality or QualityProfile(), cand.quality or QualityProfile()
     if qa.labelled < MIN_LABELLED or qb.labelled < MIN_LABELLED:
         return []
+    adjust, n_eff, how = adjusted_feature(cmp, baseline), None, f"version {cmp.champion}"
+    by_value = cmp.quality.get(cmp.champion, {}).get(adjust or "")
+    if adjust is not None and by_value:
+        qa, n_eff = reweighted_quality(by_value, cmp.quality.get(cmp.candidate, {}).get(adjust, {}), qa)
+        how = f"version {cmp.champion} reweighted to version {cmp.candidate}'s mix of {adjust}"
     out = []
     for name in compared_metrics(ref):
-        a, b = metric_with_se(qa, ref, name), metric_with_se(qb, ref, name)
+        a, b = metric_with_se(qa, ref, name, n_eff), metric_with_se(qb, ref, name)
         if a is None or b is None or not a[0]:
             continue
         se = math.hypot(a[1], b[1])
@@ -616,7 +707,7 @@ def version_quality_gap(profile: WindowProfile, baseline: "Baseline", reference:
         out.append(Measured("prediction", "prediction", Measurement(
             gap, min(1.0, 2 * stats.normal_sf(z)), b[2], a[2], b[0], a[0],
             f"{name} {b[0]:.4g} for version {cmp.candidate} on {b[2]:,} labelled predictions against {a[0]:.4g} for "
-            f"version {cmp.champion} on {a[2]:,}: {'better' if better else 'worse'} by {gap:.1%}"), name))
+            f"{how} (effective size {a[2]:,}): {'better' if better else 'worse'} by {gap:.1%}"), name))
     return out
 
 

@@ -54,7 +54,8 @@ class LocalProfiler:
         self.profiled: dict[float | None, WindowProfile] = {}  # windows counted by profile records (profile=)
         # two versions compared (champion, candidate): each window also profiled per version, pairs matched
         self.versions = None if compare is None else VersionCounter(baseline, self.counter, *compare)
-        self.version_pending: dict[tuple[str, str], tuple[float | None, Any, str | None]] = {}  # (version, id) -> ...
+        # (version, id) -> (window, output, time, segment values)
+        self.version_pending: dict[tuple[str, str], tuple[float | None, Any, str | None, tuple]] = {}
 
     def profile_files(self, paths: Iterable[str | Path], workers: int = 1) -> WindowProfile:
         """Profile JSONL files into one profile (see :meth:`windows_of_files` for one per window)."""
@@ -255,13 +256,20 @@ class LocalProfiler:
                 pending[pid] = (key, output, stamp)
 
     def _remember_versions(self, key: float | None, records: Columns) -> None:
-        """The compared versions' predictions awaiting their outcome, apart: a shadow's two records share an id."""
+        """The compared versions' predictions awaiting their outcome, apart (a shadow's two records share an id),
+        with their segment values (the quality of comparable traffic is reweighted by them)."""
         wanted = (self.versions.champion, self.versions.candidate)
-        outputs = outputs_of(records, self._quality.column)
+        rows = [i for i, (pid, v) in enumerate(zip(records.prediction_ids, records.versions))
+                if pid is not None and v in wanted]
+        if not rows:
+            return
+        group = records.take(rows)
+        outputs = outputs_of(group, self._quality.column)
+        segments = self.versions.segment_values(group.features)
         pending = self.version_pending
-        for pid, version, output, stamp in zip(records.prediction_ids, records.versions, outputs, records.timestamps):
-            if pid is not None and version in wanted:
-                pending[(version, pid)] = (key, output, stamp)
+        for pid, version, output, stamp, segs in zip(group.prediction_ids, group.versions, outputs, group.timestamps,
+                                                     segments):
+            pending[(version, pid)] = (key, output, stamp, segs)
 
     def join_outcomes(self, windows: dict[float | None, WindowProfile]) -> None:
         """Outcomes into the quality profile of their prediction's window, whatever their own time."""
@@ -294,22 +302,19 @@ class LocalProfiler:
 
     def _join_versions(self, windows: dict[float | None, WindowProfile]) -> None:
         """Outcomes into the quality of each compared version's own predictions (of both, for a shadow's id)."""
-        ref = self._quality
-        joined: dict[tuple[float | None, str], tuple[list, list]] = {}
+        joined: dict[tuple[float | None, str], tuple[list, list, list]] = {}
         for pid, (stamp, actual) in self.outcomes.items():
             for version in (self.versions.champion, self.versions.candidate):
                 hit = self.version_pending.get((version, pid))
                 if hit is not None and hit[0] in windows:
-                    outputs, actuals = joined.setdefault((hit[0], version), ([], []))
+                    outputs, actuals, segments = joined.setdefault((hit[0], version), ([], [], []))
                     outputs.append(hit[1])
                     actuals.append(actual)
-        for (key, version), (outputs, actuals) in joined.items():
+                    segments.append(hit[3])
+        for (key, version), (outputs, actuals, segments) in joined.items():
             compared = windows[key].compared
-            if compared is None or version not in compared.profiles:
-                continue
-            side = compared.profiles[version]
-            side.quality = side.quality or QualityProfile()
-            add_labelled(side.quality, ref, outputs, actuals)
+            if compared is not None:
+                self.versions.add_labelled(compared, version, self._quality, outputs, actuals, segments)
 
     def _reject(self, item: Rejected) -> None:
         self.rejected += 1
