@@ -304,6 +304,12 @@ class Outcome:
     actual: Any
 
 
+def is_shadow(record: Mapping[str, Any]) -> bool:
+    """Whether a parsed prediction record is a shadow's (``predwatch.shadow`` true, nested or dotted)."""
+    ns = record.get(NAMESPACE)
+    return (type(ns) is dict and ns.get("shadow") is True) or record.get(SHADOW) is True
+
+
 def is_outcome(record: Mapping[str, Any]) -> bool:
     """Whether a parsed record is an outcome: it has ``predwatch.actual`` and no prediction (cheap: it runs
     on every line read)."""

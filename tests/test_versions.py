@@ -264,3 +264,61 @@ def test_the_report_and_the_text_draw_the_two_versions_side_by_side(baseline, tm
     main(["check", "--baseline", str(base), "--logs", str(logs), "--compare", "7", "8"])
     text = capsys.readouterr().out
     assert "versions: 7 (champion) 3,000 records, 8 (candidate) 3,000" in text and "on 3,000 labels" in text
+
+
+# -- on the cluster ------------------------------------------------------------------------------------------------
+
+def test_the_daemon_compares_the_versions_from_aggregations_as_the_local_files_do(es, baseline):
+    """``[[models]] compare = ["7", "8"]``: the shadow inverted for one country, shipped to the real engine. The
+    comparison counted from aggregations equals the local one (outputs per segment value, labelled counts, pairs),
+    the champion's window holds version_shift and version_disagreement naming the country, and the candidate
+    without a baseline of its own is no analysis_error."""
+    from datetime import timedelta
+
+    from analyzers.core.versions import adjusted_feature
+    from analyzers.daemon.analyzer import Analyzer
+    from analyzers.daemon.config import DaemonConfig
+    from analyzers.sources.elastic import EsWindowProfiler
+    from analyzers.sources.jsonl import read_predictions
+    from analyzers.sources.local import LocalProfiler
+    from analyzers.sources.outcomes import join_outcomes
+    from analyzers.store.baselines import store_baseline
+    from test_es_analyzers import seed as ship
+
+    frame = traffic(2000, 111)
+    champion = traffic(1500, 112, devices=[0.2, 0.6, 0.2])  # and a canary's traffic apart, mostly desktop
+    recs = (records(frame, "7", "a") + records(frame, "8", "a", inverted(frame), shadow=True)
+            + records(champion, "7", "c"))
+    outs = outcomes(frame, "a") + outcomes(champion, "c")
+    ship(es, recs + outs)
+    store_baseline(es.client, baseline, es.prefix)
+    joined = join_outcomes(es.client, es.prefix, MODEL, lambda v: baseline)
+    assert joined.joined == 2000 + 2000 + 1500  # a shadow's id is joined into both versions' records
+    es.refresh()
+
+    start, end = c.utc_iso(T0.to_pydatetime()), c.utc_iso((T0 + pd.Timedelta(hours=1)).to_pydatetime())
+    remote = EsWindowProfiler(es.client, baseline, prefix=es.prefix).compared(start, end, *VERSIONS)
+    local = LocalProfiler(baseline, compare=VERSIONS).profile(read_predictions(recs + outs)).compared
+    assert remote.outputs == local.outputs
+    assert {v: p.records for v, p in remote.profiles.items()} == {"7": 3500, "8": 2000}
+    assert adjusted_feature(remote, baseline) == "device"
+    for version in VERSIONS:
+        assert remote.side(version).quality.labelled == local.side(version).quality.labelled
+        for value, q in local.quality[version]["device"].items():
+            got = remote.quality[version]["device"][value]
+            assert (got.labelled, got.positives, got.negatives) == (q.labelled, q.positives, q.negatives), value
+    assert (remote.pairs.pairs, remote.pairs.disagreeing, remote.pairs.offending) == \
+           (local.pairs.pairs, local.pairs.disagreeing, local.pairs.offending)
+
+    config = DaemonConfig.from_dict({
+        "elasticsearch": {"url": es.url, "distribution": es.settings.distribution, "prefix": es.prefix},
+        "models": [{"name": MODEL, "window": "1h", "lag": "0s", "backfill": "1h", "recent_days": 0,
+                    "compare": ["7", "8"]}]})
+    analyzer = Analyzer(es.client, config)
+    assert analyzer.run_model(config.models[0], now=(T0 + timedelta(hours=1)).to_pydatetime()) == 1
+    found = [h["_source"]["predwatch"] for h in es.docs("findings")]
+    said = {(f["check"], f["feature"], f["model"].get("version")) for f in found}
+    assert {("version_shift", "prediction", "7"), ("version_disagreement", "prediction", "7")} <= said, said
+    assert not any(f["check"] == "analysis_error" for f in found), found
+    disagreement = next(f for f in found if f["check"] == "version_disagreement")
+    assert disagreement["segments"][0]["value"] == "FR", disagreement

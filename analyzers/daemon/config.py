@@ -30,6 +30,9 @@ class ModelJob:
     alert_on: tuple[str, ...] = ("training",)  # which references' findings are notified
     labels_within: timedelta = timedelta(days=7)  # outcomes usually known by then: windows younger are "pending"
     incident_gap: int = DEFAULT_GAP  # quiet windows that do not split an incident
+    # (champion, candidate): the candidate judged against the champion on each window (analyzers.core.versions),
+    # with the champion's results; the candidate needs no baseline of its own
+    compare: tuple[str, str] | None = None
 
     @property
     def interval(self) -> timedelta:
@@ -59,6 +62,15 @@ def _references(values: Any) -> tuple[str, ...]:
     if not isinstance(values, list) or not set(values) <= set(REFERENCES):
         raise ValueError(f"[[models]] alert_on: a list of {', '.join(REFERENCES)}, not {values!r}")
     return tuple(values)
+
+
+def _compare(values: Any) -> tuple[str, str] | None:
+    if values is None:
+        return None
+    if not isinstance(values, list) or len(values) != 2 or not all(isinstance(v, (str, int)) for v in values) \
+            or str(values[0]) == str(values[1]):
+        raise ValueError(f'[[models]] compare: two different versions, champion first, e.g. ["7", "8"], not {values!r}')
+    return str(values[0]), str(values[1])
 
 
 def default_instance() -> str:
@@ -106,7 +118,7 @@ class DaemonConfig:
                 backfill=parse_duration(m.get("backfill", "1d")),
                 recent_days=_whole(m, "recent_days", 7), alert_on=_references(m.get("alert_on", ["training"])),
                 labels_within=parse_duration(m.get("labels_within", "7d")),
-                incident_gap=_whole(m, "incident_gap", DEFAULT_GAP)))
+                incident_gap=_whole(m, "incident_gap", DEFAULT_GAP), compare=_compare(m.get("compare"))))
         return cls(settings=settings, prefix=prefix, models=models, checks=CheckConfig.from_dict(doc),
                    retention_days=daemon.get("retention_days"),
                    heartbeat=parse_duration(daemon.get("heartbeat", "60s")),
