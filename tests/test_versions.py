@@ -322,3 +322,20 @@ def test_the_daemon_compares_the_versions_from_aggregations_as_the_local_files_d
     assert not any(f["check"] == "analysis_error" for f in found), found
     disagreement = next(f for f in found if f["check"] == "version_disagreement")
     assert disagreement["segments"][0]["value"] == "FR", disagreement
+
+
+@pytest.mark.parametrize("compare, error", [
+    (["7", "8"], None), ([7, 8], None), (["7"], "two different versions"), (["7", "7"], "two different versions"),
+    ("7,8", "two different versions")])
+def test_the_daemon_config_takes_a_champion_and_a_candidate(compare, error):
+    from analyzers.daemon.config import DaemonConfig
+
+    doc = {"elasticsearch": {"url": "http://127.0.0.1:9"}, "models": [{"name": MODEL, "compare": compare}]}
+    if error is None:
+        assert DaemonConfig.from_dict(doc).models[0].compare == ("7", "8")
+    else:
+        with pytest.raises(ValueError, match=error):
+            DaemonConfig.from_dict(doc)
+    doc["models"][0].update(compare=["7", "8"], version="8")
+    with pytest.raises(ValueError, match="never be compared"):
+        DaemonConfig.from_dict(doc)

@@ -111,6 +111,10 @@ class DaemonConfig:
         for m in doc.get("models", []):
             if "name" not in m:
                 raise ValueError("[[models]] entries need a name")
+            compare = _compare(m.get("compare"))
+            if compare and m.get("version") is not None and str(m["version"]) != compare[0]:
+                raise ValueError(f"[[models]] {m['name']}: compare's champion ({compare[0]!r}) is the version the "
+                                 f"results are written under: version = {m['version']!r} would never be compared")
             models.append(ModelJob(
                 name=m["name"], version=None if m.get("version") is None else str(m["version"]),
                 window=parse_duration(m.get("window", "1h")), lag=parse_duration(m.get("lag", "5m")),
@@ -118,7 +122,7 @@ class DaemonConfig:
                 backfill=parse_duration(m.get("backfill", "1d")),
                 recent_days=_whole(m, "recent_days", 7), alert_on=_references(m.get("alert_on", ["training"])),
                 labels_within=parse_duration(m.get("labels_within", "7d")),
-                incident_gap=_whole(m, "incident_gap", DEFAULT_GAP), compare=_compare(m.get("compare"))))
+                incident_gap=_whole(m, "incident_gap", DEFAULT_GAP), compare=compare))
         return cls(settings=settings, prefix=prefix, models=models, checks=CheckConfig.from_dict(doc),
                    retention_days=daemon.get("retention_days"),
                    heartbeat=parse_duration(daemon.get("heartbeat", "60s")),
