@@ -173,11 +173,15 @@ def output_bin_keys(col: "ColumnBaseline", values: Sequence[Any]) -> list[str | 
             for i, b in zip(np.flatnonzero(ok).tolist(), bin_index(col.edges or [], arr[ok]).tolist()):
                 out[i] = str(b)
         return out
-    major, known = set(major_categories(col)), col.categories or {}
-    keys = []
+    major = set(major_categories(col))
+    mapping = {cat: cat if cat in major else OTHER for cat in col.categories or {}}
+    get = mapping.get
+    if all(v.__class__ is str for v in values):  # the usual chunk: strings only, no conversion
+        return [get(v, UNSEEN) for v in values]
+    keys: list[str | None] = []
     for v in values:
         cat = None if v is None else category_of(v)
-        keys.append(None if cat is None else cat if cat in major else OTHER if cat in known else UNSEEN)
+        keys.append(None if cat is None else get(cat, UNSEEN))
     return keys
 
 
@@ -250,7 +254,7 @@ class VersionCounter:
                 bins = output_bin_keys(col, outputs_of(group, col.name))
                 per_col[col.name] = {name: _cross(values, bins) for name, values in segs.items()}
         if self.paired is not None:
-            self._pair(records, segs_of=self.segments, into=out.pairs, window=window)
+            self._pair(records, out.pairs, window)
         return out
 
     def segment_values(self, features: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
@@ -259,8 +263,10 @@ class VersionCounter:
         return list(zip(*columns)) if columns else [()] * len(features)
 
     def add_labelled(self, cmp: VersionProfiles, version: str, ref: QualityReference, outputs: list[Any],
-                     actuals: list[Any], segments: list[tuple[str, ...]]) -> None:
-        """Outcomes joined to one version's predictions of the window: into its quality, and per segment value."""
+                     actuals: list[Any], segments: list[tuple[str, ...]], only: str | None = None) -> None:
+        """Outcomes joined to one version's predictions of the window: into its quality, and per value of the
+        segment feature ``only`` (the one the comparison adjusts for: the window is complete when outcomes join,
+        so it is known; none when the versions' traffic is alike)."""
         side = cmp.profiles.get(version)
         if side is None:
             return
@@ -268,6 +274,8 @@ class VersionCounter:
         add_labelled(side.quality, ref, outputs, actuals)
         per_feature = cmp.quality.setdefault(version, {})
         for i, s in enumerate(self.segments):
+            if s.name != only:
+                continue
             groups: dict[str, tuple[list, list]] = {}
             for output, actual, segs in zip(outputs, actuals, segments):
                 o, a = groups.setdefault(segs[i], ([], []))
@@ -277,31 +285,33 @@ class VersionCounter:
             for value, (o, a) in groups.items():
                 add_labelled(into.setdefault(value, QualityProfile()), ref, o, a)
 
-    def _pair(self, records: "Columns", segs_of: list, into: PairCounts, window: Any) -> None:
+    def _pair(self, records: "Columns", into: PairCounts, window: Any) -> None:
         from .counting import outputs_of
 
-        column, label_of, score_of = self.paired
+        column, read = self.paired
         wanted = (self.champion, self.candidate)
         rows = [i for i, (v, pid) in enumerate(zip(records.versions, records.prediction_ids))
                 if v in wanted and pid is not None]
         if not rows:
             return
         group = records.take(rows)
-        outputs = outputs_of(group, column)
-        for pid, version, output, feats in zip(group.prediction_ids, group.versions, outputs, group.features):
-            if self.limit < HASH_SPACE and _hash(pid) >= self.limit:
+        labels, scores = read(outputs_of(group, column))
+        segments = self.segment_values(group.features)
+        limit, waiting, formed = self.limit, self.waiting, []
+        for pid, version, label, score, segs in zip(group.prediction_ids, group.versions, labels, scores, segments):
+            if limit < HASH_SPACE and _hash(pid) >= limit:
                 continue
-            mine = (version, label_of(output), score_of(output),
-                    tuple(segment_value_keys(s, [feats.get(s.name)])[0] for s in segs_of), window)
-            other = self.waiting.get(pid)
+            mine = (version, label, score, segs, window)
+            other = waiting.get(pid)
             if other is None or other[0] == version:  # first of its id (or the same version twice: the latest)
-                self.waiting[pid] = mine
-                if len(self.waiting) > WAITING_MAX:
+                waiting[pid] = mine
+                if len(waiting) > WAITING_MAX:
                     self._shrink()
+                    limit, waiting = self.limit, self.waiting
                 continue
-            del self.waiting[pid]
-            champ, cand = (other, mine) if other[0] == self.champion else (mine, other)
-            add_pair(into, [s.name for s in segs_of], champ, cand)
+            del waiting[pid]
+            formed.append((other, mine) if other[0] == self.champion else (mine, other))
+        add_pairs(into, [s.name for s in self.segments], formed)
 
     def _shrink(self) -> None:
         while len(self.waiting) > WAITING_MAX:
@@ -323,10 +333,10 @@ class VersionCounter:
                 self.waiting[pid] = mine
                 continue
             del self.waiting[pid]
-            champ, cand = (other, mine) if other[0] == self.champion else (mine, other)
+            pair = (other, mine) if other[0] == self.champion else (mine, other)
             target = windows.get(mine[4]) or windows.get(other[4])
             if target is not None and target.compared is not None:
-                add_pair(target.compared.pairs, names, champ, cand)
+                add_pairs(target.compared.pairs, names, [pair])
         if len(self.waiting) > WAITING_MAX:
             self._shrink()
 
@@ -342,45 +352,58 @@ class VersionCounter:
         self.waiting = {}
 
 
-def pair_output(baseline: "Baseline") -> tuple[str, Any, Any] | None:
-    """The output column shadow pairs are compared on (the quality reference's, else the first output) and how a
-    value becomes its label and its score: a binary score is labelled at the reference threshold (0.5 without a
-    reference); a regression's two outputs disagree when they differ by ``DISAGREE_SD`` training SDs (its "label"
-    is the value in those units); a class is its own label."""
+def pair_output(baseline: "Baseline") -> tuple[str, Any] | None:
+    """The output column shadow pairs are compared on (the quality reference's, else the first output) and how
+    the outputs of a chunk become their labels and scores, ``read(outputs) -> (labels, scores)``: a binary score is
+    labelled at the reference threshold (0.5 without a reference, for outputs within 0..1); a regression's two
+    outputs disagree when they differ by ``DISAGREE_SD`` training SDs (its "label" is the value in those units,
+    a float); a class is its own label (and has no score)."""
     ref: QualityReference | None = baseline.quality
     outputs = [col for col in baseline.columns.values() if col.role == "prediction"]
     if not outputs:
         return None
     col = next((o for o in outputs if ref is not None and o.name == ref.column), outputs[0])
-    number = lambda v: float(v) if is_measured(v) and math.isfinite(float(v)) else None  # noqa: E731
-    if col.kind == "numeric":
-        if ref is not None and ref.task == "regression" or (ref is None and (col.min or 0) < 0 or (col.max or 0) > 1):
-            unit = (col.std or 1.0) * DISAGREE_SD
-            return col.name, (lambda v: None if number(v) is None else number(v) / unit), number
-        cut = ref.threshold if ref is not None and ref.threshold is not None else 0.5
-        return col.name, (lambda v: None if number(v) is None else number(v) >= cut), number
-    return col.name, (lambda v: category_of(v) if v is not None else None), (lambda v: None)
+    if col.kind != "numeric":
+        return col.name, lambda values: ([None if v is None else category_of(v) for v in values], [None] * len(values))
+    regression = ref.task == "regression" if ref is not None else (col.min or 0) < 0 or (col.max or 0) > 1
+    unit = (col.std or 1.0) * DISAGREE_SD
+    cut = ref.threshold if ref is not None and ref.threshold is not None else 0.5
+
+    def read(values: Sequence[Any]) -> tuple[list[Any], list[float | None]]:
+        arr = np.array([float(v) if is_measured(v) else np.nan for v in values], dtype=float)
+        ok = np.isfinite(arr)
+        scores = [float(x) if good else None for x, good in zip(arr.tolist(), ok.tolist())]
+        if regression:
+            labels = [x / unit if x is not None else None for x in scores]
+        else:
+            labels = [bool(hi) if good else None for hi, good in zip((arr >= cut).tolist(), ok.tolist())]
+        return labels, scores
+    return col.name, read
 
 
-def add_pair(into: PairCounts, names: list[str], champ: tuple, cand: tuple) -> None:
-    """Count one pair: (version, label, score, segment values, window) of each side."""
-    _, label_a, score_a, segs, _ = champ
-    _, label_b, score_b = cand[:3]
-    if isinstance(label_a, float) and isinstance(label_b, float):  # a regression: within one unit agrees
-        differ = abs(label_a - label_b) > 1.0
-    else:
-        differ = label_a != label_b
-    into.pairs += 1
-    into.disagreeing += differ
-    if score_a is not None and score_b is not None:
-        into.scored += 1
-        into.abs_difference += abs(score_b - score_a)
-    for name, value in zip(names, segs):
-        per = into.segments.setdefault(name, {})
-        per[value] = per.get(value, 0) + 1
-        if differ:
-            per = into.offending.setdefault(name, {})
-            per[value] = per.get(value, 0) + 1
+def add_pairs(into: PairCounts, names: list[str], pairs: list[tuple[tuple, tuple]]) -> None:
+    """Count pairs of (version, label, score, segment values, window), the champion's first: whether their labels
+    differ (a regression's: by more than one unit), their score difference, and per segment value (the
+    champion's record's) the pairs and the disagreeing ones."""
+    differs: list[bool] = []
+    for champ, cand in pairs:
+        label_a, score_a, label_b, score_b = champ[1], champ[2], cand[1], cand[2]
+        if label_a.__class__ is float and label_b.__class__ is float:
+            differ = abs(label_a - label_b) > 1.0
+        else:
+            differ = label_a != label_b
+        differs.append(differ)
+        if score_a is not None and score_b is not None:
+            into.scored += 1
+            into.abs_difference += abs(score_b - score_a)
+    into.pairs += len(pairs)
+    into.disagreeing += sum(differs)
+    for i, name in enumerate(names):
+        every = Counter(champ[3][i] for champ, _ in pairs)
+        bad = Counter(champ[3][i] for (champ, _), differ in zip(pairs, differs) if differ)
+        into.segments[name] = dict(Counter(into.segments.get(name, {})) + every)
+        if bad:
+            into.offending[name] = dict(Counter(into.offending.get(name, {})) + bad)
 
 
 def _hash(pid: str) -> int:

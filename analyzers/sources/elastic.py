@@ -321,7 +321,7 @@ class EsWindowProfiler:
                 continue
         counter = VersionCounter(self.baseline, self._counter, champion, candidate)
         pairs = PairCounts()
-        counter._pair(Columns.of(predictions), counter.segments, pairs, None)
+        counter._pair(Columns.of(predictions), pairs, None)
         pairs.unpaired = len(counter.waiting)
         pairs.sampled = len(theirs) / records if records else 1.0
         return pairs

@@ -22,7 +22,7 @@ from ..core.baseline import Baseline
 from ..core.counting import Columns, ProfileCounter, outputs_of, scored_outputs
 from ..core.profile import Rejected, WindowProfile
 from ..core.quality import QualityProfile, add_labelled
-from ..core.versions import VersionCounter
+from ..core.versions import VersionCounter, adjusted_feature
 from .jsonl import CHUNK, Chunk, chunked, locate, read_records, read_records_range
 
 REASONS_KEPT = 10  # rejected lines whose reason is kept for the user
@@ -311,10 +311,12 @@ class LocalProfiler:
                     outputs.append(hit[1])
                     actuals.append(actual)
                     segments.append(hit[3])
+        adjust = {key: adjusted_feature(windows[key].compared, self.baseline) for key, _ in joined
+                  if windows[key].compared is not None}
         for (key, version), (outputs, actuals, segments) in joined.items():
             compared = windows[key].compared
             if compared is not None:
-                self.versions.add_labelled(compared, version, self._quality, outputs, actuals, segments)
+                self.versions.add_labelled(compared, version, self._quality, outputs, actuals, segments, adjust[key])
 
     def _reject(self, item: Rejected) -> None:
         self.rejected += 1
