@@ -106,7 +106,8 @@ class VersionProfiles:
     profiles: dict[str, WindowProfile] = field(default_factory=dict)
     outputs: dict[str, dict[str, dict[str, dict[str, dict[str, int]]]]] = field(default_factory=dict)
     pairs: PairCounts = field(default_factory=PairCounts)
-    # per version, per segment feature, per value: the labelled predictions' quality counts (for comparable traffic)
+    # per version, per value of the segment feature the comparison adjusts for (none while the versions' traffic is
+    # alike): the labelled predictions' quality counts, reweighted by version_quality_gap
     quality: dict[str, dict[str, dict[str, QualityProfile]]] = field(default_factory=dict)
 
     def side(self, version: str) -> WindowProfile:
@@ -248,7 +249,8 @@ class VersionCounter:
             if ref is not None:
                 prof.quality = scored_outputs(ref, group)
             out.profiles[version] = prof
-            segs = {s.name: segment_value_keys(s, [f.get(s.name) for f in group.features]) for s in self.segments}
+            segs = {s.name: segment_value_keys(s, [_feature(f, s.name) for f in group.features])
+                    for s in self.segments}
             per_col = out.outputs.setdefault(version, {})
             for col in self.outputs:
                 bins = output_bin_keys(col, outputs_of(group, col.name))
@@ -259,7 +261,7 @@ class VersionCounter:
 
     def segment_values(self, features: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
         """Each record's bounded value of every segment feature (:func:`segment_value_keys`), in their order."""
-        columns = [segment_value_keys(s, [f.get(s.name) for f in features]) for s in self.segments]
+        columns = [segment_value_keys(s, [_feature(f, s.name) for f in features]) for s in self.segments]
         return list(zip(*columns)) if columns else [()] * len(features)
 
     def add_labelled(self, cmp: VersionProfiles, version: str, ref: QualityReference, outputs: list[Any],
@@ -404,6 +406,18 @@ def add_pairs(into: PairCounts, names: list[str], pairs: list[tuple[tuple, tuple
         into.segments[name] = dict(Counter(into.segments.get(name, {})) + every)
         if bad:
             into.offending[name] = dict(Counter(into.offending.get(name, {})) + bad)
+
+
+def _feature(features: dict[str, Any], name: str) -> Any:
+    """A record's value of a feature, a dotted name looked up in nested objects too (chunks keep them nested)."""
+    if name in features or "." not in name:
+        return features.get(name)
+    value: Any = features
+    for part in name.split("."):
+        if type(value) is not dict:
+            return None
+        value = value.get(part)
+    return value
 
 
 def _hash(pid: str) -> int:
