@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .joint import RowSample
 from .quality import QualityProfile
 
 if TYPE_CHECKING:
@@ -128,6 +129,9 @@ class WindowProfile:
     hours: dict[str, int] = field(default_factory=dict)  # records per UTC hour of the week ("0" Monday 00h .. "167")
     latency: dict[str, int] = field(default_factory=dict)  # latency histogram (analyzers.core.quality.latency_bins)
     quality: QualityProfile | None = None  # outcomes joined to the window's predictions (baselines with quality)
+    # a bounded random sample of the window's records (their inputs), for the joint checks (baselines with a joint
+    # reference or an embedding); mergeable, so a window's sample is the same however its records were split
+    sample: RowSample | None = None
     # two versions of the model profiled apart, for comparing them (``--compare``): analyzers.core.versions
     compared: "VersionProfiles | None" = None
 
@@ -153,14 +157,17 @@ class WindowProfile:
             hours=_add(self.hours, other.hours),
             latency=_add(self.latency, other.latency),
             quality=_pick(QualityProfile.merge, self.quality, other.quality),
+            sample=_pick(RowSample.merge, self.sample, other.sample),
             compared=_pick(lambda a, b: a.merge(b), self.compared, other.compared),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        doc = {k: v for k, v in self.__dict__.items() if k not in ("columns", "quality", "compared")}
+        doc = {k: v for k, v in self.__dict__.items() if k not in ("columns", "quality", "sample", "compared")}
         doc["columns"] = {name: col.to_dict() for name, col in self.columns.items()}
         if self.quality is not None:
             doc["quality"] = self.quality.to_dict()
+        if self.sample is not None:
+            doc["sample"] = self.sample.to_dict()
         if self.compared is not None:
             doc["compared"] = self.compared.to_dict()
         return doc
@@ -171,6 +178,8 @@ class WindowProfile:
         doc["columns"] = {n: ColumnProfile.from_dict(c) for n, c in doc.get("columns", {}).items()}
         if doc.get("quality") is not None:
             doc["quality"] = QualityProfile.from_dict(doc["quality"])
+        if doc.get("sample") is not None:
+            doc["sample"] = RowSample.from_dict(doc["sample"])
         if doc.get("compared") is not None:
             from .versions import VersionProfiles
 

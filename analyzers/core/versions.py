@@ -604,7 +604,7 @@ def traffic_shifts(cmp: VersionProfiles, baseline: "Baseline") -> list[tuple[str
     """Per input (text aside): (feature, PSI, p-value, bins, largest moves) between the versions' traffic."""
     champ, cand = cmp.side(cmp.champion), cmp.side(cmp.candidate)
     out = []
-    for col in baseline.inputs():
+    for col in (col for col in baseline.columns.values() if col.role == "input"):
         if col.kind == "text":
             continue
         a = column_counts(col, champ.columns.get(col.name) or ColumnProfile(col.kind), champ.records)
