@@ -185,6 +185,7 @@ def test_check_compare_json_contract_and_the_window_without_it_is_unchanged(base
     checks = {(f["check"], f["feature"]) for f in out["findings"]}
     assert {("version_shift", "prediction"), ("version_disagreement", "prediction")} <= checks, checks
     assert out["versions_compared"]["champion"] == "7" and out["versions_compared"]["shadow"]["pairs"] == 3000
+    assert {f["reference"] for f in out["findings"] if f["check"].startswith("version_")} == {"champion"}
     main(["check", "--baseline", str(base), "--logs", str(logs), "--format", "json"])
     plain = json.loads(capsys.readouterr().out.splitlines()[0])
     assert "versions_compared" not in plain and not any(f["check"].startswith("version_") for f in plain["findings"])
@@ -321,6 +322,9 @@ def test_the_daemon_compares_the_versions_from_aggregations_as_the_local_files_d
     assert {("version_shift", "prediction", "7"), ("version_disagreement", "prediction", "7")} <= said, said
     assert not any(f["check"] == "analysis_error" for f in found), found
     disagreement = next(f for f in found if f["check"] == "version_disagreement")
+    assert disagreement["reference"] == "champion"
+    incidents = [h["_source"]["predwatch"] for h in es.docs("incidents")]
+    assert {("version_disagreement", "champion")} <= {(i["check"], i["reference"]) for i in incidents}, incidents
     assert disagreement["segments"][0]["value"] == "FR", disagreement
 
 

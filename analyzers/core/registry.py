@@ -39,6 +39,7 @@ class Measurement:
     detail: str = ""
     examples: list[Any] = field(default_factory=list)
     segments: list[dict[str, Any]] | None = None  # where it concentrates, when the detector says (else segments.explain)
+    reference: str | None = None  # what it was judged against, when not the window's reference (the champion)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ SHADOW_NOISE = 0.001  # disagreement a re-scoring of the same input shows withou
 DISAGREE_SD = 0.1  # a regression's outputs disagree when they differ by this many training SDs
 WAITING_MAX = 200_000  # records waiting for their pair before ids are sampled by hash (see VersionCounter)
 HASH_SPACE = 1 << 32
+CHAMPION = "champion"  # the reference the version checks name: the champion on the same window, not training
 
 
 # -- counts -------------------------------------------------------------------------------------------------------
@@ -629,7 +630,7 @@ def version_traffic_shift(profile: WindowProfile, baseline: "Baseline", referenc
     if sides is None or not sides[1].records or not sides[2].records:
         return []
     cmp, champ, cand = sides
-    return [Measured(name, "input", Measurement(value, p, cand.records, champ.records, detail=(
+    return [Measured(name, "input", Measurement(value, p, cand.records, champ.records, reference=CHAMPION, detail=(
                 f"PSI {value:.3f} between version {cmp.candidate}'s traffic ({cand.records:,} records) and version "
                 f"{cmp.champion}'s ({champ.records:,}) over {bins} bins; {moves}")))
             for name, value, p, bins, moves in traffic_shifts(cmp, baseline)]
@@ -680,7 +681,8 @@ def version_shift(profile: WindowProfile, baseline: "Baseline", reference: str) 
             said += "; most different where " + ", ".join(f"{w['feature']}={w['value']} (PSI {w['psi']:.2f})"
                                                           for w in where)
         out.append(Measured(col.name, "prediction", Measurement(
-            value, p, sum(observed.values()), int(sum(expected.values())), detail=said, examples=where)))
+            value, p, sum(observed.values()), int(sum(expected.values())), detail=said, examples=where,
+            reference=CHAMPION)))
     return out
 
 
@@ -744,7 +746,8 @@ def version_quality_gap(profile: WindowProfile, baseline: "Baseline", reference:
         out.append(Measured("prediction", "prediction", Measurement(
             gap, min(1.0, 2 * stats.normal_sf(z)), b[2], a[2], b[0], a[0],
             f"{name} {b[0]:.4g} for version {cmp.candidate} on {b[2]:,} labelled predictions against {a[0]:.4g} for "
-            f"{how} (effective size {a[2]:,}): {'better' if better else 'worse'} by {gap:.1%}"), name))
+            f"{how} {'on' if n_eff is None else '(effective size'} {a[2]:,}{'' if n_eff is None else ')'}: "
+            f"{'better' if better else 'worse'} by {gap:.1%}", reference=CHAMPION), name))
     return out
 
 
@@ -781,7 +784,7 @@ def version_disagreement(profile: WindowProfile, baseline: "Baseline", reference
         said += "; " + named[0].text("disagreements")
     return [Measured("prediction", "prediction", Measurement(
         stats.cohens_h(share, SHADOW_NOISE), p, pairs.pairs, pairs.pairs, share, SHADOW_NOISE, said,
-        segments=[s.to_dict() for s in named]))]
+        segments=[s.to_dict() for s in named], reference=CHAMPION))]
 
 
 def _moves(a: dict[str, int], b: dict[str, int], cmp: VersionProfiles, col: "ColumnBaseline") -> str:

@@ -27,7 +27,7 @@ class ModelJob:
     every: timedelta | None = None
     backfill: timedelta = timedelta(days=1)
     recent_days: int = 7  # the recent reference: the same window on this many previous days (0: none)
-    alert_on: tuple[str, ...] = ("training",)  # which references' findings are notified
+    alert_on: tuple[str, ...] = ("training", "champion")  # which references' findings are notified
     labels_within: timedelta = timedelta(days=7)  # outcomes usually known by then: windows younger are "pending"
     incident_gap: int = DEFAULT_GAP  # quiet windows that do not split an incident
     # (champion, candidate): the candidate judged against the champion on each window (analyzers.core.versions),
@@ -48,7 +48,7 @@ class ModelJob:
         return f"watermark:{self.model_key}"
 
 
-REFERENCES = ("training", "recent")
+REFERENCES = ("training", "recent", "champion")  # champion: the version checks ([[models]] compare)
 
 
 def _whole(table: dict[str, Any], key: str, default: int) -> int:
@@ -120,7 +120,7 @@ class DaemonConfig:
                 window=parse_duration(m.get("window", "1h")), lag=parse_duration(m.get("lag", "5m")),
                 every=parse_duration(m["every"]) if "every" in m else None,
                 backfill=parse_duration(m.get("backfill", "1d")),
-                recent_days=_whole(m, "recent_days", 7), alert_on=_references(m.get("alert_on", ["training"])),
+                recent_days=_whole(m, "recent_days", 7), alert_on=_references(m.get("alert_on", ["training", "champion"])),
                 labels_within=parse_duration(m.get("labels_within", "7d")),
                 incident_gap=_whole(m, "incident_gap", DEFAULT_GAP), compare=compare))
         return cls(settings=settings, prefix=prefix, models=models, checks=CheckConfig.from_dict(doc),
