@@ -47,12 +47,15 @@ class LocalAnalysis:
 def analyze_local(paths: Iterable[str | Path], baseline: Baseline, config: CheckConfig | None = None,
                   workers: int = 1, window: timedelta | None = None,
                   progress: Callable[[int], None] | None = None, recent_days: int = 7,
-                  fields: FieldMap | None = None) -> LocalAnalysis:
+                  fields: FieldMap | None = None, compare: tuple[str, str] | None = None) -> LocalAnalysis:
     """Profile local JSONL files against a baseline and run every check: one result per UTC-aligned
     ``window`` in time order (each with its bounds, and judged against the same window on the previous
     ``recent_days`` days too), or one result of everything when ``window`` is None. ``fields`` reads records
-    in a service's own layout (OpenTelemetry log records are recognised without it)."""
-    profiler = LocalProfiler(baseline, window=window, progress=progress, fields=fields)
+    in a service's own layout (OpenTelemetry log records are recognised without it).
+
+    ``compare``: (champion, candidate) versions; each window is then also profiled per version (both on this
+    baseline) and the candidate judged against the champion on it (:mod:`analyzers.core.versions`)."""
+    profiler = LocalProfiler(baseline, window=window, progress=progress, fields=fields, compare=compare)
     profiles = profiler.windows_of_files(paths, workers)
     other: dict[str, int] = {}
     for profile in profiles.values():

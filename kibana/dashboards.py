@@ -328,6 +328,23 @@ def window_panels() -> list[Panel]:
                       "lag": last_value(r.STATE_LAG, "Lag (s)", "number"),
                       "n": count("Updates")},
                      grid=(0, 92, 48, 10), kql=_kql("kind", r.MODEL_STATUS)))
+    gap = _kql(r.CHECK, "version_quality_gap")
+    out += [  # two versions side by side ([[models]] compare): the candidate against the champion, same windows
+        Panel("version-quality", "Versions side by side: the candidate's realised quality and the champion's line",
+              "metrics", "lnsXY",
+              {"x": date_histogram(), "cand": metric("max", r.OBSERVED, "Candidate", kql=gap),
+               "champ": metric("max", r.EXPECTED, "Champion (on the candidate's traffic)", kql=gap),
+               "b": terms(r.METRIC, "Metric", "cand", size=5)},
+              grid=(0, 102, 24, 14), x="x", y=["cand", "champ"], split="b", kql=gap),
+        Panel("version-checks", "Versions side by side: candidate against champion (value against threshold)",
+              "metrics", "lnsXY",
+              {"x": date_histogram(), "y": metric("max", r.VALUE, "Value"),
+               "b": terms(r.CHECK, "Check", "y", size=5, secondary=[r.FEATURE])},
+              grid=(24, 102, 24, 14), x="x", y=["y"], split="b",
+              reference={"tx": date_histogram(), "t": metric("max", r.THRESHOLD, "Threshold")},
+              kql=" or ".join(_kql(r.CHECK, name) for name in ("version_shift", "version_traffic_shift",
+                                                                 "version_disagreement"))),
+    ]
     return out
 
 

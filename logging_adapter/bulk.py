@@ -70,7 +70,10 @@ def doc_from_line(line: bytes, prefix: str = DEFAULT_PREFIX) -> Doc:
     stamp = pred.timestamp
     if not isinstance(stamp, str) or len(stamp) < 10 or stamp[4] != "-" or stamp[7] != "-":
         raise BadRecord(f"no usable @timestamp ({stamp!r})")
-    return Doc(record_index(pred, stamp, prefix), doc_id(pred, stamp, line), line)
+    return Doc(record_index(pred, stamp, prefix), doc_id(pred, stamp, line, shadow=c.is_shadow(obj)), line)
+
+
+SHADOW_ID = "~shadow-"  # between a shadow record's prediction_id and its version, in its document _id
 
 
 def line_id(line: bytes) -> str:
@@ -88,9 +91,13 @@ def record_id(prediction_id: str | None, line: bytes) -> str:
     return prediction_id
 
 
-def doc_id(record: "c.Prediction | c.Outcome", timestamp: str, line: bytes) -> str:
+def doc_id(record: "c.Prediction | c.Outcome", timestamp: str, line: bytes, shadow: bool = False) -> str:
     """The ``_id`` of a record's document. An outcome's is its prediction and its time: a retry of the same
-    outcome is a duplicate, a corrected one (a later time) is kept beside it and the join takes the latest."""
+    outcome is a duplicate, a corrected one (a later time) is kept beside it and the join takes the latest.
+    A shadow's record (``shadow``) shares its serving record's ``prediction_id``: its own id names the version,
+    ``<prediction_id>~shadow-<version>``, so that neither replaces the other."""
+    if shadow and isinstance(record, c.Prediction) and record.prediction_id:
+        return record_id(f"{record.prediction_id}{SHADOW_ID}{record.version}", line)
     if isinstance(record, c.Outcome):
         return "outcome-" + hashlib.sha1(f"{record.prediction_id}\n{timestamp}".encode("utf-8")).hexdigest()
     if isinstance(record, c.ProfileRecord):

@@ -43,6 +43,9 @@ PREDICTION_ID = "predwatch.prediction_id"
 FEATURES = "predwatch.features"
 PREDICTION = "predwatch.prediction"
 LATENCY_MS = "predwatch.latency_ms"
+# A shadow's record: a version that scored a request beside the serving one (``PredictionLogger.log(shadow=True)``),
+# under the serving record's ``prediction_id``; its output served no one. Analyzers pair the two by the id.
+SHADOW = "predwatch.shadow"
 
 PREDICTION_MESSAGE = "prediction"
 
@@ -303,6 +306,12 @@ class Outcome:
     actual: Any
 
 
+def is_shadow(record: Mapping[str, Any]) -> bool:
+    """Whether a parsed prediction record is a shadow's (``predwatch.shadow`` true, nested or dotted)."""
+    ns = record.get(NAMESPACE)
+    return (type(ns) is dict and ns.get("shadow") is True) or record.get(SHADOW) is True
+
+
 def is_outcome(record: Mapping[str, Any]) -> bool:
     """Whether a parsed record is an outcome: it has ``predwatch.actual`` and no prediction (cheap: it runs
     on every line read)."""
@@ -420,7 +429,7 @@ def too_long_reason(size: int) -> str:
 
 # The canonical nested form's keys (what PredictionLogger writes), in ``predwatch`` and at the top: a record
 # holding no other key takes the fast paths (here, and the schema decoder of analyzers.sources.jsonl).
-CANONICAL_NAMESPACE = frozenset({"model", "prediction_id", "features", "prediction", "latency_ms"})
+CANONICAL_NAMESPACE = frozenset({"model", "prediction_id", "features", "prediction", "latency_ms", "shadow"})
 CANONICAL_TOP = frozenset({TIMESTAMP, LOG_LEVEL, MESSAGE, ECS_VERSION_FIELD, "service", "event", "labels", NAMESPACE})
 
 

@@ -192,7 +192,8 @@ class ElasticsearchHandler(logging.Handler):
                 return
             line = self.format(record).encode("utf-8", "replace")
             day = time.strftime("%Y-%m-%d", time.gmtime(record.created))
-            doc = Doc(record_index(pred, day, self.prefix), doc_id(pred, c.utc_iso(record.created), line), line)
+            doc = Doc(record_index(pred, day, self.prefix),
+                      doc_id(pred, c.utc_iso(record.created), line, shadow=payload.get("shadow") is True), line)
             self._idle.clear()
             try:
                 self._queue.put_nowait(doc)

@@ -125,6 +125,7 @@ class PredictionLogger:
         prediction_id: str | None = None,
         latency_ms: float | None = None,
         timestamp: Any = None,
+        shadow: bool = False,
         **labels: Any,
     ) -> str | None:
         """Log one prediction; returns its ``prediction_id`` (``None`` if logging failed).
@@ -134,6 +135,8 @@ class PredictionLogger:
         (aware, or naive meaning UTC) or epoch seconds, milliseconds, microseconds or nanoseconds (told
         apart by size); anything else is refused (the record is not logged, one warning per kind of
         problem). ``labels`` become ECS ``labels.*`` (e.g. ``tenant="eu"``).
+        ``shadow=True``: this version scored the request in the shadow of the serving one (its output served no
+        one); give the serving record's ``prediction_id`` so that ``predwatch check --compare`` pairs the two.
         """
         try:
             logger = self.logger
@@ -156,6 +159,8 @@ class PredictionLogger:
             payload = {"model": self._model, "prediction_id": pid, "features": features, "prediction": prediction}
             if latency_ms is not None:
                 payload["latency_ms"] = latency_ms
+            if shadow:
+                payload["shadow"] = True
             record = self._record(timestamp)
             attrs = record.__dict__
             attrs[PAYLOAD_ATTR] = payload

@@ -114,6 +114,7 @@ def prediction_mappings() -> dict[str, Any]:
                 "model": {"properties": {"name": {"type": "keyword"}, "version": {"type": "keyword"}}},
                 "prediction_id": {"type": "keyword"},
                 "latency_ms": {"type": "double"},
+                "shadow": {"type": "boolean"},  # a shadow version's record (contract.SHADOW)
                 "features": {"type": "object", "dynamic": True},
                 # what the mapping refused, kept aside (logging_adapter.refit): stored, never indexed
                 "unindexed": {"type": "object", "enabled": False},

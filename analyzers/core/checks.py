@@ -385,7 +385,8 @@ def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | N
             threshold=level.critical if status == "critical" else level.warning, warning_threshold=level.warning,
             critical_threshold=level.critical, p_value=m.p_value,
             adjusted_p_value=q, n_window=m.n_window, n_baseline=m.n_baseline, observed=m.observed,
-            expected=m.expected, examples=m.examples, judged=judged, reference=reference, metric=metric,
+            expected=m.expected, examples=m.examples, judged=judged, reference=m.reference or reference, metric=metric,
+            segments=m.segments,
             message=(m.detail if feature == ALL_INPUTS else f"{feature}: {m.detail}") if judged else
             f"{feature}: not judged, only {m.n_window} values in the window (at least {MIN_JUDGED} needed)",
         ))

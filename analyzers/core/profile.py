@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .joint import RowSample
 from .quality import QualityProfile
+
+if TYPE_CHECKING:
+    from .versions import VersionProfiles
 
 EXAMPLES = 5  # examples kept per kind of problem
 UNSEEN_KEEP = 1000  # distinct unseen values tracked with counts (the total stays exact)
@@ -129,6 +132,8 @@ class WindowProfile:
     # a bounded random sample of the window's records (their inputs), for the joint checks (baselines with a joint
     # reference or an embedding); mergeable, so a window's sample is the same however its records were split
     sample: RowSample | None = None
+    # two versions of the model profiled apart, for comparing them (``--compare``): analyzers.core.versions
+    compared: "VersionProfiles | None" = None
 
     def absent(self, name: str) -> int:
         """Records in which the column's key is missing altogether."""
@@ -153,15 +158,18 @@ class WindowProfile:
             latency=_add(self.latency, other.latency),
             quality=_pick(QualityProfile.merge, self.quality, other.quality),
             sample=_pick(RowSample.merge, self.sample, other.sample),
+            compared=_pick(lambda a, b: a.merge(b), self.compared, other.compared),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        doc = {k: v for k, v in self.__dict__.items() if k not in ("columns", "quality", "sample")}
+        doc = {k: v for k, v in self.__dict__.items() if k not in ("columns", "quality", "sample", "compared")}
         doc["columns"] = {name: col.to_dict() for name, col in self.columns.items()}
         if self.quality is not None:
             doc["quality"] = self.quality.to_dict()
         if self.sample is not None:
             doc["sample"] = self.sample.to_dict()
+        if self.compared is not None:
+            doc["compared"] = self.compared.to_dict()
         return doc
 
     @classmethod
@@ -172,6 +180,10 @@ class WindowProfile:
             doc["quality"] = QualityProfile.from_dict(doc["quality"])
         if doc.get("sample") is not None:
             doc["sample"] = RowSample.from_dict(doc["sample"])
+        if doc.get("compared") is not None:
+            from .versions import VersionProfiles
+
+            doc["compared"] = VersionProfiles.from_dict(doc["compared"])
         return cls(**doc)
 
 

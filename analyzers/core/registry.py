@@ -14,7 +14,7 @@ from here.
 ('out_of_range', False)
 >>> sorted(s.name for s in specs() if s.window is not None)  # doctest: +NORMALIZE_WHITESPACE
 ['embedding_shift', 'estimated_quality_drop', 'latency_regression', 'multivariate_shift', 'prediction_bias',
- 'quality_drop']
+ 'quality_drop', 'version_disagreement', 'version_quality_gap', 'version_shift', 'version_traffic_shift']
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # the modules whose detectors are built in: importing them registers them, in this order
-BUILT_IN = ("analyzers.core.checks", "analyzers.core.quality", "analyzers.core.joint")
+BUILT_IN = ("analyzers.core.checks", "analyzers.core.quality", "analyzers.core.joint", "analyzers.core.versions")
 
 
 @dataclass
@@ -39,6 +39,8 @@ class Measurement:
     expected: float | None = None
     detail: str = ""
     examples: list[Any] = field(default_factory=list)
+    segments: list[dict[str, Any]] | None = None  # where it concentrates, when the detector says (else segments.explain)
+    reference: str | None = None  # what it was judged against, when not the window's reference (the champion)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from .config import CheckConfig
 from .profile import Rejected, WindowProfile
 from .quality import latency_percentiles, quality_section
 from .reference import reference_for
+from .versions import comparison_section
 
 
 @dataclass
@@ -47,6 +48,8 @@ class WindowResult:
             **({"recent_findings": [r.finding() for r in findings(self.recent)]} if self.recent else {}),
             **({"quality": self.quality} if self.baseline.quality else {}),
             **({"latency": self.latency} if p.latency else {}),
+            **({"versions_compared": comparison_section(p.compared, self.baseline.quality)}
+               if p.compared is not None else {}),
         }
 
     @property

@@ -101,6 +101,8 @@ class Analyzer:
             volume = self.volume_checks(job, None, start, end, 0)
             docs += res.result_docs(volume, prefix=self.prefix, model=job.name, version=None, start=s, end=e, records=0)
         for version in versions or ([job.version] if job.version and versions is not None else []):
+            if job.compare and version == job.compare[1] and self.baselines.get(job.name, version) is None:
+                continue  # a candidate without a baseline of its own: judged against its champion only
             try:
                 docs += self._analyze_version(job, version, start, end, summary, now, layout)
             except Exception as exc:  # noqa: BLE001 - one version's failure does not stop the rest
@@ -226,6 +228,8 @@ class Analyzer:
         if profile is None:
             profile = profiler.profile(s, e, version)
             fetch = functools.partial(profiler.offending, s, e, version)
+        if job.compare and version == job.compare[0]:  # the candidate judged against this champion, in its family
+            profile.compared = profiler.compared(s, e, *job.compare, champion_profile=_copy(profile))
         self.requests += profiler.requests
         before = profiler.requests
         self.said(job, profiler.notes)
@@ -366,6 +370,11 @@ class Analyzer:
                      summary["records"], summary["findings"], summary["errors"])
             done += 1
         return done
+
+
+def _copy(profile: WindowProfile) -> WindowProfile:
+    """A profile apart from the window's own (the comparison holds the champion's side without itself)."""
+    return WindowProfile.from_dict(profile.to_dict())
 
 
 def _key(inc: Incident) -> tuple:

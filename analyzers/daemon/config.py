@@ -30,10 +30,13 @@ class ModelJob:
     every: timedelta | None = None
     backfill: timedelta = timedelta(days=1)
     recent_days: int = 7  # the recent reference: the same window on this many previous days (0: none)
-    alert_on: tuple[str, ...] = ("training",)  # which references' findings are notified
+    alert_on: tuple[str, ...] = ("training", "champion")  # which references' findings are notified
     labels_within: timedelta = timedelta(days=7)  # outcomes usually known by then: windows younger are "pending"
     incident_gap: int = DEFAULT_GAP  # quiet windows that do not split an incident
     layout: Layout = OWN
+    # (champion, candidate): the candidate judged against the champion on each window (analyzers.core.versions),
+    # with the champion's results; the candidate needs no baseline of its own
+    compare: tuple[str, str] | None = None
 
     @property
     def interval(self) -> timedelta:
@@ -49,7 +52,7 @@ class ModelJob:
         return f"watermark:{self.model_key}"
 
 
-REFERENCES = ("training", "recent")
+REFERENCES = ("training", "recent", "champion")  # champion: the version checks ([[models]] compare)
 
 
 def _whole(table: dict[str, Any], key: str, default: int) -> int:
@@ -63,6 +66,15 @@ def _references(values: Any) -> tuple[str, ...]:
     if not isinstance(values, list) or not set(values) <= set(REFERENCES):
         raise ValueError(f"[[models]] alert_on: a list of {', '.join(REFERENCES)}, not {values!r}")
     return tuple(values)
+
+
+def _compare(values: Any) -> tuple[str, str] | None:
+    if values is None:
+        return None
+    if not isinstance(values, list) or len(values) != 2 or not all(isinstance(v, (str, int)) for v in values) \
+            or str(values[0]) == str(values[1]):
+        raise ValueError(f'[[models]] compare: two different versions, champion first, e.g. ["7", "8"], not {values!r}')
+    return str(values[0]), str(values[1])
 
 
 def default_instance() -> str:
@@ -103,14 +115,19 @@ class DaemonConfig:
         for m in doc.get("models", []):
             if "name" not in m:
                 raise ValueError("[[models]] entries need a name")
+            compare = _compare(m.get("compare"))
+            if compare and m.get("version") is not None and str(m["version"]) != compare[0]:
+                raise ValueError(f"[[models]] {m['name']}: compare's champion ({compare[0]!r}) is the version the "
+                                 f"results are written under: version = {m['version']!r} would never be compared")
             models.append(ModelJob(
                 name=m["name"], version=None if m.get("version") is None else str(m["version"]),
                 window=parse_duration(m.get("window", "1h")), lag=parse_duration(m.get("lag", "5m")),
                 every=parse_duration(m["every"]) if "every" in m else None,
                 backfill=parse_duration(m.get("backfill", "1d")),
-                recent_days=_whole(m, "recent_days", 7), alert_on=_references(m.get("alert_on", ["training"])),
+                recent_days=_whole(m, "recent_days", 7), alert_on=_references(m.get("alert_on", ["training", "champion"])),
                 labels_within=parse_duration(m.get("labels_within", "7d")),
-                incident_gap=_whole(m, "incident_gap", DEFAULT_GAP), layout=layout_from_config(m, m["name"])))
+                incident_gap=_whole(m, "incident_gap", DEFAULT_GAP), layout=layout_from_config(m, m["name"]),
+                compare=compare))
         return cls(settings=settings, prefix=prefix, models=models, checks=CheckConfig.from_dict(doc),
                    retention_days=daemon.get("retention_days"),
                    heartbeat=parse_duration(daemon.get("heartbeat", "60s")),

@@ -166,6 +166,65 @@ def _category_bars(col: ColumnBaseline, prof: ColumnProfile) -> tuple[list[Bar],
     return bars, note
 
 
+@dataclass
+class VersionsView:
+    """Two versions of one window side by side: their records, quality and shadow pairs, and per column the
+    champion's bars against the candidate's (the ``versions_compared`` section, drawn)."""
+
+    champion: str
+    candidate: str
+    section: dict[str, Any]
+    columns: list[FeatureView]
+
+
+def versions_view(window: WindowResult) -> VersionsView | None:
+    """The comparison of ``--compare`` drawn: outputs first, then the inputs, the columns with a version finding
+    first; bars on the bins the versions are compared on (:func:`analyzers.core.versions.column_counts`)."""
+    from ..core.versions import comparison_section, column_counts
+
+    cmp = window.profile.compared
+    if cmp is None:
+        return None
+    champ, cand = cmp.side(cmp.champion), cmp.side(cmp.candidate)
+    by_feature: dict[str, list[CheckResult]] = {}
+    for r in window.results:
+        if r.check.startswith("version_") and r.metric is None:
+            by_feature.setdefault(r.feature, []).append(r)
+    views = []
+    for name, col in window.baseline.columns.items():
+        if col.kind == "text":
+            continue
+        a = column_counts(col, champ.columns.get(name) or ColumnProfile(col.kind), champ.records)
+        b = column_counts(col, cand.columns.get(name) or ColumnProfile(col.kind), cand.records)
+        keys = sorted(set(a) | set(b), key=lambda k: (k == "(missing)", int(k) if k.isdigit() else 0, k))
+        na, nb = sum(a.values()) or 1, sum(b.values()) or 1
+        label = (lambda k: _bin_name(col, k)) if col.kind == "numeric" else str
+        bars = [Bar(label(k), a.get(k, 0) / na, b.get(k, 0) / nb) for k in keys]
+        results = by_feature.get(name, [])
+        status = "critical" if any(r.status == "critical" for r in results) else (
+            "warning" if any(r.status == "warning" for r in results) else "ok")
+        note = f"version {cmp.champion}: {champ.records:,} records; version {cmp.candidate}: {cand.records:,}"
+        adjusted = next((r.message for r in results if r.check == "version_shift" and "reweighted" in r.message), None)
+        if adjusted:  # the bars are as logged; the check compared the outputs on comparable traffic
+            note += "; judged with " + adjusted.split(" and ", 1)[1].split(" over ")[0]
+        views.append(FeatureView(name, col.kind, col.role, status, results, bars, note))
+    order = {"critical": 0, "warning": 1, "ok": 2}
+    views.sort(key=lambda v: (order[v.status], v.role != "prediction", v.name))
+    return VersionsView(cmp.champion, cmp.candidate, comparison_section(cmp, window.baseline.quality), views)
+
+
+def _bin_name(col: ColumnBaseline, key: str) -> str:
+    edges = col.edges or []
+    if not key.isdigit() or not edges:
+        return key
+    i = int(key)
+    if i == 0:
+        return f"< {_fmt(edges[0])}"
+    if i >= len(edges):
+        return f">= {_fmt(edges[-1])}"
+    return f"{_fmt(edges[i - 1])} to {_fmt(edges[i])}"
+
+
 environment.filters["example"] = example_text
 environment.filters["window_label"] = lambda w: window_label(w)
 environment.filters["number"] = lambda x: number(x)
@@ -209,7 +268,7 @@ def render(windows: Sequence[WindowResult], *, title: str | None = None,
         model=model,
         baseline=latest.baseline,
         windows=windows,
-        detail=[(w, feature_views(w), note_of[id(w)], worst_finding(w)) for w in detail],
+        detail=[(w, feature_views(w), note_of[id(w)], worst_finding(w), versions_view(w)) for w in detail],
         severe=severe,
         latest_extra=id(windows[-1]) not in {id(w) for w in severe} and not notes[-1],
         noted=sum(1 for w, n in zip(windows, notes) if n and id(w) not in {id(s) for s in severe}),

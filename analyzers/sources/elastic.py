@@ -27,14 +27,17 @@ from ..core.baseline import Baseline, ColumnBaseline
 from ..core.profile import SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, WindowProfile
 from ..core.quality import DELAY_EDGES, QualityProfile, latency_edges
 from ..core.segments import MISSING, segment_features
-from ..core.counting import ProfileCounter
+from ..core.counting import Columns, ProfileCounter
 from ..core.joint import RowSample, key_hash
+from ..core.versions import (OTHER, UNSEEN, PairCounts, VersionCounter, VersionProfiles, adjusted_feature,
+                             major_categories, output_bin_keys)
 from .layout import OWN, Layout, Note
 from .search import of_model, search
 
 BUCKET_BUDGET = 20_000  # buckets we allow ourselves per request, well inside it
 UNSEEN_EXAMPLES = 10
 TEXT_SAMPLE = 1000
+PAIR_SAMPLE = 5000  # candidate records whose shadow pair is looked for per window (a seeded random sample)
 
 
 @dataclass
@@ -50,6 +53,7 @@ class EsWindowProfiler:
     baseline: Baseline
     prefix: str = "predwatch"
     text_sample: int = TEXT_SAMPLE
+    pair_sample: int = PAIR_SAMPLE
     requests: int = 0
     conflicts: dict[str, dict[str, str]] = field(default_factory=dict)  # feature -> index -> type, of the last window
     layout: Layout = OWN
@@ -248,6 +252,11 @@ class EsWindowProfiler:
         (:mod:`analyzers.sources.outcomes`), labelled positives per score bin and the Brier sums (binary
         scores), a confusion matrix (labels), error sums (regression), label delays; over every
         prediction, the score bins the estimate needs."""
+        found = self._search(size=0, query=query, aggs=self._quality_aggs())["aggregations"]
+        return self._read_quality(found, records)
+
+    def _quality_aggs(self) -> dict[str, Any]:
+        """The aggregations of :meth:`quality` (also nested under a segment's buckets)."""
         ref = self.baseline.quality
         score = c.column_field(ref.column)
         labelled: dict[str, Any] = {"delays": {"range": {"field": c.OUTCOME_DELAY_S,
@@ -270,7 +279,10 @@ class EsWindowProfiler:
             if ref.binned is not None:  # multiclass: the predicted class's probability, for the estimate
                 aggs["scored"] = {"range": {"field": c.column_field(ref.binned), "ranges": _ranges(ref.edges, None)}}
         aggs["labelled"] = {"filter": {"exists": {"field": c.OUTCOME_ACTUAL}}, "aggs": labelled}
-        found = self._search(size=0, query=query, aggs=aggs)["aggregations"]
+        return aggs
+
+    def _read_quality(self, found: dict[str, Any], records: int) -> QualityProfile:
+        ref = self.baseline.quality
         got = found["labelled"]
         prof = QualityProfile(predictions=records, labelled=got["doc_count"])
         prof.delays = {str(i): b["doc_count"] for i, b in enumerate(got["delays"]["buckets"]) if b["doc_count"]}
@@ -294,6 +306,105 @@ class EsWindowProfiler:
             if "scored" in found:
                 prof.scored = [b["doc_count"] for b in found["scored"]["buckets"]]
         return prof
+
+    # -- two versions side by side ------------------------------------------------------------------
+    def compared(self, start: str, end: str, champion: str, candidate: str,
+                 champion_profile: WindowProfile | None = None) -> VersionProfiles:
+        """The comparison of two versions on ``[start, end)`` (:mod:`analyzers.core.versions`), from aggregations:
+        each version's profile (as :meth:`profile`; the champion's given when already counted), its output bins
+        per segment feature value (one search per version: the segment buckets as the local kernel forms them,
+        the output's baseline bins nested), the labelled counts per value of the segment feature the comparison
+        adjusts for (one search per version, only when the traffic differs), and the shadow pairs
+        (:meth:`shadow_pairs`)."""
+        cmp = VersionProfiles(champion, candidate)
+        for version in (champion, candidate):
+            prof = champion_profile if version == champion and champion_profile is not None else \
+                self.profile(start, end, version)
+            prof.compared = None
+            if prof.records:
+                cmp.profiles[version] = prof
+                cmp.outputs[version] = self._outputs_by_segment(self.window_query(start, end, version))
+        if self.baseline.quality is not None and all(v in cmp.profiles for v in (champion, candidate)):
+            adjust = adjusted_feature(cmp, self.baseline)
+            if adjust is not None:
+                seg = self.baseline.columns[adjust]
+                for version in (champion, candidate):
+                    found = self._search(size=0, query=self.window_query(start, end, version),
+                                         aggs=_segment_aggs("s", seg, self._quality_aggs()))["aggregations"]
+                    by_value: dict[str, QualityProfile] = {}
+                    for value, bucket in _segment_buckets("s", seg, found):
+                        q = self._read_quality(bucket, 0)
+                        by_value[value] = by_value[value].merge(q) if value in by_value else q
+                    cmp.quality.setdefault(version, {})[adjust] = by_value
+        if all(v in cmp.profiles for v in (champion, candidate)):
+            cmp.pairs = self.shadow_pairs(start, end, champion, candidate, cmp.side(candidate).records)
+        return cmp
+
+    def _outputs_by_segment(self, query: dict[str, Any]) -> dict[str, dict[str, dict[str, dict[str, int]]]]:
+        outputs = [col for col in self.baseline.columns.values()
+                   if col.role == "prediction" and col.kind in ("numeric", "categorical", "boolean")]
+        segments = segment_features(self.baseline)
+        if not outputs or not segments:
+            return {}
+        sub = {f"o{j}": ({"range": {"field": col.field, "ranges": _ranges(col.edges, first=None)}}
+                         if col.kind == "numeric" else {"terms": {"field": col.field, "size": 200}})
+               for j, col in enumerate(outputs)}
+        aggs: dict[str, Any] = {}
+        for i, seg in enumerate(segments):
+            aggs.update(_segment_aggs(f"s{i}", seg, sub))
+        found = self._search(size=0, query=query, aggs=aggs)["aggregations"]
+        out: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
+        for j, col in enumerate(outputs):
+            per_feature = out.setdefault(col.name, {})
+            for i, seg in enumerate(segments):
+                values = per_feature.setdefault(seg.name, {})
+                for value, bucket in _segment_buckets(f"s{i}", seg, found):
+                    if col.kind == "numeric":
+                        bins = {str(k): b["doc_count"] for k, b in enumerate(bucket[f"o{j}"]["buckets"]) if b["doc_count"]}
+                    else:
+                        bins = {}
+                        for b in bucket[f"o{j}"]["buckets"]:
+                            key = output_bin_keys(col, [b.get("key_as_string", b["key"])])[0]
+                            if key is not None:
+                                bins[key] = bins.get(key, 0) + b["doc_count"]
+                    into = values.setdefault(value, {})
+                    for key, n in bins.items():
+                        into[key] = into.get(key, 0) + n
+                    if not into:
+                        values.pop(value)
+        return out
+
+    def shadow_pairs(self, start: str, end: str, champion: str, candidate: str, records: int) -> PairCounts:
+        """The shadow pairs of the window, joined by ``prediction_id`` without pulling the window: a seeded random
+        sample of at most ``pair_sample`` of the candidate's records (the same sample on a re-run), then the
+        champion's records of those ids (one ``terms`` query), paired as the local kernel pairs them. A sample of
+        ids, both records of each: the share sampled is ``PairCounts.sampled``; a canary's ids find no partner."""
+        seg_fields = [s.field for s in segment_features(self.baseline)]
+        fields = [c.PREDICTION_ID, c.PREDICTION, c.MODEL_NAME, c.MODEL_VERSION, c.TIMESTAMP, *seg_fields]
+        size = min(self.pair_sample, records)
+        if size <= 0:
+            return PairCounts()
+        query = {"function_score": {"query": self.window_query(start, end, candidate), "boost_mode": "replace",
+                                    "random_score": {"seed": _seed(f"pairs/{start}/{end}"), "field": "_seq_no"}}}
+        theirs = self._search(size=size, _source=fields, query=query)["hits"]["hits"]
+        ids = sorted({h["_source"].get("predwatch", {}).get("prediction_id") for h in theirs} - {None})
+        mine = []
+        if ids:
+            where = {"bool": {"filter": [self.window_query(start, end, champion),
+                                         {"terms": {c.PREDICTION_ID: ids}}]}}
+            mine = self._search(size=len(ids), _source=fields, query=where)["hits"]["hits"]
+        predictions = []
+        for hit in [*mine, *theirs]:
+            try:
+                predictions.append(c.read_prediction(hit.get("_source", {})))
+            except c.RecordError:
+                continue
+        counter = VersionCounter(self.baseline, self._counter, champion, candidate)
+        pairs = PairCounts()
+        counter._pair(Columns.of(predictions), pairs, None)
+        pairs.unpaired = len(counter.waiting)
+        pairs.sampled = len(theirs) / records if records else 1.0
+        return pairs
 
     def interval_profile(self, start: str, end: str, version: str | None) -> WindowProfile | None:
         """The sum of the profile records (``PredictionLogger(profile=...)``) of every process for the
@@ -387,6 +498,33 @@ AGGREGATABLE = {  # the mapped types whose aggregations read a feature of each b
     "text": frozenset({"keyword", "constant_keyword", "wildcard", "text", "match_only_text"}),
     "embedding": NUMERIC_TYPES,
 }
+
+
+def _segment_aggs(key: str, seg: ColumnBaseline, sub: dict[str, Any]) -> dict[str, Any]:
+    """A segment feature's buckets as the local kernel forms them (:func:`analyzers.core.versions.segment_value_keys`):
+    its major categories, the other known ones, the unseen ones, the missing; ``sub`` nested in each."""
+    f, major = seg.field, major_categories(seg)
+    known = list(seg.categories or {})
+    rest = [k for k in known if k not in set(major)]
+    aggs: dict[str, Any] = {f"{key}_missing": {"missing": {"field": f}, "aggs": sub},
+                            f"{key}_unseen": {"filter": {"bool": {"filter": [{"exists": {"field": f}}],
+                                                                  "must_not": [{"terms": {f: known}}] if known else []}},
+                                              "aggs": sub}}
+    if major:
+        aggs[f"{key}_major"] = {"terms": {"field": f, "include": major, "size": len(major)}, "aggs": sub}
+    if rest:
+        aggs[f"{key}_other"] = {"filter": {"terms": {f: rest}}, "aggs": sub}
+    return aggs
+
+
+def _segment_buckets(key: str, seg: ColumnBaseline, found: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(segment value, its bucket) of :func:`_segment_aggs`' answer, empty buckets left out."""
+    out = [(str(b.get("key_as_string", b["key"])).lower() if seg.kind == "boolean" else str(b["key"]), b)
+           for b in found.get(f"{key}_major", {}).get("buckets", [])]
+    for name, value in (("other", OTHER), ("unseen", UNSEEN), ("missing", MISSING)):
+        if f"{key}_{name}" in found:
+            out.append((value, found[f"{key}_{name}"]))
+    return [(value, b) for value, b in out if b["doc_count"]]
 
 
 def _days(start: str, end: str) -> set[str]:

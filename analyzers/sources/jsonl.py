@@ -238,7 +238,7 @@ def _canonical_decoder() -> tuple[Callable[[bytes], Any], Callable[[Any], Any], 
     model = msgspec.defstruct("Model", [("name", str | None, None), ("version", str | None, None)])
     fields = {"model": (model, msgspec.NODEFAULT), "features": (dict[str, scalar], msgspec.NODEFAULT),
               "prediction_id": (str | None, None), "prediction": (scalar | dict[str, scalar], None),
-              "latency_ms": (Any, None)}
+              "latency_ms": (Any, None), "shadow": (Any, None)}
     assert fields.keys() == c.CANONICAL_NAMESPACE
     namespace = msgspec.defstruct("Namespace", [(k, t, d) for k, (t, d) in fields.items()],
                                   forbid_unknown_fields=True, kw_only=True)

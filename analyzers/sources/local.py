@@ -24,6 +24,7 @@ from ..core.counting import Columns, ProfileCounter, outputs_of, scored_outputs
 from ..core.joint import RowSample
 from ..core.profile import Rejected, WindowProfile
 from ..core.quality import QualityProfile, add_labelled
+from ..core.versions import VersionCounter, adjusted_feature
 from .jsonl import CHUNK, Chunk, chunked, locate, read_records, read_records_range
 
 REASONS_KEPT = 10  # rejected lines whose reason is kept for the user
@@ -37,7 +38,7 @@ class LocalProfiler:
 
     def __init__(self, baseline: Baseline, *, model: str | None = None, chunk: int = CHUNK,
                  window: timedelta | None = None, progress: Callable[[int], None] | None = None,
-                 fields: FieldMap | None = None) -> None:
+                 fields: FieldMap | None = None, compare: tuple[str, str] | None = None) -> None:
         self.baseline = baseline
         self.fields = fields  # records in a service's own layout: where each part of the contract lives
         self.model = model
@@ -54,6 +55,10 @@ class LocalProfiler:
         self.unmatched_outcomes = 0  # outcomes whose prediction none of the windows holds
         self.early_outcomes = 0  # outcomes stamped before their prediction (left out of the label delays)
         self.profiled: dict[float | None, WindowProfile] = {}  # windows counted by profile records (profile=)
+        # two versions compared (champion, candidate): each window also profiled per version, pairs matched
+        self.versions = None if compare is None else VersionCounter(baseline, self.counter, *compare)
+        # (version, id) -> (window, output, time, segment values)
+        self.version_pending: dict[tuple[str, str], tuple[float | None, Any, str | None, tuple]] = {}
 
     def profile_files(self, paths: Iterable[str | Path], workers: int = 1) -> WindowProfile:
         """Profile JSONL files into one profile (see :meth:`windows_of_files` for one per window)."""
@@ -85,8 +90,12 @@ class LocalProfiler:
         finally:
             _FORKED = None
         windows: dict[float | None, WindowProfile] = {}
-        for profiles, rejections, rejected, pending, outcomes, profiled in parts:
+        for profiles, rejections, rejected, pending, outcomes, profiled, versioned in parts:
             _merge_into(windows, profiles)
+            if self.versions is not None:
+                version_pending, waiting, limit = versioned
+                self.version_pending.update(version_pending)
+                self.versions.absorb(waiting, limit, windows)
             _merge_into(self.profiled, profiled)
             self.rejected += rejected
             self.rejections.extend(rejections[: REASONS_KEPT - len(self.rejections)])
@@ -128,10 +137,15 @@ class LocalProfiler:
         path, start, end = part
         # a worker reads several ranges with the one profiler it forked with: each range reports only its own
         self.rejected, self.rejections, self.pending, self.outcomes, self.profiled = 0, [], {}, {}, {}
+        self.version_pending = {}
+        if self.versions is not None:
+            self.versions.waiting = {}
         profiles = self.windows(read_records([path], self.fields) if end < 0
                                 else read_records_range(path, start, end, self.fields))
         located = [Rejected(locate(path, r.where), r.reason) for r in self.rejections]
-        return profiles, located, self.rejected, self.pending, self.outcomes, self.profiled
+        versioned = None if self.versions is None else (self.version_pending, self.versions.waiting,
+                                                         self.versions.limit)
+        return profiles, located, self.rejected, self.pending, self.outcomes, self.profiled, versioned
 
     def profile(self, items: Iterable[c.Prediction | c.Outcome | Rejected]) -> WindowProfile:
         """One profile of all ``items`` (outcomes joined to their predictions), whatever ``window`` says."""
@@ -198,6 +212,10 @@ class LocalProfiler:
                 profile = self.counter.count(group, stamps, sample)
                 if self._quality is not None:
                     self._remember(key, group, profile)
+                if self.versions is not None:
+                    profile.compared = self.versions.count(group, stamps, key)
+                    if self._quality is not None:
+                        self._remember_versions(key, group)
                 _merge_into(windows, {key: profile})
         for key, sample in samples.items():
             windows[key].sample = sample
@@ -246,8 +264,28 @@ class LocalProfiler:
             if pid is not None:
                 pending[pid] = (key, output, stamp)
 
+    def _remember_versions(self, key: float | None, records: Columns) -> None:
+        """The compared versions' predictions awaiting their outcome, apart (a shadow's two records share an id),
+        with their segment values (the quality of comparable traffic is reweighted by them)."""
+        wanted = (self.versions.champion, self.versions.candidate)
+        rows = [i for i, (pid, v) in enumerate(zip(records.prediction_ids, records.versions))
+                if pid is not None and v in wanted]
+        if not rows:
+            return
+        group = records.take(rows)
+        outputs = outputs_of(group, self._quality.column)
+        segments = self.versions.segment_values(group.features)
+        pending = self.version_pending
+        for pid, version, output, stamp, segs in zip(group.prediction_ids, group.versions, outputs, group.timestamps,
+                                                     segments):
+            pending[(version, pid)] = (key, output, stamp, segs)
+
     def join_outcomes(self, windows: dict[float | None, WindowProfile]) -> None:
         """Outcomes into the quality profile of their prediction's window, whatever their own time."""
+        if self.versions is not None:
+            self.versions.finish(windows)
+            if self._quality is not None:
+                self._join_versions(windows)
         ref = self._quality
         if ref is None:
             return
@@ -270,6 +308,24 @@ class LocalProfiler:
             window = windows[key]
             window.quality = window.quality or QualityProfile()
             add_labelled(window.quality, ref, outputs, actuals, delays)
+
+    def _join_versions(self, windows: dict[float | None, WindowProfile]) -> None:
+        """Outcomes into the quality of each compared version's own predictions (of both, for a shadow's id)."""
+        joined: dict[tuple[float | None, str], tuple[list, list, list]] = {}
+        for pid, (stamp, actual) in self.outcomes.items():
+            for version in (self.versions.champion, self.versions.candidate):
+                hit = self.version_pending.get((version, pid))
+                if hit is not None and hit[0] in windows:
+                    outputs, actuals, segments = joined.setdefault((hit[0], version), ([], [], []))
+                    outputs.append(hit[1])
+                    actuals.append(actual)
+                    segments.append(hit[3])
+        adjust = {key: adjusted_feature(windows[key].compared, self.baseline) for key, _ in joined
+                  if windows[key].compared is not None}
+        for (key, version), (outputs, actuals, segments) in joined.items():
+            compared = windows[key].compared
+            if compared is not None:
+                self.versions.add_labelled(compared, version, self._quality, outputs, actuals, segments, adjust[key])
 
     def _reject(self, item: Rejected) -> None:
         self.rejected += 1

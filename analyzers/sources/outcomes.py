@@ -113,12 +113,21 @@ def _join_page(client: Elasticsearch, prefix: str, model: str, hits: list[dict],
     found = search(client, index=predictions_pattern(prefix, model), size=len(ids), query={"ids": {"values": list(ids)}},
                    _source=[c.TIMESTAMP, c.PREDICTION, c.MODEL_VERSION, c.OUTCOME_TIMESTAMP, c.NAMESPACE],
                    ignore_unavailable=True, allow_no_indices=True)["hits"]["hits"]
+    # a shadow's records of these predictions (another version scored the same request): joined too, each once
+    shadows = search(client, index=predictions_pattern(prefix, model), size=min(10 * len(ids), 10_000),
+                     query={"bool": {"filter": [{"term": {c.SHADOW: True}}, {"terms": {c.PREDICTION_ID: list(latest)}}]}},
+                     _source=[c.TIMESTAMP, c.PREDICTION, c.MODEL_VERSION, c.OUTCOME_TIMESTAMP, c.NAMESPACE],
+                     ignore_unavailable=True, allow_no_indices=True)["hits"]["hits"]
+    shadow_of = {hit["_id"]: (hit["_source"].get(c.NAMESPACE) or {}).get("prediction_id") for hit in shadows}
     actions: list[dict] = []
-    matched: set[str] = set()
-    for hit in found:
-        pid = ids.get(hit["_id"])
-        if pid is None or pid in matched:
+    matched: set[str] = set()  # predictions joined (by their serving record, or a shadow's)
+    done: set[str] = set()  # documents joined
+    for hit in [*found, *shadows]:
+        pid = ids.get(hit["_id"]) or shadow_of.get(hit["_id"])
+        key = hit["_id"] if hit["_id"] in shadow_of else pid  # a serving record: once per prediction
+        if pid is None or pid not in latest or key in done:
             continue
+        done.add(key)
         matched.add(pid)
         try:
             pred = c.read_prediction(hit["_source"])

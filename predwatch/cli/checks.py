@@ -136,8 +136,16 @@ def _check(sub: Subparsers) -> None:
                    help="json: one object per window, one per line, in time order")
     p.add_argument("--config", help="predwatch.toml with check thresholds")
     add_fields_arg(p)
+    add_compare_arg(p)
     add_workers_arg(p)
     p.set_defaults(run=run_check)
+
+
+def add_compare_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compare", nargs=2, metavar=("CHAMPION", "CANDIDATE"),
+                   help="two versions of the model in the logs (canary, A/B or shadow): judge the candidate against "
+                        "the champion on each window (version_shift, version_traffic_shift, version_quality_gap, "
+                        "version_disagreement); the candidate needs no baseline of its own")
 
 
 def add_window_arg(p: argparse.ArgumentParser) -> None:
@@ -202,7 +210,8 @@ def _analyze_local(args: argparse.Namespace):
     try:
         analysis = analyze_local(args.logs, baseline, config, workers=max(1, args.workers), window=window_size(args),
                                  progress=bar.update if bar.active else None, recent_days=max(0, args.recent_days),
-                                 fields=fields)
+                                 fields=fields,
+                                 compare=tuple(compare) if (compare := getattr(args, "compare", None)) else None)
     except UnreadableFile as exc:
         raise UsageError(str(exc)) from None
     finally:
@@ -213,7 +222,11 @@ def _analyze_local(args: argparse.Namespace):
         print(f"{analysis.rejected:,} lines rejected in all", file=sys.stderr)
     for model, n in analysis.other_models.items():
         print(f"left out {n:,} records of model {model!r} (the baseline is for {baseline.model!r})", file=sys.stderr)
-    others = {v: n for v, n in analysis.versions.items() if baseline.version is not None and v not in (baseline.version, "None")}
+    compared = set(getattr(args, "compare", None) or ())
+    for version in sorted(compared - set(analysis.versions)):
+        print(f"no record of version {version!r} in the logs: nothing to compare it with", file=sys.stderr)
+    others = {v: n for v, n in analysis.versions.items()
+              if baseline.version is not None and v not in (baseline.version, "None") and v not in compared}
     for version, n in others.items():
         print(f"{n:,} records are of model version {version!r}, the baseline is of version {baseline.version!r}: "
               "they were checked against it all the same (build a baseline per version to tell them apart)",
@@ -254,6 +267,8 @@ def format_text(result) -> str:
     if result.latency:
         lat = result.latency
         lines.append(f"latency: p50 {lat['p50']:.3g} ms, p95 {lat['p95']:.3g} ms, p99 {lat['p99']:.3g} ms")
+    if p.compared is not None:
+        lines.append(versions_line(result.to_json()["versions_compared"]))
     unjudged = [r for r in result.results if not r.judged]
     if unjudged:
         lines.append("not judged (too few values): " + ", ".join(f"{r.feature} {r.check} ({r.n_window})"
@@ -270,6 +285,22 @@ def format_text(result) -> str:
         lines.append(f"-- against the recent days (the same window on the previous days) {'-' * (len(head) - 68)}")
         lines += [finding_line(f) for f in recent]
     return "\n".join(lines)
+
+
+def versions_line(v: dict) -> str:
+    """The ``versions_compared`` section of a window as one line of text."""
+    champion, candidate = v["champion"], v["candidate"]
+    said = [f"versions: {champion} (champion) {v['records'][champion]:,} records, {candidate} (candidate) "
+            f"{v['records'][candidate]:,}"]
+    for version in (champion, candidate) if v.get("quality") else ():
+        q = v["quality"][version]
+        if q["labelled"]:
+            said.append(f"{version}: " + ", ".join(f"{k} {x:.3g}" for k, x in q.items() if k != "labelled")
+                        + f" on {q['labelled']:,} labels")
+    shadow = v["shadow"]
+    if shadow["pairs"]:
+        said.append(f"{shadow['pairs']:,} ids scored by both, {shadow['label_disagreement']:.1%} labels differ")
+    return "; ".join(said)
 
 
 def format_incidents(incidents) -> str:
@@ -322,6 +353,7 @@ def _report(sub: Subparsers) -> None:
     p.add_argument("--logs", nargs="+", help="JSONL files of prediction records (.gz too)")
     add_window_arg(p)
     p.add_argument("--config", help="predwatch.toml with check thresholds")
+    add_compare_arg(p)
     p.add_argument("--out", required=True, help="the HTML file to write")
     add_fields_arg(p)
     add_workers_arg(p)
