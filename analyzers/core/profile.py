@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .joint import RowSample
 from .quality import QualityProfile
-
-if TYPE_CHECKING:
-    from .versions import VersionProfiles
 
 EXAMPLES = 5  # examples kept per kind of problem
 UNSEEN_KEEP = 1000  # distinct unseen values tracked with counts (the total stays exact)
@@ -132,8 +129,9 @@ class WindowProfile:
     # a bounded random sample of the window's records (their inputs), for the joint checks (baselines with a joint
     # reference or an embedding); mergeable, so a window's sample is the same however its records were split
     sample: RowSample | None = None
-    # two versions of the model profiled apart, for comparing them (``--compare``): analyzers.core.versions
-    compared: "VersionProfiles | None" = None
+    # two versions of the model profiled apart, for comparing them (``--compare``): a VersionProfiles of
+    # analyzers.core.versions (which builds on profiles, hence not named here); a window's own, never stored
+    compared: Any = None
 
     def absent(self, name: str) -> int:
         """Records in which the column's key is missing altogether."""
@@ -168,8 +166,6 @@ class WindowProfile:
             doc["quality"] = self.quality.to_dict()
         if self.sample is not None:
             doc["sample"] = self.sample.to_dict()
-        if self.compared is not None:
-            doc["compared"] = self.compared.to_dict()
         return doc
 
     @classmethod
@@ -180,10 +176,7 @@ class WindowProfile:
             doc["quality"] = QualityProfile.from_dict(doc["quality"])
         if doc.get("sample") is not None:
             doc["sample"] = RowSample.from_dict(doc["sample"])
-        if doc.get("compared") is not None:
-            from .versions import VersionProfiles
-
-            doc["compared"] = VersionProfiles.from_dict(doc["compared"])
+        doc.pop("compared", None)
         return cls(**doc)
 
 

@@ -11,12 +11,9 @@ the shards' reason, so that the window is not judged and is analysed again later
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from logging_adapter import contract as c
-
-if TYPE_CHECKING:
-    from .layout import Layout
 
 RETRIES = 2  # a partial answer is asked again this many times
 BACKOFF_S = 0.5  # doubled each time
@@ -51,7 +48,7 @@ def incompleteness(resp: dict[str, Any]) -> str | None:
 
 
 def of_model(model: str, version: str | None = None, *, field: str | None = None, start: str | None = None,
-             end: str | None = None, layout: Layout | None = None) -> dict[str, Any]:
+             end: str | None = None, layout: Any = None) -> dict[str, Any]:
     """The query of one model's documents (of one version when given), with ``field`` in ``[start, end)`` when
     given: what every search of records, results, profiles and incidents filters by. Records, results and state
     documents all name the model and version by the contract's fields; the records in a user's own indices by
