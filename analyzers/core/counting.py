@@ -21,6 +21,7 @@ import pandas as pd
 from logging_adapter import contract as c
 
 from .baseline import Baseline, ColumnBaseline, bin_index
+from .groups import count_groups, group_values
 from .profile import EXAMPLES, SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, WindowProfile, add_examples
 from .quality import QualityProfile, QualityReference, latency_bins, scored_profile
 from .segments import MISSING, segment_features
@@ -123,7 +124,20 @@ class ProfileCounter:
             prof.columns[name] = self.count_column(name, col, values)
         if self._segments:
             self._count_offending(prof, rows, aligned)
+        groups = self.baseline.groups
+        if groups is not None:
+            prof.groups = count_groups(self.group_values(records, rows),
+                                       groups.is_positive(outputs_of(records, groups.column)), groups)
         return prof
+
+    def group_values(self, records: Columns, rows: list[dict[str, Any]] | None = None) -> list[list[str]]:
+        """Each record's value of every group field of the baseline (:func:`analyzers.core.groups.group_values`),
+        from its columns (``rows``: already read) and the fields of the record around it."""
+        if rows is None:
+            rows = records.features
+            if any(type(v) is dict for row in rows[:1] for v in row.values()):
+                rows = [c.flatten(row) for row in rows]
+        return group_values(rows, self.baseline.groups.fields)
 
     def _count_offending(self, prof: WindowProfile, rows: list[dict[str, Any]],
                          aligned: dict[str, Sequence[Any]]) -> None:

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .groups import Groups, groups_from_dict, groups_to_dict, merge_groups
 from .quality import QualityProfile
 
 EXAMPLES = 5  # examples kept per kind of problem
@@ -125,6 +126,8 @@ class WindowProfile:
     hours: dict[str, int] = field(default_factory=dict)  # records per UTC hour of the week ("0" Monday 00h .. "167")
     latency: dict[str, int] = field(default_factory=dict)  # latency histogram (analyzers.core.quality.latency_bins)
     quality: QualityProfile | None = None  # outcomes joined to the window's predictions (baselines with quality)
+    # per group field and value: predictions, positive ones, labelled quality (analyzers.core.groups)
+    groups: Groups = field(default_factory=dict)
 
     def absent(self, name: str) -> int:
         """Records in which the column's key is missing altogether."""
@@ -148,13 +151,16 @@ class WindowProfile:
             hours=_add(self.hours, other.hours),
             latency=_add(self.latency, other.latency),
             quality=_pick(QualityProfile.merge, self.quality, other.quality),
+            groups=merge_groups(self.groups, other.groups),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        doc = {k: v for k, v in self.__dict__.items() if k not in ("columns", "quality")}
+        doc = {k: v for k, v in self.__dict__.items() if k not in ("columns", "quality", "groups")}
         doc["columns"] = {name: col.to_dict() for name, col in self.columns.items()}
         if self.quality is not None:
             doc["quality"] = self.quality.to_dict()
+        if self.groups:
+            doc["groups"] = groups_to_dict(self.groups)
         return doc
 
     @classmethod
@@ -163,6 +169,8 @@ class WindowProfile:
         doc["columns"] = {n: ColumnProfile.from_dict(c) for n, c in doc.get("columns", {}).items()}
         if doc.get("quality") is not None:
             doc["quality"] = QualityProfile.from_dict(doc["quality"])
+        if doc.get("groups"):
+            doc["groups"] = groups_from_dict(doc["groups"])
         return cls(**doc)
 
 

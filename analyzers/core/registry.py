@@ -13,7 +13,7 @@ from here.
 >>> spec("out_of_range").problem, spec("out_of_range").against_recent
 ('out_of_range', False)
 >>> [s.name for s in specs() if s.window is not None]
-['quality_drop', 'prediction_bias', 'estimated_quality_drop', 'latency_regression']
+['quality_drop', 'prediction_bias', 'estimated_quality_drop', 'latency_regression', 'fairness_gap']
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .profile import ColumnProfile, WindowProfile
 
 # the modules whose detectors are built in: importing them registers them, in this order
-BUILT_IN = ("analyzers.core.checks", "analyzers.core.quality")
+BUILT_IN = ("analyzers.core.checks", "analyzers.core.quality", "analyzers.core.groups")
 
 
 @dataclass
@@ -52,6 +52,7 @@ class Measured:
     role: str
     measurement: Measurement
     metric: str | None = None
+    segment: dict[str, str] | None = None  # the group measured ({"feature": F, "value": V}), if not all records
 
 
 ColumnDetector = Callable[["ColumnBaseline", "ColumnProfile", "WindowProfile", str], "Measurement | None"]

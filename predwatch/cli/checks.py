@@ -34,6 +34,14 @@ def _baseline(sub: Subparsers) -> None:
                    help="what the model does (default: inferred from --actual)")
     p.add_argument("--threshold", type=float, metavar="T",
                    help="binary scores: predicted positive at score >= T (default 0.5)")
+    p.add_argument("--segment", action="append", default=[], metavar="FIELD",
+                   help="judge the model's quality per value of FIELD too (repeatable; categorical and boolean "
+                        "inputs always are): a model input, or a record field such as labels.region or "
+                        "service.version (a column of that name in --data)")
+    p.add_argument("--sensitive", action="append", default=[], metavar="FIELD",
+                   help="a sensitive attribute (repeatable): each window reports the demographic parity and "
+                        "equal-opportunity differences between its values (Fairlearn's definitions), and "
+                        "fairness_gap fires when a gap grows beyond the reference's")
     p.add_argument("--out", help="where to write the baseline JSON")
     p.add_argument("--es", action="store_true", help="also store the baseline in Elasticsearch (<prefix>-baselines)")
     add_es_args(p)
@@ -73,7 +81,8 @@ def run_baseline(args: argparse.Namespace) -> int:
     try:
         baseline = build_baseline(table, model=args.model, version=args.version, kinds=kinds,
                                   predictions=args.prediction, source=path.name, time_column=args.time_column,
-                                  actual=args.actual, task=args.task, threshold=args.threshold)
+                                  actual=args.actual, task=args.task, threshold=args.threshold,
+                                  segments=args.segment, sensitive=args.sensitive)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     finally:
