@@ -344,7 +344,7 @@ def rate_gap(counts: dict[str, tuple[int, int]], minimum: int) -> Gap | None:
 
     >>> g = rate_gap({"F": (30, 100), "M": (50, 100), "X": (1, 5)}, minimum=100)
     >>> round(g.value, 3), g.highest, g.lowest, round(g.sd, 3)
-    (0.2, 'M', 'F', 0.067)
+    (0.2, 'M', 'F', 0.068)
     """
     rates = {v: (k / n, n) for v, (k, n) in counts.items() if n >= minimum and v not in (OTHER, MISSING)}
     if len(rates) < 2:
