@@ -196,3 +196,14 @@ def test_group_counts_merge_bounded_and_round_trip():
     assert set(bounded) == {"north", "(other)"} and bounded["(other)"].predictions == 2
     assert "groups" not in WindowProfile(records=1).to_dict()  # profiles without groups are as they were
     assert rate_gap({"F": (10, 99), "M": (50, 100)}, minimum=100) is None
+
+
+def test_the_report_shows_quality_by_group_and_fairness(baseline_path, tmp_path, capsys):
+    logs = write_window(draw(5_000, 7, turned=0.25, lower=0.4), tmp_path, "r")
+    out = tmp_path / "report.html"
+    code, _ = run(capsys, "report", "--baseline", baseline_path, "--logs", *logs, "--out", str(out))
+    assert code in (0, 1)
+    page = out.read_text()
+    assert "Model quality by group" in page and "region=north" in page
+    assert "<b>prediction</b> for region=north" in page  # the finding names its group
+    assert "<h2>Fairness</h2>" in page and "demographic_parity" in page and "equal_opportunity" in page
