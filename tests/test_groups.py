@@ -44,13 +44,15 @@ def draw(n: int, seed: int, *, turned: float = 0.0, region: str = "north", lower
                          "gender": gender, "score": score.round(4), "label": label})
 
 
-def write_window(frame: pd.DataFrame, tmp: Path, tag: str) -> list[str]:
-    """Prediction records over one hour and their outcomes, in two files."""
+def write_window(frame: pd.DataFrame, tmp: Path, tag: str, around=None) -> list[str]:
+    """Prediction records over one hour and their outcomes, in two files. ``around(i, row)``: the fields of
+    record ``i`` around its prediction (``service``, ``host``, ``labels``)."""
     preds, outs = [], []
     for i, row in enumerate(frame.itertuples()):
         at = T0 + timedelta(seconds=3600 * i / len(frame))
         pid = f"{tag}-{i}"
         preds.append({"@timestamp": c.utc_iso(at), "event": {"kind": "event", "dataset": c.DATASET},
+                      **(around(i, row) if around else {}),
                       "predwatch": {"model": {"name": MODEL, "version": "1"}, "prediction_id": pid,
                                     "features": {"x": row.x, "region": row.region, "store": row.store,
                                                  "gender": row.gender}, "prediction": row.score}})
@@ -207,3 +209,48 @@ def test_the_report_shows_quality_by_group_and_fairness(baseline_path, tmp_path,
     assert "Model quality by group" in page and "region=north" in page
     assert "<b>prediction</b> for region=north" in page  # the finding names its group
     assert "<h2>Fairness</h2>" in page and "demographic_parity" in page and "equal_opportunity" in page
+
+
+HOSTS = ["web-1", "web-2", "web-3", "web-4", "web-5"]
+
+
+def test_an_input_problem_from_one_host_is_named_by_host_name(baseline_path, tmp_path, capsys):
+    frame = draw(5_000, 14)
+    frame["x"] = frame["x"].astype(object)
+    host = [HOSTS[i % 5] for i in range(len(frame))]
+    broken = [h == "web-3" and i % 4 != 0 for i, h in enumerate(host)]  # web-3 loses x on 3 records of 4
+    frame.loc[broken, "x"] = None
+    logs = write_window(frame, tmp_path, "h", around=lambda i, row: {
+        "service": {"name": "loans", "version": "7"}, "host": {"name": host[i]}, "labels": {"zone": f"z{i % 2}"}})
+    doc = check(capsys, baseline_path, logs)
+    missing = next(f for f in doc["findings"] if f["check"] == "missing_feature" and f["feature"] == "x")
+    assert missing["segments"][0]["feature"] == "host.name" and missing["segments"][0]["value"] == "web-3", missing
+    assert missing["segments"][0]["share_of_window"] == pytest.approx(0.2)
+    assert "host.name=web-3" in missing["message"]
+    assert not any(s["feature"] in ("service.version", "labels.zone") for s in missing["segments"])
+
+
+def test_quality_per_service_version_without_a_reference_of_its_own(tmp_path, capsys):
+    from predwatch.cli import main
+
+    train = tmp_path / "held_out.csv"
+    draw(20_000, 3).to_csv(train, index=False)
+    baseline = tmp_path / "b.json"
+    assert main(["baseline", "--data", str(train), "--model", MODEL, "--prediction", "score", "--actual", "label",
+                 "--segment", "service.version", "--out", str(baseline)]) == 0
+    capsys.readouterr()
+    assert Baseline.load(baseline).groups.segments == ["service.version"]
+    frame = draw(5_000, 15)
+    deployed = np.random.default_rng(15).random(len(frame)) < 0.15  # version 8 serves 15% of the traffic ...
+    turned = deployed & (np.random.default_rng(16).random(len(frame)) < 0.25)  # ... and a quarter of it is wrong
+    frame.loc[turned, "label"] = 1 - frame.loc[turned, "label"]
+    logs = write_window(frame, tmp_path, "v", around=lambda i, row: {
+        "service": {"name": "loans", "version": "8" if deployed[i] else "7"}})
+    doc = check(capsys, str(baseline), logs)
+    found = quality_findings(doc)
+    # the broken version is named, critical; its wrong answers also reach every region (a warning at most)
+    critical = {(f["segment"]["feature"], f["segment"]["value"]) for f in found if f["severity"] == "critical"}
+    assert critical == {("service.version", "8")}, [f["message"] for f in found]
+    assert not [f for f in found if "segment" not in f]
+    table = {(g["feature"], g["value"]): g for g in doc["quality_by_group"]}
+    assert table[("service.version", "8")]["reference"] == "overall"

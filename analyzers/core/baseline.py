@@ -205,10 +205,11 @@ def build_baseline(
         table = table.drop(columns=[time_column])
     quality = predicted = outcomes = None
     for name in (*segments, *sensitive):
-        if name not in table.columns:
-            raise ValueError(f"group field {name!r} is not in the data")
+        if name not in table.columns and not (is_record_field(name) and name in segments):
+            raise ValueError(f"group field {name!r} is not in the data")  # a record field has no reference then
     grouping = table
-    table = table.drop(columns=[n for n in dict.fromkeys((*segments, *sensitive)) if is_record_field(n)])
+    table = table.drop(columns=[n for n in dict.fromkeys((*segments, *sensitive))
+                                if is_record_field(n) and n in table.columns])
     if actual is not None:
         if actual not in table.columns:
             raise ValueError(f"actual column {actual!r} is not in the data")

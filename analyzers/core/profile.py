@@ -128,6 +128,9 @@ class WindowProfile:
     quality: QualityProfile | None = None  # outcomes joined to the window's predictions (baselines with quality)
     # per group field and value: predictions, positive ones, labelled quality (analyzers.core.groups)
     groups: Groups = field(default_factory=dict)
+    # records per value of the fields around the predictions that differ between them (service.version,
+    # host.name, labels.*): what a finding's segments on those fields are measured against
+    context: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def absent(self, name: str) -> int:
         """Records in which the column's key is missing altogether."""
@@ -152,15 +155,18 @@ class WindowProfile:
             latency=_add(self.latency, other.latency),
             quality=_pick(QualityProfile.merge, self.quality, other.quality),
             groups=merge_groups(self.groups, other.groups),
+            context=merge_context(self.context, other.context),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        doc = {k: v for k, v in self.__dict__.items() if k not in ("columns", "quality", "groups")}
+        doc = {k: v for k, v in self.__dict__.items() if k not in ("columns", "quality", "groups", "context")}
         doc["columns"] = {name: col.to_dict() for name, col in self.columns.items()}
         if self.quality is not None:
             doc["quality"] = self.quality.to_dict()
         if self.groups:
             doc["groups"] = groups_to_dict(self.groups)
+        if self.context:
+            doc["context"] = self.context
         return doc
 
     @classmethod
@@ -205,6 +211,16 @@ def merge_offending(a: dict[str, dict[str, dict[str, int]]], b: dict[str, dict[s
         out[problem] = {name: _top(_add(x.get(name, {}), y.get(name, {})), SEGMENT_VALUES_KEPT)
                         for name in x.keys() | y.keys()}
     return out
+
+
+def merge_context(a: dict[str, dict[str, int]], b: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Records per value of each field around the predictions, of two windows added (the most frequent
+    ``SEGMENT_VALUES_KEPT`` values of each field kept)."""
+    if not b:
+        return a
+    if not a:
+        return b
+    return {name: _top(_add(a.get(name, {}), b.get(name, {})), SEGMENT_VALUES_KEPT) for name in a.keys() | b.keys()}
 
 
 def _pick(fn, a, b):
