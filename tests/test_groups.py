@@ -47,6 +47,13 @@ def draw(n: int, seed: int, *, turned: float = 0.0, region: str = "north", lower
 def write_window(frame: pd.DataFrame, tmp: Path, tag: str, around=None) -> list[str]:
     """Prediction records over one hour and their outcomes, in two files. ``around(i, row)``: the fields of
     record ``i`` around its prediction (``service``, ``host``, ``labels``)."""
+    preds, outs = window_records(frame, tag, around)
+    return [str(write_jsonl(tmp / f"{tag}-predictions.jsonl", preds)),
+            str(write_jsonl(tmp / f"{tag}-outcomes.jsonl", outs))]
+
+
+def window_records(frame: pd.DataFrame, tag: str, around=None) -> tuple[list[dict], list[dict]]:
+    """The prediction records of :func:`write_window` and their outcome records."""
     preds, outs = [], []
     for i, row in enumerate(frame.itertuples()):
         at = T0 + timedelta(seconds=3600 * i / len(frame))
@@ -58,8 +65,7 @@ def write_window(frame: pd.DataFrame, tmp: Path, tag: str, around=None) -> list[
                                                  "gender": row.gender}, "prediction": row.score}})
         outs.append(c.outcome_record(pid, int(row.label), model=MODEL, version="1",
                                      timestamp=c.utc_iso(at + timedelta(hours=5))))
-    return [str(write_jsonl(tmp / f"{tag}-predictions.jsonl", preds)),
-            str(write_jsonl(tmp / f"{tag}-outcomes.jsonl", outs))]
+    return preds, outs
 
 
 def run(capsys, *argv: str) -> tuple[int, dict | None]:

@@ -25,7 +25,8 @@ from logging_adapter.templates import intervals_pattern, predictions_pattern
 
 from ..core.baseline import Baseline, ColumnBaseline
 from ..core.profile import SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, WindowProfile
-from ..core.quality import DELAY_EDGES, QualityProfile, latency_edges
+from ..core.groups import GROUP_VALUES_KEPT, GroupProfile, GroupReference, Groups, is_record_field
+from ..core.quality import DELAY_EDGES, QualityProfile, QualityReference, latency_edges
 from ..core.segments import MISSING, segment_features
 from ..core.counting import ProfileCounter
 from .search import of_model, search
@@ -100,6 +101,8 @@ class EsWindowProfiler:
             self._add_text_sample(window, query, texts, seed=f"{start}/{end}")
         if self.baseline.quality is not None:
             window.quality = self.quality(query, records)
+        if self.baseline.groups is not None:
+            window.groups = self.groups(query)
         return window
 
     def _profile_columns(self, window: WindowProfile, cols: list[ColumnBaseline], query: dict[str, Any],
@@ -170,50 +173,49 @@ class EsWindowProfiler:
         prediction, the score bins the estimate needs."""
         ref = self.baseline.quality
         score = c.column_field(ref.column)
-        labelled: dict[str, Any] = {"delays": {"range": {"field": c.OUTCOME_DELAY_S,
-                                                         "ranges": _ranges(DELAY_EDGES, first=0.0)}}}
+        labelled = _labelled_aggs(ref)
         aggs: dict[str, Any] = {}
-        if ref.task == "regression":
-            labelled["error"] = {"extended_stats": {"field": c.OUTCOME_ERROR}}
-            labelled["abs_error"] = {"sum": {"field": c.OUTCOME_ABS_ERROR}}
-        elif ref.scored:
-            bins = _ranges(ref.edges, first=None)
-            labelled["bins"] = {"range": {"field": score, "ranges": bins},
-                                "aggs": {"positive": {"filter": {"term": {c.OUTCOME_POSITIVE: True}}}}}
-            labelled["squares"] = {"extended_stats": {"field": score}}
-            labelled["positive"] = {"filter": {"term": {c.OUTCOME_POSITIVE: True}},
-                                    "aggs": {"score": {"sum": {"field": score}}}}
-            aggs["scored"] = {"range": {"field": score, "ranges": bins}}
-        else:
-            labelled["predicted"] = {"terms": {"field": score, "size": 200},
-                                     "aggs": {"actual": {"terms": {"field": c.OUTCOME_ACTUAL, "size": 200}}}}
-            if ref.binned is not None:  # multiclass: the predicted class's probability, for the estimate
-                aggs["scored"] = {"range": {"field": c.column_field(ref.binned), "ranges": _ranges(ref.edges, None)}}
+        if ref.scored:
+            aggs["scored"] = {"range": {"field": score, "ranges": _ranges(ref.edges, first=None)}}
+        elif ref.task != "regression" and ref.binned is not None:
+            # multiclass: the predicted class's probability, for the estimate
+            aggs["scored"] = {"range": {"field": c.column_field(ref.binned), "ranges": _ranges(ref.edges, None)}}
         aggs["labelled"] = {"filter": {"exists": {"field": c.OUTCOME_ACTUAL}}, "aggs": labelled}
         found = self._search(size=0, query=query, aggs=aggs)["aggregations"]
-        got = found["labelled"]
-        prof = QualityProfile(predictions=records, labelled=got["doc_count"])
-        prof.delays = {str(i): b["doc_count"] for i, b in enumerate(got["delays"]["buckets"]) if b["doc_count"]}
-        if ref.task == "regression":
-            err = got["error"]
-            prof.errors = err.get("count") or 0
-            prof.error_sum, prof.sq_error_sum = err.get("sum") or 0.0, err.get("sum_of_squares") or 0.0
-            prof.abs_error_sum = got["abs_error"].get("value") or 0.0
-        elif ref.scored:
-            prof.positives = [b["positive"]["doc_count"] for b in got["bins"]["buckets"]]
-            prof.negatives = [b["doc_count"] - b["positive"]["doc_count"] for b in got["bins"]["buckets"]]
-            n_pos = got["positive"]["doc_count"]
-            squares = got["squares"].get("sum_of_squares") or 0.0
-            # sum of (score - outcome)^2 = sum of score^2 - 2 * sum of positives' scores + positives
-            prof.brier = squares - 2 * (got["positive"]["score"].get("value") or 0.0) + n_pos
+        prof = _read_labelled(QualityProfile(predictions=records), found["labelled"], ref)
+        if "scored" in found:
             prof.scored = [b["doc_count"] for b in found["scored"]["buckets"]]
-        else:
-            prof.confusion = {str(b.get("key_as_string", b["key"])):
-                              {a["key"]: a["doc_count"] for a in b["actual"]["buckets"]}
-                              for b in got["predicted"]["buckets"]}
-            if "scored" in found:
-                prof.scored = [b["doc_count"] for b in found["scored"]["buckets"]]
         return prof
+
+    def groups(self, query: dict[str, Any]) -> Groups:
+        """The window's counts per group (:mod:`analyzers.core.groups`) from one search: per group field a
+        ``terms`` aggregation (and a ``missing`` one), each bucket with its positive predictions and, over the
+        predictions whose outcome was joined, the quality sub-aggregations :meth:`quality` uses."""
+        groups, ref = self.baseline.groups, self.baseline.quality
+        inner: dict[str, Any] = {"positive": {"filter": _positive_query(groups)}}
+        if ref is not None:
+            inner["labelled"] = {"filter": {"exists": {"field": c.OUTCOME_ACTUAL}}, "aggs": _labelled_aggs(ref)}
+        aggs: dict[str, Any] = {}
+        for i, name in enumerate(groups.fields):
+            path = name if is_record_field(name) else c.column_field(name)
+            aggs[f"g{i}"] = {"terms": {"field": path, "size": GROUP_VALUES_KEPT}, "aggs": inner}
+            aggs[f"g{i}_missing"] = {"missing": {"field": path}, "aggs": inner}
+        found = self._search(size=0, query=query, aggs=aggs).get("aggregations", {})
+        out: Groups = {}
+        for i, name in enumerate(groups.fields):
+            buckets = [(str(b.get("key_as_string", b["key"])), b) for b in found.get(f"g{i}", {}).get("buckets", [])]
+            missing = found.get(f"g{i}_missing", {})
+            if missing.get("doc_count"):
+                buckets.append((MISSING, missing))
+            values: dict[str, GroupProfile] = {}
+            for value, b in buckets:
+                g = GroupProfile(b["doc_count"], b["positive"]["doc_count"])
+                if ref is not None and b["labelled"]["doc_count"]:
+                    g.quality = _read_labelled(QualityProfile(), b["labelled"], ref)
+                values[value] = g
+            if values:
+                out[name] = values
+        return out
 
     def interval_profile(self, start: str, end: str, version: str | None) -> WindowProfile | None:
         """The sum of the profile records (``PredictionLogger(profile=...)``) of every process for the
@@ -435,3 +437,53 @@ def _read_column(key: str, col: ColumnBaseline, aggs: dict[str, Any]) -> ColumnP
     if len(prof.unseen_values) > UNSEEN_KEEP:
         prof.unseen_values = dict(sorted(prof.unseen_values.items(), key=lambda kv: -kv[1])[:UNSEEN_KEEP])
     return prof
+
+
+def _labelled_aggs(ref: QualityReference) -> dict[str, Any]:
+    """The sub-aggregations of labelled predictions (outcome joined) that :func:`_read_labelled` reads."""
+    score = c.column_field(ref.column)
+    labelled: dict[str, Any] = {"delays": {"range": {"field": c.OUTCOME_DELAY_S,
+                                                     "ranges": _ranges(DELAY_EDGES, first=0.0)}}}
+    if ref.task == "regression":
+        labelled["error"] = {"extended_stats": {"field": c.OUTCOME_ERROR}}
+        labelled["abs_error"] = {"sum": {"field": c.OUTCOME_ABS_ERROR}}
+    elif ref.scored:
+        labelled["bins"] = {"range": {"field": score, "ranges": _ranges(ref.edges, first=None)},
+                            "aggs": {"positive": {"filter": {"term": {c.OUTCOME_POSITIVE: True}}}}}
+        labelled["squares"] = {"extended_stats": {"field": score}}
+        labelled["positive"] = {"filter": {"term": {c.OUTCOME_POSITIVE: True}},
+                                "aggs": {"score": {"sum": {"field": score}}}}
+    else:
+        labelled["predicted"] = {"terms": {"field": score, "size": 200},
+                                 "aggs": {"actual": {"terms": {"field": c.OUTCOME_ACTUAL, "size": 200}}}}
+    return labelled
+
+
+def _read_labelled(prof: QualityProfile, got: dict[str, Any], ref: QualityReference) -> QualityProfile:
+    """The labelled counts of ``got`` (a bucket of :func:`_labelled_aggs`) into ``prof``."""
+    prof.labelled = got["doc_count"]
+    prof.delays = {str(i): b["doc_count"] for i, b in enumerate(got["delays"]["buckets"]) if b["doc_count"]}
+    if ref.task == "regression":
+        err = got["error"]
+        prof.errors = err.get("count") or 0
+        prof.error_sum, prof.sq_error_sum = err.get("sum") or 0.0, err.get("sum_of_squares") or 0.0
+        prof.abs_error_sum = got["abs_error"].get("value") or 0.0
+    elif ref.scored:
+        prof.positives = [b["positive"]["doc_count"] for b in got["bins"]["buckets"]]
+        prof.negatives = [b["doc_count"] - b["positive"]["doc_count"] for b in got["bins"]["buckets"]]
+        n_pos = got["positive"]["doc_count"]
+        squares = got["squares"].get("sum_of_squares") or 0.0
+        # sum of (score - outcome)^2 = sum of score^2 - 2 * sum of positives' scores + positives
+        prof.brier = squares - 2 * (got["positive"]["score"].get("value") or 0.0) + n_pos
+    else:
+        prof.confusion = {str(b.get("key_as_string", b["key"])): {a["key"]: a["doc_count"] for a in b["actual"]["buckets"]}
+                          for b in got["predicted"]["buckets"]}
+    return prof
+
+
+def _positive_query(groups: GroupReference) -> dict[str, Any]:
+    """The predictions :meth:`GroupReference.is_positive` calls positive, as a query."""
+    field = c.column_field(groups.column)
+    if groups.threshold is not None:
+        return {"range": {field: {"gte": groups.threshold}}}
+    return {"term": {field: groups.positive}}
