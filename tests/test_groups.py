@@ -260,3 +260,22 @@ def test_quality_per_service_version_without_a_reference_of_its_own(tmp_path, ca
     assert not [f for f in found if "segment" not in f]
     table = {(g["feature"], g["value"]): g for g in doc["quality_by_group"]}
     assert table[("service.version", "8")]["reference"] == "overall"
+
+
+def test_a_group_finding_is_its_own_result_document(baseline_path, tmp_path):
+    import orjson
+
+    from analyzers.files import analyze_local
+    from analyzers.store.results import result_docs
+
+    window = analyze_local(write_window(draw(5_000, 7, turned=0.25), tmp_path, "d"), Baseline.load(baseline_path)
+                           ).windows[0]
+    docs = result_docs(window.results, prefix="p", model=MODEL, version="1", start="a", end="b", records=5_000)
+    metrics = [orjson.loads(d.source)["predwatch"] for d in docs if d.index == "p-metrics"]
+    assert len({d.id for d in docs if d.index == "p-metrics"}) == len(metrics)  # one per group, none overwritten
+    grouped = [m for m in metrics if m["check"] == "quality_drop" and "segment" in m]
+    assert {m["segment_text"] for m in grouped} >= {"region=north", "region=south", "gender=F", "gender=M"}
+    north = next(m for m in grouped if m["segment_text"] == "region=north" and m["metric"] == "accuracy")
+    assert north["status"] == "critical" and north["segments_text"] == ["region=north"]
+    overall = [m for m in metrics if m["check"] == "quality_drop" and "segment" not in m]
+    assert {m["metric"] for m in overall} == {"roc_auc", "accuracy"}
