@@ -243,6 +243,13 @@ class EsWindowProfiler:
             if self.baseline.quality is not None:  # outcomes join the sampled full records
                 joined = self.quality(self.window_query(start, end, version), 0)
                 total.quality = (total.quality or QualityProfile(predictions=total.records)).with_labels(joined)
+            if self.baseline.groups is not None:  # and into their groups (counted by the processes)
+                for name, values in self.groups(self.window_query(start, end, version)).items():
+                    into = total.groups.setdefault(name, {})
+                    for value, g in values.items():
+                        if g.quality is not None:
+                            mine = into.setdefault(value, GroupProfile())
+                            mine.quality = g.quality if mine.quality is None else mine.quality.merge(g.quality)
         return total
 
     def offending(self, start: str, end: str, version: str | None, feature: str, problem: str

@@ -42,6 +42,7 @@ P_VALUE = "predwatch.p_value"
 OBSERVED = "predwatch.observed"
 EXPECTED = "predwatch.expected"
 METRIC = "predwatch.metric"
+SEGMENT_TEXT = "predwatch.segment_text"  # "feature=value": the group a result judged on its own (quality per group)
 MODEL_VERSION = "predwatch.model.version"
 MESSAGE = "message"
 # Fields of the daemon's state documents (``<prefix>-state``), for ``predwatch status`` and the dashboard.
