@@ -279,3 +279,18 @@ def test_a_group_finding_is_its_own_result_document(baseline_path, tmp_path):
     assert north["status"] == "critical" and north["segments_text"] == ["region=north"]
     overall = [m for m in metrics if m["check"] == "quality_drop" and "segment" not in m]
     assert {m["metric"] for m in overall} == {"roc_auc", "accuracy"}
+
+
+def test_a_watch_names_the_group_of_a_group_finding():
+    import watcher_mustache
+
+    from alerting.watches import FINDING_LINE
+
+    finding = {"predwatch": {"severity": "critical", "model": {"name": "loans", "version": "1"}, "feature": "prediction",
+                             "check": "quality_drop", "metric": "accuracy", "value": 0.19, "threshold": 0.15,
+                             "segment": {"feature": "region", "value": "north"}, "segment_text": "region=north"},
+               "message": "prediction: accuracy 0.65 on 600 labelled predictions of region=north"}
+    line = watcher_mustache.render(FINDING_LINE, {"_source": finding})
+    assert line.startswith("critical: loans v1 prediction for region=north quality_drop accuracy value 0.19"), line
+    del finding["predwatch"]["segment_text"]
+    assert "v1 prediction quality_drop accuracy" in watcher_mustache.render(FINDING_LINE, {"_source": finding})
