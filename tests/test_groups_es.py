@@ -47,3 +47,25 @@ def test_group_counts_from_aggregations_equal_the_local_ones(es, group_baseline)
                      if f.check in ("quality_drop", "fairness_gap")}
     assert ("fairness_gap", "demographic_parity", "None") in found
     assert any("'value': 'north'" in seg for _, _, seg in found)
+
+
+def test_the_daemon_writes_group_and_fairness_findings(es, group_baseline):
+    from datetime import timedelta
+
+    from analyzers.daemon.analyzer import Analyzer
+    from analyzers.store.baselines import store_baseline
+    from test_es_analyzers import config_for
+    from test_groups import T0
+
+    store_baseline(es.client, group_baseline, es.prefix)
+    preds, outs = window_records(draw(5_000, 32, turned=0.25, lower=0.4), "d")
+    ship(es, preds + outs)
+    analyzer = Analyzer(es.client, config_for(es, name=MODEL, version="1", backfill="2h", recent_days=0))
+    job = analyzer.config.models[0]
+    assert analyzer.run_model(job, now=T0 + timedelta(hours=2)) >= 1
+    analyzer.backfill_outcomes(job, T0 + timedelta(hours=30))
+    found = [h["_source"]["predwatch"] for h in es.docs("findings")]
+    groups = {f["segment_text"] for f in found if f["check"] == "quality_drop" and "segment_text" in f}
+    assert "region=north" in groups, [f.get("segment_text") for f in found]
+    assert {(f["feature"], f["metric"]) for f in found if f["check"] == "fairness_gap"} >= {
+        ("gender", "demographic_parity")}
