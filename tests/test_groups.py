@@ -27,10 +27,12 @@ REGION_SHARES = [0.12] + [0.88 / 7] * 7  # north: 12% of the traffic
 
 
 def draw(n: int, seed: int, *, turned: float = 0.0, region: str = "north", lower: float = 0.0,
-         stores: int = 50) -> pd.DataFrame:
+         stores: int = 50, missed: float = 0.0) -> pd.DataFrame:
     """``n`` predictions with their outcomes. ``turned``: the share of ``region``'s labels that turn around
     (its accuracy falls by ``turned * (2 accuracy - 1)``); ``lower``: how far gender F's inputs, hence its
-    scores and positive rate, move down (the model stays calibrated)."""
+    scores and positive rate, move down (the model stays calibrated); ``missed``: the share of gender F's
+    negatives that turn out positive (cases the model misses: F's true-positive rate falls, its positive rate
+    does not)."""
     rng = np.random.default_rng(seed)
     gender = rng.choice(["F", "M"], n)
     x = rng.normal(0, 1, n) - np.where(gender == "F", lower, 0.0)
@@ -39,6 +41,7 @@ def draw(n: int, seed: int, *, turned: float = 0.0, region: str = "north", lower
     label = (rng.random(n) < score).astype(int)
     flip = (regions == region) & (rng.random(n) < turned)
     label = np.where(flip, 1 - label, label)
+    label = np.where((gender == "F") & (label == 0) & (rng.random(n) < missed), 1, label)
     store = rng.integers(0, stores, n)
     return pd.DataFrame({"x": x.round(4), "region": regions, "store": [f"s{k:02d}" for k in store],
                          "gender": gender, "score": score.round(4), "label": label})
@@ -294,3 +297,22 @@ def test_a_watch_names_the_group_of_a_group_finding():
     assert line.startswith("critical: loans v1 prediction for region=north quality_drop accuracy value 0.19"), line
     del finding["predwatch"]["segment_text"]
     assert "v1 prediction quality_drop accuracy" in watcher_mustache.render(FINDING_LINE, {"_source": finding})
+
+
+def test_the_text_output_says_the_fairness_gaps(baseline_path, tmp_path, capsys):
+    from predwatch.cli import main
+
+    main(["check", "--baseline", baseline_path, "--logs", *write_window(draw(2_000, 17, lower=0.4), tmp_path, "t")])
+    text = capsys.readouterr().out
+    assert "fairness: gender demographic_parity" in text and "gender equal_opportunity" in text, text
+    assert "fairness_gap" in text and "reference 0.0" in text
+
+
+def test_one_genders_true_positive_rate_falling_is_an_equal_opportunity_gap(baseline_path, tmp_path, capsys):
+    # a third of F's negatives turn out positive: the model, scoring them low, misses them
+    doc = check(capsys, baseline_path, write_window(draw(5_000, 18, missed=0.35), tmp_path, "eo"))
+    gaps = {f["metric"]: f for f in doc["findings"] if f["check"] == "fairness_gap"}
+    assert set(gaps) == {"equal_opportunity"}, doc["findings"]
+    section = {g["metric"]: g for g in doc["fairness"]}
+    assert section["equal_opportunity"]["rates"]["F"] < section["equal_opportunity"]["rates"]["M"] - 0.1
+    assert section["demographic_parity"]["value"] < 0.05

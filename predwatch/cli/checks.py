@@ -110,6 +110,11 @@ def run_baseline(args: argparse.Namespace) -> int:
         q = baseline.quality
         said = ", ".join(f"{k} {v:.4g}" for k, v in q.metrics.items())
         print(f"  quality ({q.task}, {q.rows:,} labelled rows): {said}; {q.estimate_note}")
+    if baseline.groups:
+        g = baseline.groups
+        kept = sum(map(len, g.quality.values()))
+        print(f"  groups: {', '.join(g.fields)}" + (f"; sensitive: {', '.join(g.sensitive)}" if g.sensitive else "")
+              + (f"; reference quality of {kept:,} groups" if kept else ""))
     return EXIT_OK
 
 
@@ -251,6 +256,8 @@ def format_text(result) -> str:
     if result.latency:
         lat = result.latency
         lines.append(f"latency: p50 {lat['p50']:.3g} ms, p95 {lat['p95']:.3g} ms, p99 {lat['p99']:.3g} ms")
+    if result.baseline.groups and result.baseline.groups.sensitive:
+        lines.append(fairness_line(result.fairness))
     unjudged = [r for r in result.results if not r.judged]
     if unjudged:
         lines.append("not judged (too few values): " + ", ".join(f"{r.feature} {r.check} ({r.n_window})"
@@ -288,6 +295,15 @@ def format_incidents(incidents) -> str:
 def finding_line(f) -> str:
     pv = f"{f.p_value:.1e}" if f.p_value is not None else "n/a"
     return f"{f.status:9s} {f.check:19s} {f.feature[:20]:20s} {f.value:9.3f} {f.threshold:9.3g} {pv:>9s}  {f.message}"
+
+
+def fairness_line(gaps: list[dict]) -> str:
+    """The ``fairness`` section of a window as one line of text."""
+    if not gaps:
+        return "fairness: too few predictions per value of the sensitive fields to compare them"
+    return "fairness: " + "; ".join(
+        f"{g['feature']} {g['metric']} {g['value']:.3f} (95% {g['interval'][0]:.3f}-{g['interval'][1]:.3f}"
+        + (f", reference {g['reference']:.3f})" if g["reference"] is not None else ")") for g in gaps)
 
 
 def quality_line(q: dict) -> str:
