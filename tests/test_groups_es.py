@@ -69,3 +69,29 @@ def test_the_daemon_writes_group_and_fairness_findings(es, group_baseline):
     assert "region=north" in groups, [f.get("segment_text") for f in found]
     assert {(f["feature"], f["metric"]) for f in found if f["check"] == "fairness_gap"} >= {
         ("gender", "demographic_parity")}
+
+
+def test_an_input_problem_from_one_host_is_named_on_the_cluster_too(es):
+    from datetime import timedelta
+
+    from analyzers.daemon.analyzer import Analyzer
+    from analyzers.store.baselines import store_baseline
+    from test_es_analyzers import config_for
+    from test_groups import HOSTS, T0
+
+    baseline = build_baseline(draw(20_000, 1).drop(columns=["label"]), model=MODEL, version="1",
+                              predictions=["score"])
+    store_baseline(es.client, baseline, es.prefix)
+    frame = draw(3_000, 33)
+    frame["x"] = frame["x"].astype(object)
+    host = [HOSTS[i % 5] for i in range(len(frame))]
+    frame.loc[[h == "web-3" and i % 4 != 0 for i, h in enumerate(host)], "x"] = None
+    preds, _ = window_records(frame, "h", around=lambda i, row: {
+        "service": {"name": "loans", "version": "7"}, "host": {"name": host[i]}})
+    ship(es, preds)
+    analyzer = Analyzer(es.client, config_for(es, name=MODEL, version="1", backfill="2h", recent_days=0))
+    assert analyzer.run_model(analyzer.config.models[0], now=T0 + timedelta(hours=2)) >= 1
+    found = [h["_source"]["predwatch"] for h in es.docs("findings")]
+    missing = next(f for f in found if f["check"] == "missing_feature" and f["feature"] == "x")
+    assert missing["segments_text"][0] == "host.name=web-3", missing["segments_text"]
+    assert missing["segments"][0]["share_of_window"] == pytest.approx(0.2)

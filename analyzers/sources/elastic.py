@@ -27,7 +27,7 @@ from ..core.baseline import Baseline, ColumnBaseline
 from ..core.profile import SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, WindowProfile
 from ..core.groups import GROUP_VALUES_KEPT, GroupProfile, GroupReference, Groups, is_record_field
 from ..core.quality import DELAY_EDGES, QualityProfile, QualityReference, latency_edges
-from ..core.segments import MISSING, segment_features
+from ..core.segments import CONTEXT_FIELDS, MISSING, segment_features
 from ..core.counting import ProfileCounter
 from .search import of_model, search
 
@@ -50,6 +50,7 @@ class EsWindowProfiler:
     text_sample: int = TEXT_SAMPLE
     requests: int = 0
     conflicts: dict[str, dict[str, str]] = field(default_factory=dict)  # feature -> index -> type, of the last window
+    context_seen: set[str] = field(default_factory=set)  # the fields around the predictions the last window had
     _counter: ProfileCounter = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -73,6 +74,9 @@ class EsWindowProfiler:
             "versions": {"terms": {"field": c.MODEL_VERSION, "size": 50}},
             "hours": {"date_histogram": {"field": c.TIMESTAMP, "fixed_interval": "1h", "min_doc_count": 1}},
             "latency": {"range": {"field": c.LATENCY_MS, "ranges": _ranges(latency_edges(), first=None)}},
+            # the fields around the predictions a finding may be explained by (service.version, host.name ...)
+            **{f"around{i}": {"terms": {"field": name, "size": SEGMENT_VALUES_KEPT}}
+               for i, name in enumerate(self.context_fields())},
         })
         aggs = head.get("aggregations", {})
         records = head["hits"]["total"]["value"]
@@ -86,6 +90,12 @@ class EsWindowProfiler:
             latency={str(i): b["doc_count"] for i, b in enumerate(aggs.get("latency", {}).get("buckets", []))
                      if b["doc_count"]},
         )
+        for i, name in enumerate(self.context_fields()):
+            counts = {str(b.get("key_as_string", b["key"])): b["doc_count"]
+                      for b in aggs.get(f"around{i}", {}).get("buckets", [])}
+            if counts:
+                window.context[name] = counts
+        self.context_seen = set(window.context)  # the fields :meth:`offending` looks at for this window
         if records == 0:
             window.columns = {n: ColumnProfile.empty(col.kind, col.edges) for n, col in self.baseline.columns.items()}
             return window
@@ -104,6 +114,13 @@ class EsWindowProfiler:
         if self.baseline.groups is not None:
             window.groups = self.groups(query)
         return window
+
+    def context_fields(self) -> list[str]:
+        """The record fields around the predictions that findings may be explained by: ``service.version``,
+        ``host.name`` and the record fields the baseline groups by (``--segment labels.region``)."""
+        groups = self.baseline.groups
+        named = [f for f in (groups.fields if groups else ()) if is_record_field(f)]
+        return list(dict.fromkeys((*CONTEXT_FIELDS, *named)))
 
     def _profile_columns(self, window: WindowProfile, cols: list[ColumnBaseline], query: dict[str, Any],
                          excluded: list[str] = ()) -> None:
@@ -258,22 +275,24 @@ class EsWindowProfiler:
         one filtered search with a ``terms`` (and ``missing``) aggregation per segment feature
         (:func:`analyzers.core.segments.explain` calls it for each finding that has offending records)."""
         col = self.baseline.columns[feature]
-        segments = [s for s in segment_features(self.baseline) if s.name != feature]
+        # the segment features, then the fields around the predictions (in the same search)
+        segments = [(s.name, s.field) for s in segment_features(self.baseline) if s.name != feature]
+        segments += [(name, name) for name in self.context_fields() if name in self.context_seen]
         if not segments:
             return {}
         aggs: dict[str, Any] = {}
-        for i, seg in enumerate(segments):
-            aggs[f"s{i}"] = {"terms": {"field": seg.field, "size": SEGMENT_VALUES_KEPT}}
-            aggs[f"s{i}_missing"] = {"missing": {"field": seg.field}}
+        for i, (_, path) in enumerate(segments):
+            aggs[f"s{i}"] = {"terms": {"field": path, "size": SEGMENT_VALUES_KEPT}}
+            aggs[f"s{i}_missing"] = {"missing": {"field": path}}
         window = self.window_query(start, end, version)
         query = {"bool": {"filter": [window, _problem_query(col, problem)]}}
         found = self._search(size=0, query=query, aggs=aggs).get("aggregations", {})
         out: dict[str, dict[str, int]] = {}
-        for i, seg in enumerate(segments):
+        for i, (name, _) in enumerate(segments):
             counts = {str(b.get("key_as_string", b["key"])): b["doc_count"] for b in found[f"s{i}"]["buckets"]}
             if found[f"s{i}_missing"]["doc_count"]:
                 counts[MISSING] = found[f"s{i}_missing"]["doc_count"]
-            out[seg.name] = counts
+            out[name] = counts
         return out
 
     def _add_text_sample(self, window: WindowProfile, query: dict, cols: list[ColumnBaseline], seed: str) -> None:
