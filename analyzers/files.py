@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from logging_adapter import contract as c
+from logging_adapter.fieldmap import FieldMap
 
 from .core.baseline import Baseline
 from .core.config import CheckConfig
@@ -45,11 +46,13 @@ class LocalAnalysis:
 
 def analyze_local(paths: Iterable[str | Path], baseline: Baseline, config: CheckConfig | None = None,
                   workers: int = 1, window: timedelta | None = None,
-                  progress: Callable[[int], None] | None = None, recent_days: int = 7) -> LocalAnalysis:
+                  progress: Callable[[int], None] | None = None, recent_days: int = 7,
+                  fields: FieldMap | None = None) -> LocalAnalysis:
     """Profile local JSONL files against a baseline and run every check: one result per UTC-aligned
     ``window`` in time order (each with its bounds, and judged against the same window on the previous
-    ``recent_days`` days too), or one result of everything when ``window`` is None."""
-    profiler = LocalProfiler(baseline, window=window, progress=progress)
+    ``recent_days`` days too), or one result of everything when ``window`` is None. ``fields`` reads records
+    in a service's own layout (OpenTelemetry log records are recognised without it)."""
+    profiler = LocalProfiler(baseline, window=window, progress=progress, fields=fields)
     profiles = profiler.windows_of_files(paths, workers)
     other: dict[str, int] = {}
     for profile in profiles.values():

@@ -179,7 +179,7 @@ def incident_table() -> Panel:
     """One row per incident (bucketed by its id, newest start first), with a row-click link to its windows."""
     columns = {
         "incident": terms(r.INCIDENT_ID, "Incident", "start", size=500),
-        "model": last_value(c.MODEL_NAME, "Model"), "version": last_value(r.MODEL_VERSION, "Version"),
+        "model": last_value(c.MODEL_NAME, "Model"), "version": last_value(c.MODEL_VERSION, "Version"),
         "feature": last_value(r.FEATURE, "Feature"), "check": last_value(r.CHECK, "Check"),
         "reference": last_value(r.REFERENCE, "Reference"), "status": last_value(r.INCIDENT_STATUS, "Status"),
         "start": {**metric("max", r.INCIDENT_START, "Start"), "dataType": "date"},
@@ -267,8 +267,8 @@ def window_panels() -> list[Panel]:
                "severity": last_value(r.SEVERITY, "Severity"),
                "value": metric("max", r.VALUE, "Value (max)"),
                "threshold": metric("max", r.THRESHOLD, "Threshold"),
-               "examples": last_value("predwatch.examples_text", "Examples"),
-               "segments": last_value("predwatch.segments_text", "Concentrated in"),
+               "examples": last_value(r.EXAMPLES_TEXT, "Examples"),
+               "segments": last_value(r.SEGMENTS_TEXT, "Concentrated in"),
                "n": count("Windows")},
               grid=(0, 12, 48, 14)),
         Panel("drift-by-feature", "Distribution shift (PSI) by feature, against its threshold", "metrics", "lnsXY",
@@ -280,8 +280,8 @@ def window_panels() -> list[Panel]:
     ]
     for i, (pid, title, check) in enumerate(check_rate):
         out.append(Panel(pid, title, "metrics", "lnsXY",
-                         {"x": date_histogram(), "y": metric("max", "predwatch.observed", "Observed"),
-                          "e": metric("max", "predwatch.expected", "Expected from training"),
+                         {"x": date_histogram(), "y": metric("max", r.OBSERVED, "Observed"),
+                          "e": metric("max", r.EXPECTED, "Expected from training"),
                           "b": terms(r.FEATURE, "Feature", "y", size=20)},
                          grid=((24, 26, 24, 14), (0, 40, 24, 14), (24, 40, 24, 14))[i], x="x", y=["y", "e"], split="b",
                          kql=_kql(r.CHECK, check)))
@@ -298,7 +298,7 @@ def window_panels() -> list[Panel]:
         Panel("quality-per-version", "Model quality per version (accuracy; MAE for regression), against the reference",
               "metrics", "lnsXY",
               {"x": date_histogram(), "y": metric("max", r.OBSERVED, "Realised"),
-               "b": terms(r.MODEL_VERSION, "Version", "y", size=10)},
+               "b": terms(c.MODEL_VERSION, "Version", "y", size=10)},
               grid=(0, 66, 24, 14), x="x", y=["y"], split="b",
               reference={"tx": date_histogram(), "t": metric("max", r.EXPECTED, "Reference (evaluation data)")},
               kql=f'{_kql(r.CHECK, "quality_drop")} and ({_kql(r.METRIC, "accuracy")} or {_kql(r.METRIC, "mae")}) '

@@ -119,10 +119,6 @@ class BulkOutcome:
     auth_refused: bool = False  # 401/403: the records wait until the credentials work again
     refitted: int = 0  # indexed with what the mapping refused kept aside, unindexed (logging_adapter.refit)
 
-    @property
-    def delivered(self) -> int:
-        return self.created + self.duplicates
-
     def add(self, other: "BulkOutcome") -> "BulkOutcome":
         self.created += other.created
         self.duplicates += other.duplicates

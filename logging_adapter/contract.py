@@ -65,6 +65,7 @@ OUTCOME_ERROR = "predwatch.outcome.error"  # regression: prediction - actual
 OUTCOME_ABS_ERROR = "predwatch.outcome.abs_error"
 OUTCOME_TIMESTAMP = "predwatch.outcome.timestamp"
 OUTCOME_DELAY_S = "predwatch.outcome.delay_s"
+OUTCOME_JOINED = "predwatch.joined"  # on outcomes: "yes", or "no prediction" once the join gave up
 
 # Profile records: a serving process's window profile of every prediction of one interval (``profile=``).
 PROFILE_DATASET = "predwatch.profile"
@@ -73,6 +74,7 @@ PROFILE = "predwatch.profile"
 INTERVAL_START = "predwatch.interval.start"
 INTERVAL_END = "predwatch.interval.end"
 SOURCE_PROCESS = "predwatch.source.process"
+SOURCE_PART = "predwatch.source.part"  # the part of a profile too large for one record
 
 # Name of the column that holds a scalar prediction; object predictions become
 # ``prediction.<key>`` columns.

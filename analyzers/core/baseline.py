@@ -8,7 +8,12 @@ output) it keeps the kind, the null rate, and:
 - categorical and boolean: category counts and the expected share of unseen values
   (Good-Turing: singletons / rows, plus the mass of categories not stored);
 - text: the model's own vocabulary and the expected out-of-vocabulary rate, measured
-  on a held-out fifth of the training text (a vocabulary has no OOV on its own data).
+  on a held-out fifth of the training text (a vocabulary has no OOV on its own data);
+- embedding (arrays of 8 to 1,024 numbers of one length): the length and a projected
+  reference sample (:class:`analyzers.core.joint.EmbeddingReference`).
+
+Across the inputs, ``joint`` keeps training's pairwise associations
+(:class:`analyzers.core.joint.JointReference`), bounded whatever the training size.
 """
 from __future__ import annotations
 
@@ -28,11 +33,12 @@ import pandas as pd
 from logging_adapter import contract as c
 
 from .groups import GroupReference, build_group_reference, is_record_field
+from .joint import EmbeddingReference, JointReference, embedding_length, fit_embedding_reference, fit_joint_reference
 from .quality import QualityReference, build_quality, infer_task
-from .values import category_of, tokenize
+from .values import category_of, is_vector_of, tokenize
 
 SCHEMA_VERSION = 1
-KINDS = ("numeric", "categorical", "boolean", "text")
+KINDS = ("numeric", "categorical", "boolean", "text", "embedding")
 NUMERIC_BINS = 10
 MAX_CATEGORIES = 10_000
 MAX_VOCABULARY = 50_000
@@ -68,6 +74,16 @@ class ColumnBaseline:
     vocabulary: list[str] | None = field(default=None, repr=False)
     expected_oov_rate: float | None = None
     tokens: int = 0
+    # embedding: its length and the reference (``EmbeddingReference.to_dict()``, read once by ``embedding_reference``)
+    dim: int | None = None
+    embedding: dict[str, Any] | None = field(default=None, repr=False)
+
+    def embedding_reference(self) -> EmbeddingReference | None:
+        if self.embedding is None:
+            return None
+        if self.__dict__.get("_embedding") is None:
+            self.__dict__["_embedding"] = EmbeddingReference.from_dict(self.embedding)
+        return self.__dict__["_embedding"]
 
     @property
     def field(self) -> str:
@@ -114,9 +130,15 @@ class Baseline:
     latency: dict[str, int] | None = field(default=None, repr=False)
     # The groups quality and fairness are judged per (analyzers.core.groups): fields, and their reference.
     groups: GroupReference | None = field(default=None, repr=False)
+    # Training's pairwise associations between the inputs (``JointReference.to_dict()``), for multivariate_shift.
+    joint: dict[str, Any] | None = field(default=None, repr=False)
 
-    def inputs(self) -> list[ColumnBaseline]:
-        return [col for col in self.columns.values() if col.role == "input"]
+    def joint_reference(self) -> JointReference | None:
+        if self.joint is None:
+            return None
+        if self.__dict__.get("_joint") is None:
+            self.__dict__["_joint"] = JointReference.from_dict(self.joint)
+        return self.__dict__["_joint"]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -131,6 +153,7 @@ class Baseline:
             **({"time_slices": self.time_slices} if self.time_slices else {}),
             **({"quality": self.quality.to_dict()} if self.quality else {}),
             **({"groups": self.groups.to_dict()} if self.groups else {}),
+            **({"joint": self.joint} if self.joint else {}),
         }
 
     @classmethod
@@ -143,7 +166,8 @@ class Baseline:
                    created=doc.get("created", ""), source=doc.get("source"), schema_version=version,
                    time_slices=doc.get("time_slices"),
                    quality=QualityReference.from_dict(doc["quality"]) if doc.get("quality") else None,
-                   groups=GroupReference.from_dict(doc["groups"]) if doc.get("groups") else None)
+                   groups=GroupReference.from_dict(doc["groups"]) if doc.get("groups") else None,
+                   joint=doc.get("joint"))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_bytes(orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2))
@@ -251,10 +275,12 @@ def build_baseline(
         groups = build_group_reference(grouping, fields, segments=segments, sensitive=sensitive,
                                        outputs=outputs, quality=quality,
                                        predicted=predicted, actual=outcomes, threshold=threshold)
+    inputs = {name: col.kind for name, col in columns.items() if col.role == "input"}
+    joint = fit_joint_reference(table.rename(columns={v: k for k, v in by_name.items()})[list(inputs)], inputs)
     return Baseline(model=model, version=None if version is None else str(version), rows=len(table),
                     columns=columns, source=source,
                     time_slices=None if stamps is None else hour_slices(table, by_name, columns, stamps),
-                    quality=quality, groups=groups)
+                    quality=quality, joint=joint.to_dict() if joint is not None else None, groups=groups)
 
 
 def _quality(table: pd.DataFrame, predictions: list[str], actual: str, task: str | None, threshold: float | None,
@@ -347,6 +373,8 @@ def _slice_counts(col: ColumnBaseline, series: pd.Series) -> dict[str, Any]:
 def infer_kind(series: pd.Series) -> str:
     """numeric, boolean, categorical, or text (strings of several words, mostly distinct)."""
     values = series.dropna()
+    if values.dtype == object and len(values) and embedding_length(values) is not None:
+        return "embedding"
     if pd.api.types.is_bool_dtype(series) or (len(values) and values.map(type).eq(bool).all()):
         return "boolean"
     if pd.api.types.is_numeric_dtype(series):
@@ -369,6 +397,8 @@ def summarise_column(name: str, kind: str, role: str, series: pd.Series) -> Colu
         _numeric(col, series)
     elif kind == "text":
         _text(col, series)
+    elif kind == "embedding":
+        _embedding(col, series)
     else:
         _categorical(col, series)
     return col
@@ -452,6 +482,19 @@ def _text(col: ColumnBaseline, series: pd.Series) -> None:
     oov = sum(1 for tok in chain.from_iterable(held_out) if tok not in train_vocab)
     col.expected_oov_rate = oov / held_tokens if held_tokens else 0.0
     col.vocabulary = sorted(vocabulary(tokenized))
+
+
+def _embedding(col: ColumnBaseline, series: pd.Series) -> None:
+    present = series[series.map(lambda v: v is not None and not (isinstance(v, float) and math.isnan(v)))]
+    col.nulls = len(series) - len(present)
+    col.dim = embedding_length(present)
+    if col.dim is None:
+        raise ValueError(f"{col.name!r} was given the kind embedding but holds no arrays of 8 to 1,024 numbers "
+                         "of one length")
+    fits = present.map(lambda v: is_vector_of(v, col.dim))
+    col.mismatched = int((~fits).sum())
+    reference = fit_embedding_reference(np.asarray(present[fits].tolist(), dtype=float))
+    col.embedding = reference.to_dict() if reference is not None else None
 
 
 def vocabulary(tokenized: Iterable[list[str]], limit: int = MAX_VOCABULARY) -> set[str]:

@@ -16,11 +16,12 @@ PSI on the effective size of both.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import stats
 from .baseline import Baseline, ColumnBaseline
+from .joint import ALL_INPUTS
 from .config import CheckConfig
 from .profile import UNSEEN_KEEP, ColumnProfile, WindowProfile
 from .registry import Measurement, column_check, specs
@@ -79,7 +80,7 @@ class CheckResult:
         """The finding as ``predwatch check --format json`` prints it."""
         return {
             "check": self.check,
-            "feature": self.feature,
+            "feature": None if self.feature == ALL_INPUTS else self.feature,
             "severity": self.status,
             "value": stats.finite_or_none(round(self.value, 6)),
             "threshold": self.threshold,
@@ -389,7 +390,7 @@ def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | N
             adjusted_p_value=q, n_window=m.n_window, n_baseline=m.n_baseline, observed=m.observed,
             expected=m.expected, examples=m.examples, judged=judged, reference=reference, metric=metric,
             segment=group, segments=None if group is None else [dict(group)],
-            message=f"{feature}: {m.detail}" if judged else
+            message=(m.detail if feature == ALL_INPUTS else f"{feature}: {m.detail}") if judged else
             f"{feature}: not judged, only {m.n_window} values in the window (at least {MIN_JUDGED} needed)",
         ))
     explain(results, profile)
@@ -408,12 +409,15 @@ def example_text(example: Any) -> str:
         label = example.get("value", example.get("word"))
         if label is not None and "count" in example:
             return f"{label} ({example['count']:,})"
+        if label is not None and "share" in example:
+            return f"{label} ({example['share']:.0%})"
         return ", ".join(f"{k}: {v}" for k, v in example.items())
     return str(example)
 
 
 def _kind_phrase(kind: str) -> str:
-    return {"numeric": "numbers", "boolean": "booleans", "text": "strings", "categorical": "scalar values"}[kind]
+    return {"numeric": "numbers", "boolean": "booleans", "text": "strings", "categorical": "scalar values",
+            "embedding": "arrays of numbers of the embedding's length"}[kind]
 
 
 def _example(value: Any) -> Any:

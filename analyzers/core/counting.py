@@ -23,10 +23,11 @@ from logging_adapter import contract as c
 
 from .baseline import Baseline, ColumnBaseline, bin_index
 from .groups import count_groups, group_value, group_values, is_record_field
+from .joint import RowSample, key_hash
 from .profile import EXAMPLES, SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, WindowProfile, add_examples
 from .quality import QualityProfile, QualityReference, latency_bins, scored_profile
 from .segments import CONTEXT_FIELDS, CONTEXT_LABELS_KEPT, MISSING, segment_features
-from .values import category_of, is_number, tokenize_all
+from .values import category_of, is_number, is_vector_of, tokenize_all
 
 
 @dataclass(slots=True)
@@ -102,7 +103,7 @@ class ProfileCounter:
     """Counts prediction records into window profiles against one baseline (the vocabularies, categories and
     segment features it needs are looked up once)."""
 
-    def __init__(self, baseline: Baseline, model: str | None = None) -> None:
+    def __init__(self, baseline: Baseline, model: str | None = None, sampling: bool = True) -> None:
         self.baseline = baseline
         self.model = model or baseline.model
         self._vocab = {name: frozenset(col.vocabulary or ()) for name, col in baseline.columns.items()
@@ -113,10 +114,17 @@ class ProfileCounter:
         groups = baseline.groups
         self._context = list(dict.fromkeys((*CONTEXT_FIELDS, *(f for f in (groups.fields if groups else ())
                                                                if is_record_field(f)))))
+        # the inputs the joint checks read from a sample of the records (none: no sample is kept; a serving
+        # process keeps none: its profile records would carry it every interval, and the records it logs are one)
+        joint = baseline.joint_reference()
+        self.sampled = [] if not sampling else sorted({*(joint.inputs if joint is not None else ()),
+                               *(n for n, col in baseline.columns.items() if col.kind == "embedding")})
 
-    def count(self, records: Columns, stamps: pd.DatetimeIndex | None = None) -> WindowProfile:
+    def count(self, records: Columns, stamps: pd.DatetimeIndex | None = None,
+              sample: RowSample | None = None) -> WindowProfile:
         """The profile of one chunk of prediction records (all of one window); ``stamps``: their times, if
-        already parsed."""
+        already parsed. ``sample``: the window's record sample to offer the records to (the profile then holds
+        none; without it, the profile holds the chunk's own sample)."""
         if stamps is None:
             stamps = c.record_times(records.timestamps)
         stamps = stamps[stamps.notna()]
@@ -163,6 +171,10 @@ class ProfileCounter:
         if groups is not None:
             prof.groups = count_groups(self.group_values(records, rows),
                                        groups.is_positive(outputs_of(records, groups.column)), groups)
+        if self.sampled:
+            if sample is None:
+                sample = prof.sample = RowSample()
+            offer(sample, records, rows, self.sampled)
         return prof
 
     def _count_context(self, prof: WindowProfile, records: Columns, aligned: dict[str, Sequence[Any]]) -> list[str]:
@@ -220,6 +232,8 @@ class ProfileCounter:
             _numeric(prof, col, values)
         elif col.kind == "text":
             _text(prof, values, self._vocab[name])
+        elif col.kind == "embedding":
+            _embedding(prof, values, col.dim or 0)
         else:
             _categorical(prof, col, values, self._cats[name])
         return prof
@@ -426,3 +440,24 @@ def _text(prof: ColumnProfile, values: Sequence[Any], vocab: frozenset[str]) -> 
     prof.oov_tokens = oov.total()
     prof.oov_values = dict(oov.most_common(UNSEEN_KEEP))
 
+
+
+def offer(sample: RowSample, records: Columns, rows: list[dict[str, Any]], names: list[str]) -> None:
+    """Offer each record (keyed by its prediction id, else its time and place) to the window's sample; only the
+    few whose hash can still enter it have their inputs copied."""
+    for i, (pid, row) in enumerate(zip(records.prediction_ids, rows)):
+        key = pid if pid is not None else f"{records.timestamps[i]}#{i}"
+        sample.offer(key, key_hash(key), lambda row=row: {n: row.get(n) for n in names})
+
+
+def _embedding(prof: ColumnProfile, values: Sequence[Any], dim: int) -> None:
+    """Nulls and the values that are no array of ``dim`` numbers (another length is a type mismatch); the
+    vectors themselves are judged from the window's sample (``embedding_shift``)."""
+    for v in values:
+        if v is None:
+            prof.nulls += 1
+        elif not is_vector_of(v, dim):
+            prof.mismatched += 1
+            if len(prof.mismatch_examples) < EXAMPLES:
+                shown = f"array of {len(v)}" if isinstance(v, list) else _shown(v)
+                prof.mismatch_examples = add_examples(prof.mismatch_examples, [shown])

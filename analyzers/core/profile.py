@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .groups import Groups, groups_from_dict, groups_to_dict, merge_groups
+from .joint import RowSample
 from .quality import QualityProfile
 
 EXAMPLES = 5  # examples kept per kind of problem
@@ -131,6 +132,9 @@ class WindowProfile:
     # records per value of the fields around the predictions that differ between them (service.version,
     # host.name, labels.*): what a finding's segments on those fields are measured against
     context: dict[str, dict[str, int]] = field(default_factory=dict)
+    # a bounded random sample of the window's records (their inputs), for the joint checks (baselines with a joint
+    # reference or an embedding); mergeable, so a window's sample is the same however its records were split
+    sample: RowSample | None = None
 
     def absent(self, name: str) -> int:
         """Records in which the column's key is missing altogether."""
@@ -156,10 +160,11 @@ class WindowProfile:
             quality=_pick(QualityProfile.merge, self.quality, other.quality),
             groups=merge_groups(self.groups, other.groups),
             context=merge_context(self.context, other.context),
+            sample=_pick(RowSample.merge, self.sample, other.sample),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        doc = {k: v for k, v in self.__dict__.items() if k not in ("columns", "quality", "groups", "context")}
+        doc = {k: v for k, v in self.__dict__.items() if k not in ("columns", "quality", "groups", "context", "sample")}
         doc["columns"] = {name: col.to_dict() for name, col in self.columns.items()}
         if self.quality is not None:
             doc["quality"] = self.quality.to_dict()
@@ -167,6 +172,8 @@ class WindowProfile:
             doc["groups"] = groups_to_dict(self.groups)
         if self.context:
             doc["context"] = self.context
+        if self.sample is not None:
+            doc["sample"] = self.sample.to_dict()
         return doc
 
     @classmethod
@@ -177,6 +184,8 @@ class WindowProfile:
             doc["quality"] = QualityProfile.from_dict(doc["quality"])
         if doc.get("groups"):
             doc["groups"] = groups_from_dict(doc["groups"])
+        if doc.get("sample") is not None:
+            doc["sample"] = RowSample.from_dict(doc["sample"])
         return cls(**doc)
 
 

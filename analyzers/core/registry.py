@@ -13,21 +13,17 @@ from here.
 >>> spec("out_of_range").problem, spec("out_of_range").against_recent
 ('out_of_range', False)
 >>> [s.name for s in specs() if s.window is not None]
-['quality_drop', 'prediction_bias', 'estimated_quality_drop', 'latency_regression', 'fairness_gap']
+['quality_drop', 'prediction_bias', 'estimated_quality_drop', 'latency_regression', 'fairness_gap', 'multivariate_shift', 'embedding_shift']
 """
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .baseline import Baseline, ColumnBaseline
-    from .profile import ColumnProfile, WindowProfile
+from typing import Any
 
 # the modules whose detectors are built in: importing them registers them, in this order
-BUILT_IN = ("analyzers.core.checks", "analyzers.core.quality", "analyzers.core.groups")
+BUILT_IN = ("analyzers.core.checks", "analyzers.core.quality", "analyzers.core.joint", "analyzers.core.groups")
 
 
 @dataclass
@@ -55,8 +51,10 @@ class Measured:
     segment: dict[str, str] | None = None  # the group measured ({"feature": F, "value": V}), if not all records
 
 
-ColumnDetector = Callable[["ColumnBaseline", "ColumnProfile", "WindowProfile", str], "Measurement | None"]
-WindowDetector = Callable[["WindowProfile", "Baseline", str], "Iterable[Measured]"]
+# (column baseline, column profile, window profile, reference name) -> Measurement | None; the registry names
+# no core type of its own, so that every detector's module can import it
+ColumnDetector = Callable[[Any, Any, Any, str], "Measurement | None"]
+WindowDetector = Callable[[Any, Any, str], Iterable[Measured]]  # (window profile, baseline, reference name)
 
 
 @dataclass(frozen=True)

@@ -112,11 +112,6 @@ def normal_sf(z: float) -> float:
     return float(_special.ndtr(-z))
 
 
-def rule_of_succession(events: int, trials: int) -> float:
-    """Laplace's estimate ``(events + 1) / (trials + 2)``: a rate never seen is still not zero."""
-    return (events + 1.0) / (trials + 2.0)
-
-
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     """Benjamini-Hochberg adjusted p-values (q-values), controlling the false discovery rate.
 

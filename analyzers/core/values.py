@@ -44,3 +44,15 @@ def is_number(value: Any) -> bool:
     return (value.__class__ is float or value.__class__ is int) or (
         isinstance(value, (int, float)) and not isinstance(value, bool)
     )
+
+
+def is_vector_of(value: Any, dim: int) -> bool:
+    """An embedding of length ``dim``: a list (or tuple, or 1-d array) of ``dim`` finite numbers.
+
+    >>> is_vector_of([0.5, 1, -2.0], 3), is_vector_of([0.5, True, 2.0], 3), is_vector_of([0.5, 1.0], 3)
+    (True, False, False)
+    """
+    if hasattr(value, "tolist") and not isinstance(value, (list, tuple)):
+        value = value.tolist()
+    return (isinstance(value, (list, tuple)) and len(value) == dim
+            and all(is_number(x) and x - x == 0 for x in value))  # x - x: NaN and infinities are not 0

@@ -19,6 +19,7 @@ from logging_adapter import contract as c
 from ..core.baseline import ColumnBaseline
 from ..core.checks import CheckResult, example_text
 from ..core.incidents import DEFAULT_GAP
+from ..core.joint import ALL_INPUTS
 from ..core.profile import ColumnProfile
 from ..core.window import WindowResult
 
@@ -62,8 +63,11 @@ def feature_views(window: WindowResult) -> list[FeatureView]:
         results = by_feature.get(name, [])
         status = "critical" if any(r.status == "critical" for r in results) else (
             "warning" if any(r.status == "warning" for r in results) else "ok")
-        bars, note = _bars(col, prof)
+        bars, note = _embedding_bars(prof, results) if col.kind == "embedding" else _bars(col, prof)
         views.append(FeatureView(name, col.kind, col.role, status, results, bars, note))
+    joint = by_feature.get(ALL_INPUTS)
+    if joint:
+        views.append(_joint_view(joint))
     order = {"critical": 0, "warning": 1, "ok": 2}
     views.sort(key=lambda v: (order[v.status], v.role != "prediction", v.name))
     return views
@@ -79,6 +83,35 @@ def _bars(col: ColumnBaseline, prof: ColumnProfile) -> tuple[list[Bar], str]:
             f"{len(col.vocabulary or ()):,} words in the model's vocabulary; "
             f"{prof.tokens:,} words in {prof.texts:,} texts in this window")
     return _category_bars(col, prof)
+
+
+def _status(results: Sequence[CheckResult]) -> str:
+    return "critical" if any(r.status == "critical" for r in results) else (
+        "warning" if any(r.status == "warning" for r in results) else "ok")
+
+
+def _joint_view(results: list[CheckResult]) -> FeatureView:
+    """The inputs together (``multivariate_shift``): each input's share of the change in how the inputs move
+    together, and the pair that moved most in words."""
+    r = results[0]
+    bars = [Bar(str(e["value"]), 0.0, float(e["share"])) for e in r.examples if isinstance(e, dict) and "share" in e]
+    note = f"each input's share of the change in how the inputs move together; {r.message}"
+    return FeatureView("(the inputs together)", "joint", "input", _status(results), results, bars, note)
+
+
+def _embedding_bars(prof: ColumnProfile, results: list[CheckResult]) -> tuple[list[Bar], str]:
+    """An embedding: the share of its vectors where training's vectors rarely are (training's own share is the
+    tail it was measured on), and the values that were no vector of its length."""
+    shift = next((r for r in results if r.check == "embedding_shift"), None)
+    bars = []
+    if shift is not None and shift.observed is not None and shift.expected is not None:
+        bars = [Bar("where training rarely is", shift.expected, shift.observed),
+                Bar("where training is", 1 - shift.expected, 1 - shift.observed)]
+    values = prof.present - prof.nulls
+    if values:
+        bars.append(Bar("not a vector of its length", 0.0, prof.mismatched / values))
+    note = shift.message if shift is not None else f"{values:,} vectors; too few in the sample to judge"
+    return bars, note
 
 
 def _share(counts: Sequence[float]) -> list[float]:

@@ -29,9 +29,9 @@ from ..core.groups import GROUP_VALUES_KEPT, GroupProfile, GroupReference, Group
 from ..core.quality import DELAY_EDGES, QualityProfile, QualityReference, latency_edges
 from ..core.segments import CONTEXT_FIELDS, MISSING, segment_features
 from ..core.counting import ProfileCounter
+from ..core.joint import RowSample, key_hash
 from .search import of_model, search
 
-MAX_BUCKETS = 65_536  # search.max_buckets default, across one response
 BUCKET_BUDGET = 20_000  # buckets we allow ourselves per request, well inside it
 UNSEEN_EXAMPLES = 10
 TEXT_SAMPLE = 1000
@@ -109,6 +109,8 @@ class EsWindowProfiler:
         texts = [col for col in self.baseline.columns.values() if col.kind == "text"]
         if texts:
             self._add_text_sample(window, query, texts, seed=f"{start}/{end}")
+        if self._counter.sampled:
+            self._add_record_sample(window, query, seed=f"{start}/{end}")
         if self.baseline.quality is not None:
             window.quality = self.quality(query, records)
         if self.baseline.groups is not None:
@@ -121,6 +123,39 @@ class EsWindowProfiler:
         groups = self.baseline.groups
         named = [f for f in (groups.fields if groups else ()) if is_record_field(f)]
         return list(dict.fromkeys((*CONTEXT_FIELDS, *named)))
+
+    def _add_record_sample(self, window: WindowProfile, query: dict, seed: str) -> None:
+        """The record sample the joint checks read: a seeded random sample of the window's documents (at most the
+        sample's size, the same on a re-run), fetched with only the inputs those checks need. An embedding's
+        wrong-length vectors, which no aggregation sees, are counted in it and scaled to the window."""
+        sample = RowSample()
+        size = min(sample.k, window.records)
+        names = self._counter.sampled
+        resp = self._search(
+            size=size, _source=[c.PREDICTION_ID, *(c.column_field(n) for n in names)],
+            query={"function_score": {"query": query, "boost_mode": "replace",
+                                      "random_score": {"seed": _seed(seed), "field": "_seq_no"}}},
+        )
+        rows, keys = [], []
+        for hit in resp["hits"]["hits"]:
+            try:
+                record = c.read_prediction(hit.get("_source", {}))
+            except c.RecordError:
+                rows.append({})
+                keys.append(hit["_id"])
+                continue
+            rows.append(record.columns())
+            keys.append(record.prediction_id or hit["_id"])
+        for key, row in zip(keys, rows):
+            sample.offer(key, key_hash(key), lambda row=row: {n: row.get(n) for n in names})
+        window.sample = sample
+        for col in (self.baseline.columns[n] for n in names if self.baseline.columns[n].kind == "embedding"):
+            exact = window.columns[col.name]
+            values = [row[col.name] for row in rows if row.get(col.name) is not None]
+            counted = self._counter.count_column(col.name, col, values)
+            if counted.mismatched and values:
+                exact.mismatched += round(counted.mismatched * (exact.present - exact.nulls) / len(values))
+                exact.mismatch_examples = counted.mismatch_examples
 
     def _profile_columns(self, window: WindowProfile, cols: list[ColumnBaseline], query: dict[str, Any],
                          excluded: list[str] = ()) -> None:
@@ -243,7 +278,7 @@ class EsWindowProfiler:
         after = None
         while True:
             body: dict[str, Any] = {"size": 1000, "query": query,
-                                    "sort": [{c.INTERVAL_START: "asc"}, {c.SOURCE_PROCESS: "asc"}, {"predwatch.source.part": "asc"}]}
+                                    "sort": [{c.INTERVAL_START: "asc"}, {c.SOURCE_PROCESS: "asc"}, {c.SOURCE_PART: "asc"}]}
             if after is not None:
                 body["search_after"] = after
             self.requests += 1
@@ -329,6 +364,7 @@ AGGREGATABLE = {  # the mapped types whose aggregations read a feature of each b
     "boolean": frozenset({"boolean"}),
     "categorical": frozenset({"keyword", "constant_keyword", "wildcard"}),
     "text": frozenset({"keyword", "constant_keyword", "wildcard", "text", "match_only_text"}),
+    "embedding": NUMERIC_TYPES,
 }
 
 
@@ -449,6 +485,9 @@ def _read_column(key: str, col: ColumnBaseline, aggs: dict[str, Any]) -> ColumnP
             prof.mismatch_examples = ["(value the numeric mapping refused)"]
         return prof
     if col.kind == "text":
+        return prof
+    if col.kind == "embedding":  # an array of strings, refused by the float mapping; wrong lengths: the sample
+        prof.mismatched += ignored
         return prof
     if col.kind == "boolean":
         for b in aggs[f"{key}_terms"]["buckets"]:

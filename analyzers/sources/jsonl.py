@@ -20,6 +20,7 @@ import msgspec
 import orjson
 
 from logging_adapter import contract as c
+from logging_adapter.fieldmap import FieldMap, contract_records
 
 from ..core.counting import Columns
 from ..core.profile import Rejected
@@ -136,11 +137,15 @@ def _parse_lines(prefix: str, lines: Iterable[bytes], first: int) -> Iterator[Li
             yield prefix, number, obj
 
 
-def read_predictions(items: Iterable[dict[str, Any] | Line], *, flat: bool = True
+def read_predictions(items: Iterable[dict[str, Any] | Line], *, flat: bool = True, fields: FieldMap | None = None
                      ) -> Iterator[c.Prediction | c.Outcome | c.ProfileRecord | Rejected]:
     """Prediction records from parsed objects (or ``read_jsonl`` lines); outcome and profile records as
     :class:`~logging_adapter.contract.Outcome` and :class:`~logging_adapter.contract.ProfileRecord` (never as
     predictions); anything else is :class:`Rejected`.
+
+    OpenTelemetry log records (OTLP JSON documents, Elastic's OpenTelemetry layout) are recognised as they
+    come; ``fields`` reads records in a service's own layout (:mod:`logging_adapter.fieldmap`). A record
+    that neither reads is :class:`Rejected` like any other bad line.
 
     ``flat=False``: nested feature objects stay nested (``LocalProfiler`` flattens per chunk).
     """
@@ -152,10 +157,26 @@ def read_predictions(items: Iterable[dict[str, Any] | Line], *, flat: bool = Tru
         if type(item) is Rejected:
             yield item
             continue
+        if type(item) is dict and (converted := contract_records(item, fields)) is not None:
+            yield from _converted(converted, read, f"{prefix}{number}" if prefix else f"record {number}")
+            continue
         try:
             yield read(item)
         except c.RecordError as exc:
             yield Rejected(f"{prefix}{number}" if prefix else f"record {number}", str(exc))
+
+
+def _converted(records: list[dict[str, Any] | c.RecordError], read: Callable[[dict[str, Any]], Any], where: str
+               ) -> Iterator[Any]:
+    """The contract records of one line in another layout (an OTLP line holds many: each rejection says which)."""
+    many = len(records) > 1
+    for number, record in enumerate(records, 1):
+        try:
+            if isinstance(record, c.RecordError):
+                raise record
+            yield read(record)
+        except c.RecordError as exc:
+            yield Rejected(where, f"log record {number}: {exc}" if many else str(exc))
 
 
 @dataclass(slots=True)
@@ -170,23 +191,24 @@ class Chunk:
         return len(self.columns) + len(self.others)
 
 
-def read_records(paths: Iterable[str | Path]) -> Iterator[Chunk]:
-    """``read_predictions(read_jsonl(paths), flat=False)`` in :class:`Chunk`\\ s, faster: canonical prediction
-    lines go straight into columns (:func:`_chunks`), everything else the full way, with the same result."""
-    return _each_file(paths, _chunks)
+def read_records(paths: Iterable[str | Path], fields: FieldMap | None = None) -> Iterator[Chunk]:
+    """``read_predictions(read_jsonl(paths), flat=False, fields=fields)`` in :class:`Chunk`\\ s, faster:
+    canonical prediction lines go straight into columns (:func:`_chunks`), everything else the full way, with
+    the same result."""
+    return _each_file(paths, _chunks if fields is None else functools.partial(_chunks, fields=fields))
 
 
-def read_records_range(path: str | Path, start: int, end: int) -> Iterator[Chunk]:
+def read_records_range(path: str | Path, start: int, end: int, fields: FieldMap | None = None) -> Iterator[Chunk]:
     """:func:`read_records` of the lines of a plain JSONL file that *start* at a byte offset in ``[start, end)``.
     Their numbers are relative to the range (``f.jsonl@OFFSET+N``) until :func:`locate` turns them into
     ``f.jsonl:LINE``."""
-    return _file_range(path, start, end, _chunks)
+    return _file_range(path, start, end, _chunks if fields is None else functools.partial(_chunks, fields=fields))
 
 
 PIECE = 500  # lines: in a chunk with a line the short path cannot take, pieces this size go the full way
 
 
-def _chunks(prefix: str, lines: Iterable[bytes], first: int) -> Iterator[Chunk]:
+def _chunks(prefix: str, lines: Iterable[bytes], first: int, fields: FieldMap | None = None) -> Iterator[Chunk]:
     """Chunks of ``CHUNK`` lines. A piece of ``PIECE`` lines all in the canonical form (:func:`_canonical`)
     goes into columns; any other piece through :func:`_parse_lines` and :func:`read_predictions`, which check
     and explain everything. (Pieces keep the parsed objects few enough to stay in the CPU's caches.)"""
@@ -197,7 +219,8 @@ def _chunks(prefix: str, lines: Iterable[bytes], first: int) -> Iterator[Chunk]:
             piece = block[lo:lo + PIECE]
             columns = _canonical(piece)
             if columns is None:
-                chunk.others.extend(read_predictions(_parse_lines(prefix, piece, first + lo), flat=False))
+                chunk.others.extend(read_predictions(_parse_lines(prefix, piece, first + lo), flat=False,
+                                                     fields=fields))
             else:
                 chunk.columns.extend(columns)
         yield chunk
@@ -287,3 +310,33 @@ def estimate_lines(paths: Iterable[str | Path], sample: int = 1 << 20) -> int | 
     if not lines:
         return None
     return int(sum(p.stat().st_size for p in paths) / (len(head) / lines))
+
+
+def unseen_paths(paths: Iterable[str | Path], fields: FieldMap, lines: int = CHUNK) -> tuple[int, dict[str, list[str]]]:
+    """The field map's paths that occur in none of the records of the first ``lines`` lines of each file
+    (with the keys that name them), and how many records the map read there: said once at the start, so that
+    a misspelt path is not found out from a profile of nothing but missing values. Records in predwatch's own
+    or in the OpenTelemetry layout are not the map's to read and are not counted."""
+    from logging_adapter.fieldmap import occurs, otel_layout, otlp_records, own_layout
+
+    wanted = fields.paths()
+    seen: set[str] = set()
+    records = 0
+    for path in paths:
+        try:
+            for _, _, item in islice(read_jsonl([path]), lines):
+                if type(item) is not dict:
+                    continue
+                layout = otel_layout(item)
+                try:
+                    found = list(otlp_records(item)) if layout == "otlp" else [item]
+                except c.RecordError:
+                    continue
+                for record in found:
+                    if own_layout(record) or otel_layout(record) == "elastic":
+                        continue
+                    records += 1
+                    seen.update(p for p in wanted if p not in seen and occurs(record, p))
+        except UnreadableFile:
+            continue  # the reading proper says so
+    return records, {p: keys for p, keys in wanted.items() if p not in seen}

@@ -17,9 +17,11 @@ from typing import Any
 import pandas as pd
 
 from logging_adapter import contract as c
+from logging_adapter.fieldmap import FieldMap
 
 from ..core.baseline import Baseline
 from ..core.counting import Columns, ProfileCounter, outputs_of, scored_outputs
+from ..core.joint import RowSample
 from ..core.profile import Rejected, WindowProfile
 from ..core.groups import add_group_labels
 from ..core.quality import QualityProfile, add_labelled
@@ -35,8 +37,10 @@ class LocalProfiler:
     """
 
     def __init__(self, baseline: Baseline, *, model: str | None = None, chunk: int = CHUNK,
-                 window: timedelta | None = None, progress: Callable[[int], None] | None = None) -> None:
+                 window: timedelta | None = None, progress: Callable[[int], None] | None = None,
+                 fields: FieldMap | None = None) -> None:
         self.baseline = baseline
+        self.fields = fields  # records in a service's own layout: where each part of the contract lives
         self.model = model
         self.chunk = chunk
         self.window = window  # None: one profile of everything; else one per UTC-aligned window of this size
@@ -64,7 +68,7 @@ class LocalProfiler:
         paths = [Path(p) for p in paths]
         ranges = _split(paths, workers)
         if workers <= 1 or len(ranges) <= 1:
-            return self.assemble(self.windows(read_records(paths)))
+            return self.assemble(self.windows(read_records(paths, self.fields)))
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -125,7 +129,8 @@ class LocalProfiler:
         path, start, end = part
         # a worker reads several ranges with the one profiler it forked with: each range reports only its own
         self.rejected, self.rejections, self.pending, self.outcomes, self.profiled = 0, [], {}, {}, {}
-        profiles = self.windows(read_records([path]) if end < 0 else read_records_range(path, start, end))
+        profiles = self.windows(read_records([path], self.fields) if end < 0
+                                else read_records_range(path, start, end, self.fields))
         located = [Rejected(locate(path, r.where), r.reason) for r in self.rejections]
         return profiles, located, self.rejected, self.pending, self.outcomes, self.profiled
 
@@ -156,6 +161,7 @@ class LocalProfiler:
                  ) -> dict[float | None, WindowProfile]:
         model = self.model or self.baseline.model
         windows: dict[float | None, WindowProfile] = {}
+        samples: dict[float | None, RowSample] = {}  # each window's record sample, offered to chunk by chunk
         other: dict[str, int] = {}
         read = 0
         for chunk in chunked(items, self.chunk):
@@ -189,10 +195,13 @@ class LocalProfiler:
                         other[name] = other.get(name, 0) + 1
                 records = records.take(keep)
             for key, group, stamps in self._by_window(records):
-                profile = self.counter.count(group, stamps)
+                sample = samples.setdefault(key, RowSample()) if self.counter.sampled else None
+                profile = self.counter.count(group, stamps, sample)
                 if self._quality is not None:
                     self._remember(key, group, profile)
                 _merge_into(windows, {key: profile})
+        for key, sample in samples.items():
+            windows[key].sample = sample
         if other:  # said once, on the earliest window (or the only one)
             first = min(windows, key=lambda k: -1 if k is None else k) if windows else None
             windows.setdefault(first, WindowProfile(model=model)).other_models = other
@@ -216,6 +225,7 @@ class LocalProfiler:
             sample = windows.get(key)
             if sample is not None:
                 counted.other_models = _sum(counted.other_models, sample.other_models)
+                counted.sample = sample.sample  # the logged records are a sample already: the joint checks read it
             windows[key] = counted
         self.join_outcomes(windows)
         return windows

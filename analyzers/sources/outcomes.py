@@ -32,7 +32,6 @@ from .search import of_model, search
 
 log = logging.getLogger("predwatch.outcomes")
 PAGE = 1000
-JOINED = "predwatch.joined"
 FIRST_SEEN = "first_seen"  # in predwatch.*: when a join first looked for the outcome's prediction and missed
 GIVE_UP = timedelta(days=7)  # an outcome whose prediction is still not found this long after it was FIRST SEEN
 
@@ -76,7 +75,7 @@ def join_outcomes(client: Elasticsearch, prefix: str, model: str, baseline_for: 
     while seen < limit:
         body: dict[str, Any] = {
             "size": PAGE, "sort": [{c.TIMESTAMP: "asc"}, {c.PREDICTION_ID: "asc"}],
-            "query": {"bool": {**of_model(model)["bool"], "must_not": [{"exists": {"field": JOINED}}]}},
+            "query": {"bool": {**of_model(model)["bool"], "must_not": [{"exists": {"field": c.OUTCOME_JOINED}}]}},
         }
         if after is not None:
             body["search_after"] = after

@@ -56,7 +56,7 @@ class ProcessProfiler:
         self.emitted = 0  # profile records handed to ``emit``
         self.counted = 0  # predictions counted
         self._emit = emit
-        self._counter = ProfileCounter(baseline)
+        self._counter = ProfileCounter(baseline, sampling=False)
         self._queue: deque[tuple[float, str | None, Any, Any, float | None]] = deque()
         self._intervals: dict[float, WindowProfile] = {}
         self._parts: dict[float, int] = {}

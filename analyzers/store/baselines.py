@@ -28,6 +28,8 @@ def model_template(baseline: Baseline, prefix: str) -> tuple[str, dict[str, Any]
         "categorical": {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE},
         "text": {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE},
         "boolean": {"type": "boolean"},
+        # one multi-valued field, kept in doc values only: no search index of its numbers, no field per dimension
+        "embedding": {"type": "float", "index": False, "ignore_malformed": True, "coerce": False},
     }
     properties: dict[str, Any] = {}
     for col in baseline.columns.values():

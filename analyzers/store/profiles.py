@@ -2,7 +2,6 @@
 without querying raw records again."""
 from __future__ import annotations
 
-
 import orjson
 from elasticsearch import Elasticsearch
 
@@ -17,7 +16,7 @@ def profile_doc(profile: WindowProfile, *, prefix: str, model: str, version: str
                 end: str) -> Doc:
     doc = {"@timestamp": end, "predwatch": {"model": {"name": model, "version": version},
                                             "window": {"start": start, "end": end, "records": profile.records}},
-           "profile": profile.to_dict()}
+           "profile": {k: v for k, v in profile.to_dict().items() if k != "sample"}}  # joint checks: training only
     return Doc(profiles_index(prefix), result_id(model, version, start, end, "profile"), orjson.dumps(doc))
 
 

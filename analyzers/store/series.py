@@ -27,9 +27,8 @@ def fetch(client: Elasticsearch, prefix: str, model: str, start: str, end: str) 
                          "or `predwatch analyze` first)")
     metrics = [h["_source"]["predwatch"] for h in helpers.scan(
         client, index=res.metrics_index(prefix), query={"query": window}, size=1000,
-        _source=["predwatch.window", "predwatch.feature", "predwatch.check", "predwatch.value",
-                 "predwatch.threshold", "predwatch.observed", "predwatch.expected", "predwatch.status",
-                 "predwatch.reference"])]
+        _source=[res.WINDOW, res.FEATURE, res.CHECK, res.METRIC, res.VALUE, res.THRESHOLD, res.OBSERVED, res.EXPECTED,
+                 res.STATUS, res.REFERENCE])]
     if not metrics:
         raise NothingYet(f"no analysed window of model {model!r} in [{start}, {end})")
     found = search(client, index=res.findings_index(prefix), size=500, query=window, sort=[{res.WINDOW_START: "desc"}],

@@ -194,8 +194,8 @@ def stored_windows(client, prefix: str, model: str, version: str | None, start: 
     from analyzers.core.backtest import Window
     from analyzers.core.profile import WindowProfile
     from analyzers.sources.search import of_model, search
-    from analyzers.store.results import MODEL_VERSION, WINDOW_START, profiles_index
-    from logging_adapter.contract import parse_time, utc_iso
+    from analyzers.store.results import WINDOW_START, profiles_index
+    from logging_adapter.contract import MODEL_VERSION, parse_time, utc_iso
 
     filters = of_model(model, version, field=WINDOW_START, start=utc_iso(start), end=utc_iso(end))["bool"]["filter"]
     out: dict[str | None, list[Window]] = {}

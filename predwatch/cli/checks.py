@@ -7,8 +7,8 @@ from pathlib import Path
 
 import orjson
 
-from .common import (EXIT_FINDINGS, EXIT_HELP, EXIT_OK, Subparsers, UsageError, add_es_args, default_workers,
-                     elasticsearch_errors, es_client, load_config)
+from .common import (EXIT_FINDINGS, EXIT_HELP, EXIT_OK, Subparsers, UsageError, add_es_args, add_fields_arg,
+                     default_workers, elasticsearch_errors, es_client, load_config, load_fields, say_unseen_paths)
 from .progress import Progress
 
 
@@ -43,6 +43,7 @@ def _baseline(sub: Subparsers) -> None:
                         "equal-opportunity differences between its values (Fairlearn's definitions), and "
                         "fairness_gap fires when a gap grows beyond the reference's")
     p.add_argument("--out", help="where to write the baseline JSON")
+    add_fields_arg(p)
     p.add_argument("--es", action="store_true", help="also store the baseline in Elasticsearch (<prefix>-baselines)")
     add_es_args(p)
     p.set_defaults(run=run_baseline)
@@ -55,10 +56,16 @@ def run_baseline(args: argparse.Namespace) -> int:
     path = Path(args.data)
     if not path.exists():
         raise UsageError(f"training data not found: {path}")
+    fields = load_fields(args)
+    if fields is not None and not path.name.lower().endswith((".jsonl", ".ndjson", ".json", ".jsonl.gz")):
+        raise UsageError(f"--fields reads JSONL records; {path} is not a .jsonl file (name the columns with "
+                         "--prediction, --drop ... instead)")
+    if fields is not None:
+        say_unseen_paths("baseline", [path], fields)
     bar = Progress("baseline")
     bar.say(f"reading {path} ...")
     try:
-        table = load_table(path)
+        table = load_table(path, fields)
     except (ValueError, OSError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from None
     finally:
@@ -142,6 +149,7 @@ def _check(sub: Subparsers) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="json: one object per window, one per line, in time order")
     p.add_argument("--config", help="predwatch.toml with check thresholds")
+    add_fields_arg(p)
     add_workers_arg(p)
     p.set_defaults(run=run_check)
 
@@ -201,10 +209,14 @@ def _analyze_local(args: argparse.Namespace):
         config = CheckConfig.from_dict(load_config(args.config))
     except ValueError as exc:
         raise UsageError(f"{args.config}: {exc}") from None
+    fields = load_fields(args)
+    if fields is not None:
+        say_unseen_paths(args.command, args.logs, fields)
     bar = Progress("reading", unit="lines", total=estimate_lines(args.logs))
     try:
         analysis = analyze_local(args.logs, baseline, config, workers=max(1, args.workers), window=window_size(args),
-                                 progress=bar.update if bar.active else None, recent_days=max(0, args.recent_days))
+                                 progress=bar.update if bar.active else None, recent_days=max(0, args.recent_days),
+                                 fields=fields)
     except UnreadableFile as exc:
         raise UsageError(str(exc)) from None
     finally:
@@ -336,6 +348,7 @@ def _report(sub: Subparsers) -> None:
     add_window_arg(p)
     p.add_argument("--config", help="predwatch.toml with check thresholds")
     p.add_argument("--out", required=True, help="the HTML file to write")
+    add_fields_arg(p)
     add_workers_arg(p)
     p.add_argument("--es", action="store_true", help="read the results from Elasticsearch instead")
     p.add_argument("--model", help="with --es: the model")
@@ -349,6 +362,8 @@ def run_report(args: argparse.Namespace) -> int:
     from analyzers.report.html import write_report
 
     if args.es:
+        if args.fields:
+            raise UsageError("--fields reads local --logs; a report from Elasticsearch (--es) reads the results indices")
         return _report_from_es(args)
     if not args.baseline or not args.logs:
         raise UsageError("a local report needs --baseline and --logs (or use --es --model)")

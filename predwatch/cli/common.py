@@ -169,3 +169,40 @@ def service_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("elastic_transport").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def add_fields_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fields", metavar="MAP.toml",
+                   help="a field map: where model, version, prediction_id, timestamp, features, prediction, "
+                        "latency_ms (and for outcomes actual, outcome_id) live in records of your own layout, each a "
+                        "dotted path (OpenTelemetry log records are recognised without one)")
+
+
+def load_fields(args: argparse.Namespace):
+    """The ``--fields`` map, or None; a usage error naming the file and the problem when it is unusable."""
+    from logging_adapter.fieldmap import FieldMap
+
+    if not getattr(args, "fields", None):
+        return None
+    try:
+        return FieldMap.load(args.fields)
+    except FileNotFoundError:
+        raise UsageError(f"field map not found: {args.fields}") from None
+    except PermissionError:
+        raise UsageError(f"{args.fields}: permission denied") from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def say_unseen_paths(command: str, logs, fields) -> None:
+    """Once, at the start: each path of the field map that none of the first records holds."""
+    import sys
+
+    from analyzers.sources.jsonl import CHUNK, unseen_paths
+
+    records, unseen = unseen_paths(logs, fields, CHUNK)
+    if not records:
+        return
+    for path, keys in unseen.items():
+        print(f"predwatch {command}: warning: fields {fields.source}: path \"{path}\" ({', '.join(keys)}) never "
+              f"occurs in the first {records:,} records", file=sys.stderr)
