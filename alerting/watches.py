@@ -23,9 +23,12 @@ WATCHER_LICENCES = ("gold", "platinum", "enterprise", "trial")
 _env = jinja2.Environment(loader=jinja2.PackageLoader("alerting", "templates"), autoescape=False,
                           undefined=jinja2.StrictUndefined)
 
-# What a finding line says, in Watcher's mustache: model, version, feature, check (and the quality metric), value.
+# What a finding line says, in Watcher's mustache: model, version, feature (and the group judged on its own), check
+# (and the quality metric), value.
 FINDING_LINE = ("{{_source.predwatch.severity}}: {{_source.predwatch.model.name}} "
-                "v{{_source.predwatch.model.version}} {{_source.predwatch.feature}} {{_source.predwatch.check}}"
+                "v{{_source.predwatch.model.version}} {{_source.predwatch.feature}}"
+                "{{#_source.predwatch.segment_text}} for {{_source.predwatch.segment_text}}"
+                "{{/_source.predwatch.segment_text}} {{_source.predwatch.check}}"
                 "{{#_source.predwatch.metric}} {{_source.predwatch.metric}}{{/_source.predwatch.metric}} "
                 "value {{_source.predwatch.value}} (threshold {{_source.predwatch.threshold}}): {{_source.message}}")
 

@@ -292,7 +292,8 @@ def window_panels() -> list[Panel]:
                       "p50": metric("percentile", c.PREDICTION, "median", percentile=50),
                       "p90": metric("percentile", c.PREDICTION, "p90", percentile=90)},
                      grid=(0, 54, 48, 12), x="x", y=["p10", "p50", "p90"]))
-    realised = f'{_kql(r.CHECK, "quality_drop")} and {_kql(r.METRIC, "accuracy")}'
+    overall = f"not {r.SEGMENT_TEXT}:*"  # the model's quality over all records, not a group's
+    realised = f'{_kql(r.CHECK, "quality_drop")} and {_kql(r.METRIC, "accuracy")} and {overall}'
     out += [
         Panel("quality-per-version", "Model quality per version (accuracy; MAE for regression), against the reference",
               "metrics", "lnsXY",
@@ -300,7 +301,8 @@ def window_panels() -> list[Panel]:
                "b": terms(c.MODEL_VERSION, "Version", "y", size=10)},
               grid=(0, 66, 24, 14), x="x", y=["y"], split="b",
               reference={"tx": date_histogram(), "t": metric("max", r.EXPECTED, "Reference (evaluation data)")},
-              kql=f'{_kql(r.CHECK, "quality_drop")} and ({_kql(r.METRIC, "accuracy")} or {_kql(r.METRIC, "mae")})'),
+              kql=f'{_kql(r.CHECK, "quality_drop")} and ({_kql(r.METRIC, "accuracy")} or {_kql(r.METRIC, "mae")}) '
+                  f'and {overall}'),
         Panel("estimated-vs-realised", "Estimated (CBPE, before the labels) and realised accuracy", "metrics", "lnsXY",
               {"x": date_histogram(),
                "real": metric("max", r.OBSERVED, "Realised accuracy", kql=realised),
@@ -344,6 +346,24 @@ def window_panels() -> list[Panel]:
               reference={"tx": date_histogram(), "t": metric("max", r.THRESHOLD, "Threshold")},
               kql=" or ".join(_kql(r.CHECK, name) for name in ("version_shift", "version_traffic_shift",
                                                                  "version_disagreement"))),
+    ]
+    out += [  # who is affected: quality by group and fairness
+        Panel("quality-by-group", "Model quality by group (newest window in range), against each group's reference",
+              "metrics", "lnsDatatable",
+              {"group": terms(r.SEGMENT_TEXT, "Group", "n", size=100),
+               "metric": terms(r.METRIC, "Metric", "n", size=10),
+               "observed": last_value(r.OBSERVED, "This window", "number"),
+               "expected": last_value(r.EXPECTED, "Reference", "number"),
+               "status": last_value(r.STATUS, "Status"),
+               "n": count("Windows")},
+              grid=(0, 116, 24, 14), kql=f'{_kql(r.CHECK, "quality_drop")} and {r.SEGMENT_TEXT}:*'),
+        Panel("fairness", "Fairness gaps by sensitive attribute (demographic parity, equal opportunity), "
+                          "against the reference's",
+              "metrics", "lnsXY",
+              {"x": date_histogram(), "y": metric("max", r.OBSERVED, "Gap"),
+               "e": metric("max", r.EXPECTED, "Reference gap"),
+               "b": terms(r.FEATURE, "Attribute / metric", "y", size=20, secondary=[r.METRIC])},
+              grid=(24, 116, 24, 14), x="x", y=["y", "e"], split="b", kql=_kql(r.CHECK, "fairness_gap")),
     ]
     return out
 

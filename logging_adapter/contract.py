@@ -49,6 +49,13 @@ SHADOW = "predwatch.shadow"
 
 PREDICTION_MESSAGE = "prediction"
 
+# The fields of the record around a prediction that often explain an incident: the service and the version
+# deployed, the host, the labels (region, tenant ...). Findings may name them as segments (record_context).
+CONTEXT_OBJECTS = ("service", "host", "labels")
+SERVICE_VERSION = "service.version"
+HOST_NAME = "host.name"
+LABELS = "labels"
+
 # Outcome records: the actual result of one prediction, logged when it becomes known (``@timestamp``).
 OUTCOME_DATASET = "predwatch.outcome"
 OUTCOME_MESSAGE = "outcome"
@@ -282,6 +289,7 @@ class Prediction:
     features: dict[str, Any]
     prediction: Any
     latency_ms: float | None
+    context: dict[str, Any] | None = None  # the record's fields around the prediction (record_context)
 
     def columns(self) -> dict[str, Any]:
         """Input features and prediction outputs as one flat mapping of columns."""
@@ -310,6 +318,27 @@ def is_shadow(record: Mapping[str, Any]) -> bool:
     """Whether a parsed prediction record is a shadow's (``predwatch.shadow`` true, nested or dotted)."""
     ns = record.get(NAMESPACE)
     return (type(ns) is dict and ns.get("shadow") is True) or record.get(SHADOW) is True
+
+
+def record_context(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The scalar fields of a record around its prediction (``service.*``, ``host.*``, ``labels.*``), flat;
+    None when it has none.
+
+    >>> record_context({"service": {"name": "api", "version": "3"}, "labels": {"region": "eu"}, "predwatch": {}})
+    {'service.name': 'api', 'service.version': '3', 'labels.region': 'eu'}
+    """
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key in CONTEXT_OBJECTS and isinstance(value, Mapping):
+            if too_deep(value, MAX_DEPTH):
+                continue
+            out.update((k, v) for k, v in flatten(value, key + ".").items() if not isinstance(v, (dict, list)))
+        elif key.startswith(_CONTEXT_PREFIXES) and not isinstance(value, (dict, list)):
+            out[key] = value
+    return out or None
+
+
+_CONTEXT_PREFIXES = tuple(f"{name}." for name in CONTEXT_OBJECTS)
 
 
 def is_outcome(record: Mapping[str, Any]) -> bool:
@@ -430,7 +459,8 @@ def too_long_reason(size: int) -> str:
 # The canonical nested form's keys (what PredictionLogger writes), in ``predwatch`` and at the top: a record
 # holding no other key takes the fast paths (here, and the schema decoder of analyzers.sources.jsonl).
 CANONICAL_NAMESPACE = frozenset({"model", "prediction_id", "features", "prediction", "latency_ms", "shadow"})
-CANONICAL_TOP = frozenset({TIMESTAMP, LOG_LEVEL, MESSAGE, ECS_VERSION_FIELD, "service", "event", "labels", NAMESPACE})
+CANONICAL_TOP = frozenset({TIMESTAMP, LOG_LEVEL, MESSAGE, ECS_VERSION_FIELD, "service", "event", "labels", "host",
+                           NAMESPACE})
 
 
 def read_prediction(record: Mapping[str, Any], *, flat: bool = True) -> Prediction:
@@ -483,6 +513,7 @@ def read_prediction(record: Mapping[str, Any], *, flat: bool = True) -> Predicti
         features,
         prediction,
         latency if type(latency) in (int, float) else None,
+        record_context(record),
     )
 
 

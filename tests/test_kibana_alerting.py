@@ -127,8 +127,10 @@ def referenced_fields(objects: list[dict]) -> set[str]:
 
 
 def kql_fields(kql: str) -> set[str]:
-    """The fields of a KQL query made of ``field : "value"`` clauses joined by and / or (with parentheses)."""
-    return {clause.split(":")[0].strip(" ()") for clause in re.split(r" or | and ", kql) if clause.strip()}
+    """The fields of a KQL query made of ``field : "value"`` clauses (or ``not field:*``) joined by and / or (with
+    parentheses)."""
+    return {clause.split(":")[0].strip(" ()").removeprefix("not ").strip(" ()")
+            for clause in re.split(r" or | and ", kql) if clause.strip()}
 
 
 def test_ndjson_is_generated_from_the_definition_and_committed():

@@ -27,7 +27,7 @@ def quality_docs(es, window_start: str) -> dict[tuple[str, str | None], dict]:
     out = {}
     for hit in es.docs("metrics"):
         p = hit["_source"]["predwatch"]
-        if p["window"]["start"] == window_start and p["check"] in (
+        if p["window"]["start"] == window_start and "segment" not in p and p["check"] in (
                 "quality_drop", "estimated_quality_drop", "label_coverage", "label_delay", "latency"):
             out[(p["check"], p.get("metric"))] = p
     return out
@@ -96,7 +96,9 @@ def test_late_outcomes_backfill_windows_already_analysed_without_duplicates(each
     assert drops and {f["window"]["start"] for f in drops} == {second}, "stamped with the prediction window"
     realised = sum(1 for k in after_good if k[0] == "quality_drop") + sum(1 for k in after_bad if k[0] == "quality_drop")
     assert realised == 4, "the two judged metrics of each window gained"
-    assert len(es.docs("metrics")) == counts[0] + realised + 2, "overwritten, not duplicated (plus two label delays)"
+    grouped = sum(1 for h in es.docs("metrics") if "segment" in h["_source"]["predwatch"])  # quality per device
+    assert len(es.docs("metrics")) == counts[0] + realised + grouped + 2, \
+        "overwritten, not duplicated (plus two label delays and the groups' quality)"
     assert len(es.docs("findings")) == counts[1] + len(drops)
     # a second pass has nothing new: nothing re-analysed
     assert analyzer.backfill_outcomes(job, now + timedelta(hours=31)) == []

@@ -32,6 +32,7 @@ import pandas as pd
 
 from logging_adapter import contract as c
 
+from .groups import GroupReference, build_group_reference, is_record_field
 from .joint import EmbeddingReference, JointReference, embedding_length, fit_embedding_reference, fit_joint_reference
 from .quality import QualityReference, build_quality, infer_task
 from .values import category_of, is_vector_of, tokenize
@@ -127,6 +128,8 @@ class Baseline:
     quality: QualityReference | None = field(default=None, repr=False)
     # Latency histogram of the reference traffic (the recent past; training data has none), for latency_regression.
     latency: dict[str, int] | None = field(default=None, repr=False)
+    # The groups quality and fairness are judged per (analyzers.core.groups): fields, and their reference.
+    groups: GroupReference | None = field(default=None, repr=False)
     # Training's pairwise associations between the inputs (``JointReference.to_dict()``), for multivariate_shift.
     joint: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -149,6 +152,7 @@ class Baseline:
             "columns": {name: col.to_dict() for name, col in self.columns.items()},
             **({"time_slices": self.time_slices} if self.time_slices else {}),
             **({"quality": self.quality.to_dict()} if self.quality else {}),
+            **({"groups": self.groups.to_dict()} if self.groups else {}),
             **({"joint": self.joint} if self.joint else {}),
         }
 
@@ -162,6 +166,7 @@ class Baseline:
                    created=doc.get("created", ""), source=doc.get("source"), schema_version=version,
                    time_slices=doc.get("time_slices"),
                    quality=QualityReference.from_dict(doc["quality"]) if doc.get("quality") else None,
+                   groups=GroupReference.from_dict(doc["groups"]) if doc.get("groups") else None,
                    joint=doc.get("joint"))
 
     def save(self, path: str | Path) -> None:
@@ -192,6 +197,8 @@ def build_baseline(
     actual: str | None = None,
     task: str | None = None,
     threshold: float | None = None,
+    segments: Sequence[str] = (),
+    sensitive: Sequence[str] = (),
 ) -> Baseline:
     """Summarise a training table, one column per feature.
 
@@ -206,6 +213,10 @@ def build_baseline(
         actual: the actual outcome of each row (held-out data with the model's outputs): the baseline then
             keeps the model's reference quality (:func:`analyzers.core.quality.build_quality`) for ``task``
             (inferred when None) at ``threshold`` (binary scores; default 0.5).
+        segments, sensitive: fields whose values group records (``--segment``, ``--sensitive``): quality is
+            judged per group, and fairness between the values of each sensitive field
+            (:mod:`analyzers.core.groups`). Fields named ``labels.*``, ``service.*`` or ``host.*`` are record
+            fields, not model inputs: they are kept for grouping only.
     """
     kinds = dict(kinds or {})
     stamps = None
@@ -216,12 +227,19 @@ def build_baseline(
         if stamps.notna().sum() == 0:
             raise ValueError(f"time column {time_column!r} holds no readable timestamps")
         table = table.drop(columns=[time_column])
-    quality = None
+    quality = predicted = outcomes = None
+    for name in (*segments, *sensitive):
+        if name not in table.columns and not (is_record_field(name) and name in segments):
+            raise ValueError(f"group field {name!r} is not in the data")  # a record field has no reference then
+    grouping = table
+    table = table.drop(columns=[n for n in dict.fromkeys((*segments, *sensitive))
+                                if is_record_field(n) and n in table.columns])
     if actual is not None:
         if actual not in table.columns:
             raise ValueError(f"actual column {actual!r} is not in the data")
         days = None if stamps is None else stamps.dt.floor("D")  # the variation between days, too
-        quality = _quality(table, list(predictions), actual, task, threshold, days)
+        quality, predicted = _quality(table, list(predictions), actual, task, threshold, days)
+        outcomes = table[actual]
         table = table.drop(columns=[actual])
     renamed: dict[str, str] = {}
     for col in predictions:
@@ -246,19 +264,30 @@ def build_baseline(
             raise ValueError(f"unknown kind {kind!r} for {col!r}; choose from {', '.join(KINDS)}")
         columns[name] = summarise_column(name, kind, role, series)
     by_name = {renamed.get(col, str(col)): col for col in table.columns}
+    fields = [name for name, col in columns.items() if col.kind in ("categorical", "boolean") and col.role == "input"]
+    fields = list(dict.fromkeys((*fields, *segments, *sensitive)))
+    groups = None
+    if sensitive or (quality is not None and fields):
+        if quality is not None and quality.task == "binary":
+            outputs = predicted  # the output a binary quality reads positives from
+        else:
+            outputs = grouping[predictions[0]] if len(predictions) == 1 else None
+        groups = build_group_reference(grouping, fields, segments=segments, sensitive=sensitive,
+                                       outputs=outputs, quality=quality,
+                                       predicted=predicted, actual=outcomes, threshold=threshold)
     inputs = {name: col.kind for name, col in columns.items() if col.role == "input"}
     joint = fit_joint_reference(table.rename(columns={v: k for k, v in by_name.items()})[list(inputs)], inputs)
     return Baseline(model=model, version=None if version is None else str(version), rows=len(table),
                     columns=columns, source=source,
                     time_slices=None if stamps is None else hour_slices(table, by_name, columns, stamps),
-                    quality=quality, joint=joint.to_dict() if joint is not None else None)
+                    quality=quality, joint=joint.to_dict() if joint is not None else None, groups=groups)
 
 
 def _quality(table: pd.DataFrame, predictions: list[str], actual: str, task: str | None, threshold: float | None,
-             days: pd.Series | None) -> QualityReference:
+             days: pd.Series | None) -> tuple[QualityReference, pd.Series]:
     """The reference quality from the model's output columns: one (a score, a label or a number), or two (the
     predicted label and its probability: the probability is the score of a binary model, and the confidence
-    CBPE calibrates for a multiclass one)."""
+    CBPE calibrates for a multiclass one). With it, the output column the quality is judged on."""
     if len(predictions) not in (1, 2):
         raise ValueError("--actual needs the model output it judges: one --prediction column (a score, a label or "
                          "a number), or two (the predicted label and its probability)")
@@ -268,7 +297,8 @@ def _quality(table: pd.DataFrame, predictions: list[str], actual: str, task: str
     name = {col: c.PREDICTION_COLUMN if len(predictions) == 1 else f"{c.PREDICTION_COLUMN}.{col}" for col in predictions}
     if len(predictions) == 1:
         (col,) = predictions
-        return build_quality(table[col], table[actual], task=task, threshold=threshold, column=name[col], groups=days)
+        return build_quality(table[col], table[actual], task=task, threshold=threshold, column=name[col],
+                             groups=days), table[col]
     numeric = [col for col in predictions if pd.api.types.is_numeric_dtype(table[col])
                and not pd.api.types.is_bool_dtype(table[col])]
     if len(numeric) != 1:
@@ -279,8 +309,9 @@ def _quality(table: pd.DataFrame, predictions: list[str], actual: str, task: str
     task = task or infer_task(table[actual])
     if task == "multiclass":
         return build_quality(table[label], table[actual], task=task, column=name[label], groups=days,
-                             confidence=table[score], confidence_column=name[score])
-    return build_quality(table[score], table[actual], task=task, threshold=threshold, column=name[score], groups=days)
+                             confidence=table[score], confidence_column=name[score]), table[label]
+    return build_quality(table[score], table[actual], task=task, threshold=threshold, column=name[score],
+                         groups=days), table[score]
 
 
 HOUR_SLICE_MIN_ROWS = 500  # a slice with fewer training rows is merged with its neighbours

@@ -57,6 +57,7 @@ class CheckResult:
     metric: str | None = None  # quality checks: which metric (accuracy, roc_auc, mae, ...); latency: p95
     labels_pending: bool | None = None  # label trends: the window's outcomes are still arriving
     warning_threshold: float | None = None  # the warning level (None: ``threshold`` was given as the warning level)
+    segment: dict[str, str] | None = None  # the group judged on its own ({"feature": F, "value": V}), if not all
 
     def __post_init__(self) -> None:
         # One meaning of ``threshold`` everywhere (text, JSON, stored documents, report): the level that was
@@ -94,6 +95,7 @@ class CheckResult:
             "reference": self.reference,
             "segments": self.segments or [],
             **({"metric": self.metric} if self.metric else {}),
+            **({"segment": self.segment} if self.segment else {}),
         }
 
 
@@ -350,7 +352,8 @@ def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | N
     ``baseline`` is the reference the window is judged against; ``reference`` names it in the results."""
     config = config or CheckConfig()
     checks = specs()
-    pending: list[tuple[str, str, str, str | None, Measurement]] = []  # (check, feature, role, metric, measured)
+    # (check, feature, role, metric, group, measured)
+    pending: list[tuple[str, str, str, str | None, dict[str, str] | None, Measurement]] = []
     for name, col in baseline.columns.items():
         prof = profile.columns.get(name) or ColumnProfile(kind=col.kind)
         for spec in checks:
@@ -360,15 +363,15 @@ def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | N
                 continue
             measured = spec.column(col, prof, profile, reference)
             if measured is not None:
-                pending.append((spec.name, col.name, col.role, None, measured))
+                pending.append((spec.name, col.name, col.role, None, None, measured))
     for spec in checks:
         if spec.window is not None:
-            pending.extend((spec.name, m.feature, m.role, m.metric, m.measurement)
+            pending.extend((spec.name, m.feature, m.role, m.metric, m.segment, m.measurement)
                            for m in spec.window(profile, baseline, reference)
                            if config.level(spec.name, m.feature).enabled)
     adjusted = stats.benjamini_hochberg([m.p_value if m.p_value is not None else 1.0 for *_, m in pending])
     results = []
-    for (check, feature, role, metric, m), q in zip(pending, adjusted):
+    for (check, feature, role, metric, group, m), q in zip(pending, adjusted):
         level = config.level(check, feature)
         significant = q <= config.fdr
         judged = m.n_window >= MIN_JUDGED
@@ -386,7 +389,7 @@ def evaluate(profile: WindowProfile, baseline: Baseline, config: CheckConfig | N
             critical_threshold=level.critical, p_value=m.p_value,
             adjusted_p_value=q, n_window=m.n_window, n_baseline=m.n_baseline, observed=m.observed,
             expected=m.expected, examples=m.examples, judged=judged, reference=m.reference or reference, metric=metric,
-            segments=m.segments,
+            segment=group, segments=m.segments if group is None else [dict(group)],
             message=(m.detail if feature == ALL_INPUTS else f"{feature}: {m.detail}") if judged else
             f"{feature}: not judged, only {m.n_window} values in the window (at least {MIN_JUDGED} needed)",
         ))

@@ -16,15 +16,17 @@ from operator import is_, itemgetter, not_
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from logging_adapter import contract as c
 
 from .baseline import Baseline, ColumnBaseline, bin_index
+from .groups import count_groups, group_value, group_values, is_record_field
 from .joint import RowSample, key_hash
 from .profile import EXAMPLES, SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, WindowProfile, add_examples
 from .quality import QualityProfile, QualityReference, latency_bins, scored_profile
-from .segments import MISSING, segment_features
+from .segments import CONTEXT_FIELDS, CONTEXT_LABELS_KEPT, MISSING, segment_features
 from .values import category_of, is_number, is_vector_of, tokenize_all
 
 
@@ -40,31 +42,61 @@ class Columns:
     features: list[dict[str, Any]]
     predictions: list[Any]
     latencies: list[float | None]
+    # per record, the fields around the prediction (service, host, labels): a flat dict
+    # (:func:`~logging_adapter.contract.record_context`), their raw JSON parts as the fast reader keeps them
+    # (``(service, host, labels)``, decoded only when asked: :meth:`record_fields`), or None
+    contexts: list[Any] | None = None
 
     @classmethod
     def of(cls, records: Sequence[c.Prediction]) -> "Columns":
         if not records:
-            return cls([], [], [], [], [], [], [])
+            return cls([], [], [], [], [], [], [], [])
         return cls(*map(list, zip(*((r.timestamp, r.model, r.version, r.prediction_id, r.features, r.prediction,
-                                     r.latency_ms) for r in records))))
+                                     r.latency_ms, r.context) for r in records))))
 
     def __len__(self) -> int:
         return len(self.timestamps)
 
     def _fields(self) -> tuple[list, ...]:
         return (self.timestamps, self.models, self.versions, self.prediction_ids, self.features, self.predictions,
-                self.latencies)
+                self.latencies, self.contexts if self.contexts is not None else [None] * len(self.timestamps))
 
     def take(self, rows: Sequence[int]) -> "Columns":
         """The records at ``rows``, in that order."""
         return Columns(*([col[i] for i in rows] for col in self._fields()))
 
     def extend(self, more: "Columns") -> None:
+        if self.contexts is None:
+            self.contexts = [None] * len(self.timestamps)
         for mine, theirs in zip(self._fields(), more._fields()):
             mine.extend(theirs)
 
     def records(self) -> list[c.Prediction]:
-        return list(map(c.Prediction, *self._fields()))
+        return list(map(c.Prediction, *self._fields()[:-1], self.record_fields()))
+
+    def record_fields(self) -> list[dict[str, Any] | None]:
+        """Each record's fields around its prediction, flat (``service.version``, ``host.name``, ``labels.*``);
+        raw parts are decoded once per distinct value (one service writes the same ones again and again)."""
+        if self.contexts is None:
+            return [None] * len(self.timestamps)
+        out: list[dict[str, Any] | None] = []
+        cache: dict[tuple, dict[str, Any] | None] = {}
+        previous, decoded = _NO_CONTEXT, None
+        for ctx in self.contexts:
+            if ctx is None or type(ctx) is dict:
+                out.append(ctx)
+                continue
+            if ctx != previous:
+                key = tuple(None if part is None else bytes(part) for part in ctx)
+                if key not in cache:
+                    cache[key] = c.record_context({name: orjson.loads(part) for name, part
+                                                   in zip(c.CONTEXT_OBJECTS, key) if part is not None})
+                previous, decoded = ctx, cache[key]
+            out.append(decoded)
+        return out
+
+
+_NO_CONTEXT = (object(),)
 
 
 class ProfileCounter:
@@ -79,6 +111,9 @@ class ProfileCounter:
         self._cats = {name: col.categories or {} for name, col in baseline.columns.items()
                       if col.kind in ("categorical", "boolean")}
         self._segments = [col.name for col in segment_features(baseline)]
+        groups = baseline.groups
+        self._context = list(dict.fromkeys((*CONTEXT_FIELDS, *(f for f in (groups.fields if groups else ())
+                                                               if is_record_field(f)))))
         # the inputs the joint checks read from a sample of the records (none: no sample is kept; a serving
         # process keeps none: its profile records would carry it every interval, and the records it logs are one)
         joint = baseline.joint_reference()
@@ -129,16 +164,52 @@ class ProfileCounter:
                 prof.columns[name] = ColumnProfile.empty(col.kind, col.edges)
                 continue
             prof.columns[name] = self.count_column(name, col, values)
-        if self._segments:
-            self._count_offending(prof, rows, aligned)
+        around = self._count_context(prof, records, aligned)
+        if self._segments or around:
+            self._count_offending(prof, rows, aligned, around)
+        groups = self.baseline.groups
+        if groups is not None:
+            prof.groups = count_groups(self.group_values(records, rows),
+                                       groups.is_positive(outputs_of(records, groups.column)), groups)
         if self.sampled:
             if sample is None:
                 sample = prof.sample = RowSample()
             offer(sample, records, rows, self.sampled)
         return prof
 
+    def _count_context(self, prof: WindowProfile, records: Columns, aligned: dict[str, Sequence[Any]]) -> list[str]:
+        """The fields around the predictions that the chunk's records carry (``service.version``, ``host.name``,
+        ``labels.*``, record fields named by ``--segment``): records per value into ``prof.context``, and each
+        field's values into ``aligned`` for the segments of findings. Returns their names."""
+        if not records.contexts or all(ctx is None for ctx in records.contexts):
+            return []
+        contexts = [ctx or _EMPTY for ctx in records.record_fields()]
+        seen = set().union(*map(dict.keys, {id(ctx): ctx for ctx in contexts}.values()))
+        labels = sorted(k for k in seen if k.startswith(c.LABELS + "."))[:CONTEXT_LABELS_KEPT]
+        names = [n for n in dict.fromkeys((*self._context, *labels)) if n in seen and n not in self.baseline.columns]
+        for name in names:
+            values = aligned[name] = [ctx.get(name) for ctx in contexts]
+            counts = Counter(map(_segment_value, values))
+            counts.pop(MISSING, None)
+            prof.context[name] = dict(counts.most_common(SEGMENT_VALUES_KEPT))
+        return names
+
+    def group_values(self, records: Columns, rows: list[dict[str, Any]] | None = None) -> list[list[str]]:
+        """Each record's value of every group field of the baseline (:func:`analyzers.core.groups.group_values`),
+        from its columns (``rows``: already read) and the fields of the record around it."""
+        if rows is None:
+            rows = records.features
+            if any(type(v) is dict for row in rows[:1] for v in row.values()):
+                rows = [c.flatten(row) for row in rows]
+        fields = self.baseline.groups.fields
+        if not any(map(is_record_field, fields)):
+            return group_values(rows, fields)
+        contexts = [ctx or _EMPTY for ctx in records.record_fields()]
+        return [[group_value(ctx.get(name)) for ctx in contexts] if is_record_field(name)
+                else [group_value(row.get(name)) for row in rows] for name in fields]
+
     def _count_offending(self, prof: WindowProfile, rows: list[dict[str, Any]],
-                         aligned: dict[str, Sequence[Any]]) -> None:
+                         aligned: dict[str, Sequence[Any]], around: Sequence[str] = ()) -> None:
         """Per problem of each column, how its offending records spread over the segment features' values
         (read by :mod:`analyzers.core.segments`). Costs a pass over a column only where it has a problem."""
         def column(name: str) -> Sequence[Any]:
@@ -152,7 +223,7 @@ class ProfileCounter:
                 if count:
                     rows_at = _offending_rows(problem, col, column(name), self._cats.get(name, {}), count)
                     cp.offending[problem] = {s: _segment_counts(column(s), rows_at)
-                                             for s in self._segments if s != name}
+                                             for s in (*self._segments, *around) if s != name}
 
     def count_column(self, name: str, col: ColumnBaseline, values: Sequence[Any]) -> ColumnProfile:
         """One column of one chunk: the values of the records that have its key."""
@@ -202,6 +273,7 @@ def _has_objects(rows: list[dict[str, Any]], known: dict[str, Any]) -> bool:
 
 
 _ABSENT = object()  # a record without the key
+_EMPTY: dict[str, Any] = {}  # the fields around a prediction whose record has none
 
 
 def _problem_counts(col: ColumnBaseline, prof: ColumnProfile, records: int) -> list[tuple[str, int]]:

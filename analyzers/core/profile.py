@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .groups import Groups, groups_from_dict, groups_to_dict, merge_groups
 from .joint import RowSample
 from .quality import QualityProfile
 
@@ -126,6 +127,11 @@ class WindowProfile:
     hours: dict[str, int] = field(default_factory=dict)  # records per UTC hour of the week ("0" Monday 00h .. "167")
     latency: dict[str, int] = field(default_factory=dict)  # latency histogram (analyzers.core.quality.latency_bins)
     quality: QualityProfile | None = None  # outcomes joined to the window's predictions (baselines with quality)
+    # per group field and value: predictions, positive ones, labelled quality (analyzers.core.groups)
+    groups: Groups = field(default_factory=dict)
+    # records per value of the fields around the predictions that differ between them (service.version,
+    # host.name, labels.*): what a finding's segments on those fields are measured against
+    context: dict[str, dict[str, int]] = field(default_factory=dict)
     # a bounded random sample of the window's records (their inputs), for the joint checks (baselines with a joint
     # reference or an embedding); mergeable, so a window's sample is the same however its records were split
     sample: RowSample | None = None
@@ -155,15 +161,22 @@ class WindowProfile:
             hours=_add(self.hours, other.hours),
             latency=_add(self.latency, other.latency),
             quality=_pick(QualityProfile.merge, self.quality, other.quality),
+            groups=merge_groups(self.groups, other.groups),
+            context=merge_context(self.context, other.context),
             sample=_pick(RowSample.merge, self.sample, other.sample),
             compared=_pick(lambda a, b: a.merge(b), self.compared, other.compared),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        doc = {k: v for k, v in self.__dict__.items() if k not in ("columns", "quality", "sample", "compared")}
+        doc = {k: v for k, v in self.__dict__.items()
+               if k not in ("columns", "quality", "groups", "context", "sample", "compared")}
         doc["columns"] = {name: col.to_dict() for name, col in self.columns.items()}
         if self.quality is not None:
             doc["quality"] = self.quality.to_dict()
+        if self.groups:
+            doc["groups"] = groups_to_dict(self.groups)
+        if self.context:
+            doc["context"] = self.context
         if self.sample is not None:
             doc["sample"] = self.sample.to_dict()
         return doc
@@ -174,6 +187,8 @@ class WindowProfile:
         doc["columns"] = {n: ColumnProfile.from_dict(c) for n, c in doc.get("columns", {}).items()}
         if doc.get("quality") is not None:
             doc["quality"] = QualityProfile.from_dict(doc["quality"])
+        if doc.get("groups"):
+            doc["groups"] = groups_from_dict(doc["groups"])
         if doc.get("sample") is not None:
             doc["sample"] = RowSample.from_dict(doc["sample"])
         doc.pop("compared", None)
@@ -211,6 +226,16 @@ def merge_offending(a: dict[str, dict[str, dict[str, int]]], b: dict[str, dict[s
         out[problem] = {name: _top(_add(x.get(name, {}), y.get(name, {})), SEGMENT_VALUES_KEPT)
                         for name in x.keys() | y.keys()}
     return out
+
+
+def merge_context(a: dict[str, dict[str, int]], b: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Records per value of each field around the predictions, of two windows added (the most frequent
+    ``SEGMENT_VALUES_KEPT`` values of each field kept)."""
+    if not b:
+        return a
+    if not a:
+        return b
+    return {name: _top(_add(a.get(name, {}), b.get(name, {})), SEGMENT_VALUES_KEPT) for name in a.keys() | b.keys()}
 
 
 def _pick(fn, a, b):

@@ -226,7 +226,7 @@ def recent_reference(baseline: Baseline, recent: WindowProfile, rows: dict[str, 
         if col.kind == "text" and prof.tokens:
             changes["expected_oov_rate"] = prof.oov_tokens / prof.tokens
         columns[name] = replace(col, **changes)
-    return replace(baseline, rows=recent.records, columns=columns, time_slices=None, quality=None,
+    return replace(baseline, rows=recent.records, columns=columns, time_slices=None, quality=None, groups=None,
                    latency=recent.latency or None)
 
 

@@ -13,8 +13,9 @@ from here.
 >>> spec("out_of_range").problem, spec("out_of_range").against_recent
 ('out_of_range', False)
 >>> sorted(s.name for s in specs() if s.window is not None)  # doctest: +NORMALIZE_WHITESPACE
-['embedding_shift', 'estimated_quality_drop', 'latency_regression', 'multivariate_shift', 'prediction_bias',
- 'quality_drop', 'version_disagreement', 'version_quality_gap', 'version_shift', 'version_traffic_shift']
+['embedding_shift', 'estimated_quality_drop', 'fairness_gap', 'latency_regression', 'multivariate_shift',
+ 'prediction_bias', 'quality_drop', 'version_disagreement', 'version_quality_gap', 'version_shift',
+ 'version_traffic_shift']
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # the modules whose detectors are built in: importing them registers them, in this order
-BUILT_IN = ("analyzers.core.checks", "analyzers.core.quality", "analyzers.core.joint", "analyzers.core.versions")
+BUILT_IN = ("analyzers.core.checks", "analyzers.core.quality", "analyzers.core.joint", "analyzers.core.groups",
+            "analyzers.core.versions")
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Measured:
     role: str
     measurement: Measurement
     metric: str | None = None
+    segment: dict[str, str] | None = None  # the group measured ({"feature": F, "value": V}), if not all records
 
 
 # (column baseline, column profile, window profile, reference name) -> Measurement | None; the registry names

@@ -14,11 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from logging_adapter import contract as c
+
 from . import registry, stats
 from .baseline import Baseline, ColumnBaseline
 from .profile import ColumnProfile, WindowProfile
 
 MISSING = "(missing)"  # the segment value of records that lack the segment feature
+# The fields around the predictions that findings may be explained by, where records carry them (the version
+# deployed, the host); every ``labels.*`` field and every record field given with ``--segment`` too.
+CONTEXT_FIELDS = (c.SERVICE_VERSION, c.HOST_NAME)
+CONTEXT_LABELS_KEPT = 20  # labels.* fields looked at per chunk of records (the first in name order)
 SHOWN = 3  # segments named per finding
 MIN_OFFENDING = 20  # offending records below which no concentration is claimed
 MIN_H = 0.5  # Cohen's h between the share among offenders and the share among all records
@@ -50,7 +56,8 @@ class Segment:
 
 
 def segment_features(baseline: Baseline) -> list[ColumnBaseline]:
-    """The features records are segmented by: categorical and boolean model inputs."""
+    """The features records are segmented by: categorical and boolean model inputs (and, where records carry
+    them, the fields around the predictions: :data:`CONTEXT_FIELDS`)."""
     return [col for col in baseline.columns.values() if col.kind in ("categorical", "boolean") and col.role == "input"]
 
 
@@ -94,6 +101,9 @@ def window_count(prof: ColumnProfile | None, window: WindowProfile, name: str, v
 
     An unseen value that the profile did not keep (Elasticsearch keeps the top few) counts as the
     largest it could be, so that a concentration is never overstated."""
+    if prof is None and name in window.context:  # a field around the predictions (service.version ...)
+        counts = window.context[name]
+        return window.records - sum(counts.values()) if value == MISSING else counts.get(value, 0)
     if prof is None:
         return window.records if value == MISSING else 0
     if value == MISSING:

@@ -8,6 +8,7 @@ from .baseline import Baseline
 from .checks import CheckResult, evaluate, findings
 from .config import CheckConfig
 from .profile import Rejected, WindowProfile
+from .groups import fairness_section, group_quality_section
 from .quality import latency_percentiles, quality_section
 from .reference import reference_for
 from .versions import comparison_section
@@ -50,7 +51,19 @@ class WindowResult:
             **({"latency": self.latency} if p.latency else {}),
             **({"versions_compared": comparison_section(p.compared, self.baseline.quality)}
                if p.compared is not None else {}),
+            **({"quality_by_group": self.quality_by_group} if self.baseline.groups and self.baseline.quality else {}),
+            **({"fairness": self.fairness} if self.baseline.groups and self.baseline.groups.sensitive else {}),
         }
+
+    @property
+    def quality_by_group(self) -> list[dict[str, Any]]:
+        """Each group's quality with enough labels, against its reference (:mod:`analyzers.core.groups`)."""
+        return group_quality_section(self.profile, self.baseline)
+
+    @property
+    def fairness(self) -> list[dict[str, Any]]:
+        """Each sensitive field's fairness gaps, with intervals and the reference's."""
+        return fairness_section(self.profile, self.baseline)
 
     @property
     def quality(self) -> dict[str, Any] | None:

@@ -25,8 +25,9 @@ from logging_adapter.templates import intervals_pattern, predictions_pattern
 
 from ..core.baseline import Baseline, ColumnBaseline
 from ..core.profile import SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, WindowProfile
-from ..core.quality import DELAY_EDGES, QualityProfile, latency_edges
-from ..core.segments import MISSING, segment_features
+from ..core.groups import GROUP_VALUES_KEPT, GroupProfile, GroupReference, Groups, is_record_field
+from ..core.quality import DELAY_EDGES, QualityProfile, QualityReference, latency_edges
+from ..core.segments import CONTEXT_FIELDS, MISSING, segment_features
 from ..core.counting import Columns, ProfileCounter
 from ..core.joint import RowSample, key_hash
 from ..core.versions import (OTHER, UNSEEN, PairCounts, VersionCounter, VersionProfiles, adjusted_feature,
@@ -58,6 +59,7 @@ class EsWindowProfiler:
     conflicts: dict[str, dict[str, str]] = field(default_factory=dict)  # feature -> index -> type, of the last window
     layout: Layout = OWN
     notes: list[Note] = field(default_factory=list)  # what the user's mapping made us say, of the last window
+    context_seen: set[str] = field(default_factory=set)  # the fields around the predictions the last window had
     _counter: ProfileCounter = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -110,6 +112,9 @@ class EsWindowProfiler:
             aggs["versions"] = {"terms": {"field": versions, "size": 50}}
         if latency is not None:
             aggs["latency"] = _range(latency, _ranges(latency_edges(), first=None), shield=not self.layout.own)
+        if self.layout.own:  # the fields around the predictions a finding may be explained by (service.version ...)
+            aggs.update({f"around{i}": {"terms": {"field": name, "size": SEGMENT_VALUES_KEPT}}
+                         for i, name in enumerate(self.context_fields())})
         head = self._search(size=0, track_total_hits=True, query=query, aggs=aggs)
         aggs = head.get("aggregations", {})
         records = head["hits"]["total"]["value"]
@@ -124,6 +129,12 @@ class EsWindowProfiler:
             latency={str(i): b["doc_count"] for i, b in enumerate(_range_buckets(aggs.get("latency", {})))
                      if b["doc_count"]},
         )
+        for i, name in enumerate(self.context_fields()):
+            counts = {str(b.get("key_as_string", b["key"])): b["doc_count"]
+                      for b in aggs.get(f"around{i}", {}).get("buckets", [])}
+            if counts:
+                window.context[name] = counts
+        self.context_seen = set(window.context)  # the fields :meth:`offending` looks at for this window
         if records == 0:
             window.columns = {n: ColumnProfile.empty(col.kind, col.edges) for n, col in self.baseline.columns.items()}
             return window
@@ -142,7 +153,16 @@ class EsWindowProfiler:
             self._add_record_sample(window, query, seed=f"{start}/{end}")
         if self.baseline.quality is not None and self.layout.own:  # the user's indices: see analyzers.sources.layout
             window.quality = self.quality(query, records)
+        if self.baseline.groups is not None:
+            window.groups = self.groups(query)
         return window
+
+    def context_fields(self) -> list[str]:
+        """The record fields around the predictions that findings may be explained by: ``service.version``,
+        ``host.name`` and the record fields the baseline groups by (``--segment labels.region``)."""
+        groups = self.baseline.groups
+        named = [f for f in (groups.fields if groups else ()) if is_record_field(f)]
+        return list(dict.fromkeys((*CONTEXT_FIELDS, *named)))
 
     def _add_record_sample(self, window: WindowProfile, query: dict, seed: str) -> None:
         """The record sample the joint checks read: a seeded random sample of the window's documents (at most the
@@ -259,52 +279,20 @@ class EsWindowProfiler:
         """The aggregations of :meth:`quality` (also nested under a segment's buckets)."""
         ref = self.baseline.quality
         score = c.column_field(ref.column)
-        labelled: dict[str, Any] = {"delays": {"range": {"field": c.OUTCOME_DELAY_S,
-                                                         "ranges": _ranges(DELAY_EDGES, first=0.0)}}}
+        labelled = _labelled_aggs(ref)
         aggs: dict[str, Any] = {}
-        if ref.task == "regression":
-            labelled["error"] = {"extended_stats": {"field": c.OUTCOME_ERROR}}
-            labelled["abs_error"] = {"sum": {"field": c.OUTCOME_ABS_ERROR}}
-        elif ref.scored:
-            bins = _ranges(ref.edges, first=None)
-            labelled["bins"] = {"range": {"field": score, "ranges": bins},
-                                "aggs": {"positive": {"filter": {"term": {c.OUTCOME_POSITIVE: True}}}}}
-            labelled["squares"] = {"extended_stats": {"field": score}}
-            labelled["positive"] = {"filter": {"term": {c.OUTCOME_POSITIVE: True}},
-                                    "aggs": {"score": {"sum": {"field": score}}}}
-            aggs["scored"] = {"range": {"field": score, "ranges": bins}}
-        else:
-            labelled["predicted"] = {"terms": {"field": score, "size": 200},
-                                     "aggs": {"actual": {"terms": {"field": c.OUTCOME_ACTUAL, "size": 200}}}}
-            if ref.binned is not None:  # multiclass: the predicted class's probability, for the estimate
-                aggs["scored"] = {"range": {"field": c.column_field(ref.binned), "ranges": _ranges(ref.edges, None)}}
+        if ref.scored:
+            aggs["scored"] = {"range": {"field": score, "ranges": _ranges(ref.edges, first=None)}}
+        elif ref.task != "regression" and ref.binned is not None:
+            # multiclass: the predicted class's probability, for the estimate
+            aggs["scored"] = {"range": {"field": c.column_field(ref.binned), "ranges": _ranges(ref.edges, None)}}
         aggs["labelled"] = {"filter": {"exists": {"field": c.OUTCOME_ACTUAL}}, "aggs": labelled}
         return aggs
 
     def _read_quality(self, found: dict[str, Any], records: int) -> QualityProfile:
-        ref = self.baseline.quality
-        got = found["labelled"]
-        prof = QualityProfile(predictions=records, labelled=got["doc_count"])
-        prof.delays = {str(i): b["doc_count"] for i, b in enumerate(got["delays"]["buckets"]) if b["doc_count"]}
-        if ref.task == "regression":
-            err = got["error"]
-            prof.errors = err.get("count") or 0
-            prof.error_sum, prof.sq_error_sum = err.get("sum") or 0.0, err.get("sum_of_squares") or 0.0
-            prof.abs_error_sum = got["abs_error"].get("value") or 0.0
-        elif ref.scored:
-            prof.positives = [b["positive"]["doc_count"] for b in got["bins"]["buckets"]]
-            prof.negatives = [b["doc_count"] - b["positive"]["doc_count"] for b in got["bins"]["buckets"]]
-            n_pos = got["positive"]["doc_count"]
-            squares = got["squares"].get("sum_of_squares") or 0.0
-            # sum of (score - outcome)^2 = sum of score^2 - 2 * sum of positives' scores + positives
-            prof.brier = squares - 2 * (got["positive"]["score"].get("value") or 0.0) + n_pos
+        prof = _read_labelled(QualityProfile(predictions=records), found["labelled"], self.baseline.quality)
+        if "scored" in found:
             prof.scored = [b["doc_count"] for b in found["scored"]["buckets"]]
-        else:
-            prof.confusion = {str(b.get("key_as_string", b["key"])):
-                              {a["key"]: a["doc_count"] for a in b["actual"]["buckets"]}
-                              for b in got["predicted"]["buckets"]}
-            if "scored" in found:
-                prof.scored = [b["doc_count"] for b in found["scored"]["buckets"]]
         return prof
 
     # -- two versions side by side ------------------------------------------------------------------
@@ -406,6 +394,36 @@ class EsWindowProfiler:
         pairs.sampled = len(theirs) / records if records else 1.0
         return pairs
 
+    def groups(self, query: dict[str, Any]) -> Groups:
+        """The window's counts per group (:mod:`analyzers.core.groups`) from one search: per group field a
+        ``terms`` aggregation (and a ``missing`` one), each bucket with its positive predictions and, over the
+        predictions whose outcome was joined, the quality sub-aggregations :meth:`quality` uses."""
+        groups, ref = self.baseline.groups, self.baseline.quality
+        inner: dict[str, Any] = {"positive": {"filter": _positive_query(groups)}}
+        if ref is not None:
+            inner["labelled"] = {"filter": {"exists": {"field": c.OUTCOME_ACTUAL}}, "aggs": _labelled_aggs(ref)}
+        aggs: dict[str, Any] = {}
+        for i, name in enumerate(groups.fields):
+            path = name if is_record_field(name) else c.column_field(name)
+            aggs[f"g{i}"] = {"terms": {"field": path, "size": GROUP_VALUES_KEPT}, "aggs": inner}
+            aggs[f"g{i}_missing"] = {"missing": {"field": path}, "aggs": inner}
+        found = self._search(size=0, query=query, aggs=aggs).get("aggregations", {})
+        out: Groups = {}
+        for i, name in enumerate(groups.fields):
+            buckets = [(str(b.get("key_as_string", b["key"])), b) for b in found.get(f"g{i}", {}).get("buckets", [])]
+            missing = found.get(f"g{i}_missing", {})
+            if missing.get("doc_count"):
+                buckets.append((MISSING, missing))
+            values: dict[str, GroupProfile] = {}
+            for value, b in buckets:
+                g = GroupProfile(b["doc_count"], b["positive"]["doc_count"])
+                if ref is not None and b["labelled"]["doc_count"]:
+                    g.quality = _read_labelled(QualityProfile(), b["labelled"], ref)
+                values[value] = g
+            if values:
+                out[name] = values
+        return out
+
     def interval_profile(self, start: str, end: str, version: str | None) -> WindowProfile | None:
         """The sum of the profile records (``PredictionLogger(profile=...)``) of every process for the
         intervals starting in ``[start, end)``, or None when no process sent any: then the window is counted
@@ -436,6 +454,13 @@ class EsWindowProfiler:
             if self.baseline.quality is not None:  # outcomes join the sampled full records
                 joined = self.quality(self.window_query(start, end, version), 0)
                 total.quality = (total.quality or QualityProfile(predictions=total.records)).with_labels(joined)
+            if self.baseline.groups is not None:  # and into their groups (counted by the processes)
+                for name, values in self.groups(self.window_query(start, end, version)).items():
+                    into = total.groups.setdefault(name, {})
+                    for value, g in values.items():
+                        if g.quality is not None:
+                            mine = into.setdefault(value, GroupProfile())
+                            mine.quality = g.quality if mine.quality is None else mine.quality.merge(g.quality)
         return total
 
     def offending(self, start: str, end: str, version: str | None, feature: str, problem: str
@@ -444,22 +469,24 @@ class EsWindowProfiler:
         one filtered search with a ``terms`` (and ``missing``) aggregation per segment feature
         (:func:`analyzers.core.segments.explain` calls it for each finding that has offending records)."""
         col = self.baseline.columns[feature]
-        segments = [s for s in segment_features(self.baseline) if s.name != feature]
+        # the segment features, then the fields around the predictions (in the same search)
+        segments = [(s.name, self.field(s)) for s in segment_features(self.baseline) if s.name != feature]
+        segments += [(name, name) for name in self.context_fields() if name in self.context_seen]
         if not segments:
             return {}
         aggs: dict[str, Any] = {}
-        for i, seg in enumerate(segments):
-            aggs[f"s{i}"] = {"terms": {"field": self.field(seg), "size": SEGMENT_VALUES_KEPT}}
-            aggs[f"s{i}_missing"] = {"missing": {"field": self.field(seg)}}
+        for i, (_, path) in enumerate(segments):
+            aggs[f"s{i}"] = {"terms": {"field": path, "size": SEGMENT_VALUES_KEPT}}
+            aggs[f"s{i}_missing"] = {"missing": {"field": path}}
         window = self.window_query(start, end, version)
         query = {"bool": {"filter": [window, _problem_query(col, problem, self.field(col), self.edges(col))]}}
         found = self._search(size=0, query=query, aggs=aggs).get("aggregations", {})
         out: dict[str, dict[str, int]] = {}
-        for i, seg in enumerate(segments):
+        for i, (name, _) in enumerate(segments):
             counts = {str(b.get("key_as_string", b["key"])): b["doc_count"] for b in found[f"s{i}"]["buckets"]}
             if found[f"s{i}_missing"]["doc_count"]:
                 counts[MISSING] = found[f"s{i}_missing"]["doc_count"]
-            out[seg.name] = counts
+            out[name] = counts
         return out
 
     def _add_text_sample(self, window: WindowProfile, query: dict, cols: list[ColumnBaseline], seed: str) -> None:
@@ -675,3 +702,53 @@ def _read_column(key: str, col: ColumnBaseline, aggs: dict[str, Any]) -> ColumnP
     if len(prof.unseen_values) > UNSEEN_KEEP:
         prof.unseen_values = dict(sorted(prof.unseen_values.items(), key=lambda kv: -kv[1])[:UNSEEN_KEEP])
     return prof
+
+
+def _labelled_aggs(ref: QualityReference) -> dict[str, Any]:
+    """The sub-aggregations of labelled predictions (outcome joined) that :func:`_read_labelled` reads."""
+    score = c.column_field(ref.column)
+    labelled: dict[str, Any] = {"delays": {"range": {"field": c.OUTCOME_DELAY_S,
+                                                     "ranges": _ranges(DELAY_EDGES, first=0.0)}}}
+    if ref.task == "regression":
+        labelled["error"] = {"extended_stats": {"field": c.OUTCOME_ERROR}}
+        labelled["abs_error"] = {"sum": {"field": c.OUTCOME_ABS_ERROR}}
+    elif ref.scored:
+        labelled["bins"] = {"range": {"field": score, "ranges": _ranges(ref.edges, first=None)},
+                            "aggs": {"positive": {"filter": {"term": {c.OUTCOME_POSITIVE: True}}}}}
+        labelled["squares"] = {"extended_stats": {"field": score}}
+        labelled["positive"] = {"filter": {"term": {c.OUTCOME_POSITIVE: True}},
+                                "aggs": {"score": {"sum": {"field": score}}}}
+    else:
+        labelled["predicted"] = {"terms": {"field": score, "size": 200},
+                                 "aggs": {"actual": {"terms": {"field": c.OUTCOME_ACTUAL, "size": 200}}}}
+    return labelled
+
+
+def _read_labelled(prof: QualityProfile, got: dict[str, Any], ref: QualityReference) -> QualityProfile:
+    """The labelled counts of ``got`` (a bucket of :func:`_labelled_aggs`) into ``prof``."""
+    prof.labelled = got["doc_count"]
+    prof.delays = {str(i): b["doc_count"] for i, b in enumerate(got["delays"]["buckets"]) if b["doc_count"]}
+    if ref.task == "regression":
+        err = got["error"]
+        prof.errors = err.get("count") or 0
+        prof.error_sum, prof.sq_error_sum = err.get("sum") or 0.0, err.get("sum_of_squares") or 0.0
+        prof.abs_error_sum = got["abs_error"].get("value") or 0.0
+    elif ref.scored:
+        prof.positives = [b["positive"]["doc_count"] for b in got["bins"]["buckets"]]
+        prof.negatives = [b["doc_count"] - b["positive"]["doc_count"] for b in got["bins"]["buckets"]]
+        n_pos = got["positive"]["doc_count"]
+        squares = got["squares"].get("sum_of_squares") or 0.0
+        # sum of (score - outcome)^2 = sum of score^2 - 2 * sum of positives' scores + positives
+        prof.brier = squares - 2 * (got["positive"]["score"].get("value") or 0.0) + n_pos
+    else:
+        prof.confusion = {str(b.get("key_as_string", b["key"])): {a["key"]: a["doc_count"] for a in b["actual"]["buckets"]}
+                          for b in got["predicted"]["buckets"]}
+    return prof
+
+
+def _positive_query(groups: GroupReference) -> dict[str, Any]:
+    """The predictions :meth:`GroupReference.is_positive` calls positive, as a query."""
+    field = c.column_field(groups.column)
+    if groups.threshold is not None:
+        return {"range": {field: {"gte": groups.threshold}}}
+    return {"term": {field: groups.positive}}

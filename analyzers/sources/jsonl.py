@@ -228,7 +228,8 @@ def _chunks(prefix: str, lines: Iterable[bytes], first: int, fields: FieldMap | 
 
 
 @functools.cache
-def _canonical_decoder() -> tuple[Callable[[bytes], Any], Callable[[Any], Any], Callable[[Any], Any]]:
+def _canonical_decoder() -> tuple[Callable[[bytes], Any], Callable[[Any], Any], Callable[[Any], Any],
+                                  Callable[[Any], Any]]:
     """A decoder of one prediction record in the canonical nested form, which refuses any other
     record: a key the contract does not name at the top or in ``predwatch`` (dotted keys, outcomes, profile
     records), a field of another type, a feature that is not a scalar, an integer that the full reader (orjson)
@@ -249,7 +250,7 @@ def _canonical_decoder() -> tuple[Callable[[bytes], Any], Callable[[Any], Any], 
                    for i, key in enumerate(top)],
         rename={f"f{i}": key for i, key in enumerate(top)}, forbid_unknown_fields=True, kw_only=True)
     return msgspec.json.Decoder(record).decode, attrgetter(f"f{top.index(c.NAMESPACE)}"), \
-        attrgetter(f"f{top.index(c.TIMESTAMP)}")
+        attrgetter(f"f{top.index(c.TIMESTAMP)}"), attrgetter(*(f"f{top.index(k)}" for k in c.CONTEXT_OBJECTS))
 
 
 _NUMBER_OR_NONE = frozenset({int, float, type(None)})
@@ -258,7 +259,7 @@ _NUMBER_OR_NONE = frozenset({int, float, type(None)})
 def _canonical(lines: list[bytes]) -> Columns | None:
     """Columns of lines that are all canonical prediction records (:func:`_canonical_decoder`); None if any
     is not, or is longer than the contract allows."""
-    decode, namespace, timestamp = _canonical_decoder()
+    decode, namespace, timestamp, context = _canonical_decoder()
     if max(map(len, lines)) > c.MAX_LINE:
         return None
     try:  # one line at a time: no copy of the lines into one array (a blank line is refused too)
@@ -271,7 +272,8 @@ def _canonical(lines: list[bytes]) -> Columns | None:
     if not set(map(type, latencies)) <= _NUMBER_OR_NONE:  # booleans and the rest are no latency
         latencies = [v if type(v) in (int, float) else None for v in latencies]
     return Columns(list(map(timestamp, records)), list(map(_NAME, models)), list(map(_VERSION, models)),
-                   list(map(_PREDICTION_ID, ns)), list(map(_FEATURES, ns)), list(map(_PREDICTION, ns)), latencies)
+                   list(map(_PREDICTION_ID, ns)), list(map(_FEATURES, ns)), list(map(_PREDICTION, ns)), latencies,
+                   list(map(context, records)))  # the raw service, host and labels: read only when asked
 
 
 _MODEL, _LATENCY, _NAME, _VERSION = attrgetter("model"), attrgetter("latency_ms"), attrgetter("name"), \

@@ -23,6 +23,7 @@ from ..core.baseline import Baseline
 from ..core.counting import Columns, ProfileCounter, outputs_of, scored_outputs
 from ..core.joint import RowSample
 from ..core.profile import Rejected, WindowProfile
+from ..core.groups import add_group_labels
 from ..core.quality import QualityProfile, add_labelled
 from ..core.versions import VersionCounter, adjusted_feature
 from .jsonl import CHUNK, Chunk, chunked, locate, read_records, read_records_range
@@ -260,6 +261,12 @@ class LocalProfiler:
         outputs = outputs_of(records, self._quality.column)
         chunk.quality = scored_outputs(self._quality, records, outputs)
         pending = self.pending
+        if self.baseline.groups is not None:  # and its groups' values, whose quality the outcome counts into too
+            values = list(zip(*self.counter.group_values(records)))
+            for pid, output, stamp, group in zip(records.prediction_ids, outputs, records.timestamps, values):
+                if pid is not None:
+                    pending[pid] = (key, output, stamp, group)
+            return
         for pid, output, stamp in zip(records.prediction_ids, outputs, records.timestamps):
             if pid is not None:
                 pending[pid] = (key, output, stamp)
@@ -289,25 +296,29 @@ class LocalProfiler:
         ref = self._quality
         if ref is None:
             return
-        joined: dict[float | None, tuple[list, list, list]] = {}
+        joined: dict[float | None, tuple[list, list, list, list]] = {}
         for pid, (stamp, actual) in self.outcomes.items():
             hit = self.pending.get(pid)
             if hit is None or hit[0] not in windows:
                 self.unmatched_outcomes += 1
                 continue
-            key, output, predicted_at = hit
-            outputs, actuals, delays = joined.setdefault(key, ([], [], []))
+            key, output, predicted_at = hit[:3]
+            outputs, actuals, delays, groups = joined.setdefault(key, ([], [], [], []))
             outputs.append(output)
             actuals.append(actual)
+            if len(hit) > 3:
+                groups.append(hit[3])
             delay = c.seconds_between(predicted_at, stamp)
             if delay is not None and delay < 0:
                 self.early_outcomes += 1  # stamped before its prediction: not a delay of 0 (see contract)
             elif delay is not None:
                 delays.append(delay)
-        for key, (outputs, actuals, delays) in joined.items():
+        for key, (outputs, actuals, delays, groups) in joined.items():
             window = windows[key]
             window.quality = window.quality or QualityProfile()
             add_labelled(window.quality, ref, outputs, actuals, delays)
+            if groups:
+                add_group_labels(window.groups, ref, self.baseline.groups.fields, groups, outputs, actuals)
 
     def _join_versions(self, windows: dict[float | None, WindowProfile]) -> None:
         """Outcomes into the quality of each compared version's own predictions (of both, for a shadow's id)."""

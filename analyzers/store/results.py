@@ -40,6 +40,7 @@ THRESHOLD = "predwatch.threshold"
 OBSERVED = "predwatch.observed"
 EXPECTED = "predwatch.expected"
 METRIC = "predwatch.metric"
+SEGMENT_TEXT = "predwatch.segment_text"  # "feature=value": the group a result judged on its own (quality per group)
 EXAMPLES_TEXT = "predwatch.examples_text"
 SEGMENTS_TEXT = "predwatch.segments_text"
 WINDOW = "predwatch.window"
@@ -114,6 +115,9 @@ def result_mappings() -> dict[str, Any]:
                 "segments": {"properties": {"feature": keyword, "value": keyword, "count": {"type": "long"},
                                             "share_of_offending": num, "share_of_window": num}},
                 "segments_text": {"type": "keyword", "ignore_above": 1024},
+                # the group a result judged on its own (quality_drop per group): absent for all records
+                "segment": {"properties": {"feature": keyword, "value": keyword}},
+                "segment_text": keyword,
             }},
         },
     }
@@ -213,6 +217,8 @@ def result_doc(r: CheckResult, *, model: str, version: str | None, start: str, e
             "metric": r.metric, "labels_pending": r.labels_pending,
             "examples": examples, "examples_text": [example_text(e) for e in examples][:5],
             "segments": r.segments or [], "segments_text": [f"{s['feature']}={s['value']}" for s in r.segments or []],
+            **({"segment": r.segment, "segment_text": f"{r.segment['feature']}={r.segment['value']}"}
+               if r.segment else {}),
         },
     }
 
@@ -231,7 +237,8 @@ def result_docs(checked: Iterable[CheckResult], *, prefix: str, model: str, vers
     for r in checked:
         key = (model, version, start, end, r.feature, r.check) + (() if r.reference.startswith("training")
                                                                    else (r.reference,)) + \
-              ((r.metric,) if r.metric else ())
+              ((r.metric,) if r.metric else ()) + \
+              ((r.segment["feature"], r.segment["value"]) if r.segment else ())  # one document per group
         doc = result_doc(r, model=model, version=version, start=start, end=end, records=records, rejected=rejected)
         docs.append(Doc(metrics_index(prefix), result_id(*key), orjson.dumps(doc)))
         if r.status != "ok":

@@ -34,6 +34,14 @@ def _baseline(sub: Subparsers) -> None:
                    help="what the model does (default: inferred from --actual)")
     p.add_argument("--threshold", type=float, metavar="T",
                    help="binary scores: predicted positive at score >= T (default 0.5)")
+    p.add_argument("--segment", action="append", default=[], metavar="FIELD",
+                   help="judge the model's quality per value of FIELD too (repeatable; categorical and boolean "
+                        "inputs always are): a model input, or a record field such as labels.region or "
+                        "service.version (a column of that name in --data)")
+    p.add_argument("--sensitive", action="append", default=[], metavar="FIELD",
+                   help="a sensitive attribute (repeatable): each window reports the demographic parity and "
+                        "equal-opportunity differences between its values (Fairlearn's definitions), and "
+                        "fairness_gap fires when a gap grows beyond the reference's")
     p.add_argument("--out", help="where to write the baseline JSON")
     add_fields_arg(p)
     p.add_argument("--es", action="store_true", help="also store the baseline in Elasticsearch (<prefix>-baselines)")
@@ -80,7 +88,8 @@ def run_baseline(args: argparse.Namespace) -> int:
     try:
         baseline = build_baseline(table, model=args.model, version=args.version, kinds=kinds,
                                   predictions=args.prediction, source=path.name, time_column=args.time_column,
-                                  actual=args.actual, task=args.task, threshold=args.threshold)
+                                  actual=args.actual, task=args.task, threshold=args.threshold,
+                                  segments=args.segment, sensitive=args.sensitive)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     finally:
@@ -108,6 +117,11 @@ def run_baseline(args: argparse.Namespace) -> int:
         q = baseline.quality
         said = ", ".join(f"{k} {v:.4g}" for k, v in q.metrics.items())
         print(f"  quality ({q.task}, {q.rows:,} labelled rows): {said}; {q.estimate_note}")
+    if baseline.groups:
+        g = baseline.groups
+        kept = sum(map(len, g.quality.values()))
+        print(f"  groups: {', '.join(g.fields)}" + (f"; sensitive: {', '.join(g.sensitive)}" if g.sensitive else "")
+              + (f"; reference quality of {kept:,} groups" if kept else ""))
     return EXIT_OK
 
 
@@ -269,6 +283,8 @@ def format_text(result) -> str:
         lines.append(f"latency: p50 {lat['p50']:.3g} ms, p95 {lat['p95']:.3g} ms, p99 {lat['p99']:.3g} ms")
     if p.compared is not None:
         lines.append(versions_line(result.to_json()["versions_compared"]))
+    if result.baseline.groups and result.baseline.groups.sensitive:
+        lines.append(fairness_line(result.fairness))
     unjudged = [r for r in result.results if not r.judged]
     if unjudged:
         lines.append("not judged (too few values): " + ", ".join(f"{r.feature} {r.check} ({r.n_window})"
@@ -322,6 +338,15 @@ def format_incidents(incidents) -> str:
 def finding_line(f) -> str:
     pv = f"{f.p_value:.1e}" if f.p_value is not None else "n/a"
     return f"{f.status:9s} {f.check:19s} {f.feature[:20]:20s} {f.value:9.3f} {f.threshold:9.3g} {pv:>9s}  {f.message}"
+
+
+def fairness_line(gaps: list[dict]) -> str:
+    """The ``fairness`` section of a window as one line of text."""
+    if not gaps:
+        return "fairness: too few predictions per value of the sensitive fields to compare them"
+    return "fairness: " + "; ".join(
+        f"{g['feature']} {g['metric']} {g['value']:.3f} (95% {g['interval'][0]:.3f}-{g['interval'][1]:.3f}"
+        + (f", reference {g['reference']:.3f})" if g["reference"] is not None else ")") for g in gaps)
 
 
 def quality_line(q: dict) -> str:
