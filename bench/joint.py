@@ -14,6 +14,9 @@ training set and window size, ``chunk_size`` = the window's size, so the referen
 window's size (100, 25 and 10 chunks of 50,000 rows) and each window is one chunk. Its own alert: the window's
 error outside the reference chunks' mean +- 3 standard deviations (NannyML's defaults). Seconds per window: the
 check on records already in memory (predwatch: dicts; NannyML: a DataFrame), the fits apart.
+NannyML encodes a category by its share in the reference, so two segments of equal share (A and B, 40% each) become
+nearly the same number (0.403 and 0.397 for seed 0) and an inversion of their levels is nearly invisible to it;
+it has no effect size, so a small change is flagged once the window is large enough.
 
     python -m venv /tmp/nm && /tmp/nm/bin/pip install 'nannyml==0.13.1' statsmodels 'pandas<3'
     python bench/joint.py [--seeds 30] [--training-rows 50000] [--nannyml-python /tmp/nm/bin/python]
