@@ -101,7 +101,11 @@ def nannyml_judgements(python: str, training: dict[int, pd.DataFrame], windows: 
         pd.concat([frame.assign(scenario=scenario, n=n, seed=seed) for (scenario, n, seed), frame in windows.items()],
                   ignore_index=True).to_parquet(paths[1])
         env = dict(os.environ, NML_DISABLE_USAGE_LOGGING="1")  # no usage reports sent while it is timed
-        proc = subprocess.run([python, "-c", NANNYML_SCRIPT, *paths], capture_output=True, text=True, env=env)
+        try:
+            proc = subprocess.run([python, "-c", NANNYML_SCRIPT, *paths], capture_output=True, text=True, env=env)
+        except OSError as exc:
+            print(f"  NannyML not measured: {exc}")
+            return None
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines()
             print(f"  NannyML not measured: {lines[-1] if lines else 'failed'}")
@@ -148,7 +152,7 @@ def main() -> None:
         print(f"  against NannyML {nannyml['version']} (pandas {nannyml['pandas']}) DataReconstructionDriftCalculator, "
               f"defaults, chunk_size = the window's size; its alert: error outside the reference chunks' mean +- 3 sd")
     header = f"  {'window':32s} {'rows':>5}  {'predwatch (median effect)':26s}"
-    print(header + ("  NannyML (median error; thresholds)" if judged else ""))
+    print((header + ("  NannyML (median error; thresholds)" if judged else "")).rstrip())
     for name, _ in scenarios:
         for n in sizes:
             cell = [measured[name, n, s] for s in range(seeds)]
@@ -158,7 +162,7 @@ def main() -> None:
                 runs = [judged[name, n, s] for s in range(seeds)]
                 line += (f"  {np.mean([r['alert'] for r in runs]):4.0%} ({np.median([r['error'] for r in runs]):.3f};"
                          f" {np.median([r['lower'] for r in runs]):.3f}-{np.median([r['upper'] for r in runs]):.3f})")
-            print(line)
+            print(line.rstrip())
     for n in sizes:
         line = f"  seconds per window of {n:,} rows (median): predwatch {np.median(check_seconds[n]):.4f} (rows as dicts)"
         if nannyml:
