@@ -25,20 +25,17 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .quality import (MIN_LABELLED, PREDICTION_FEATURE, QualityProfile, QualityReference, add_labelled, metrics,
-                      positive_class, quality_measurements, reference_profile)
+                      overall_quality_drop, positive_class, quality_measurements, reference_profile)
 from .registry import Measured, Measurement, window_check
 from .stats import normal_sf
 from .values import category_of, is_measured
 
-if TYPE_CHECKING:
-    from .baseline import Baseline
-    from .profile import WindowProfile
 
 GROUP_VALUES_KEPT = 100  # values per group field a window keeps (by predictions); the rest count as OTHER
 OTHER = "(other)"  # the values of a group field beyond the most frequent ones
@@ -292,7 +289,16 @@ def group_reference_quality(quality: QualityReference, groups: GroupReference | 
                    spread={m: s * scale for m, s in quality.spread.items()}), True
 
 
-def group_quality_measurements(profile: "WindowProfile", baseline: "Baseline", reference: str = "training"
+@window_check("quality_drop", (0.05, 0.15), "relative degradation of a quality metric against the reference",
+              draws_observed=True)
+def quality_drop(profile: Any, baseline: Any, reference: str) -> list[Measured]:
+    """``quality_drop`` of the window's quality (:func:`analyzers.core.quality.quality_measurements`), then of each
+    group of its records with enough labels, each with its ``segment`` (:func:`group_quality_measurements`)."""
+    return overall_quality_drop(profile, baseline, reference) + group_quality_measurements(profile, baseline,
+                                                                                          reference)
+
+
+def group_quality_measurements(profile: Any, baseline: Any, reference: str = "training"
                                ) -> list[Measured]:
     """``quality_drop`` of every group with at least ``MIN_LABELLED`` labelled predictions, each with its
     ``segment``; against the group's reference quality (:func:`group_reference_quality`)."""
@@ -370,7 +376,7 @@ def true_positives(prof: QualityProfile, quality: QualityReference) -> tuple[int
 FAIRNESS_METRICS = ("demographic_parity", "equal_opportunity")
 
 
-def window_gaps(profile: "WindowProfile", baseline: "Baseline", name: str) -> dict[str, tuple[Gap, Gap | None]]:
+def window_gaps(profile: Any, baseline: Any, name: str) -> dict[str, tuple[Gap, Gap | None]]:
     """Per fairness metric of one sensitive field: the window's gap and the reference's (None: the reference
     has too few of the values)."""
     groups, quality = baseline.groups, baseline.quality
@@ -394,7 +400,7 @@ def window_gaps(profile: "WindowProfile", baseline: "Baseline", name: str) -> di
 @window_check("fairness_gap", (0.05, 0.10),
               "growth of a fairness gap (largest minus smallest rate between groups) beyond the reference's",
               draws_observed=True)
-def fairness_gap(profile: "WindowProfile", baseline: "Baseline", reference: str = "training") -> Iterable[Measured]:
+def fairness_gap(profile: Any, baseline: Any, reference: str = "training") -> Iterable[Measured]:
     """Per sensitive field and fairness metric, how far the window's gap grew beyond the reference's.
 
     Statistic: ``gap_window - gap_reference`` (absolute rate difference, Fairlearn's ``between_groups``
@@ -431,7 +437,7 @@ def fairness_gap(profile: "WindowProfile", baseline: "Baseline", reference: str 
     return out
 
 
-def fairness_section(profile: "WindowProfile", baseline: "Baseline") -> list[dict[str, Any]]:
+def fairness_section(profile: Any, baseline: Any) -> list[dict[str, Any]]:
     """The ``fairness`` section of ``predwatch check --format json``: every gap with its interval, its
     reference and the rate of each value."""
     groups = getattr(baseline, "groups", None)
@@ -449,7 +455,7 @@ def fairness_section(profile: "WindowProfile", baseline: "Baseline") -> list[dic
     return out
 
 
-def group_quality_section(profile: "WindowProfile", baseline: "Baseline") -> list[dict[str, Any]]:
+def group_quality_section(profile: Any, baseline: Any) -> list[dict[str, Any]]:
     """The ``quality_by_group`` section: each group's labelled predictions and metrics against its reference
     (groups with at least ``MIN_LABELLED`` labels)."""
     quality, groups = baseline.quality, getattr(baseline, "groups", None)

@@ -652,18 +652,10 @@ def _judged_quality(check: str) -> Callable[[Any, Any, str], list[Measured]]:
     return detector
 
 
-_overall_quality_drop = _judged_quality("quality_drop")
+# ``quality_drop`` is registered with the groups (analyzers.core.groups), which judge it per group too
+overall_quality_drop = _judged_quality("quality_drop")
 
 
-@window_check("quality_drop", (0.05, 0.15), "relative degradation of a quality metric against the reference",
-              draws_observed=True)
-def quality_drop(profile: Any, baseline: Any, reference: str) -> list[Measured]:
-    """``quality_drop`` of the window's quality (see :func:`quality_measurements`), then of each group of its
-    records with enough labels, each with its ``segment`` (:func:`analyzers.core.groups.group_quality_measurements`)."""
-    from .groups import group_quality_measurements  # groups build on this module
-
-    return _overall_quality_drop(profile, baseline, reference) + group_quality_measurements(profile, baseline,
-                                                                                           reference)
 # a regression's mean error against the reference's, in reference RMSEs: a bias of b adds b^2 to the MSE, so
 # 0.25 costs about 6% of the reference MSE (the size of a quality_drop warning), 0.5 a quarter
 window_check("prediction_bias", (0.25, 0.5), "the mean error's shift in reference RMSEs",
