@@ -30,6 +30,7 @@ from ..core.segments import MISSING, segment_features
 from ..core.counting import ProfileCounter
 from ..core.joint import RowSample, key_hash
 from .layout import OWN, Layout, Note
+from .mapped_outcomes import joinable, labelled_pattern
 from .search import of_model, search
 
 BUCKET_BUDGET = 20_000  # buckets we allow ourselves per request, well inside it
@@ -75,6 +76,10 @@ class EsWindowProfiler:
         """A numeric column's bin edges as the field's mapped type holds them (the baseline's on predwatch's own
         indices, typed ``double`` by the baseline's template)."""
         return col.edges if self.layout.own else self.layout.edges(col.name, col.edges)
+
+    def edges_of(self, name: str, edges: list[float] | None) -> list[float] | None:
+        """Bin edges of a column by name, as the mapped type of its field holds them (see :meth:`edges`)."""
+        return edges if self.layout.own else self.layout.edges(name, edges)
 
     def _search(self, index: str | None = None, **body: Any) -> dict[str, Any]:
         """One search of the model's prediction indices (or of ``index``), counted, answered whole."""
@@ -136,8 +141,11 @@ class EsWindowProfiler:
             self._add_text_sample(window, query, texts, seed=f"{start}/{end}")
         if self._counter.sampled:
             self._add_record_sample(window, query, seed=f"{start}/{end}")
-        if self.baseline.quality is not None and self.layout.own:  # the user's indices: see analyzers.sources.layout
+        if self.baseline.quality is not None and self.layout.own:
             window.quality = self.quality(query, records)
+        elif self.baseline.quality is not None and joinable(self.layout):  # labels joined into predwatch's own
+            window.quality = self.quality(query, records, labelled=of_model(  # index (analyzers.sources.mapped_outcomes)
+                self.baseline.model, version, field=c.TIMESTAMP, start=start, end=end))
         return window
 
     def _add_record_sample(self, window: WindowProfile, query: dict, seed: str) -> None:
@@ -243,13 +251,19 @@ class EsWindowProfiler:
                              aggs=aggs)["aggregations"]
         return [pair for i, pair in enumerate(unmapped) if found[f"u{i}"]["doc_count"]]
 
-    def quality(self, query: dict[str, Any], records: int) -> QualityProfile:
+    def quality(self, query: dict[str, Any], records: int, labelled: dict[str, Any] | None = None) -> QualityProfile:
         """The window's quality counts from one search: over the predictions whose outcome was joined
         (:mod:`analyzers.sources.outcomes`), labelled positives per score bin and the Brier sums (binary
         scores), a confusion matrix (labels), error sums (regression), label delays; over every
-        prediction, the score bins the estimate needs."""
+        prediction, the score bins the estimate needs.
+
+        ``labelled``: for the user's own indices, the window's query of predwatch's labelled-prediction index
+        (:mod:`analyzers.sources.mapped_outcomes`), where the labelled counts come from (one search), the
+        score bins over every prediction from the user's index (one more)."""
         ref = self.baseline.quality
         score = c.column_field(ref.column)
+        mapped = labelled is not None
+        labelled_query = labelled
         labelled: dict[str, Any] = {"delays": {"range": {"field": c.OUTCOME_DELAY_S,
                                                          "ranges": _ranges(DELAY_EDGES, first=0.0)}}}
         aggs: dict[str, Any] = {}
@@ -270,7 +284,16 @@ class EsWindowProfiler:
             if ref.binned is not None:  # multiclass: the predicted class's probability, for the estimate
                 aggs["scored"] = {"range": {"field": c.column_field(ref.binned), "ranges": _ranges(ref.edges, None)}}
         aggs["labelled"] = {"filter": {"exists": {"field": c.OUTCOME_ACTUAL}}, "aggs": labelled}
-        found = self._search(size=0, query=query, aggs=aggs)["aggregations"]
+        if not mapped:
+            found = self._search(size=0, query=query, aggs=aggs)["aggregations"]
+        else:  # the labelled index holds the contract's names; the user's index its own, typed by dynamic mapping
+            found = self._search(index=labelled_pattern(self.prefix, self.baseline.model), size=0,
+                                 query=labelled_query, aggs={"labelled": aggs["labelled"]})["aggregations"]
+            if "scored" in aggs:
+                name = ref.column if ref.scored else ref.binned
+                f = self.layout.column(name)
+                scored = _range(f, _ranges(self.edges_of(name, ref.edges), first=None), shield=True)
+                found["scored"] = self._search(size=0, query=query, aggs={"scored": scored})["aggregations"]["scored"]
         got = found["labelled"]
         prof = QualityProfile(predictions=records, labelled=got["doc_count"])
         prof.delays = {str(i): b["doc_count"] for i, b in enumerate(got["delays"]["buckets"]) if b["doc_count"]}
@@ -286,13 +309,13 @@ class EsWindowProfiler:
             squares = got["squares"].get("sum_of_squares") or 0.0
             # sum of (score - outcome)^2 = sum of score^2 - 2 * sum of positives' scores + positives
             prof.brier = squares - 2 * (got["positive"]["score"].get("value") or 0.0) + n_pos
-            prof.scored = [b["doc_count"] for b in found["scored"]["buckets"]]
+            prof.scored = [b["doc_count"] for b in _range_buckets(found["scored"])]
         else:
             prof.confusion = {str(b.get("key_as_string", b["key"])):
                               {a["key"]: a["doc_count"] for a in b["actual"]["buckets"]}
                               for b in got["predicted"]["buckets"]}
             if "scored" in found:
-                prof.scored = [b["doc_count"] for b in found["scored"]["buckets"]]
+                prof.scored = [b["doc_count"] for b in _range_buckets(found["scored"])]
         return prof
 
     def interval_profile(self, start: str, end: str, version: str | None) -> WindowProfile | None:
