@@ -5,10 +5,13 @@ For predwatch's own indices the join writes each outcome into its prediction doc
 for a model read in place (:mod:`analyzers.sources.layout`) the join is read-only on the service's side and
 keeps what it learns in predwatch's own indices:
 
-* **Outcomes, a page at a time.** Each tick, :func:`join_mapped_outcomes` pages through the service's outcome
-  records (those holding the map's ``actual`` path) newer than a watermark kept in predwatch's state index,
-  sorted by (time, outcome id) with ``search_after``. The watermark is the last outcome read, and it never
-  passes ``now - SETTLE``: outcome records ingested within ``SETTLE`` of their own time are never skipped.
+* **Outcomes, a page at a time.** Each tick, :func:`join_mapped_outcomes` continues a sweep through the
+  service's outcome records (those holding the map's ``actual`` path), sorted by (time, outcome id) with
+  ``search_after``, at most ``limit`` of them; the sweep's bounds and cursor are kept in predwatch's state
+  index. A sweep ends at ``now - SETTLE`` when it starts, and the next one starts ``LOOKBACK`` before that
+  end: the service's index has no ingestion order predwatch can read (its own ``_seq_no`` is per shard), so
+  an outcome record indexed up to ``LOOKBACK`` after its own time is still read; one indexed later than that
+  is missed (said in the README). The outcomes read again are recognised (below) and cost one page each.
 * **Their predictions, by id.** For each page, one ``terms`` search on the map's ``prediction_id`` field with
   only that page's ids (never a window) finds the predictions, read through the field map.
 * **One labelled document per prediction** in ``<prefix>-labelled-<model>.<day of the prediction>``, ``_id``
@@ -51,7 +54,9 @@ from .search import search
 
 log = logging.getLogger("predwatch.outcomes")
 PAGE = 1000
-SETTLE = timedelta(minutes=5)  # outcome records are read once older than this: the ingestion lag allowed for
+SETTLE = timedelta(minutes=5)  # outcome records are read once older than this
+LOOKBACK = timedelta(days=1)  # each sweep starts this long before the last one's end: the ingestion lag allowed for
+DONE = "done"  # a sweep's cursor once it reached its end
 
 
 def labelled_pattern(prefix: str, model: str) -> str:
@@ -85,13 +90,14 @@ PENDING_MAPPINGS = {"dynamic": False, "properties": {
 
 def join_mapped_outcomes(client: Elasticsearch, prefix: str, model: str, layout: Layout,
                          baseline_for: Callable[[str | None], Baseline | None], *, limit: int = 20 * PAGE,
-                         now: datetime | None = None, page: int = PAGE) -> JoinReport:
+                         now: datetime | None = None, page: int = PAGE, lookback: timedelta = LOOKBACK
+                         ) -> JoinReport:
     """Join the outcomes in the service's index (``layout``) to their predictions there, writing only into
     predwatch's indices (see the module docstring): the pending outcomes first, then up to ``limit`` new
     ones, ``page`` at a time. ``report.predictions``: (version, time) of each prediction whose label changed."""
     now = now or datetime.now(timezone.utc)
     report = JoinReport()
-    joiner = _Join(client, prefix, model, _inspected(client, layout), baseline_for, now, report, page)
+    joiner = _Join(client, prefix, model, _inspected(client, layout), baseline_for, now, report, page, lookback)
     joiner.retry_pending()
     joiner.new_outcomes(limit)
     if report.early:
@@ -130,9 +136,9 @@ def joinable(layout: Layout) -> bool:
 
 
 def _inspected(client: Elasticsearch, layout: Layout) -> Layout:
-    """The layout knowing the aggregatable field of its outcome paths (``.keyword`` of a dynamically typed
-    string): one ``field_caps`` request."""
-    wanted = sorted(set(outcome_paths(layout)) | {layout.timestamp})
+    """The layout knowing the aggregatable field of its paths and outcome paths (``.keyword`` of a dynamically
+    typed string: the model's name and the ids are matched by ``term``): one ``field_caps`` request."""
+    wanted = sorted(set(outcome_paths(layout)) | set(layout.paths()))
     found = layout._field_caps(client, wanted, {})
     every = sorted(found.get("indices") or [])
     caps = {name: {kind: sorted(spec.get("indices") or every) for kind, spec in types.items()
@@ -146,22 +152,27 @@ class _Join:
 
     def __init__(self, client: Elasticsearch, prefix: str, model: str, layout: Layout,
                  baseline_for: Callable[[str | None], Baseline | None], now: datetime, report: JoinReport,
-                 page: int) -> None:
+                 page: int, lookback: timedelta) -> None:
         self.client, self.prefix, self.model, self.layout = client, prefix, model, layout
         self.baseline_for, self.now, self.report, self.page = baseline_for, now, report, page
+        self.lookback = lookback
         self.actual, self.outcome_id, self.prediction_id = outcome_paths(layout)
         self.created: set[str] = set()
         self.searches = 0  # for the tests: one outcome page, one terms search, one mget per page
 
     # -- pages -------------------------------------------------------------------------------------------
     def new_outcomes(self, limit: int) -> None:
+        """Continue the sweep of the service's outcome records (see the module docstring): ``limit`` at most."""
         key = watermark_key(self.model, self.layout.index or "")
         state = get_state(self.client, self.prefix, key) or {}
-        after = state.get("after")
-        settled = c.utc_iso(self.now - SETTLE)
+        if not state or state.get("after") == DONE:  # a new sweep, from LOOKBACK before the last one's end
+            since = c.utc_iso(c.parse_time(state["to"]) - self.lookback) if state else None
+            state = {"from": since, "to": c.utc_iso(self.now - SETTLE), "after": None}
+        bounds = {k: v for k, v in (("gte", state["from"]), ("lt", state["to"])) if v is not None}
+        after = state["after"]
         model = self.layout.model_field
         filters: list[dict[str, Any]] = [{"exists": {"field": self.actual}},
-                                         {"range": {self.layout.timestamp: {"lt": settled}}}]
+                                         {"range": {self.layout.timestamp: bounds}}]
         if model is not None:  # outcome records may not name the model: those are looked up all the same
             filters.append({"bool": {"should": [{"term": {model: self.model}},
                                                 {"bool": {"must_not": [{"exists": {"field": model}}]}}],
@@ -176,8 +187,6 @@ class _Join:
             self.searches += 1
             hits = search(self.client, index=self.layout.index, ignore_unavailable=True, allow_no_indices=True,
                           **body)["hits"]["hits"]
-            if not hits:
-                break
             seen += len(hits)
             outcomes = []
             for hit in hits:
@@ -188,10 +197,10 @@ class _Join:
                 except c.RecordError:
                     continue
             self._join_page(outcomes, pending={})
-            after = hits[-1]["sort"]
-            put_state(self.client, self.prefix, key, "outcome_join", {"model": self.model, "after": after},
+            after = hits[-1]["sort"] if len(hits) == self.page else DONE
+            put_state(self.client, self.prefix, key, "outcome_join", {"model": self.model, **state, "after": after},
                       model=self.model)
-            if len(hits) < self.page:
+            if after == DONE:
                 break
 
     def retry_pending(self) -> None:
