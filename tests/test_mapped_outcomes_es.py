@@ -162,3 +162,43 @@ def _comparable(section: dict, path: str = "") -> dict:
         else:
             out[path + key] = value
     return out
+
+
+def test_the_daemon_re_analyses_the_windows_whose_predictions_got_labels_in_the_services_index(es, labelled_baseline):
+    from analyzers.daemon.analyzer import Analyzer
+    from analyzers.daemon.config import DaemonConfig
+    from test_quality_es import quality_docs
+
+    T = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
+    good, good_outs = q.records(q.draw(600, 92), start=T, tag="a")
+    bad, bad_outs = q.records(q.draw(600, 93, flipped=0.5), start=T + timedelta(hours=1), tag="b")
+    index = f"svc{es.prefix}-daemon-labels"
+    try:
+        store_baseline(es.client, labelled_baseline, es.prefix)
+        index_as_the_service_does(es.client, index, [custom(r, i) for i, r in enumerate(good + bad)])
+        cfg = DaemonConfig.from_dict({
+            "elasticsearch": {"url": es.url, "distribution": es.settings.distribution, "prefix": es.prefix},
+            "models": [{"name": q.MODEL, "window": "1h", "lag": "0s", "backfill": "2h", "recent_days": 0,
+                        "index": index, "fields": FIELDS}]})
+        analyzer, job = Analyzer(es.client, cfg), cfg.models[0]
+        assert analyzer.run_model(job, now=T + timedelta(hours=2)) == 2
+        first, second = iso(T), iso(T + timedelta(hours=1))
+        assert quality_docs(es, second)[("label_coverage", None)]["value"] == 0.0
+        # hours later the service logs the outcomes, in its own index; the daemon has no new window to analyse
+        index_as_the_service_does(es.client, index, [outcome_in_their_layout(r) for r in bad_outs[::-1] + good_outs])
+        before = untouched(es.client, index)
+        redone = analyzer.backfill_outcomes(job, datetime.now(timezone.utc))
+        assert [iso(d) for d in redone] == [first, second]
+        after_good, after_bad = quality_docs(es, first), quality_docs(es, second)
+        assert after_good[("label_coverage", None)]["value"] == 1.0 == after_bad[("label_coverage", None)]["value"]
+        assert after_bad[("quality_drop", "accuracy")]["status"] in ("warning", "critical")
+        assert after_good[("quality_drop", "accuracy")]["status"] == "ok"
+        drops = [h["_source"]["predwatch"] for h in es.docs("findings") if
+                 h["_source"]["predwatch"]["check"] == "quality_drop"]
+        assert drops and {f["window"]["start"] for f in drops} == {second}, "stamped with the prediction window"
+        assert untouched(es.client, index) == before
+        # a second pass reads the lookback again and finds nothing new: nothing re-analysed
+        assert analyzer.backfill_outcomes(job, datetime.now(timezone.utc)) == []
+    finally:
+        delete_indices(es.client, index)
+        delete_indices(es.client, f"{labelled_pattern(es.prefix, q.MODEL)},{pending_index(es.prefix, q.MODEL)}")

@@ -288,7 +288,8 @@ class EsWindowProfiler:
             found = self._search(size=0, query=query, aggs=aggs)["aggregations"]
         else:  # the labelled index holds the contract's names; the user's index its own, typed by dynamic mapping
             found = self._search(index=labelled_pattern(self.prefix, self.baseline.model), size=0,
-                                 query=labelled_query, aggs={"labelled": aggs["labelled"]})["aggregations"]
+                                 query=labelled_query, aggs={"labelled": aggs["labelled"]}).get("aggregations") \
+                or {"labelled": _nothing_labelled(ref)}  # no label joined yet: no labelled index to answer
             if "scored" in aggs:
                 name = ref.column if ref.scored else ref.binned
                 f = self.layout.column(name)
@@ -398,6 +399,21 @@ class EsWindowProfiler:
             if sample.mismatched and values:  # scaled from the sample to the window's values
                 exact.mismatched = round(sample.mismatched * (exact.present - exact.nulls) / len(values))
                 exact.mismatch_examples = sample.mismatch_examples
+
+
+def _nothing_labelled(ref: Any) -> dict[str, Any]:
+    """The ``labelled`` aggregation of :meth:`EsWindowProfiler.quality` as it reads when no prediction is labelled
+    (what an index that exists would answer), for the user's indices before any label was joined."""
+    none = {"doc_count": 0}
+    got: dict[str, Any] = {**none, "delays": {"buckets": [dict(none) for _ in range(len(DELAY_EDGES) + 1)]}}
+    if ref.task == "regression":
+        got.update(error={"count": 0}, abs_error={"value": None})
+    elif ref.scored:
+        got.update(bins={"buckets": [{**none, "positive": dict(none)} for _ in range(len(ref.edges) + 1)]},
+                   squares={"count": 0}, positive={**none, "score": {"value": None}})
+    else:
+        got["predicted"] = {"buckets": []}
+    return got
 
 
 PAST_THE_LIMIT = "unmapped (past the field limit)"  # a feature an index left unmapped, in _ignored
