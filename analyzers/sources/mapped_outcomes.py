@@ -31,6 +31,13 @@ needs: still only aggregations, and the same counts as for predwatch's own indic
 Python is one page of outcomes and their predictions, never a window: the same bound as the join of own
 indices. The cost is a second copy of the labelled predictions' outputs (a few fields each) in predwatch's
 indices, which is what makes quality an aggregation rather than a per-window join.
+
+Why not otherwise: joining at analysis time would bring every labelled prediction of a window (and its
+outcome) through Python, or need one ``terms`` bucket per prediction id in the cluster: window-sized, where
+every other check is bounded by the baseline. A ``transform`` or an ``enrich`` policy would write only into
+predwatch's indices too, but needs cluster privileges and features OpenSearch lacks, and cannot keep "the
+latest outcome by its own time" per prediction. Records that hold the ``actual`` path are outcomes, never
+predictions: every query of the model's predictions leaves them out (:attr:`Layout.actual_field`).
 """
 from __future__ import annotations
 
