@@ -34,9 +34,10 @@ indices, which is what makes quality an aggregation rather than a per-window joi
 
 Why not otherwise: joining at analysis time would bring every labelled prediction of a window (and its
 outcome) through Python, or need one ``terms`` bucket per prediction id in the cluster: window-sized, where
-every other check is bounded by the baseline. A ``transform`` or an ``enrich`` policy would write only into
-predwatch's indices too, but needs cluster privileges and features OpenSearch lacks, and cannot keep "the
-latest outcome by its own time" per prediction. Records that hold the ``actual`` path are outcomes, never
+every other check is bounded by the baseline. An Elasticsearch ``transform`` (a pivot by prediction id over
+predictions and outcomes) or an ``enrich`` policy would write only into predwatch's indices too, but each
+needs cluster privileges, a scripted pivot to combine two documents' fields, and an API OpenSearch does not
+share; the paged join runs the same on both engines. Records that hold the ``actual`` path are outcomes, never
 predictions: every query of the model's predictions leaves them out (:attr:`Layout.actual_field`).
 """
 from __future__ import annotations
