@@ -77,8 +77,9 @@ def labelled_baseline():
 
 
 @pytest.mark.parametrize("layout_name", sorted(LAYOUTS))
-def test_quality_of_a_services_index_from_its_own_outcome_records_without_a_write_into_it(es, labelled_baseline,
+def test_quality_of_a_services_index_from_its_own_outcome_records_without_a_write_into_it(each_engine, labelled_baseline,
                                                                                           tmp_path, layout_name):
+    es = each_engine  # the same test on each real engine
     as_prediction, as_outcome, index_name, model_lines, mapped = LAYOUTS[layout_name]
     # two days ago: a sweep's bounds follow the clock (outcomes are read as the service indexes them)
     T = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
