@@ -77,8 +77,8 @@ def labelled_baseline():
 
 
 @pytest.mark.parametrize("layout_name", sorted(LAYOUTS))
-def test_quality_of_a_services_index_from_its_own_outcome_records_without_a_write_into_it(each_engine, labelled_baseline,
-                                                                                          tmp_path, layout_name):
+def test_quality_of_a_services_index_from_its_own_outcome_records_without_a_write_into_it(
+        each_engine, labelled_baseline, tmp_path, layout_name):
     es = each_engine  # the same test on each real engine
     as_prediction, as_outcome, index_name, model_lines, mapped = LAYOUTS[layout_name]
     # two days ago: a sweep's bounds follow the clock (outcomes are read as the service indexes them)
@@ -104,7 +104,8 @@ def test_quality_of_a_services_index_from_its_own_outcome_records_without_a_writ
     (tmp_path / "map.toml").write_text(MAP)
     files = write_jsonl(tmp_path / "theirs.jsonl", preds + outs)
     proc = predwatch("check", "--baseline", str(_saved(labelled_baseline, tmp_path)), "--logs", str(files),
-                     "--window", "1h", "--format", "json", *(("--fields", str(tmp_path / "map.toml")) if mapped else ()))
+                     "--window", "1h", "--format", "json",
+                     *(("--fields", str(tmp_path / "map.toml")) if mapped else ()))
     assert proc.returncode == 1, proc.stderr
     local = {d["window"]["start"]: d for d in map(json.loads, proc.stdout.splitlines()) if "window" in d}
     second = iso(T + timedelta(hours=1))

@@ -240,8 +240,8 @@ class Analyzer:
         explain(result.results + recent, profile, fetch=fetch)
         self.requests += profiler.requests - before
         self._notify(job, version, s, e, profile.records, [analysis_error(None)])  # findings: told as incidents
-        trends = label_results(profile, baseline, pending=end > (now or datetime.now(timezone.utc)) - job.labels_within) \
-            if job.layout.own or joinable(job.layout) else []
+        pending = end > (now or datetime.now(timezone.utc)) - job.labels_within
+        trends = label_results(profile, baseline, pending=pending) if job.layout.own or joinable(job.layout) else []
         trends += latency_results(profile)
         return [*res.window_docs(result, prefix=self.prefix, model=job.name, version=version, start=s, end=e,
                                  extra=[*volume, *conflicts, *recent, *trends]),

@@ -155,6 +155,23 @@ def _inspected(client: Elasticsearch, layout: Layout) -> Layout:
     return replace(layout, caps={**(layout.caps or {}), **{k: v for k, v in caps.items() if v}})
 
 
+def _kept(earlier: dict[str, Any], outcome: c.Outcome) -> bool:
+    """Whether the outcome a prediction is labelled with stays against ``outcome``: it is later by its own time,
+    or it is the same outcome (told again).
+
+    >>> o = c.Outcome(timestamp="2026-11-23T05:00:00Z", model="m", version=None, prediction_id="p", actual=1)
+    >>> _kept({"timestamp": "2026-11-23T06:00:00Z", "actual": "0"}, o)
+    True
+    >>> _kept({"timestamp": o.timestamp, "actual": "1"}, o)
+    True
+    >>> _kept({"timestamp": "2026-11-23T04:00:00Z", "actual": "1"}, o)
+    False
+    """
+    before = earlier.get("timestamp") or ""
+    return before > (outcome.timestamp or "") or (
+        before == outcome.timestamp and earlier.get("actual") == category_of(outcome.actual))
+
+
 class _Join:
     """One pass of the join for one model (the state of one tick)."""
 
@@ -254,8 +271,7 @@ class _Join:
             if pred is None:
                 continue
             earlier = labelled.get(pid)
-            if earlier is not None and ((earlier.get("timestamp") or "") > (outcome.timestamp or "") or (
-                    earlier.get("timestamp") == outcome.timestamp and earlier.get("actual") == category_of(outcome.actual))):
+            if earlier is not None and _kept(earlier, outcome):
                 continue  # a later outcome (or this one) labels it already
             baseline = self.baseline_for(pred.version)
             predicted = pred.prediction
