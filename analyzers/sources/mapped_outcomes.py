@@ -166,10 +166,20 @@ def _kept(earlier: dict[str, Any], outcome: c.Outcome) -> bool:
     True
     >>> _kept({"timestamp": "2026-11-23T04:00:00Z", "actual": "1"}, o)
     False
+    >>> _kept({"timestamp": "2026-11-23T05:00:00.000+00:00", "actual": "1"}, o)
+    True
     """
-    before = earlier.get("timestamp") or ""
-    return before > (outcome.timestamp or "") or (
-        before == outcome.timestamp and earlier.get("actual") == category_of(outcome.actual))
+    before, now = _instant(earlier.get("timestamp")), _instant(outcome.timestamp)
+    return before > now or (before == now and earlier.get("actual") == category_of(outcome.actual))
+
+
+def _instant(stamp: str | None) -> datetime:
+    """An outcome's time as an instant (``...06:00:00Z`` and ``...06:00:00.000+00:00`` are one), the earliest
+    possible when it has none."""
+    try:
+        return c.parse_time(stamp)
+    except (TypeError, ValueError):
+        return datetime.min.replace(tzinfo=timezone.utc)
 
 
 class _Join:
@@ -259,7 +269,7 @@ class _Join:
         latest: dict[str, c.Outcome] = {}
         for outcome in outcomes:
             kept = latest.get(outcome.prediction_id)
-            if kept is None or (outcome.timestamp or "") >= (kept.timestamp or ""):
+            if kept is None or _instant(outcome.timestamp) >= _instant(kept.timestamp):
                 latest[outcome.prediction_id] = outcome
         if not latest:
             return
@@ -306,7 +316,7 @@ class _Join:
                 actions.append({"delete": {"_index": pend, "_id": pid}})
                 continue
             outcome = latest[pid]
-            if before and (before.get("timestamp") or "") > (outcome.timestamp or ""):
+            if before and _instant(before.get("timestamp")) > _instant(outcome.timestamp):
                 continue  # a later outcome waits already
             if before.get("timestamp") == outcome.timestamp and before.get("actual") == outcome.actual:
                 continue  # already waiting as it is
