@@ -243,7 +243,7 @@ def test_a_keyword_where_a_number_was_expected_is_said_and_judged_by_presence(es
         delete_indices(es.client, index)
 
 
-def test_quality_is_not_judged_on_the_services_index_and_said_once(es, tmp_path):
+def test_quality_is_not_judged_without_an_actual_path_and_said_once(es, tmp_path):
     import test_quality as q
 
     baseline = build_baseline(q.draw(20_000, 1), model="checkout-risk", version="7", predictions=["score"],
@@ -261,7 +261,7 @@ def test_quality_is_not_judged_on_the_services_index_and_said_once(es, tmp_path)
         proc = analyze(config(es, tmp_path, "labelled", f'index = "{index}"\nfields = {INLINE_MAP}\n'))
         assert proc.returncode in (0, 1) and proc.stdout.count("400 records") == 2, (proc.stdout, proc.stderr)
         said = [line for line in proc.stderr.splitlines() if "quality is not judged" in line]
-        assert len(said) == 1 and "never writes into them" in said[0], proc.stderr
+        assert len(said) == 1 and "names no actual path" in said[0], proc.stderr
         checks = {h["_source"]["predwatch"]["check"] for h in es.docs("metrics*") + es.docs("findings*")}
         assert "label_coverage" not in checks and "analysis_error" not in checks, checks
     finally:

@@ -31,6 +31,7 @@ from ..core.segments import explain
 from ..core.window import analyze
 from ..sources.elastic import EsWindowProfiler
 from ..sources.layout import Layout, Note
+from ..sources.mapped_outcomes import join_mapped_outcomes, joinable
 from ..sources.outcomes import join_outcomes
 from ..sources.search import of_model, search
 from ..store import incidents as incident_store
@@ -233,7 +234,7 @@ class Analyzer:
         self.requests += profiler.requests
         before = profiler.requests
         self.said(job, profiler.notes)
-        if baseline.quality is not None and not job.layout.own:
+        if baseline.quality is not None and not job.layout.own and not joinable(job.layout):
             self.said(job, [QUALITY_NOT_JUDGED])
         summary["records"] += profile.records
         result = analyze(profile, baseline, self.config.checks)
@@ -243,8 +244,8 @@ class Analyzer:
         explain(result.results + recent, profile, fetch=fetch)
         self.requests += profiler.requests - before
         self._notify(job, version, s, e, profile.records, [analysis_error(None)])  # findings: told as incidents
-        trends = label_results(profile, baseline, pending=end > (now or datetime.now(timezone.utc)) - job.labels_within) \
-            if job.layout.own else []
+        pending = end > (now or datetime.now(timezone.utc)) - job.labels_within
+        trends = label_results(profile, baseline, pending=pending) if job.layout.own or joinable(job.layout) else []
         trends += latency_results(profile)
         return [*res.window_docs(result, prefix=self.prefix, model=job.name, version=version, start=s, end=e,
                                  extra=[*volume, *conflicts, *recent, *trends]),
@@ -308,13 +309,17 @@ class Analyzer:
     # -- outcomes ------------------------------------------------------------------------------------
     def backfill_outcomes(self, job: ModelJob, now: datetime) -> list[datetime]:
         """Join the outcomes that arrived to their predictions, then re-analyse the already analysed windows
-        they belong to, so that those windows' quality documents are overwritten with the new labels. Not for
-        the user's own indices: the join writes into prediction documents (see :data:`QUALITY_NOT_JUDGED`)."""
-        if not job.layout.own:
+        they belong to, so that those windows' quality documents are overwritten with the new labels. In the
+        user's own indices, the join reads their outcome records and writes only into predwatch's indices
+        (:mod:`analyzers.sources.mapped_outcomes`); without an ``actual`` path there is nothing to join."""
+        if not job.layout.own and not joinable(job.layout):
             return []
+        baseline_for = lambda v: self.baselines.get(job.name, v)  # noqa: E731
         try:
-            report = join_outcomes(self.client, self.prefix, job.name, lambda v: self.baselines.get(job.name, v),
-                                   now=now)
+            if job.layout.own:
+                report = join_outcomes(self.client, self.prefix, job.name, baseline_for, now=now)
+            else:
+                report = join_mapped_outcomes(self.client, self.prefix, job.name, job.layout, baseline_for, now=now)
         except Exception as exc:  # noqa: BLE001 - a failed join is retried next tick
             log.warning("%s: outcomes not joined this time: %s", job.name, exc)
             return []
@@ -386,16 +391,12 @@ def _key_of(doc: dict[str, Any]) -> tuple:
                                                                res.REFERENCE))
 
 
-# Quality of models read in the user's own indices is not judged. predwatch joins an outcome to its prediction
-# by writing the outcome into the prediction document, so that quality is a few aggregations over the window;
-# the user's indices are never written. A read-only join would have to bring every labelled prediction of a
-# window (and its outcome) through Python, or build one bucket per prediction id in the cluster: a window-sized
-# transfer where every other check is an aggregation of bounded size. Drift, data quality, volume and latency
-# are judged as for predwatch's own indices; for quality, ship the records to predwatch's indices.
-QUALITY_NOT_JUDGED = Note("quality", "the baseline has a quality reference, but quality is not judged on the "
-                          "service's own indices (the outcome join writes into prediction documents, and predwatch "
-                          "never writes into them): drift, data quality, volume and latency are; to judge quality, "
-                          "log predictions and outcomes into predwatch's own indices")
+# Quality of a model read in the user's own indices is judged from the outcome records there, told by the map's
+# ``actual`` path (analyzers.sources.mapped_outcomes). A map without one names no outcome: said once.
+QUALITY_NOT_JUDGED = Note("quality", "the baseline has a quality reference, but the field map names no actual path "
+                          "(and prediction_id), so no outcome record can be told in the service's index and quality "
+                          "is not judged: drift, data quality, volume and latency are; add actual = \"<path of the "
+                          "outcome>\" (and outcome_id when the outcome names its prediction elsewhere) to judge it")
 
 
 def analysis_error(reason: str | None) -> CheckResult:

@@ -33,6 +33,7 @@ from ..core.joint import RowSample, key_hash
 from ..core.versions import (OTHER, UNSEEN, PairCounts, VersionCounter, VersionProfiles, adjusted_feature,
                              major_categories, output_bin_keys)
 from .layout import OWN, Layout, Note
+from .mapped_outcomes import joinable, labelled_pattern
 from .search import of_model, search
 
 BUCKET_BUDGET = 20_000  # buckets we allow ourselves per request, well inside it
@@ -81,6 +82,10 @@ class EsWindowProfiler:
         """A numeric column's bin edges as the field's mapped type holds them (the baseline's on predwatch's own
         indices, typed ``double`` by the baseline's template)."""
         return col.edges if self.layout.own else self.layout.edges(col.name, col.edges)
+
+    def edges_of(self, name: str, edges: list[float] | None) -> list[float] | None:
+        """Bin edges of a column by name, as the mapped type of its field holds them (see :meth:`edges`)."""
+        return edges if self.layout.own else self.layout.edges(name, edges)
 
     def _search(self, index: str | None = None, **body: Any) -> dict[str, Any]:
         """One search of the model's prediction indices (or of ``index``), counted, answered whole."""
@@ -151,9 +156,12 @@ class EsWindowProfiler:
             self._add_text_sample(window, query, texts, seed=f"{start}/{end}")
         if self._counter.sampled:
             self._add_record_sample(window, query, seed=f"{start}/{end}")
-        if self.baseline.quality is not None and self.layout.own:  # the user's indices: see analyzers.sources.layout
+        if self.baseline.quality is not None and self.layout.own:
             window.quality = self.quality(query, records)
-        if self.baseline.groups is not None:
+        elif self.baseline.quality is not None and joinable(self.layout):  # labels joined into predwatch's own
+            window.quality = self.quality(query, records, labelled=of_model(  # index (analyzers.sources.mapped_outcomes)
+                self.baseline.model, version, field=c.TIMESTAMP, start=start, end=end))
+        if self.baseline.groups is not None and self.layout.own:  # groups: predwatch's own indices
             window.groups = self.groups(query)
         return window
 
@@ -267,12 +275,28 @@ class EsWindowProfiler:
                              aggs=aggs)["aggregations"]
         return [pair for i, pair in enumerate(unmapped) if found[f"u{i}"]["doc_count"]]
 
-    def quality(self, query: dict[str, Any], records: int) -> QualityProfile:
+    def quality(self, query: dict[str, Any], records: int, labelled: dict[str, Any] | None = None) -> QualityProfile:
         """The window's quality counts from one search: over the predictions whose outcome was joined
         (:mod:`analyzers.sources.outcomes`), labelled positives per score bin and the Brier sums (binary
         scores), a confusion matrix (labels), error sums (regression), label delays; over every
-        prediction, the score bins the estimate needs."""
-        found = self._search(size=0, query=query, aggs=self._quality_aggs())["aggregations"]
+        prediction, the score bins the estimate needs.
+
+        ``labelled``: for the user's own indices, the window's query of predwatch's labelled-prediction index
+        (:mod:`analyzers.sources.mapped_outcomes`), where the labelled counts come from (one search), the
+        score bins over every prediction from the user's index (one more)."""
+        ref = self.baseline.quality
+        aggs = self._quality_aggs()
+        if labelled is None:
+            found = self._search(size=0, query=query, aggs=aggs)["aggregations"]
+        else:  # the labelled index holds the contract's names; the user's index its own, typed by dynamic mapping
+            found = self._search(index=labelled_pattern(self.prefix, self.baseline.model), size=0,
+                                 query=labelled, aggs={"labelled": aggs["labelled"]}).get("aggregations") \
+                or {"labelled": _nothing_labelled(ref)}  # no label joined yet: no labelled index to answer
+            if "scored" in aggs:
+                name = ref.column if ref.scored else ref.binned
+                f = self.layout.column(name)
+                scored = _range(f, _ranges(self.edges_of(name, ref.edges), first=None), shield=True)
+                found["scored"] = self._search(size=0, query=query, aggs={"scored": scored})["aggregations"]["scored"]
         return self._read_quality(found, records)
 
     def _quality_aggs(self) -> dict[str, Any]:
@@ -292,7 +316,7 @@ class EsWindowProfiler:
     def _read_quality(self, found: dict[str, Any], records: int) -> QualityProfile:
         prof = _read_labelled(QualityProfile(predictions=records), found["labelled"], self.baseline.quality)
         if "scored" in found:
-            prof.scored = [b["doc_count"] for b in found["scored"]["buckets"]]
+            prof.scored = [b["doc_count"] for b in _range_buckets(found["scored"])]
         return prof
 
     # -- two versions side by side ------------------------------------------------------------------
@@ -513,6 +537,21 @@ class EsWindowProfiler:
             if sample.mismatched and values:  # scaled from the sample to the window's values
                 exact.mismatched = round(sample.mismatched * (exact.present - exact.nulls) / len(values))
                 exact.mismatch_examples = sample.mismatch_examples
+
+
+def _nothing_labelled(ref: Any) -> dict[str, Any]:
+    """The ``labelled`` aggregation of :meth:`EsWindowProfiler.quality` as it reads when no prediction is labelled
+    (what an index that exists would answer), for the user's indices before any label was joined."""
+    none = {"doc_count": 0}
+    got: dict[str, Any] = {**none, "delays": {"buckets": [dict(none) for _ in range(len(DELAY_EDGES) + 1)]}}
+    if ref.task == "regression":
+        got.update(error={"count": 0}, abs_error={"value": None})
+    elif ref.scored:
+        got.update(bins={"buckets": [{**none, "positive": dict(none)} for _ in range(len(ref.edges) + 1)]},
+                   squares={"count": 0}, positive={**none, "score": {"value": None}})
+    else:
+        got["predicted"] = {"buckets": []}
+    return got
 
 
 PAST_THE_LIMIT = "unmapped (past the field limit)"  # a feature an index left unmapped, in _ignored

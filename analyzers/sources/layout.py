@@ -16,8 +16,10 @@ expected, a categorical text without ``.keyword``: conflicts, judged by presence
 (a number typed ``long`` by a first value without a fraction truncates the others). A JSON fraction is
 typed ``float`` (32 bits): bin edges are rounded as the engine rounds them (:func:`representable`).
 
-Quality is not judged there: the outcome join writes into prediction documents
-(``analyzers.daemon.analyzer.QUALITY_NOT_JUDGED`` says why, and is said once).
+Outcome records there (those holding the map's ``actual`` path) are not predictions: every query of
+predictions leaves them out. Quality is judged from them by a read-only join that writes only into
+predwatch's own indices (:mod:`analyzers.sources.mapped_outcomes`); a map without ``actual`` has no outcomes
+to judge by (``analyzers.daemon.analyzer.QUALITY_NOT_JUDGED`` says so, once).
 """
 from __future__ import annotations
 
@@ -116,6 +118,13 @@ class Layout:
     @property
     def prediction_id_field(self) -> str | None:
         return self._path("prediction_id", c.PREDICTION_ID)
+
+    @property
+    def actual_field(self) -> str | None:
+        """In the user's indices, the path whose presence makes a record an outcome, not a prediction (as
+        :meth:`~logging_adapter.fieldmap.FieldMap.to_contract` tells them); None for predwatch's own indices,
+        where outcomes are indexed apart."""
+        return None if self.own else self._path("actual", c.ACTUAL)
 
     @property
     def latency_field(self) -> str | None:

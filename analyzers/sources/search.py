@@ -63,6 +63,8 @@ def of_model(model: str, version: str | None = None, *, field: str | None = None
     if layout is not None:
         name_field, version_field = layout.model_field, layout.version_field
         filters += list(layout.filters)
+        if layout.actual_field is not None:  # outcome records of the same index are not predictions
+            filters.append({"bool": {"must_not": [{"exists": {"field": layout.actual_field}}]}})
     if name_field is not None:
         filters.insert(0, {"term": {name_field: model}})
     if version is not None and version_field is not None:

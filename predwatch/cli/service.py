@@ -77,6 +77,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     from analyzers.daemon.analyzer import Analyzer
     from analyzers.daemon.config import align, iso
     from analyzers.sources.layout import LayoutError
+    from analyzers.sources.mapped_outcomes import join_mapped_outcomes, joinable
     from analyzers.sources.outcomes import join_outcomes
 
     config = daemon_config(args)
@@ -106,8 +107,12 @@ def run_analyze(args: argparse.Namespace) -> int:
         if missing and set(missing) == set(_versions_in(analyzer, job, iso(start), iso(end))):
             raise UsageError(f"no window of {job.name!r} in [{iso(start)}, {iso(end)}) could be judged: "
                              "its baseline is not in Elasticsearch (see above)")
-        joined = join_outcomes(analyzer.client, config.prefix, job.name, lambda v: analyzer.baselines.get(job.name, v)) \
-            if job.layout.own else None  # the user's indices are never written: see QUALITY_NOT_JUDGED
+        baseline_for = lambda v: analyzer.baselines.get(job.name, v)  # noqa: E731
+        if job.layout.own:
+            joined = join_outcomes(analyzer.client, config.prefix, job.name, baseline_for)
+        else:  # the user's indices are only read; labels go to predwatch's own (analyzers.sources.mapped_outcomes)
+            joined = join_mapped_outcomes(analyzer.client, config.prefix, job.name, job.layout, baseline_for) \
+                if joinable(job.layout) else None
         if joined is not None and joined.joined:
             print(f"{job.name}: {joined.joined:,} outcomes joined to their predictions")
         while start + job.window <= end:
