@@ -206,7 +206,8 @@ def install(client: Elasticsearch, *, prefix: str = DEFAULT_PREFIX, retention_da
     return done
 
 
-DAILY_FAMILIES = ("predictions", "outcomes", "intervals")  # the daily indices records go to
+DAILY_FAMILIES = ("predictions", "outcomes", "intervals", "labelled")  # the daily indices records go to (labelled:
+# the predictions of a service's own index joined to their outcomes, analyzers.sources.mapped_outcomes)
 
 
 @dataclass(frozen=True)
