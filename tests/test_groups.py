@@ -316,3 +316,38 @@ def test_one_genders_true_positive_rate_falling_is_an_equal_opportunity_gap(base
     section = {g["metric"]: g for g in doc["fairness"]}
     assert section["equal_opportunity"]["rates"]["F"] < section["equal_opportunity"]["rates"]["M"] - 0.1
     assert section["demographic_parity"]["value"] < 0.05
+
+
+def test_a_service_that_profiles_in_process_counts_every_group_bounded(baseline_path, tmp_path):
+    """``PredictionLogger(profile=, sample=)``: the profile records count each group's predictions and positives
+    for every prediction, not only the sampled ones, and the counts equal those of the full records."""
+    import logging
+
+    from analyzers.core.baseline import Baseline
+    from analyzers.files import analyze_local
+    from logging_adapter import PredictionLogger, configure
+
+    baseline = Baseline.load(baseline_path)
+    frame = draw(6000, 71)
+    preds, _ = window_records(frame, "prof")
+    full = write_jsonl(tmp_path / "full.jsonl", preds)
+    path = tmp_path / "service.jsonl"
+    configure(path=str(path), logger="predwatch.test.groups-profiled")
+    logger = logging.getLogger("predwatch.test.groups-profiled")
+    plog = PredictionLogger(MODEL, "1", logger=logger, profile=baseline, sample=0.05)
+    for rec in preds:
+        p = rec["predwatch"]
+        plog.log(p["features"], p["prediction"], prediction_id=p["prediction_id"],
+                 timestamp=c.parse_time(rec["@timestamp"]).timestamp())
+    plog.close()
+    for handler in logger.handlers:
+        handler.flush()
+    counted = analyze_local([path], baseline).windows[0].profile
+    every = analyze_local([full], baseline).windows[0].profile
+    assert counted.records == every.records == 6000
+    shape = {name: {v: (g.predictions, g.positive) for v, g in values.items()}
+             for name, values in every.groups.items()}
+    assert {name: {v: (g.predictions, g.positive) for v, g in values.items()}
+            for name, values in counted.groups.items()} == shape
+    assert set(shape) == {"region", "store", "gender"} and sum(n for n, _ in shape["region"].values()) == 6000
+    assert all(len(values) <= 101 for values in shape.values()), "bounded: the most frequent values and (other)"
