@@ -214,3 +214,16 @@ def test_the_daemon_judges_a_profiled_service_jointly_from_the_records_it_still_
     found = {(h["_source"]["predwatch"]["check"], h["_source"]["predwatch"]["feature"]) for h in es.docs("findings")}
     assert ("multivariate_shift", "*") in found, found
     assert len(es.docs("predictions-*")) < 2000, "a sample of the records was shipped"
+
+
+def test_offering_a_chunk_at_once_keeps_the_sample_one_record_at_a_time_keeps():
+    from analyzers.core.joint import RowSample
+
+    rows = [{"x": float(i % 97), "c": "abc"[i % 3], "v": [0.5, float(i)], "n": None} for i in range(9000)]
+    keys = [f"p-{i % 7000}" for i in range(9000)]  # some keys twice, with another row
+    one, many = RowSample(k=500), RowSample(k=500)
+    for key, row in zip(keys, rows):
+        one.add(key, {n: row[n] for n in ("x", "c", "v")})
+    for at in range(0, 9000, 1000):
+        many.add_all(keys[at:at + 1000], rows[at:at + 1000], ["x", "c", "v"])
+    assert many == one and len(many) == 500

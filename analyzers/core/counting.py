@@ -23,7 +23,7 @@ from logging_adapter import contract as c
 
 from .baseline import Baseline, ColumnBaseline, bin_index
 from .groups import count_groups, group_value, group_values, is_record_field
-from .joint import RowSample, key_hash
+from .joint import RowSample
 from .profile import EXAMPLES, SEGMENT_VALUES_KEPT, UNSEEN_KEEP, ColumnProfile, WindowProfile, add_examples
 from .quality import QualityProfile, QualityReference, latency_bins, scored_profile
 from .segments import CONTEXT_FIELDS, CONTEXT_LABELS_KEPT, MISSING, segment_features
@@ -445,10 +445,10 @@ def _text(prof: ColumnProfile, values: Sequence[Any], vocab: frozenset[str]) -> 
 def offer(sample: RowSample, records: Columns, rows: list[dict[str, Any]], names: list[str]) -> None:
     """Offer each record (keyed by its prediction id, else its time and place) to the window's sample; only the
     few whose hash can still enter it have their inputs copied."""
-    for i, (pid, row) in enumerate(zip(records.prediction_ids, rows)):
-        # without an id, the record's time and inputs: the same key however the window's records were split
-        key = pid if pid is not None else f"{records.timestamps[i]}|{sorted(row.items(), key=itemgetter(0))!r}"
-        sample.offer(key, key_hash(key), lambda row=row: {n: row.get(n) for n in names})
+    # without an id, the record's time and inputs: the same key however the window's records were split
+    keys = [pid if pid is not None else f"{records.timestamps[i]}|{sorted(row.items(), key=itemgetter(0))!r}"
+            for i, (pid, row) in enumerate(zip(records.prediction_ids, rows))]
+    sample.add_all(keys, rows, names)
 
 
 def _embedding(prof: ColumnProfile, values: Sequence[Any], dim: int) -> None:

@@ -151,6 +151,25 @@ class RowSample:
             key, (h, _) = kept[-1]
             self._bound = (h, key)
 
+    def add_all(self, keys: Iterable[str], rows: Iterable[Mapping[str, Any]], names: list[str]) -> None:
+        """Offer many parsed records at once (their ``names`` columns, plain JSON values already): only those
+        whose hash can still enter the sample have their row copied, so a large window pays a hash and an integer
+        comparison for most of its records."""
+        items, k, blake = self._items, self.k, hashlib.blake2b
+        for key, row in zip(keys, rows):
+            self.seen += 1
+            h = int.from_bytes(blake(key.encode("utf-8"), digest_size=8).digest(), "big")  # key_hash, inlined
+            bound = self._bound
+            if bound is not None and (h > bound[0] or (h == bound[0] and key > bound[1])):
+                continue
+            if key in items:
+                self._offer(key, h, {n: row.get(n) for n in names}, clean=False)
+                continue
+            items[key] = (h, {n: row.get(n) for n in names})
+            if len(items) >= 2 * k:
+                self._prune()
+                items = self._items
+
     def offer(self, key: str, h: int, make_row: Callable[[], Mapping[str, Any]]) -> None:
         """Offer one record whose key's hash (:func:`key_hash`) is known; ``make_row`` is called only when the
         record can enter the sample, so that a large window pays one comparison for most of its records."""
