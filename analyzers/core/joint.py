@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 import json
 import math
 import warnings
@@ -182,9 +183,16 @@ class RowSample:
         """The sample of the union of both samples' records (size: the smaller ``k``)."""
         out = RowSample(min(self.k, other.k))
         out.seen = self.seen + other.seen
-        for sample in (self, other):
-            for key, (h, row) in sample._items.items():
-                out._offer(key, h, row, clean=False)
+        items = dict(self._items)
+        for key, held in other._items.items():  # one pass and one partial sort, not an offer per row
+            mine = items.get(key)
+            if mine is None or _canonical(held[1]) < _canonical(mine[1]):
+                items[key] = held
+        kept = heapq.nsmallest(out.k, items.items(), key=lambda kv: (kv[1][0], kv[0]))
+        out._items = dict(kept)
+        if len(kept) == out.k:
+            key, (h, _) = kept[-1]
+            out._bound = (h, key)
         return out
 
     def _ordered(self) -> list[tuple[str, dict[str, Any]]]:

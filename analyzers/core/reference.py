@@ -292,8 +292,8 @@ def robust_recent(baseline: Baseline, earlier: list[WindowProfile]) -> tuple[Win
     moves a few percent is not. Fewer than ``OUTLIER_MIN_DAYS`` days, or a majority unlike the middle, keep
     every day (nothing to tell them apart by)."""
     merged = WindowProfile(model=earlier[0].model if earlier else None)
-    for past in earlier:
-        merged = merged.merge(past)
+    for past in earlier:  # without their record samples: the joint checks are judged against training only
+        merged = merged.merge(replace(past, sample=None, compared=None) if past.sample or past.compared else past)
     rows: dict[str, int] = {}
     if len(earlier) < OUTLIER_MIN_DAYS:
         return merged, rows
