@@ -14,55 +14,20 @@ import argparse
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import numpy as np
-import orjson
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from analyzers.core.baseline import build_baseline  # noqa: E402
 from analyzers.files import analyze_local  # noqa: E402
-from logging_adapter import contract as c  # noqa: E402
-
-MODEL = "loan-risk"
-T0 = datetime(2026, 11, 23, tzinfo=timezone.utc)
-REGIONS = ["north", "south", "east", "west", "centre", "coast", "hills", "islands"]
-SHARES = [0.12] + [0.88 / 7] * 7
-
-
-def draw(n: int, seed: int, *, turned: float = 0.0, lower: float = 0.0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    gender = rng.choice(["F", "M"], n)
-    x = rng.normal(0, 1, n) - np.where(gender == "F", lower, 0.0)
-    region = rng.choice(REGIONS, n, p=SHARES)
-    score = 1 / (1 + np.exp(-2.5 * x))
-    label = (rng.random(n) < score).astype(int)
-    label = np.where((region == "north") & (rng.random(n) < turned), 1 - label, label)
-    store = [f"s{k:02d}" for k in rng.integers(0, 50, n)]
-    return pd.DataFrame({"x": x.round(4), "region": region, "store": store, "gender": gender,
-                         "score": score.round(4), "label": label})
-
-
-def write(frame: pd.DataFrame, path: Path) -> Path:
-    with path.open("wb") as fh:
-        for i, row in enumerate(frame.itertuples()):
-            at = T0 + timedelta(seconds=3600 * i / len(frame))
-            pid = f"p{i}"
-            fh.write(orjson.dumps({"@timestamp": c.utc_iso(at), "predwatch": {
-                "model": {"name": MODEL, "version": "1"}, "prediction_id": pid,
-                "features": {"x": row.x, "region": row.region, "store": row.store, "gender": row.gender},
-                "prediction": row.score}}) + b"\n")
-            fh.write(orjson.dumps(c.outcome_record(pid, int(row.label), model=MODEL, version="1",
-                                                   timestamp=c.utc_iso(at + timedelta(hours=5)))) + b"\n")
-    return path
+from test_groups import MODEL, draw, write_window  # noqa: E402  (the tests' generator: the same windows)
 
 
 def findings(frame: pd.DataFrame, baseline, work: Path) -> dict[str, set]:
-    window = analyze_local([write(frame, work / "w.jsonl")], baseline).windows[0]
+    window = analyze_local(write_window(frame, work, "w"), baseline).windows[0]
     out: dict[str, set] = {"group": set(), "overall": set(), "fairness": set()}
     for f in window.findings:
         if f.check == "quality_drop":

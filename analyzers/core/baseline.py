@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from itertools import chain
@@ -79,11 +79,7 @@ class ColumnBaseline:
     embedding: dict[str, Any] | None = field(default=None, repr=False)
 
     def embedding_reference(self) -> EmbeddingReference | None:
-        if self.embedding is None:
-            return None
-        if self.__dict__.get("_embedding") is None:
-            self.__dict__["_embedding"] = EmbeddingReference.from_dict(self.embedding)
-        return self.__dict__["_embedding"]
+        return _parsed_once(self, "_embedding", self.embedding, EmbeddingReference.from_dict)
 
     @property
     def field(self) -> str:
@@ -134,11 +130,7 @@ class Baseline:
     joint: dict[str, Any] | None = field(default=None, repr=False)
 
     def joint_reference(self) -> JointReference | None:
-        if self.joint is None:
-            return None
-        if self.__dict__.get("_joint") is None:
-            self.__dict__["_joint"] = JointReference.from_dict(self.joint)
-        return self.__dict__["_joint"]
+        return _parsed_once(self, "_joint", self.joint, JointReference.from_dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -181,6 +173,16 @@ class Baseline:
         if not isinstance(doc, dict) or doc.get("kind") != "predwatch.baseline":
             raise ValueError(f"{path}: not a predwatch baseline document")
         return cls.from_dict(doc)
+
+
+def _parsed_once(owner: Any, name: str, doc: dict[str, Any] | None, parse: Callable[[dict[str, Any]], Any]) -> Any:
+    """``doc`` (a reference as the baseline file keeps it) parsed the first time it is asked for, then kept on
+    ``owner`` beside its fields (never saved; a copy made by ``dataclasses.replace`` parses again)."""
+    if doc is None:
+        return None
+    if owner.__dict__.get(name) is None:
+        owner.__dict__[name] = parse(doc)
+    return owner.__dict__[name]
 
 
 # -- building ----------------------------------------------------------------------------

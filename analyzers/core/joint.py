@@ -22,7 +22,7 @@ import json
 import math
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,10 +156,10 @@ class RowSample:
         """Offer many parsed records at once (their ``names`` columns, plain JSON values already): only those
         whose hash can still enter the sample have their row copied, so a large window pays a hash and an integer
         comparison for most of its records."""
-        items, k, blake = self._items, self.k, hashlib.blake2b
+        items, k = self._items, self.k
         for key, row in zip(keys, rows):
             self.seen += 1
-            h = int.from_bytes(blake(key.encode("utf-8"), digest_size=8).digest(), "big")  # key_hash, inlined
+            h = key_hash(key)
             bound = self._bound
             if bound is not None and (h > bound[0] or (h == bound[0] and key > bound[1])):
                 continue
@@ -170,14 +170,6 @@ class RowSample:
             if len(items) >= 2 * k:
                 self._prune()
                 items = self._items
-
-    def offer(self, key: str, h: int, make_row: Callable[[], Mapping[str, Any]]) -> None:
-        """Offer one record whose key's hash (:func:`key_hash`) is known; ``make_row`` is called only when the
-        record can enter the sample, so that a large window pays one comparison for most of its records."""
-        self.seen += 1
-        if self._bound is not None and (h, key) > self._bound:
-            return
-        self._offer(key, h, make_row(), clean=True)
 
     def merge(self, other: "RowSample") -> "RowSample":
         """The sample of the union of both samples' records (size: the smaller ``k``)."""

@@ -95,17 +95,18 @@ def unregister(name: str) -> None:
 def column_check(name: str, levels: tuple[float, float], scale: str, **kw: Any
                  ) -> Callable[[ColumnDetector], ColumnDetector]:
     """Decorator: register the function as the column detector of check ``name``."""
-    def wrap(detector: ColumnDetector) -> ColumnDetector:
-        register(CheckSpec(name, levels, scale, column=detector, **kw))
-        return detector
-    return wrap
+    return _registering("column", name, levels, scale, kw)
 
 
 def window_check(name: str, levels: tuple[float, float], scale: str, **kw: Any
                  ) -> Callable[[WindowDetector], WindowDetector]:
     """Decorator: register the function as the window detector of check ``name``."""
-    def wrap(detector: WindowDetector) -> WindowDetector:
-        register(CheckSpec(name, levels, scale, window=detector, **kw))
+    return _registering("window", name, levels, scale, kw)
+
+
+def _registering(slot: str, name: str, levels: tuple[float, float], scale: str, kw: dict[str, Any]) -> Callable:
+    def wrap(detector: Callable) -> Callable:
+        register(CheckSpec(name, levels, scale, **{slot: detector}, **kw))
         return detector
     return wrap
 

@@ -49,11 +49,16 @@ class WindowResult:
             **({"recent_findings": [r.finding() for r in findings(self.recent)]} if self.recent else {}),
             **({"quality": self.quality} if self.baseline.quality else {}),
             **({"latency": self.latency} if p.latency else {}),
-            **({"versions_compared": comparison_section(p.compared, self.baseline.quality)}
-               if p.compared is not None else {}),
+            **({"versions_compared": self.versions_compared} if p.compared is not None else {}),
             **({"quality_by_group": self.quality_by_group} if self.baseline.groups and self.baseline.quality else {}),
             **({"fairness": self.fairness} if self.baseline.groups and self.baseline.groups.sensitive else {}),
         }
+
+    @property
+    def versions_compared(self) -> dict[str, Any] | None:
+        """The two versions side by side (``--compare``; :func:`analyzers.core.versions.comparison_section`)."""
+        compared = self.profile.compared
+        return None if compared is None else comparison_section(compared, self.baseline.quality)
 
     @property
     def quality_by_group(self) -> list[dict[str, Any]]:

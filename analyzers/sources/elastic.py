@@ -29,7 +29,7 @@ from ..core.groups import GROUP_VALUES_KEPT, GroupProfile, GroupReference, Group
 from ..core.quality import DELAY_EDGES, QualityProfile, QualityReference, latency_edges
 from ..core.segments import CONTEXT_FIELDS, MISSING, segment_features
 from ..core.counting import Columns, ProfileCounter
-from ..core.joint import RowSample, key_hash
+from ..core.joint import RowSample
 from ..core.versions import (OTHER, UNSEEN, PairCounts, VersionCounter, VersionProfiles, adjusted_feature,
                              major_categories, output_bin_keys)
 from .layout import OWN, Layout, Note
@@ -194,8 +194,7 @@ class EsWindowProfiler:
                 continue
             rows.append(record.columns())
             keys.append(record.prediction_id or hit["_id"])
-        for key, row in zip(keys, rows):
-            sample.offer(key, key_hash(key), lambda row=row: {n: row.get(n) for n in names})
+        sample.add_all(keys, rows, names)
         window.sample = sample
         for col in (self.baseline.columns[n] for n in names if self.baseline.columns[n].kind == "embedding"):
             exact = window.columns[col.name]

@@ -282,7 +282,7 @@ def format_text(result) -> str:
         lat = result.latency
         lines.append(f"latency: p50 {lat['p50']:.3g} ms, p95 {lat['p95']:.3g} ms, p99 {lat['p99']:.3g} ms")
     if p.compared is not None:
-        lines.append(versions_line(result.to_json()["versions_compared"]))
+        lines.append(versions_line(result.versions_compared))
     if result.baseline.groups and result.baseline.groups.sensitive:
         lines.append(fairness_line(result.fairness))
     unjudged = [r for r in result.results if not r.judged]
